@@ -1,0 +1,359 @@
+//! Configuration read from the environment. Every error names the variable at fault,
+//! so an operator knows what to fix without reading the code.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration problem, naming the environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {name} is not set ({hint})")]
+    Missing {
+        /// The variable's name.
+        name: &'static str,
+        /// What the variable is for.
+        hint: &'static str,
+    },
+    /// A variable is set but cannot be parsed.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// The value found.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// Where to read variables from: the process environment, or a map in tests.
+pub trait Source {
+    /// The variable's value, if set and non-empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+fn required(
+    src: &dyn Source,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<String, ConfigError> {
+    src.get(name).ok_or(ConfigError::Missing { name, hint })
+}
+
+fn parsed<T>(src: &dyn Source, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match src.get(name) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+            value,
+        }),
+    }
+}
+
+fn positive(name: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "must be greater than zero".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// PostgreSQL connection settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `UPLOAD_DATABASE_URL`, a `postgres://` URL.
+    pub url: String,
+    /// `UPLOAD_DATABASE_POOL_SIZE`, connections per process (default 16).
+    pub pool_size: u32,
+}
+
+impl DatabaseConfig {
+    /// Reads the database settings.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: required(
+                src,
+                "UPLOAD_DATABASE_URL",
+                "postgres:// URL of the service database",
+            )?,
+            pool_size: parsed(src, "UPLOAD_DATABASE_POOL_SIZE", 16)?,
+        })
+    }
+}
+
+/// Object store settings: endpoint, credentials and the three buckets.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `UPLOAD_S3_ENDPOINT`; unset means AWS S3's own endpoints.
+    pub endpoint: Option<String>,
+    /// `UPLOAD_S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `UPLOAD_S3_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `UPLOAD_S3_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `UPLOAD_S3_PATH_STYLE` (default true when an endpoint is set).
+    pub path_style: bool,
+    /// `UPLOAD_BUCKET_TEMP`: uploads land here.
+    pub temp_bucket: String,
+    /// `UPLOAD_BUCKET_QUARANTINE`: infected files, expired after 4 days.
+    pub quarantine_bucket: String,
+    /// `UPLOAD_BUCKET_REGULAR`: content-addressed files and previews.
+    pub regular_bucket: String,
+}
+
+impl StoreConfig {
+    /// Reads the store settings.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let endpoint = src.get("UPLOAD_S3_ENDPOINT");
+        Ok(Self {
+            path_style: parsed(src, "UPLOAD_S3_PATH_STYLE", endpoint.is_some())?,
+            endpoint,
+            region: src
+                .get("UPLOAD_S3_REGION")
+                .unwrap_or_else(|| "us-east-1".into()),
+            access_key_id: required(src, "UPLOAD_S3_ACCESS_KEY_ID", "S3 access key id")?,
+            secret_access_key: required(src, "UPLOAD_S3_SECRET_ACCESS_KEY", "S3 secret key")?,
+            temp_bucket: src
+                .get("UPLOAD_BUCKET_TEMP")
+                .unwrap_or_else(|| "temp".into()),
+            quarantine_bucket: src
+                .get("UPLOAD_BUCKET_QUARANTINE")
+                .unwrap_or_else(|| "quarantine".into()),
+            regular_bucket: src
+                .get("UPLOAD_BUCKET_REGULAR")
+                .unwrap_or_else(|| "regular".into()),
+        })
+    }
+}
+
+/// The rules an upload must follow.
+#[derive(Debug, Clone)]
+pub struct UploadPolicyConfig {
+    /// `UPLOAD_LIMIT_STANDARD_BYTES`: largest file for standard sellers (default 500 MiB).
+    pub standard_limit_bytes: u64,
+    /// `UPLOAD_LIMIT_PREMIUM_BYTES`: largest file for premium sellers (default 1 GiB).
+    pub premium_limit_bytes: u64,
+    /// `UPLOAD_DEFAULT_PART_SIZE_BYTES`: part size when the client has no preference (default 16 MiB).
+    pub default_part_size_bytes: u64,
+    /// `UPLOAD_SIGN_EXPIRY_SECS`: how long a signed part URL stays valid (default 900).
+    pub sign_expiry: Duration,
+    /// `UPLOAD_TTL_SECS`: time to finish an upload before it expires (default 1 day).
+    pub upload_ttl: Duration,
+}
+
+impl UploadPolicyConfig {
+    /// Reads the upload policy.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        const MIB: u64 = 1024 * 1024;
+        Ok(Self {
+            standard_limit_bytes: positive(
+                "UPLOAD_LIMIT_STANDARD_BYTES",
+                parsed(src, "UPLOAD_LIMIT_STANDARD_BYTES", 500 * MIB)?,
+            )?,
+            premium_limit_bytes: positive(
+                "UPLOAD_LIMIT_PREMIUM_BYTES",
+                parsed(src, "UPLOAD_LIMIT_PREMIUM_BYTES", 1024 * MIB)?,
+            )?,
+            default_part_size_bytes: positive(
+                "UPLOAD_DEFAULT_PART_SIZE_BYTES",
+                parsed(src, "UPLOAD_DEFAULT_PART_SIZE_BYTES", 16 * MIB)?,
+            )?,
+            sign_expiry: Duration::from_secs(positive(
+                "UPLOAD_SIGN_EXPIRY_SECS",
+                parsed(src, "UPLOAD_SIGN_EXPIRY_SECS", 900)?,
+            )?),
+            upload_ttl: Duration::from_secs(positive(
+                "UPLOAD_TTL_SECS",
+                parsed(src, "UPLOAD_TTL_SECS", 24 * 3600)?,
+            )?),
+        })
+    }
+}
+
+/// Token verification settings.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// `UPLOAD_JWT_SECRET`: the HS256 secret that signs bearer tokens.
+    pub jwt_secret: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// Reads the auth settings; the secret must be at least 32 bytes.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let jwt_secret = required(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
+        if jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_JWT_SECRET",
+                value: "<redacted>".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Self { jwt_secret })
+    }
+}
+
+/// Everything the gRPC server needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `UPLOAD_GRPC_ADDR` (default 127.0.0.1:50051).
+    pub listen_addr: SocketAddr,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// Upload rules.
+    pub policy: UploadPolicyConfig,
+    /// Token settings.
+    pub auth: AuthConfig,
+}
+
+impl ServerConfig {
+    /// Reads the server's configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads the server's configuration from `src`.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen_addr: parsed(
+                src,
+                "UPLOAD_GRPC_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            )?,
+            database: DatabaseConfig::from_source(src)?,
+            store: StoreConfig::from_source(src)?,
+            policy: UploadPolicyConfig::from_source(src)?,
+            auth: AuthConfig::from_source(src)?,
+        })
+    }
+}
+
+/// Everything the workers need.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// `UPLOAD_JOB_MAX_ATTEMPTS`: attempts per job before the upload fails (default 5).
+    pub max_attempts: u32,
+    /// `UPLOAD_JOB_RETRY_BASE_SECS`: first retry delay, doubled each attempt (default 5).
+    pub retry_base: Duration,
+    /// `UPLOAD_WORKER_CONCURRENCY`: jobs run at once per queue (default 4).
+    pub concurrency: usize,
+}
+
+impl WorkerConfig {
+    /// Reads the worker's configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads the worker's configuration from `src`.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::from_source(src)?,
+            store: StoreConfig::from_source(src)?,
+            max_attempts: positive(
+                "UPLOAD_JOB_MAX_ATTEMPTS",
+                parsed(src, "UPLOAD_JOB_MAX_ATTEMPTS", 5u64)?,
+            )? as u32,
+            retry_base: Duration::from_secs(parsed(src, "UPLOAD_JOB_RETRY_BASE_SECS", 5)?),
+            concurrency: positive(
+                "UPLOAD_WORKER_CONCURRENCY",
+                parsed(src, "UPLOAD_WORKER_CONCURRENCY", 4u64)?,
+            )? as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<String, String> {
+        [
+            ("UPLOAD_DATABASE_URL", "postgres://localhost/x"),
+            ("UPLOAD_S3_ACCESS_KEY_ID", "GK1"),
+            ("UPLOAD_S3_SECRET_ACCESS_KEY", "s"),
+            ("UPLOAD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let mut env = base();
+        env.remove("UPLOAD_DATABASE_URL");
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn invalid_number_is_named_with_its_value() {
+        let mut env = base();
+        env.insert("UPLOAD_LIMIT_PREMIUM_BYTES".into(), "1GB".into());
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("UPLOAD_LIMIT_PREMIUM_BYTES") && err.contains("1GB"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_echoing_it() {
+        let mut env = base();
+        env.insert("UPLOAD_JWT_SECRET".into(), "short-secret".into());
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("UPLOAD_JWT_SECRET") && !err.contains("short-secret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_match_the_marketplace_limits() {
+        let cfg = ServerConfig::from_source(&base()).unwrap();
+        assert_eq!(cfg.policy.standard_limit_bytes, 500 * 1024 * 1024);
+        assert_eq!(cfg.policy.premium_limit_bytes, 1024 * 1024 * 1024);
+        assert!(cfg.store.endpoint.is_none() && !cfg.store.path_style);
+    }
+}

@@ -1,0 +1,80 @@
+//! The job queue as seen by the domain: queue names, the one job payload, and
+//! enqueueing with plain SQL so it can share a transaction with a domain write.
+//!
+//! Retries are explicit: a job that fails with a retryable error enqueues its own
+//! next attempt with a later `run_at`; the apalis row itself allows one attempt, so
+//! the backend never re-runs a failure at once in a hot loop. A worker that dies
+//! mid-job has its row re-queued by apalis's heartbeat check.
+
+use chrono::{DateTime, Utc};
+use diesel::sql_types::{Integer, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use upload_domain::UploadId;
+
+use crate::DbError;
+
+/// A queue, named explicitly so that renaming a Rust type never orphans its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Reads the stored file once: size, MD5, SHA-256, sniffed type.
+    Metadata,
+}
+
+impl Queue {
+    /// The `job_type` in `apalis.jobs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::Metadata => "upload.metadata",
+        }
+    }
+}
+
+/// Every upload job carries the upload's id and which attempt this is; never data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadJob {
+    /// The upload to work on.
+    pub upload_id: UploadId,
+    /// 1 for the first run, then 2, 3, ... for scheduled retries.
+    pub attempt: u32,
+}
+
+impl UploadJob {
+    /// The first attempt for an upload.
+    pub fn first(upload_id: UploadId) -> Self {
+        Self {
+            upload_id,
+            attempt: 1,
+        }
+    }
+
+    /// The job's idempotency key: one row per upload and attempt, ever.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}#{}", self.upload_id, self.attempt)
+    }
+}
+
+/// Enqueues `job` on `queue` to run at `run_at`. Returns false when the same
+/// (queue, upload, attempt) was enqueued before, which makes enqueueing idempotent.
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    queue: Queue,
+    job: &UploadJob,
+    run_at: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let payload = serde_json::to_string(job).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    let inserted = diesel::sql_query(
+        "INSERT INTO apalis.jobs
+             (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key)
+         VALUES (apalis.generate_ulid(), $1, convert_to($2, 'UTF8'), 'Pending', 0, $3, $4, 0, $5)
+         ON CONFLICT (job_type, idempotency_key) DO NOTHING",
+    )
+    .bind::<Text, _>(queue.name())
+    .bind::<Text, _>(payload)
+    .bind::<Integer, _>(1)
+    .bind::<Timestamptz, _>(run_at)
+    .bind::<Text, _>(job.idempotency_key())
+    .execute(conn)
+    .await?;
+    Ok(inserted == 1)
+}

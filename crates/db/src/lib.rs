@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+pub mod jobs;
+mod migrate;
+pub mod models;
+mod pool;
+pub mod progress;
+pub mod schema;
+pub mod uploads;
+
+pub use diesel_async::AsyncPgConnection;
+pub use error::DbError;
+pub use migrate::{migrations_fingerprint, run_migrations};
+pub use pool::{DbPool, connect_pool};
+
+/// The channel every upload change is announced on; the payload is the upload id.
+pub const UPLOAD_EVENTS_CHANNEL: &str = "upload_events";

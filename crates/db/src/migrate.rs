@@ -1,0 +1,47 @@
+use diesel::migration::MigrationSource;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::DbError;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Applies the domain migrations and the job queue's own, both idempotently.
+pub async fn run_migrations(url: &str) -> Result<(), DbError> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(|e| DbError::Connect(e.to_string()))?;
+    apalis_postgres::PostgresStorage::setup(&pool)
+        .await
+        .map_err(|e| DbError::Migration(format!("job queue: {e}")))?;
+    pool.close().await;
+
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::Connection;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|e| DbError::Migration(e.to_string()))?;
+        Ok::<_, DbError>(())
+    })
+    .await
+    .map_err(|e| DbError::Migration(e.to_string()))?
+}
+
+/// A fingerprint of the embedded migrations, so tests can name a template database
+/// after the exact schema it holds.
+pub fn migrations_fingerprint() -> String {
+    let names = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map(|ms| {
+            ms.iter()
+                .map(|m| m.name().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    names
+}

@@ -1,0 +1,57 @@
+//! Stage progress rows. Every write fires `upload_events` through a trigger.
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use upload_domain::{Stage, StageStatus, UploadId};
+
+use crate::DbError;
+use crate::models::ProgressRow;
+use crate::schema::upload_progress;
+
+/// Sets one stage's progress.
+pub async fn set(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+    stage: Stage,
+    status: StageStatus,
+    bytes_done: u64,
+    bytes_total: u64,
+    detail: &str,
+) -> Result<(), DbError> {
+    let done = i64::try_from(bytes_done).unwrap_or(i64::MAX);
+    let total = i64::try_from(bytes_total).unwrap_or(i64::MAX);
+    diesel::insert_into(upload_progress::table)
+        .values((
+            upload_progress::upload_id.eq(id.as_uuid()),
+            upload_progress::stage.eq(stage.as_str()),
+            upload_progress::status.eq(status.as_str()),
+            upload_progress::bytes_done.eq(done),
+            upload_progress::bytes_total.eq(total),
+            upload_progress::detail.eq(detail),
+        ))
+        .on_conflict((upload_progress::upload_id, upload_progress::stage))
+        .do_update()
+        .set((
+            upload_progress::status.eq(excluded(upload_progress::status)),
+            upload_progress::bytes_done.eq(excluded(upload_progress::bytes_done)),
+            upload_progress::bytes_total.eq(excluded(upload_progress::bytes_total)),
+            upload_progress::detail.eq(excluded(upload_progress::detail)),
+            upload_progress::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every stage's progress for an upload.
+pub async fn for_upload(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+) -> Result<Vec<ProgressRow>, DbError> {
+    Ok(upload_progress::table
+        .filter(upload_progress::upload_id.eq(id.as_uuid()))
+        .select(ProgressRow::as_select())
+        .load(conn)
+        .await?)
+}

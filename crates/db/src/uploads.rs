@@ -1,0 +1,190 @@
+//! Reads and guarded writes of uploads and their signed parts.
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bytea, Int4, Int8, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use upload_domain::{TransitionError, UploadEvent, UploadId, UploadState};
+use uuid::Uuid;
+
+use crate::DbError;
+use crate::models::{MetadataRow, NewUpload, PartRow, UploadRow};
+use crate::schema::{upload_metadata, upload_parts, uploads};
+
+/// Inserts a new upload.
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUpload<'_>) -> Result<(), DbError> {
+    diesel::insert_into(uploads::table)
+        .values(new)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The upload with this id, whoever owns it.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+) -> Result<Option<UploadRow>, DbError> {
+    Ok(uploads::table
+        .find(id.as_uuid())
+        .select(UploadRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The outcome of a guarded transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// This caller moved the upload to the new state.
+    Applied(UploadState),
+    /// The upload was no longer in the expected state; another actor moved it first.
+    Lost,
+}
+
+/// Why a failure state was entered, recorded with it.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureNote<'a> {
+    /// A stable code for programs.
+    pub code: &'a str,
+    /// A sentence for the seller.
+    pub message: &'a str,
+}
+
+/// Moves upload `id` from `expected` by `event`, only if it is still in `expected`.
+/// The state machine decides the target; the `WHERE state = expected` guard makes
+/// sure two actors racing on the same upload cannot both win.
+pub async fn transition(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+    expected: UploadState,
+    event: UploadEvent,
+    failure: Option<FailureNote<'_>>,
+) -> Result<Result<Transition, TransitionError>, DbError> {
+    let next = match expected.apply(event) {
+        Ok(next) => next,
+        Err(e) => return Ok(Err(e)),
+    };
+    let now = chrono::Utc::now();
+    let completed_at = (event == UploadEvent::Completed).then_some(now);
+    let updated = diesel::update(
+        uploads::table
+            .filter(uploads::id.eq(id.as_uuid()))
+            .filter(uploads::state.eq(expected.as_str())),
+    )
+    .set((
+        uploads::state.eq(next.as_str()),
+        uploads::updated_at.eq(now),
+        uploads::failure_code.eq(failure.map(|f| f.code)),
+        uploads::failure_message.eq(failure.map(|f| f.message)),
+        completed_at.map(|at| uploads::completed_at.eq(at)),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(Ok(if updated == 1 {
+        Transition::Applied(next)
+    } else {
+        Transition::Lost
+    }))
+}
+
+/// One part to record as signed.
+#[derive(Debug, Clone)]
+pub struct SignedPartRecord {
+    /// The upload.
+    pub upload_id: Uuid,
+    /// The part number.
+    pub part_number: i32,
+    /// The raw MD5 the signature pins.
+    pub content_md5: Vec<u8>,
+    /// The length the signature pins.
+    pub size_bytes: i64,
+}
+
+/// Records many signed parts (of any uploads) in one statement, but only for uploads
+/// that still accept parts; moves those uploads from created to uploading. Returns the
+/// (upload, part) pairs that were recorded; a pair missing from the answer belongs to
+/// an upload that stopped accepting parts meanwhile.
+pub async fn record_signed_parts(
+    conn: &mut AsyncPgConnection,
+    parts: &[SignedPartRecord],
+) -> Result<Vec<(Uuid, i32)>, DbError> {
+    #[derive(QueryableByName)]
+    struct Recorded {
+        #[diesel(sql_type = SqlUuid)]
+        upload_id: Uuid,
+        #[diesel(sql_type = Int4)]
+        part_number: i32,
+    }
+    let ids: Vec<Uuid> = parts.iter().map(|p| p.upload_id).collect();
+    let numbers: Vec<i32> = parts.iter().map(|p| p.part_number).collect();
+    let md5s: Vec<Vec<u8>> = parts.iter().map(|p| p.content_md5.clone()).collect();
+    let sizes: Vec<i64> = parts.iter().map(|p| p.size_bytes).collect();
+    // One round trip: the CTE moves fresh uploads to 'uploading' (firing their NOTIFY
+    // once) and the insert keeps only parts of uploads that still accept them.
+    let rows: Vec<Recorded> = diesel::sql_query(
+        "WITH incoming AS (
+             SELECT * FROM unnest($1::uuid[], $2::int4[], $3::bytea[], $4::int8[])
+                 AS t(upload_id, part_number, content_md5, size_bytes)
+         ), started AS (
+             UPDATE uploads SET state = 'uploading', updated_at = now()
+             WHERE id IN (SELECT DISTINCT upload_id FROM incoming) AND state = 'created'
+             RETURNING id
+         )
+         INSERT INTO upload_parts (upload_id, part_number, content_md5, size_bytes)
+         SELECT i.upload_id, i.part_number, i.content_md5, i.size_bytes
+         FROM incoming i JOIN uploads u ON u.id = i.upload_id
+         WHERE u.state IN ('created', 'uploading')
+         ON CONFLICT (upload_id, part_number) DO UPDATE
+             SET content_md5 = excluded.content_md5,
+                 size_bytes = excluded.size_bytes,
+                 signed_at = now()
+         RETURNING upload_id, part_number",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Int4>, _>(numbers)
+    .bind::<Array<Bytea>, _>(md5s)
+    .bind::<Array<Int8>, _>(sizes)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.upload_id, r.part_number))
+        .collect())
+}
+
+/// The parts signed for an upload, by part number.
+pub async fn signed_parts(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+) -> Result<Vec<PartRow>, DbError> {
+    Ok(upload_parts::table
+        .filter(upload_parts::upload_id.eq(id.as_uuid()))
+        .order(upload_parts::part_number.asc())
+        .select(PartRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Stores the facts read from a file; a second write for the same upload keeps the first.
+pub async fn save_metadata(conn: &mut AsyncPgConnection, row: &MetadataRow) -> Result<(), DbError> {
+    diesel::insert_into(upload_metadata::table)
+        .values(row)
+        .on_conflict(upload_metadata::upload_id)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The facts read from a file, once computed.
+pub async fn metadata(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+) -> Result<Option<MetadataRow>, DbError> {
+    Ok(upload_metadata::table
+        .find(id.as_uuid())
+        .select(MetadataRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

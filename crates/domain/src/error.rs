@@ -1,0 +1,71 @@
+/// Why a value from outside was refused. Messages are written for the person who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The upload id is not a UUID.
+    #[error("upload id {0:?} is not a valid id; use the upload_id returned by CreateUpload")]
+    InvalidUploadId(String),
+    /// The seller id in a token is unusable.
+    #[error("seller id {0:?} must be 1-64 characters of letters, digits, '-' or '_'")]
+    InvalidSellerId(String),
+    /// The seller group in a token is unknown.
+    #[error("seller group {0:?} is unknown; expected \"standard\" or \"premium\"")]
+    InvalidSellerGroup(String),
+    /// The file name is unusable.
+    #[error("file name is invalid: {0}")]
+    InvalidFileName(&'static str),
+    /// The content type is not of the form type/subtype.
+    #[error("content type {0:?} is invalid; expected type/subtype, for example video/mp4")]
+    InvalidContentType(String),
+    /// An MD5 digest does not have 16 bytes.
+    #[error("content MD5 must be exactly 16 bytes (the raw digest), got {0}")]
+    InvalidMd5(usize),
+    /// The file is empty.
+    #[error("file size must be greater than zero")]
+    EmptyFile,
+    /// The requested part size is out of the store's bounds.
+    #[error(
+        "part size {requested} bytes is out of range: parts must be between {min} and {max} bytes"
+    )]
+    PartSizeOutOfRange {
+        /// The size asked for.
+        requested: u64,
+        /// The smallest allowed part.
+        min: u64,
+        /// The largest allowed part.
+        max: u64,
+    },
+    /// The file needs more parts than the store allows at this part size.
+    #[error(
+        "a {size}-byte file in {part_size}-byte parts needs {parts} parts; at most {max} are allowed, so use parts of at least {needed} bytes"
+    )]
+    TooManyParts {
+        /// The file's size.
+        size: u64,
+        /// The part size asked for.
+        part_size: u64,
+        /// Parts that would be needed.
+        parts: u64,
+        /// The store's limit.
+        max: u32,
+        /// The smallest part size that fits.
+        needed: u64,
+    },
+    /// A part number outside the plan.
+    #[error("part number {number} is out of range: this upload has parts 1 to {count}")]
+    PartNumberOutOfRange {
+        /// The number asked for.
+        number: u32,
+        /// Parts in the plan.
+        count: u32,
+    },
+    /// A part's length differs from the plan.
+    #[error("part {number} must be exactly {expected} bytes long, but {got} bytes were declared")]
+    PartLengthMismatch {
+        /// The part's number.
+        number: u32,
+        /// Its length in the plan.
+        expected: u64,
+        /// The length declared.
+        got: u64,
+    },
+}

@@ -1,0 +1,152 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::DomainError;
+
+/// The seller's name for a file. Kept for downloads and display; never used to
+/// build a storage key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName(String);
+
+impl FileName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for FileName {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err(DomainError::InvalidFileName("it is empty"));
+        }
+        if s.len() > 255 {
+            return Err(DomainError::InvalidFileName("it is longer than 255 bytes"));
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err(DomainError::InvalidFileName(
+                "it contains control characters",
+            ));
+        }
+        if s.contains('/') || s.contains('\\') {
+            return Err(DomainError::InvalidFileName("it contains a path separator"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for FileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A MIME type of the form `type/subtype`, lower-cased, without parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContentType(String);
+
+impl ContentType {
+    /// The type as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the slash: `video`, `image`, `application`, ...
+    pub fn top_level(&self) -> &str {
+        self.0.split('/').next().unwrap_or_default()
+    }
+}
+
+impl FromStr for ContentType {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let essence = s
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 127
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        };
+        match essence.split_once('/') {
+            Some((kind, sub)) if token(kind) && token(sub) => Ok(Self(essence)),
+            _ => Err(DomainError::InvalidContentType(
+                s.chars().take(80).collect(),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ContentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A raw 16-byte MD5 digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Md5Digest([u8; 16]);
+
+impl Md5Digest {
+    /// Wraps raw digest bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DomainError> {
+        <[u8; 16]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| DomainError::InvalidMd5(bytes.len()))
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Lower-case hex, as S3 writes ETags of single parts.
+    pub fn to_hex(&self) -> String {
+        let mut out = String::with_capacity(32);
+        for b in self.0 {
+            out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_refuse_paths_and_control_characters() {
+        assert!("Holiday video (final).mp4".parse::<FileName>().is_ok());
+        for bad in ["", "   ", "a/b.mp4", "..\\x", "a\nb", &"x".repeat(256)] {
+            assert!(bad.parse::<FileName>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn content_types_are_normalised() {
+        let ct: ContentType = "Video/MP4; codecs=avc1".parse().unwrap();
+        assert_eq!(ct.as_str(), "video/mp4");
+        assert_eq!(ct.top_level(), "video");
+        for bad in ["video", "/mp4", "video/", "vi deo/mp4", ""] {
+            assert!(bad.parse::<ContentType>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn md5_needs_sixteen_bytes_and_formats_as_hex() {
+        assert_eq!(
+            Md5Digest::from_bytes(&[1; 15]),
+            Err(DomainError::InvalidMd5(15))
+        );
+        let d = Md5Digest::from_bytes(&[0xab; 16]).unwrap();
+        assert_eq!(d.to_hex(), "ab".repeat(16));
+    }
+}

@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod file;
+mod ids;
+mod plan;
+mod seller;
+mod stage;
+mod state;
+
+pub use error::DomainError;
+pub use file::{ContentType, FileName, Md5Digest};
+pub use ids::UploadId;
+pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
+pub use seller::{Caller, SellerGroup, SellerId};
+pub use stage::{Stage, StageStatus};
+pub use state::{TransitionError, UploadEvent, UploadState};

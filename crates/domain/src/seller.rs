@@ -1,0 +1,102 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::DomainError;
+
+/// A seller's id as the marketplace knows it. Restricted to characters that are
+/// safe inside an object key, because it prefixes the seller's temp keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SellerId(String);
+
+impl SellerId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SellerId {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DomainError::InvalidSellerId(s.chars().take(80).collect()))
+        }
+    }
+}
+
+impl fmt::Display for SellerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The seller's group, which sets their upload size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SellerGroup {
+    /// Standard sellers.
+    Standard,
+    /// Premium sellers, who may upload larger files.
+    Premium,
+}
+
+impl SellerGroup {
+    /// The group's name as written in tokens.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Premium => "premium",
+        }
+    }
+}
+
+impl FromStr for SellerGroup {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "standard" => Ok(Self::Standard),
+            "premium" => Ok(Self::Premium),
+            other => Err(DomainError::InvalidSellerGroup(
+                other.chars().take(40).collect(),
+            )),
+        }
+    }
+}
+
+/// The authenticated caller of an RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who is calling.
+    pub seller_id: SellerId,
+    /// Their group.
+    pub group: SellerGroup,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seller_ids_must_be_key_safe() {
+        assert!("seller-42_a".parse::<SellerId>().is_ok());
+        for bad in ["", "a/b", "../x", "a b", &"x".repeat(65)] {
+            assert!(bad.parse::<SellerId>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn groups_parse_by_name() {
+        assert_eq!(
+            "premium".parse::<SellerGroup>().unwrap(),
+            SellerGroup::Premium
+        );
+        assert!("gold".parse::<SellerGroup>().is_err());
+    }
+}

@@ -1,0 +1,88 @@
+use upload_domain::{SellerId, UploadId};
+
+/// The three buckets, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// Uploads land here; incomplete uploads and old objects are cleaned by lifecycle rules.
+    Temp,
+    /// Infected files; objects expire after 4 days.
+    Quarantine,
+    /// Content-addressed files and previews.
+    Regular,
+}
+
+/// Every object key the service uses comes from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageKey<'a> {
+    /// An upload in the temp bucket: unique by construction (a UUID v7 per upload
+    /// under the owner's prefix), never derived from the file name.
+    Temp {
+        /// The upload's owner.
+        owner: &'a SellerId,
+        /// The upload.
+        upload: UploadId,
+    },
+    /// An infected upload, moved to quarantine under the same unique name.
+    Quarantine {
+        /// The upload's owner.
+        owner: &'a SellerId,
+        /// The upload.
+        upload: UploadId,
+    },
+    /// A stored file in the regular bucket, named by the hex MD5 of its content.
+    Content {
+        /// Lower-case hex MD5 of the content.
+        md5_hex: &'a str,
+    },
+}
+
+impl StorageKey<'_> {
+    /// The bucket the key lives in.
+    pub fn bucket(&self) -> Bucket {
+        match self {
+            StorageKey::Temp { .. } => Bucket::Temp,
+            StorageKey::Quarantine { .. } => Bucket::Quarantine,
+            StorageKey::Content { .. } => Bucket::Regular,
+        }
+    }
+
+    /// The key inside its bucket.
+    pub fn key(&self) -> String {
+        match self {
+            StorageKey::Temp { owner, upload } => format!("uploads/{owner}/{upload}"),
+            StorageKey::Quarantine { owner, upload } => format!("infected/{owner}/{upload}"),
+            StorageKey::Content { md5_hex } => format!("files/{md5_hex}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_keys_are_unique_per_upload_and_ignore_file_names() {
+        let owner: SellerId = "seller-1".parse().unwrap();
+        let a = StorageKey::Temp {
+            owner: &owner,
+            upload: UploadId::new(),
+        }
+        .key();
+        let b = StorageKey::Temp {
+            owner: &owner,
+            upload: UploadId::new(),
+        }
+        .key();
+        assert_ne!(a, b);
+        assert!(a.starts_with("uploads/seller-1/"));
+    }
+
+    #[test]
+    fn content_keys_are_the_md5() {
+        let key = StorageKey::Content {
+            md5_hex: "44d88612fea8a8f36de82e1278abb02f",
+        };
+        assert_eq!(key.bucket(), Bucket::Regular);
+        assert_eq!(key.key(), "files/44d88612fea8a8f36de82e1278abb02f");
+    }
+}

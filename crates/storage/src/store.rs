@@ -1,0 +1,282 @@
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use upload_config::StoreConfig;
+use upload_domain::{Md5Digest, PartNumber};
+
+use crate::{Bucket, StorageKey, StoreError};
+
+/// A streaming object body.
+pub type ObjectStream = aws_sdk_s3::primitives::ByteStream;
+
+/// A presigned HTTP request a client sends straight to the store.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    /// The HTTP method.
+    pub method: String,
+    /// The full URL, signature included.
+    pub url: String,
+    /// Headers that are part of the signature and must be sent as given.
+    pub headers: Vec<(String, String)>,
+    /// When the URL stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A part the store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// The part number.
+    pub part_number: u32,
+    /// Its length.
+    pub size: u64,
+    /// Its ETag without quotes (the hex MD5 of its body).
+    pub etag: String,
+}
+
+/// The object store, with the service's three buckets.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    temp: String,
+    quarantine: String,
+    regular: String,
+}
+
+impl Store {
+    /// Builds a client from configuration. No request is made.
+    pub fn new(cfg: &StoreConfig) -> Self {
+        let credentials = Credentials::new(
+            cfg.access_key_id.clone(),
+            cfg.secret_access_key.clone(),
+            None,
+            None,
+            "upload-config",
+        );
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(cfg.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(cfg.path_style)
+            // Checksums only where S3 requires them: a presigned part must carry no
+            // header beyond the MD5 and length the client is told to send.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Self {
+            client: Client::from_conf(builder.build()),
+            temp: cfg.temp_bucket.clone(),
+            quarantine: cfg.quarantine_bucket.clone(),
+            regular: cfg.regular_bucket.clone(),
+        }
+    }
+
+    /// The underlying client, for operations this type does not wrap.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The bucket name for a role.
+    pub fn bucket_name(&self, bucket: Bucket) -> &str {
+        match bucket {
+            Bucket::Temp => &self.temp,
+            Bucket::Quarantine => &self.quarantine,
+            Bucket::Regular => &self.regular,
+        }
+    }
+
+    /// Starts a multipart upload; returns the store's upload id.
+    pub async fn create_multipart(
+        &self,
+        key: &StorageKey<'_>,
+        content_type: &str,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket_name(key.bucket()))
+            .key(key.key())
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("CreateMultipartUpload", e))?;
+        out.upload_id.ok_or_else(|| {
+            StoreError::Rejected("CreateMultipartUpload returned no upload id".into())
+        })
+    }
+
+    /// Presigns the PUT of one part with its MD5 and length signed in: a body that
+    /// differs from the MD5 is refused by the store, and the URL works for no other
+    /// part number, upload or key.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        store_upload_id: &str,
+        part: PartNumber,
+        md5: &Md5Digest,
+        length: u64,
+        expires_in: Duration,
+    ) -> Result<SignedRequest, StoreError> {
+        let now = SystemTime::now();
+        let config = PresigningConfig::builder()
+            .start_time(now)
+            .expires_in(expires_in)
+            .build()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let length = i64::try_from(length).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let part_number =
+            i32::try_from(part.get()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let presigned = self
+            .client
+            .upload_part()
+            .bucket(&self.temp)
+            .key(key)
+            .upload_id(store_upload_id)
+            .part_number(part_number)
+            .content_md5(base64::engine::general_purpose::STANDARD.encode(md5.as_bytes()))
+            .content_length(length)
+            .presigned(config)
+            .await
+            .map_err(|e| StoreError::from_sdk("UploadPart presign", e))?;
+        Ok(SignedRequest {
+            method: presigned.method().to_owned(),
+            url: presigned.uri().to_owned(),
+            headers: presigned
+                .headers()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+            expires_at: DateTime::<Utc>::from(now + expires_in),
+        })
+    }
+
+    /// Every part the store holds for a multipart upload, in part order.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        store_upload_id: &str,
+    ) -> Result<Vec<StoredPart>, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.temp)
+                .key(key)
+                .upload_id(store_upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::from_sdk("ListParts", e))?;
+            for p in out.parts() {
+                parts.push(StoredPart {
+                    part_number: p
+                        .part_number()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    size: p.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    etag: p.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                });
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    /// Assembles the object from the given parts.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        store_upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<(), StoreError> {
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|p| {
+                        CompletedPart::builder()
+                            .part_number(i32::try_from(p.part_number).unwrap_or(i32::MAX))
+                            .e_tag(format!("\"{}\"", p.etag))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.temp)
+            .key(key)
+            .upload_id(store_upload_id)
+            .multipart_upload(completed)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// Aborts a multipart upload; an upload already gone counts as aborted.
+    pub async fn abort_multipart(
+        &self,
+        key: &str,
+        store_upload_id: &str,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.temp)
+            .key(key)
+            .upload_id(store_upload_id)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("AbortMultipartUpload", e))
+        {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The object's size, or None when it does not exist.
+    pub async fn object_size(&self, key: &StorageKey<'_>) -> Result<Option<u64>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(self.bucket_name(key.bucket()))
+            .key(key.key())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.content_length().and_then(|l| u64::try_from(l).ok())),
+            Err(e) => match StoreError::from_sdk("HeadObject", e) {
+                StoreError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Streams an object's body; nothing is buffered beyond the transport's chunks.
+    pub async fn read(&self, key: &StorageKey<'_>) -> Result<ObjectStream, StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(self.bucket_name(key.bucket()))
+            .key(key.key())
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("GetObject", e))?;
+        Ok(out.body)
+    }
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The local stack: a private PostgreSQL and a single-node Garage on free loopback
+# ports, the temp/quarantine/regular buckets, their lifecycle rules and the migrations.
+#
+#   deploy/local/stack.sh up     install what is missing, start, set up; idempotent
+#   deploy/local/stack.sh down   stop everything this script started
+#   deploy/local/stack.sh env    print the path of the env file the services read
+#
+# Everything lives under $UPLOAD_STACK_DIR (default: target/stack in the repository).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+dir=${UPLOAD_STACK_DIR:-$repo/target/stack}
+envfile=$dir/stack.env
+GARAGE_VERSION=2.5.0
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(head -n1 "$1")" 2>/dev/null; }
+
+pg_bin() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+install_missing() {
+  if ! command -v garage >/dev/null 2>&1 || ! garage --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
+    log "installing garage $GARAGE_VERSION from crates.io (about 15 minutes on 2 cores, once)"
+    cargo install garage --locked --version "$GARAGE_VERSION"
+  fi
+  if ! pg_bin >/dev/null; then
+    log "installing the PostgreSQL server from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  if ! command -v cargo-nextest >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install cargo-nextest --locked
+  fi
+}
+
+start_postgres() {
+  local bin port
+  bin=$(pg_bin)
+  if alive "$dir/pg/data/postmaster.pid"; then return 0; fi
+  port=$(free_port)
+  mkdir -p "$dir/pg"
+  if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
+    rm -rf "$dir/pg/data"
+    mkdir -p "$dir/pg/data" "$dir/pg/sock"
+    chown -R postgres:postgres "$dir/pg" 2>/dev/null || true
+    run_pg "$bin/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  run_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 30 start \
+    -o "-p $port -k $dir/pg/sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+  echo "$port" > "$dir/pg/port"
+  log "postgres on 127.0.0.1:$port"
+}
+
+# initdb and pg_ctl refuse to run as root.
+run_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    chmod o+x "$dir" "$(dirname "$dir")" 2>/dev/null || true
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+start_garage() {
+  if alive "$dir/garage/pid"; then return 0; fi
+  mkdir -p "$dir/garage/meta" "$dir/garage/data"
+  local s3 rpc admin
+  s3=$(free_port); rpc=$(free_port); admin=$(free_port)
+  [ -f "$dir/garage/secrets" ] || {
+    echo "rpc_secret=$(openssl rand -hex 32)"
+    echo "admin_token=$(openssl rand -hex 24)"
+    echo "access_key=GK$(openssl rand -hex 12)"
+    echo "secret_key=$(openssl rand -hex 32)"
+  } > "$dir/garage/secrets"
+  # shellcheck disable=SC1091
+  . "$dir/garage/secrets"
+  cat > "$dir/garage/garage.toml" <<TOML
+metadata_dir = "$dir/garage/meta"
+data_dir = "$dir/garage/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$rpc_secret"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3"
+root_domain = ".s3.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin"
+admin_token = "$admin_token"
+TOML
+  GARAGE_DEFAULT_ACCESS_KEY=$access_key GARAGE_DEFAULT_SECRET_KEY=$secret_key \
+    nohup garage -c "$dir/garage/garage.toml" server --single-node --default-access-key \
+    > "$dir/garage/garage.log" 2>&1 &
+  echo $! > "$dir/garage/pid"
+  echo "$s3" > "$dir/garage/s3_port"
+  for _ in $(seq 1 100); do
+    garage -c "$dir/garage/garage.toml" status >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  for _ in $(seq 1 100); do
+    garage -c "$dir/garage/garage.toml" key info "$access_key" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  local b
+  for b in temp quarantine regular; do
+    garage -c "$dir/garage/garage.toml" bucket info "$b" >/dev/null 2>&1 \
+      || garage -c "$dir/garage/garage.toml" bucket create "$b" >/dev/null
+    garage -c "$dir/garage/garage.toml" bucket allow --read --write --owner "$b" --key "$access_key" >/dev/null
+  done
+  log "garage S3 API on 127.0.0.1:$s3"
+}
+
+write_env() {
+  # shellcheck disable=SC1091
+  . "$dir/garage/secrets"
+  [ -f "$dir/jwt_secret" ] || openssl rand -hex 32 > "$dir/jwt_secret"
+  cat > "$envfile" <<ENV
+UPLOAD_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$dir/pg/port")/upload
+UPLOAD_ADMIN_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$dir/pg/port")/postgres
+UPLOAD_S3_ENDPOINT=http://127.0.0.1:$(cat "$dir/garage/s3_port")
+UPLOAD_S3_REGION=garage
+UPLOAD_S3_ACCESS_KEY_ID=$access_key
+UPLOAD_S3_SECRET_ACCESS_KEY=$secret_key
+UPLOAD_BUCKET_TEMP=temp
+UPLOAD_BUCKET_QUARANTINE=quarantine
+UPLOAD_BUCKET_REGULAR=regular
+UPLOAD_JWT_SECRET=$(cat "$dir/jwt_secret")
+ENV
+}
+
+setup_service() {
+  local port
+  port=$(cat "$dir/pg/port")
+  psql -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'upload'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE upload" >/dev/null
+  # Migrations and bucket rules come from the service's own setup command.
+  set -a
+  # shellcheck disable=SC1090
+  . "$envfile"
+  set +a
+  (cd "$repo" && cargo run -q -p upload-server --bin upload-server -- setup)
+}
+
+case "${1:-up}" in
+  up)
+    mkdir -p "$dir"
+    install_missing
+    start_postgres
+    start_garage
+    write_env
+    setup_service
+    log "ready; environment in $envfile"
+    ;;
+  down)
+    if alive "$dir/garage/pid"; then kill "$(cat "$dir/garage/pid")" && log "garage stopped"; fi
+    if alive "$dir/pg/data/postmaster.pid"; then
+      run_pg "$(pg_bin)/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null && log "postgres stopped"
+    fi
+    ;;
+  env)
+    echo "$envfile"
+    ;;
+  *)
+    echo "usage: $0 up|down|env" >&2
+    exit 2
+    ;;
+esac

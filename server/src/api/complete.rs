@@ -1,0 +1,149 @@
+use chrono::Utc;
+use upload_db::jobs::{self, Queue, UploadJob};
+use upload_db::uploads::{self, Transition};
+use upload_domain::{Caller, Stage, StageStatus, UploadEvent, UploadId, UploadState};
+use upload_proto::v1 as pb;
+use upload_storage::{StorageKey, StoreError};
+
+use super::parts::{record_upload_progress, stored_vs_signed};
+use super::watch;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn list(numbers: &[u32]) -> String {
+    let shown: Vec<String> = numbers.iter().take(20).map(u32::to_string).collect();
+    let more = numbers.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// CompleteUpload: check the stored parts against the signed ones, assemble the
+/// object, then in one transaction move the upload to `uploaded` and enqueue its
+/// first job. A second call (or a racing one) finds the upload completed and
+/// returns it unchanged; the guarded transition means only one call enqueues.
+pub async fn handle_complete_upload(
+    state: &AppState,
+    caller: &Caller,
+    id: UploadId,
+) -> Result<pb::Upload, ApiError> {
+    let row = state.owned_upload(caller, id).await?;
+    let current = row.state()?;
+    match current {
+        UploadState::Created | UploadState::Uploading => {}
+        UploadState::Aborted | UploadState::Expired => {
+            return Err(ApiError::FailedPrecondition(format!(
+                "upload {id} is {current} and cannot be completed; start a new upload"
+            )));
+        }
+        _ => return Ok(watch::snapshot(state, row).await?.0),
+    }
+    let plan = row.plan()?;
+
+    match stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan).await {
+        Ok(report) => {
+            record_upload_progress(state, id, &plan, &report).await;
+            if !report.mismatched.is_empty() {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "parts {} in the store differ from what was signed for them; sign and send them again",
+                    list(&report.mismatched)
+                )));
+            }
+            if !report.missing.is_empty() {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "parts {} are not in the store yet; send them, then complete again",
+                    list(&report.missing)
+                )));
+            }
+            if report.bytes_done() != plan.size() {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "the stored parts add up to {} bytes, not the declared {}",
+                    report.bytes_done(),
+                    plan.size()
+                )));
+            }
+            match state
+                .store
+                .complete_multipart(&row.temp_key, &row.store_upload_id, &report.matched)
+                .await
+            {
+                Ok(()) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The multipart upload is gone: a racing or interrupted completion may have
+        // assembled it already. Accept that only if the object is really there.
+        Err(ApiError::Internal(_)) | Err(ApiError::Unavailable(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let owner = caller.seller_id.clone();
+    let assembled = state
+        .store
+        .object_size(&StorageKey::Temp {
+            owner: &owner,
+            upload: id,
+        })
+        .await?;
+    if assembled != Some(plan.size()) {
+        return Err(ApiError::FailedPrecondition(format!(
+            "upload {id} could not be assembled in the store; send the missing parts and complete again"
+        )));
+    }
+
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let size = plan.size();
+    let outcome = diesel_async::AsyncConnection::transaction::<_, ApiError, _>(
+        &mut *conn,
+        async move |conn| {
+            let moved = uploads::transition(
+                conn,
+                id,
+                UploadState::Uploading,
+                UploadEvent::Completed,
+                None,
+            )
+            .await?
+            .map_err(|e| ApiError::FailedPrecondition(e.to_string()))?;
+            if moved == Transition::Lost {
+                return Ok(moved);
+            }
+            upload_db::progress::set(
+                conn,
+                id,
+                Stage::Upload,
+                StageStatus::Done,
+                size,
+                size,
+                "assembled",
+            )
+            .await?;
+            upload_db::progress::set(
+                conn,
+                id,
+                Stage::Hash,
+                StageStatus::Pending,
+                0,
+                size,
+                "queued",
+            )
+            .await?;
+            jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), Utc::now()).await?;
+            Ok(moved)
+        },
+    )
+    .await?;
+    drop(conn);
+    if let Transition::Lost = outcome {
+        tracing::debug!(%id, "another call completed the upload first");
+    }
+    let row = state.owned_upload(caller, id).await?;
+    match row.state()? {
+        UploadState::Aborted | UploadState::Expired => Err(ApiError::FailedPrecondition(format!(
+            "upload {id} was {} while completing",
+            row.state()?
+        ))),
+        _ => Ok(watch::snapshot(state, row).await?.0),
+    }
+}

@@ -1,0 +1,104 @@
+use std::collections::HashSet;
+
+use chrono::Utc;
+use upload_db::uploads::SignedPartRecord;
+use upload_domain::{Caller, Md5Digest};
+use upload_proto::v1 as pb;
+
+use crate::convert;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The most parts one SignParts call may ask for.
+pub const MAX_PARTS_PER_CALL: usize = 1000;
+
+/// SignPart and SignParts: check every part against the plan, presign, record.
+/// All parts are signed or none: a bad part fails the whole call.
+pub async fn handle_sign_parts(
+    state: &AppState,
+    caller: &Caller,
+    raw_upload_id: &str,
+    parts: Vec<pb::PartToSign>,
+) -> Result<Vec<pb::SignedPart>, ApiError> {
+    let id = super::upload_id(raw_upload_id)?;
+    if parts.is_empty() {
+        return Err(ApiError::InvalidArgument(
+            "parts is empty: give at least one part to sign".into(),
+        ));
+    }
+    if parts.len() > MAX_PARTS_PER_CALL {
+        return Err(ApiError::InvalidArgument(format!(
+            "{} parts asked for; sign at most {MAX_PARTS_PER_CALL} per call",
+            parts.len()
+        )));
+    }
+    let facts = state.owned_facts(caller, id).await?;
+    let now = Utc::now();
+    if facts.expires_at <= now {
+        return Err(ApiError::FailedPrecondition(format!(
+            "upload {id} expired at {}; start a new upload",
+            facts.expires_at
+        )));
+    }
+    let mut seen = HashSet::with_capacity(parts.len());
+    let mut checked = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let number = facts
+            .plan
+            .check_part(part.part_number, part.content_length)?;
+        if !seen.insert(number) {
+            return Err(ApiError::InvalidArgument(format!(
+                "part {} appears twice in one call",
+                number.get()
+            )));
+        }
+        let md5 = Md5Digest::from_bytes(&part.content_md5)?;
+        checked.push((number, md5, part.content_length));
+    }
+
+    // A URL never outlives its upload.
+    let remaining = (facts.expires_at - now).to_std().unwrap_or_default();
+    let expires_in = state.policy.sign_expiry.min(remaining);
+    let mut signed = Vec::with_capacity(checked.len());
+    for (number, md5, length) in &checked {
+        let request = state
+            .store
+            .presign_part(
+                &facts.temp_key,
+                &facts.store_upload_id,
+                *number,
+                md5,
+                *length,
+                expires_in,
+            )
+            .await?;
+        signed.push(pb::SignedPart {
+            part_number: number.get(),
+            method: request.method,
+            url: request.url,
+            headers: request
+                .headers
+                .into_iter()
+                .map(|(name, value)| pb::Header { name, value })
+                .collect(),
+            expires_at: Some(convert::timestamp(request.expires_at)),
+        });
+    }
+
+    let records: Vec<SignedPartRecord> = checked
+        .iter()
+        .map(|(number, md5, length)| SignedPartRecord {
+            upload_id: id.as_uuid(),
+            part_number: i32::try_from(number.get()).unwrap_or(i32::MAX),
+            content_md5: md5.as_bytes().to_vec(),
+            size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
+        })
+        .collect();
+    let recorded = state.recorder.record(records).await?;
+    if !recorded.contains(&(id.as_uuid(), i32::try_from(checked[0].0.get()).unwrap_or(0))) {
+        return Err(ApiError::FailedPrecondition(format!(
+            "upload {id} no longer accepts parts (it was completed, aborted or expired)"
+        )));
+    }
+    Ok(signed)
+}

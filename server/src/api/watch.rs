@@ -1,0 +1,94 @@
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use upload_db::models::UploadRow;
+use upload_domain::{Caller, UploadId};
+use upload_proto::v1 as pb;
+
+use super::WatchStream;
+use crate::convert;
+use crate::error::ApiError;
+use crate::progress_hub::HubEvent;
+use crate::state::AppState;
+
+/// The upload and its stages as the API shows them.
+pub async fn snapshot(
+    state: &AppState,
+    row: UploadRow,
+) -> Result<(pb::Upload, Vec<pb::StageProgress>), ApiError> {
+    let id = row.upload_id();
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let metadata = upload_db::uploads::metadata(&mut conn, id).await?;
+    let progress = upload_db::progress::for_upload(&mut conn, id).await?;
+    Ok((
+        convert::upload(&row, metadata.as_ref())?,
+        convert::stages(&progress)?,
+    ))
+}
+
+async fn current(
+    state: &AppState,
+    caller: &Caller,
+    id: UploadId,
+) -> Result<(pb::WatchProgressResponse, bool), ApiError> {
+    let row = state.owned_upload(caller, id).await?;
+    let settled = row.state()?.is_settled();
+    let (upload, stages) = snapshot(state, row).await?;
+    Ok((
+        pb::WatchProgressResponse {
+            upload: Some(upload),
+            stages,
+        },
+        settled,
+    ))
+}
+
+/// WatchProgress: the current progress at once, then each change, until the upload
+/// settles or the client goes away.
+pub async fn handle_watch_progress(
+    state: Arc<AppState>,
+    caller: &Caller,
+    id: UploadId,
+) -> Result<WatchStream, ApiError> {
+    // Subscribe before the first read, so no change can fall between the two.
+    let mut events = state.hub.subscribe(id);
+    let (first, settled) = current(&state, caller, id).await?;
+    let (tx, rx) = mpsc::channel(16);
+    let caller = caller.clone();
+    tokio::spawn(async move {
+        let mut last = first.clone();
+        if tx.send(Ok(first)).await.is_err() || settled {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = tx.closed() => return,
+            };
+            match event {
+                Ok(HubEvent::Changed | HubEvent::Resync)
+                | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            match current(&state, &caller, id).await {
+                Ok((next, settled)) => {
+                    if next != last {
+                        last = next.clone();
+                        if tx.send(Ok(next)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if settled {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}

@@ -1,0 +1,71 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod auth;
+mod convert;
+pub mod error;
+pub mod part_recorder;
+pub mod progress_hub;
+pub mod state;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use upload_config::ServerConfig;
+use upload_proto::v1::upload_service_server::UploadServiceServer;
+use upload_storage::Store;
+
+use crate::api::UploadApi;
+use crate::auth::{AuthLayer, TokenKeys};
+use crate::part_recorder::PartRecorder;
+use crate::progress_hub::ProgressHub;
+use crate::state::{AppState, FactsCache};
+
+/// Connects to the database and the store and starts the background tasks.
+pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
+    let pool = upload_db::connect_pool(&cfg.database.url, cfg.database.pool_size).await?;
+    Ok(Arc::new(AppState {
+        recorder: PartRecorder::start(pool.clone(), 2),
+        hub: ProgressHub::start(cfg.database.url.clone()),
+        pool,
+        store: Store::new(&cfg.store),
+        policy: cfg.policy.clone(),
+        facts: FactsCache::default(),
+    }))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    cfg: &ServerConfig,
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<UploadServiceServer<UploadApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // Browsers reach the API through gRPC-web; they need CORS for it.
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_headers(tower_http::cors::Any)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .expose_headers([
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderName::from_static("grpc-message"),
+        ]);
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cors)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(AuthLayer::new(TokenKeys::new(&cfg.auth.jwt_secret)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(UploadServiceServer::new(UploadApi::new(state)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

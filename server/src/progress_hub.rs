@@ -1,0 +1,96 @@
+//! One LISTEN connection per server process, fanned out to the watchers of each
+//! upload. Any replica can serve any upload's progress, because the workers and
+//! the other replicas announce every change through PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures::StreamExt;
+use tokio::sync::broadcast;
+use upload_db::UPLOAD_EVENTS_CHANNEL;
+use upload_domain::UploadId;
+
+/// What a watcher hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubEvent {
+    /// The upload changed.
+    Changed,
+    /// The listener reconnected and may have missed changes: re-read.
+    Resync,
+}
+
+type Watchers = Arc<Mutex<HashMap<UploadId, broadcast::Sender<HubEvent>>>>;
+
+/// Subscriptions to upload changes.
+#[derive(Clone)]
+pub struct ProgressHub {
+    watchers: Watchers,
+}
+
+impl ProgressHub {
+    /// Starts listening on `database_url`; reconnects by itself.
+    pub fn start(database_url: String) -> Self {
+        let watchers: Watchers = Arc::default();
+        tokio::spawn(listen_forever(database_url, Arc::clone(&watchers)));
+        Self { watchers }
+    }
+
+    /// Subscribes to one upload's changes.
+    pub fn subscribe(&self, id: UploadId) -> broadcast::Receiver<HubEvent> {
+        let mut map = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(id)
+            .or_insert_with(|| broadcast::channel(64).0)
+            .subscribe()
+    }
+}
+
+fn deliver(watchers: &Watchers, id: Option<UploadId>, event: HubEvent) {
+    let mut map = watchers.lock().unwrap_or_else(PoisonError::into_inner);
+    // Drop channels nobody listens to any more, so the map stays bounded.
+    map.retain(|_, tx| tx.receiver_count() > 0);
+    match id {
+        Some(id) => {
+            if let Some(tx) = map.get(&id) {
+                let _ = tx.send(event);
+            }
+        }
+        None => {
+            for tx in map.values() {
+                let _ = tx.send(event);
+            }
+        }
+    }
+}
+
+async fn listen_forever(url: String, watchers: Watchers) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen(&url, &watchers).await {
+            Ok(()) => tracing::warn!("progress listener connection closed; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, "progress listener failed; reconnecting"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Error> {
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+    diesel::sql_query(format!("LISTEN {UPLOAD_EVENTS_CHANNEL}"))
+        .execute(&mut conn)
+        .await?;
+    // Anything that happened while we were not listening is unknown: everyone re-reads.
+    deliver(watchers, None, HubEvent::Resync);
+    let mut notifications = std::pin::pin!(conn.notifications_stream());
+    while let Some(n) = notifications.next().await {
+        let n = n?;
+        if let Ok(id) = n.payload.parse::<UploadId>() {
+            deliver(watchers, Some(id), HubEvent::Changed);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The whole path: create, parallel signed parts straight to the store, complete,
+//! the metadata job, and WatchProgress following it to ready.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use upload_client::SendOptions;
+use upload_domain::SellerGroup;
+use upload_e2e::{TestApp, TestFile, pb};
+
+const MIB: u64 = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_progress() {
+    let app = TestApp::spawn().await;
+    let file = TestFile::random(300_000_000, 300);
+    let client = app.client("seller-300", SellerGroup::Standard).await;
+
+    let upload = client
+        .create("season-1.mp4", file.size, "video/mp4", Some(16 * MIB))
+        .await
+        .expect("CreateUpload");
+    assert_eq!(upload.part_size_bytes, 16 * MIB);
+    assert_eq!(upload.part_count, 18);
+
+    // Watch from the start: the stream must follow the upload through to ready.
+    let mut watch = client
+        .watch(&upload.upload_id)
+        .await
+        .expect("WatchProgress");
+    let watcher = tokio::spawn(async move {
+        let mut updates = Vec::new();
+        while let Some(update) = watch.next().await {
+            updates.push(update.expect("progress update"));
+        }
+        updates
+    });
+
+    let all: Vec<u32> = (1..=upload.part_count).collect();
+    let stats = client
+        .send_parts(
+            &upload,
+            &file.path,
+            &all,
+            SendOptions {
+                concurrency: 4,
+                attempts: 3,
+            },
+            |_, _| {},
+        )
+        .await
+        .expect("sending parts");
+    assert_eq!(stats.parts_sent, 18);
+    assert_eq!(stats.bytes_sent, file.size);
+
+    let completed = client
+        .complete(&upload.upload_id)
+        .await
+        .expect("CompleteUpload");
+    assert_ne!(completed.state, pb::UploadState::Uploading as i32);
+
+    let updates = tokio::time::timeout(Duration::from_secs(120), watcher)
+        .await
+        .expect("WatchProgress ended within 2 minutes")
+        .expect("watcher task");
+    let last = updates
+        .last()
+        .and_then(|u| u.upload.clone())
+        .expect("at least one update");
+    assert_eq!(
+        last.state,
+        pb::UploadState::Ready as i32,
+        "final update: {last:?}"
+    );
+    let metadata = last.metadata.expect("metadata on a ready upload");
+    assert_eq!(metadata.size_bytes, file.size);
+    assert_eq!(metadata.md5_hex, file.md5_hex);
+    assert_eq!(metadata.sha256_hex, file.sha256_hex);
+
+    // Progress advanced: the hash stage was seen part-way, and never went backwards.
+    let hash_done: Vec<u64> = updates
+        .iter()
+        .filter_map(|u| u.stages.iter().find(|s| s.stage == pb::Stage::Hash as i32))
+        .map(|s| s.bytes_done)
+        .collect();
+    assert!(
+        hash_done.windows(2).all(|w| w[0] <= w[1]),
+        "hash progress went backwards: {hash_done:?}"
+    );
+    assert!(
+        hash_done.iter().any(|&d| d > 0 && d < file.size),
+        "no intermediate hash progress seen: {hash_done:?}"
+    );
+    assert_eq!(hash_done.last().copied(), Some(file.size));
+    let states: Vec<i32> = updates
+        .iter()
+        .filter_map(|u| u.upload.as_ref().map(|u| u.state))
+        .collect();
+    assert!(
+        states.contains(&(pb::UploadState::Processing as i32)),
+        "states seen: {states:?}"
+    );
+}

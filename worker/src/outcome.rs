@@ -1,0 +1,144 @@
+//! How a job ends: done, retry later, or abort. Retries are scheduled as new job
+//! rows with a later `run_at` (the backend itself would re-run a failure at once).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use upload_db::jobs::{self, Queue, UploadJob};
+use upload_db::uploads::{self, FailureNote};
+use upload_domain::{UploadEvent, UploadState};
+
+use crate::JobContext;
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A passing problem (store 5xx, dropped connection, database trouble): try again later.
+    #[error("retryable: {0:#}")]
+    Retry(anyhow::Error),
+    /// The file or the upload is wrong; trying again cannot help.
+    #[error("aborted ({code}): {message}")]
+    Abort {
+        /// A stable code for programs.
+        code: &'static str,
+        /// A sentence for the seller.
+        message: String,
+    },
+}
+
+impl JobError {
+    /// A retryable failure with context.
+    pub fn retry(e: impl Into<anyhow::Error>) -> Self {
+        JobError::Retry(e.into())
+    }
+}
+
+impl From<upload_db::DbError> for JobError {
+    fn from(e: upload_db::DbError) -> Self {
+        JobError::Retry(e.into())
+    }
+}
+
+impl From<upload_storage::StoreError> for JobError {
+    fn from(e: upload_storage::StoreError) -> Self {
+        if e.is_retryable() {
+            JobError::Retry(e.into())
+        } else {
+            JobError::Abort {
+                code: "store_rejected",
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+/// The delay before attempt `next` (2, 3, ...): base, 2×base, 4×base, ... capped at an hour.
+pub fn retry_delay(base: Duration, next: u32) -> Duration {
+    let exp = next.saturating_sub(2).min(16);
+    (base * 2u32.pow(exp)).min(Duration::from_secs(3600))
+}
+
+/// The stable code an upload fails with when `queue` runs out of attempts.
+fn exhausted_code(queue: Queue) -> &'static str {
+    match queue {
+        Queue::Metadata => "metadata_failed",
+    }
+}
+
+/// Turns a job's result into its follow-up: nothing, a scheduled retry, or the
+/// upload's failure. Returns the error to apalis so `apalis.jobs` shows it.
+pub async fn settle(
+    ctx: &JobContext,
+    queue: Queue,
+    job: UploadJob,
+    result: Result<(), JobError>,
+) -> Result<(), apalis::prelude::BoxDynError> {
+    let err = match result {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let (code, message) = match &err {
+        JobError::Retry(e) if job.attempt < ctx.config.max_attempts => {
+            let delay = retry_delay(ctx.config.retry_base, job.attempt + 1);
+            let next = UploadJob {
+                attempt: job.attempt + 1,
+                ..job
+            };
+            tracing::warn!(upload = %job.upload_id, attempt = job.attempt, ?delay, error = %e, "job failed; retry scheduled");
+            let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+            jobs::enqueue(&mut conn, queue, &next, run_at).await?;
+            return Err(err.into());
+        }
+        JobError::Retry(e) => (
+            exhausted_code(queue),
+            format!("processing failed after {} attempts: {e:#}", job.attempt),
+        ),
+        JobError::Abort { code, message } => (*code, message.clone()),
+    };
+    tracing::error!(upload = %job.upload_id, code, %message, "job gave up; upload failed");
+    fail_upload(ctx, job, code, &message).await?;
+    Err(err.into())
+}
+
+/// Moves the upload to `failed` from whichever processing state it is in.
+async fn fail_upload(
+    ctx: &JobContext,
+    job: UploadJob,
+    code: &str,
+    message: &str,
+) -> Result<(), upload_db::DbError> {
+    let mut conn = ctx.pool.get().await?;
+    let Some(row) = uploads::find(&mut conn, job.upload_id).await? else {
+        return Ok(());
+    };
+    let current = row.state()?;
+    if current.apply(UploadEvent::Failed).is_ok() {
+        let note = FailureNote { code, message };
+        let _ = uploads::transition(
+            &mut conn,
+            job.upload_id,
+            current,
+            UploadEvent::Failed,
+            Some(note),
+        )
+        .await?;
+    } else if current != UploadState::Failed {
+        tracing::warn!(upload = %job.upload_id, state = %current, "upload not failed: its state does not allow it");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_and_are_capped() {
+        let base = Duration::from_secs(5);
+        assert_eq!(retry_delay(base, 2), Duration::from_secs(5));
+        assert_eq!(retry_delay(base, 3), Duration::from_secs(10));
+        assert_eq!(retry_delay(base, 4), Duration::from_secs(20));
+        assert_eq!(retry_delay(base, 40), Duration::from_secs(3600));
+    }
+}
