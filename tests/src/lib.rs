@@ -119,6 +119,8 @@ pub struct AppOptions {
     pub worker: bool,
     /// Extra environment settings (for example `UPLOAD_SIGN_EXPIRY_SECS`).
     pub env: Vec<(String, String)>,
+    /// Settings for the worker alone, applied after `env`.
+    pub worker_env: Vec<(String, String)>,
 }
 
 impl Default for AppOptions {
@@ -126,6 +128,7 @@ impl Default for AppOptions {
         Self {
             worker: true,
             env: Vec::new(),
+            worker_env: Vec::new(),
         }
     }
 }
@@ -186,7 +189,9 @@ impl TestApp {
             }
         }));
         let stop_worker = if options.worker {
-            let worker_config = WorkerConfig::from_source(&env)?;
+            let mut worker_env = env.clone();
+            worker_env.extend(options.worker_env);
+            let worker_config = WorkerConfig::from_source(&worker_env)?;
             let (stop, stopped) = oneshot::channel::<()>();
             tasks.push(tokio::spawn(async move {
                 let shutdown = async {

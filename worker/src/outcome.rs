@@ -87,7 +87,7 @@ pub async fn settle(
             tracing::warn!(upload = %job.upload_id, attempt = job.attempt, ?delay, error = %e, "job failed; retry scheduled");
             let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
             let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-            jobs::enqueue(&mut conn, queue, &next, run_at).await?;
+            jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
             return Err(err.into());
         }
         JobError::Retry(e) => (

@@ -215,8 +215,14 @@ impl UploadClient {
         attempts: u32,
         retries: &AtomicU64,
     ) -> Result<u64, ClientError> {
+        if number == 0 || number > upload.part_count {
+            return Err(ClientError::Part {
+                part: number,
+                reason: format!("this upload has parts 1 to {}", upload.part_count),
+            });
+        }
         let offset = u64::from(number - 1) * upload.part_size_bytes;
-        let len = upload.part_size_bytes.min(upload.size_bytes - offset);
+        let len = upload.part_size_bytes.min(upload.size_bytes.saturating_sub(offset));
         let mut body = vec![
             0u8;
             usize::try_from(len).map_err(|e| ClientError::Part {

@@ -7,7 +7,7 @@
 //! mid-job has its row re-queued by apalis's heartbeat check.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Integer, Text, Timestamptz};
+use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use upload_domain::UploadId;
@@ -54,25 +54,30 @@ impl UploadJob {
     }
 }
 
-/// Enqueues `job` on `queue` to run at `run_at`. Returns false when the same
-/// (queue, upload, attempt) was enqueued before, which makes enqueueing idempotent.
+/// Enqueues `job` on `queue` to run at `run_at`, or at once when `None`. Returns
+/// false when the same (queue, upload, attempt) was enqueued before, which makes
+/// enqueueing idempotent.
+///
+/// "At once" is the database's `now()`, not the application's clock: apalis's
+/// insert trigger wakes workers only for `run_at <= now()`, and inside a transaction
+/// `now()` is the transaction's start, earlier than any clock read after it.
 pub async fn enqueue(
     conn: &mut AsyncPgConnection,
     queue: Queue,
     job: &UploadJob,
-    run_at: DateTime<Utc>,
+    run_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
     let payload = serde_json::to_string(job).map_err(|e| DbError::Corrupt(e.to_string()))?;
     let inserted = diesel::sql_query(
         "INSERT INTO apalis.jobs
              (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key)
-         VALUES (apalis.generate_ulid(), $1, convert_to($2, 'UTF8'), 'Pending', 0, $3, $4, 0, $5)
+         VALUES (apalis.generate_ulid(), $1, convert_to($2, 'UTF8'), 'Pending', 0, $3, COALESCE($4, now()), 0, $5)
          ON CONFLICT (job_type, idempotency_key) DO NOTHING",
     )
     .bind::<Text, _>(queue.name())
     .bind::<Text, _>(payload)
     .bind::<Integer, _>(1)
-    .bind::<Timestamptz, _>(run_at)
+    .bind::<Nullable<Timestamptz>, _>(run_at)
     .bind::<Text, _>(job.idempotency_key())
     .execute(conn)
     .await?;

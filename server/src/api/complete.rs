@@ -1,4 +1,3 @@
-use chrono::Utc;
 use upload_db::jobs::{self, Queue, UploadJob};
 use upload_db::uploads::{self, Transition};
 use upload_domain::{Caller, Stage, StageStatus, UploadEvent, UploadId, UploadState};
@@ -129,7 +128,7 @@ pub async fn handle_complete_upload(
                 "queued",
             )
             .await?;
-            jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), Utc::now()).await?;
+            jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), None).await?;
             Ok(moved)
         },
     )

@@ -1,0 +1,179 @@
+//! SignPart / SignParts: what the signature pins, and what the service refuses.
+
+use md5::Digest;
+use upload_domain::SellerGroup;
+use upload_e2e::{TestApp, code, pb};
+
+const MIB: u64 = 1024 * 1024;
+
+fn part(n: u32, body: &[u8]) -> pb::PartToSign {
+    pb::PartToSign {
+        part_number: n,
+        content_md5: md5::Md5::digest(body).to_vec(),
+        content_length: body.len() as u64,
+    }
+}
+
+/// The store's answer to a PUT: its status, or `None` when it hung up on the
+/// request (Garage refuses a bad signature before reading the body).
+async fn put(signed: &pb::SignedPart, url: &str, body: Vec<u8>) -> Option<reqwest::StatusCode> {
+    let mut req = reqwest::Client::new().put(url).body(body);
+    for h in &signed.headers {
+        req = req.header(h.name.as_str(), h.value.as_str());
+    }
+    req.send().await.ok().map(|r| r.status())
+}
+
+fn refused(answer: Option<reqwest::StatusCode>) -> bool {
+    answer.is_none_or(|s| s.is_client_error())
+}
+
+async fn sign(app: &TestApp, upload_id: &str, p: pb::PartToSign) -> Result<pb::SignedPart, tonic::Status> {
+    let client = app.client("seller-sign", SellerGroup::Standard).await;
+    client
+        .api()
+        .sign_part(pb::SignPartRequest { upload_id: upload_id.to_owned(), part: Some(p) })
+        .await
+        .map(|r| r.into_inner().part.expect("signed part"))
+}
+
+async fn new_upload(app: &TestApp, size: u64) -> pb::Upload {
+    app.client("seller-sign", SellerGroup::Standard)
+        .await
+        .create("clip.mp4", size, "video/mp4", Some(5 * MIB))
+        .await
+        .expect("CreateUpload")
+}
+
+fn no_worker() -> upload_e2e::AppOptions {
+    upload_e2e::AppOptions { worker: false, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_pins_content_md5_and_length() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let upload = new_upload(&app, 10 * MIB).await;
+    let body = vec![1u8; (5 * MIB) as usize];
+    let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
+    let signed_headers = signed
+        .url
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
+        .expect("signed headers in the URL");
+    assert!(signed_headers.contains("content-md5"), "{signed_headers}");
+    assert!(signed_headers.contains("content-length"), "{signed_headers}");
+    assert!(signed.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-md5")));
+    assert_eq!(signed.method, "PUT");
+    assert!(signed.expires_at.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_rejects_a_body_that_differs_from_the_signed_md5() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let upload = new_upload(&app, 10 * MIB).await;
+    let body = vec![1u8; (5 * MIB) as usize];
+    let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
+    let mut swapped = body.clone();
+    swapped[12345] ^= 0xff;
+    let status = put(&signed, &signed.url, swapped).await;
+    assert!(refused(status), "a swapped body must be refused, got {status:?}");
+    // The genuine body still goes through.
+    assert!(put(&signed, &signed.url, body).await.is_some_and(|s| s.is_success()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_rejects_a_url_whose_part_number_was_changed() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let upload = new_upload(&app, 10 * MIB).await;
+    let body = vec![2u8; (5 * MIB) as usize];
+    let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
+    assert!(signed.url.contains("partNumber=1"), "{}", signed.url);
+    let forged = signed.url.replace("partNumber=1", "partNumber=2");
+    let status = put(&signed, &forged, body).await;
+    assert!(refused(status), "a forged part number must be refused, got {status:?}");
+    let client = app.client("seller-sign", SellerGroup::Standard).await;
+    assert_eq!(client.missing_parts(&upload.upload_id).await.unwrap(), vec![1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_outside_the_plan_are_invalid_and_record_nothing() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let upload = new_upload(&app, 10 * MIB + 1).await;
+    assert_eq!(upload.part_count, 3);
+    let full = vec![0u8; (5 * MIB) as usize];
+    let cases = [
+        ("part 0", part(0, &full)),
+        ("part past the end", part(4, &full)),
+        ("short middle part", part(2, &full[..(4 * MIB) as usize])),
+        ("last part too long", part(3, &full[..2])),
+        (
+            "md5 of 15 bytes",
+            pb::PartToSign { part_number: 1, content_md5: vec![0; 15], content_length: 5 * MIB },
+        ),
+    ];
+    for (what, p) in cases {
+        let status = sign(&app, &upload.upload_id, p).await.expect_err(what);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}: {status:?}");
+        assert!(!status.message().is_empty());
+    }
+    // The last part may be short: exactly one byte here.
+    sign(&app, &upload.upload_id, part(3, &full[..1])).await.expect("short last part");
+    assert_eq!(app.count("SELECT count(*) FROM upload_parts").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_signing_is_all_or_nothing() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let upload = new_upload(&app, 15 * MIB).await;
+    let client = app.client("seller-sign", SellerGroup::Standard).await;
+    let full = vec![3u8; (5 * MIB) as usize];
+    let bad = client
+        .api()
+        .sign_parts(pb::SignPartsRequest {
+            upload_id: upload.upload_id.clone(),
+            parts: vec![part(1, &full), part(2, &full), part(9, &full)],
+        })
+        .await;
+    assert_eq!(code(bad), tonic::Code::InvalidArgument);
+    let duplicate = client
+        .api()
+        .sign_parts(pb::SignPartsRequest {
+            upload_id: upload.upload_id.clone(),
+            parts: vec![part(1, &full), part(1, &full)],
+        })
+        .await;
+    assert_eq!(code(duplicate), tonic::Code::InvalidArgument);
+    assert_eq!(app.count("SELECT count(*) FROM upload_parts").await, 0);
+
+    let ok = client
+        .api()
+        .sign_parts(pb::SignPartsRequest {
+            upload_id: upload.upload_id.clone(),
+            parts: vec![part(1, &full), part(2, &full), part(3, &full)],
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    assert_eq!(ok.parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(app.count("SELECT count(*) FROM upload_parts").await, 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'").await,
+        1,
+        "the first signed part moves the upload to uploading"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_urls_expire_after_the_configured_time() {
+    let app = TestApp::spawn_with(upload_e2e::AppOptions {
+        worker: false,
+        env: vec![("UPLOAD_SIGN_EXPIRY_SECS".into(), "1".into())],
+    })
+    .await;
+    let upload = new_upload(&app, 5 * MIB).await;
+    let body = vec![4u8; (5 * MIB) as usize];
+    let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let status = put(&signed, &signed.url, body).await;
+    assert!(refused(status), "an expired URL must be refused, got {status:?}");
+}
