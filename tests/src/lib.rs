@@ -52,8 +52,15 @@ async fn admin(url: &str) -> anyhow::Result<AsyncPgConnection> {
 /// advisory lock, since tests run in parallel processes).
 async fn template(admin_url: &str) -> anyhow::Result<String> {
     use std::hash::{Hash, Hasher};
+    // Named after the migrations' contents, so an edited migration gets a new template.
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    upload_db::migrations_fingerprint().hash(&mut h);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut files: Vec<PathBuf> = walk(&dir);
+    files.sort();
+    for f in files {
+        f.file_name().hash(&mut h);
+        std::fs::read(&f).unwrap_or_default().hash(&mut h);
+    }
     let name = format!("upload_tmpl_{:016x}", h.finish());
     let mut conn = admin(admin_url).await?;
     diesel::sql_query("SELECT pg_advisory_lock(727274)")
@@ -91,6 +98,17 @@ async fn template(admin_url: &str) -> anyhow::Result<String> {
         .execute(&mut conn)
         .await?;
     result.map(|()| name)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() { walk(&path) } else { vec![path] }
+        })
+        .collect()
 }
 
 /// A running server and worker over a database of their own.

@@ -168,6 +168,7 @@ async fn signed_urls_expire_after_the_configured_time() {
     let app = TestApp::spawn_with(upload_e2e::AppOptions {
         worker: false,
         env: vec![("UPLOAD_SIGN_EXPIRY_SECS".into(), "1".into())],
+        ..Default::default()
     })
     .await;
     let upload = new_upload(&app, 5 * MIB).await;

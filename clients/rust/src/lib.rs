@@ -164,7 +164,7 @@ impl UploadClient {
         options: SendOptions,
         on_part: impl Fn(u32, u64) + Send + Sync + 'static,
     ) -> Result<SendStats, ClientError> {
-        let queue = Arc::new(std::sync::Mutex::new(parts.to_vec().into_iter()));
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(parts.to_vec())));
         let retries = Arc::new(AtomicU64::new(0));
         let on_part = Arc::new(on_part);
         let mut slots = tokio::task::JoinSet::new();
@@ -182,7 +182,7 @@ impl UploadClient {
                     let next = queue
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .next();
+                        .pop_front();
                     let Some(number) = next else { break };
                     let bytes = client
                         .send_part(&upload, &mut handle, number, options.attempts, &retries)

@@ -1,4 +1,3 @@
-use diesel::migration::MigrationSource;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -30,18 +29,4 @@ pub async fn run_migrations(url: &str) -> Result<(), DbError> {
     })
     .await
     .map_err(|e| DbError::Migration(e.to_string()))?
-}
-
-/// A fingerprint of the embedded migrations, so tests can name a template database
-/// after the exact schema it holds.
-pub fn migrations_fingerprint() -> String {
-    let names = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
-        .map(|ms| {
-            ms.iter()
-                .map(|m| m.name().to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    names
 }

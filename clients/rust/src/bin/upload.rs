@@ -86,11 +86,7 @@ fn stage_line(s: &pb::StageProgress) -> String {
                 .to_lowercase()
         })
         .unwrap_or_default();
-    let pct = if s.bytes_total > 0 {
-        s.bytes_done * 100 / s.bytes_total
-    } else {
-        0
-    };
+    let pct = (s.bytes_done * 100).checked_div(s.bytes_total).unwrap_or(0);
     format!(
         "{stage:>8} {status:<8} {pct:>3}% ({} / {} bytes)",
         s.bytes_done, s.bytes_total
@@ -113,7 +109,7 @@ fn print_upload(u: &pb::Upload) {
 async fn send(
     client: &UploadClient,
     upload: &pb::Upload,
-    file: &PathBuf,
+    file: &std::path::Path,
     concurrency: usize,
     resume: bool,
 ) -> Result<(), ClientError> {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test against the real stack: formatting, clippy, buf lint,
+# then all unit and end-to-end tests with cargo-nextest. Starts the local stack if
+# it is not running, and stops it afterwards if this script started it.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+
+was_running=no
+if [ -f "$(deploy/local/stack.sh env)" ] && [ -f target/stack/garage/pid ] \
+   && kill -0 "$(cat target/stack/garage/pid)" 2>/dev/null; then
+  was_running=yes
+fi
+deploy/local/stack.sh up
+if [ "$was_running" = no ]; then
+  trap 'deploy/local/stack.sh down' EXIT
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== buf lint"
+deploy/local/buf.sh lint
+echo "== tests"
+cargo nextest run --workspace --no-fail-fast
