@@ -78,8 +78,19 @@ impl PartRecorder {
     }
 }
 
+/// One record per (upload, part): the same part signed twice in one batch (a client
+/// re-signing while the first call is in flight) keeps the later signature, since
+/// one INSERT ... ON CONFLICT may not touch a row twice.
+fn latest_per_part(batch: &[Request]) -> Vec<SignedPartRecord> {
+    let mut latest: std::collections::HashMap<(Uuid, i32), &SignedPartRecord> = std::collections::HashMap::new();
+    for part in batch.iter().flat_map(|r| r.parts.iter()) {
+        latest.insert((part.upload_id, part.part_number), part);
+    }
+    latest.into_values().cloned().collect()
+}
+
 async fn flush(pool: &DbPool, batch: Vec<Request>) {
-    let all: Vec<SignedPartRecord> = batch.iter().flat_map(|r| r.parts.iter().cloned()).collect();
+    let all = latest_per_part(&batch);
     let result = async {
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
         uploads::record_signed_parts(&mut conn, &all)
@@ -91,5 +102,29 @@ async fn flush(pool: &DbPool, batch: Vec<Request>) {
     for request in batch {
         // A caller that went away no longer needs its answer.
         let _ = request.done.send(result.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(upload: Uuid, part: i32, md5: u8) -> SignedPartRecord {
+        SignedPartRecord { upload_id: upload, part_number: part, content_md5: vec![md5; 16], size_bytes: 5 }
+    }
+
+    #[test]
+    fn a_part_signed_twice_in_one_batch_keeps_the_later_signature() {
+        let upload = Uuid::now_v7();
+        let (done, _) = oneshot::channel();
+        let (done2, _) = oneshot::channel();
+        let batch = vec![
+            Request { parts: vec![record(upload, 1, 1), record(upload, 2, 1)], done },
+            Request { parts: vec![record(upload, 1, 9)], done: done2 },
+        ];
+        let mut out = latest_per_part(&batch);
+        out.sort_by_key(|r| r.part_number);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].content_md5, vec![9; 16]);
     }
 }

@@ -11,7 +11,7 @@ pub mod uploads;
 
 pub use diesel_async::AsyncPgConnection;
 pub use error::DbError;
-pub use migrate::run_migrations;
+pub use migrate::{revert_migrations, run_migrations};
 pub use pool::{DbPool, connect_pool};
 
 /// The channel every upload change is announced on; the payload is the upload id.

@@ -30,3 +30,19 @@ pub async fn run_migrations(url: &str) -> Result<(), DbError> {
     .await
     .map_err(|e| DbError::Migration(e.to_string()))?
 }
+
+/// Reverts every domain migration (the job queue's tables are left alone). For
+/// tests and for operators undoing a deployment.
+pub async fn revert_migrations(url: &str) -> Result<usize, DbError> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use diesel::Connection;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        conn.revert_all_migrations(MIGRATIONS)
+            .map(|reverted| reverted.len())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbError::Migration(e.to_string()))?
+}

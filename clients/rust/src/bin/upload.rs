@@ -93,6 +93,14 @@ fn stage_line(s: &pb::StageProgress) -> String {
     )
 }
 
+fn stage_short(s: &pb::StageProgress) -> String {
+    let stage = pb::Stage::try_from(s.stage)
+        .map(|s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase())
+        .unwrap_or_default();
+    let pct = (s.bytes_done * 100).checked_div(s.bytes_total).unwrap_or(0);
+    format!("{stage} {pct:>3}%")
+}
+
 fn print_upload(u: &pb::Upload) {
     println!("upload {} is {}", u.upload_id, state_name(u.state));
     if let Some(m) = &u.metadata {
@@ -165,9 +173,9 @@ async fn complete_and_follow(
     let mut last = None;
     while let Some(update) = stream.next().await {
         let update = update?;
-        for s in &update.stages {
-            eprintln!("  {}", stage_line(s));
-        }
+        let state = update.upload.as_ref().map(|u| state_name(u.state)).unwrap_or_default();
+        let stages: Vec<String> = update.stages.iter().map(stage_short).collect();
+        eprintln!("  {state:<11} {}", stages.join("  "));
         last = update.upload;
     }
     last.ok_or_else(|| {
