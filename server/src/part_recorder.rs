@@ -82,7 +82,8 @@ impl PartRecorder {
 /// re-signing while the first call is in flight) keeps the later signature, since
 /// one INSERT ... ON CONFLICT may not touch a row twice.
 fn latest_per_part(batch: &[Request]) -> Vec<SignedPartRecord> {
-    let mut latest: std::collections::HashMap<(Uuid, i32), &SignedPartRecord> = std::collections::HashMap::new();
+    let mut latest: std::collections::HashMap<(Uuid, i32), &SignedPartRecord> =
+        std::collections::HashMap::new();
     for part in batch.iter().flat_map(|r| r.parts.iter()) {
         latest.insert((part.upload_id, part.part_number), part);
     }
@@ -110,7 +111,12 @@ mod tests {
     use super::*;
 
     fn record(upload: Uuid, part: i32, md5: u8) -> SignedPartRecord {
-        SignedPartRecord { upload_id: upload, part_number: part, content_md5: vec![md5; 16], size_bytes: 5 }
+        SignedPartRecord {
+            upload_id: upload,
+            part_number: part,
+            content_md5: vec![md5; 16],
+            size_bytes: 5,
+        }
     }
 
     #[test]
@@ -119,8 +125,14 @@ mod tests {
         let (done, _) = oneshot::channel();
         let (done2, _) = oneshot::channel();
         let batch = vec![
-            Request { parts: vec![record(upload, 1, 1), record(upload, 2, 1)], done },
-            Request { parts: vec![record(upload, 1, 9)], done: done2 },
+            Request {
+                parts: vec![record(upload, 1, 1), record(upload, 2, 1)],
+                done,
+            },
+            Request {
+                parts: vec![record(upload, 1, 9)],
+                done: done2,
+            },
         ];
         let mut out = latest_per_part(&batch);
         out.sort_by_key(|r| r.part_number);

@@ -63,11 +63,17 @@ async fn run(
             let mut parts = 0usize;
             let mut next = 1u32;
             while Instant::now() < deadline {
-                let numbers: Vec<u32> = (0..batch).map(|i| (next + i - 1) % PARTS_PER_UPLOAD + 1).collect();
+                let numbers: Vec<u32> = (0..batch)
+                    .map(|i| (next + i - 1) % PARTS_PER_UPLOAD + 1)
+                    .collect();
                 next = next % PARTS_PER_UPLOAD + batch;
                 let to_sign: Vec<pb::PartToSign> = numbers
                     .iter()
-                    .map(|&n| pb::PartToSign { part_number: n, content_md5: md5.clone(), content_length: PART })
+                    .map(|&n| pb::PartToSign {
+                        part_number: n,
+                        content_md5: md5.clone(),
+                        content_length: PART,
+                    })
                     .collect();
                 let t = Instant::now();
                 let signed = if batch == 1 {
@@ -76,12 +82,18 @@ async fn run(
                         part: to_sign.into_iter().next(),
                     });
                     req.metadata_mut().insert("authorization", auth.clone());
-                    api.sign_part(req).await.map(|r| usize::from(r.into_inner().part.is_some()))
+                    api.sign_part(req)
+                        .await
+                        .map(|r| usize::from(r.into_inner().part.is_some()))
                 } else {
-                    let mut req =
-                        tonic::Request::new(pb::SignPartsRequest { upload_id: upload_id.clone(), parts: to_sign });
+                    let mut req = tonic::Request::new(pb::SignPartsRequest {
+                        upload_id: upload_id.clone(),
+                        parts: to_sign,
+                    });
                     req.metadata_mut().insert("authorization", auth.clone());
-                    api.sign_parts(req).await.map(|r| r.into_inner().parts.len())
+                    api.sign_parts(req)
+                        .await
+                        .map(|r| r.into_inner().parts.len())
                 };
                 latencies.push(t.elapsed());
                 parts += signed.expect("signing failed during the benchmark");
@@ -138,6 +150,22 @@ fn main() {
                 .expect("CreateUpload");
             uploads.push(u.upload_id);
         }
+        // The signing step alone, in process: no RPC, no database.
+        let presign_only = {
+            let md5 = upload_domain::Md5Digest::from_bytes(&md5::Md5::digest(b"x")).expect("md5");
+            let n = 20_000u32;
+            let t = Instant::now();
+            for i in 0..n {
+                let part = upload_domain::PartPlan::new(u64::from(PARTS_PER_UPLOAD) * PART, Some(PART), PART)
+                    .and_then(|p| p.part_number(i % PARTS_PER_UPLOAD + 1))
+                    .expect("part");
+                app.store
+                    .presign_part("uploads/bench/key", "upload-id", part, &md5, PART, Duration::from_secs(900))
+                    .await
+                    .expect("presign");
+            }
+            t.elapsed() / n
+        };
         let mut channels = Vec::new();
         for _ in 0..4 {
             channels.push(Channel::from_shared(app.endpoint.clone()).expect("endpoint").connect().await.expect("connect"));
@@ -174,5 +202,6 @@ fn main() {
             );
         }
         println!("\n({seconds} s per scenario; {signed_rows} distinct (upload, part) rows recorded in upload_parts)");
+        println!("presign alone, in process: {:.1} µs per part", presign_only.as_secs_f64() * 1e6);
     });
 }

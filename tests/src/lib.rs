@@ -101,12 +101,18 @@ async fn template(admin_url: &str) -> anyhow::Result<String> {
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .filter_map(Result::ok)
         .flat_map(|e| {
             let path = e.path();
-            if path.is_dir() { walk(&path) } else { vec![path] }
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
         })
         .collect()
 }
@@ -237,6 +243,29 @@ impl TestApp {
         })
     }
 
+    /// Starts one more worker on this app's database, stopped when the handle drops.
+    pub async fn spawn_worker_for(app: &TestApp, options: AppOptions) -> WorkerHandle {
+        let mut env = stack_env();
+        env.insert("UPLOAD_DATABASE_URL".into(), app.database_url.clone());
+        env.insert("UPLOAD_DATABASE_POOL_SIZE".into(), "4".into());
+        env.extend(options.env);
+        env.extend(options.worker_env);
+        let config = WorkerConfig::from_source(&env).expect("worker config");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = upload_worker::run(config, shutdown).await {
+                eprintln!("test worker stopped with an error: {e:#}");
+            }
+        });
+        WorkerHandle {
+            stop: Some(stop),
+            task,
+        }
+    }
+
     /// A bearer token for a seller.
     pub fn token(&self, seller: &str, group: SellerGroup) -> String {
         let seller: SellerId = seller.parse().expect("valid seller id");
@@ -257,6 +286,46 @@ impl TestApp {
         admin(&self.database_url)
             .await
             .expect("connecting to the test database")
+    }
+
+    /// The temp key and the store's multipart id of the test's first upload.
+    pub async fn upload_keys(&self) -> (String, String) {
+        use diesel::prelude::*;
+        use upload_db::schema::uploads::dsl;
+        let mut conn = self.db().await;
+        diesel_async::RunQueryDsl::first(
+            dsl::uploads
+                .order(dsl::created_at)
+                .select((dsl::temp_key, dsl::store_upload_id)),
+            &mut conn,
+        )
+        .await
+        .expect("an upload exists")
+    }
+
+    /// Runs an SQL statement on the test's database.
+    pub async fn execute(&self, statement: &str) {
+        let mut conn = self.db().await;
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("statement {statement:?} failed: {e}"));
+    }
+
+    /// Waits until `sql` (a count) returns `expected`, or panics after `timeout`.
+    pub async fn wait_count(&self, sql: &str, expected: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let n = self.count(sql).await;
+            if n == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sql} gave {n}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Runs a query returning one bigint (`SELECT count(*) ...`).
@@ -297,6 +366,7 @@ impl TestApp {
                     | pb::UploadState::Rejected
                     | pb::UploadState::Quarantined
                     | pb::UploadState::Aborted
+                    | pb::UploadState::Expired
             ) {
                 return upload;
             }
@@ -306,6 +376,21 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// A worker started by [`TestApp::spawn_worker_for`].
+pub struct WorkerHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
     }
 }
 

@@ -10,7 +10,9 @@ use upload_proto::v1::upload_service_client::UploadServiceClient;
 const MIB: u64 = 1024 * 1024;
 
 async fn raw(app: &TestApp) -> UploadServiceClient<tonic::transport::Channel> {
-    UploadServiceClient::connect(app.endpoint.clone()).await.unwrap()
+    UploadServiceClient::connect(app.endpoint.clone())
+        .await
+        .unwrap()
 }
 
 fn create() -> pb::CreateUploadRequest {
@@ -31,60 +33,143 @@ fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_forged_or_expired_tokens_are_unauthenticated() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let mut api = raw(&app).await;
-    assert_eq!(code(api.create_upload(create()).await), tonic::Code::Unauthenticated);
+    assert_eq!(
+        code(api.create_upload(create()).await),
+        tonic::Code::Unauthenticated
+    );
 
     let forger = upload_server::auth::TokenKeys::new("not-the-server-secret-0123456789abcdef");
     let forged = forger
-        .mint(&"seller-a".parse().unwrap(), SellerGroup::Premium, std::time::Duration::from_secs(60))
+        .mint(
+            &"seller-a".parse().unwrap(),
+            SellerGroup::Premium,
+            std::time::Duration::from_secs(60),
+        )
         .unwrap();
-    assert_eq!(code(api.create_upload(with_token(create(), &forged)).await), tonic::Code::Unauthenticated);
-    assert_eq!(code(api.create_upload(with_token(create(), "garbage")).await), tonic::Code::Unauthenticated);
+    assert_eq!(
+        code(api.create_upload(with_token(create(), &forged)).await),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        code(api.create_upload(with_token(create(), "garbage")).await),
+        tonic::Code::Unauthenticated
+    );
 
     let expired = app
         .keys
-        .mint(&"seller-a".parse().unwrap(), SellerGroup::Standard, std::time::Duration::ZERO)
+        .mint(
+            &"seller-a".parse().unwrap(),
+            SellerGroup::Standard,
+            std::time::Duration::ZERO,
+        )
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let status = api.create_upload(with_token(create(), &expired)).await.expect_err("expired");
+    let status = api
+        .create_upload(with_token(create(), &expired))
+        .await
+        .expect_err("expired");
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     assert!(status.message().contains("expired"), "{}", status.message());
     assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0);
 
     let good = app.token("seller-a", SellerGroup::Standard);
-    api.create_upload(with_token(create(), &good)).await.expect("a valid token works");
+    api.create_upload(with_token(create(), &good))
+        .await
+        .expect("a valid token works");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_seller_cannot_sign_list_complete_abort_get_or_watch() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let owner = app.client("owner", SellerGroup::Standard).await;
-    let upload = owner.create("mine.mp4", 10 * MIB, "video/mp4", None).await.unwrap();
+    let upload = owner
+        .create("mine.mp4", 10 * MIB, "video/mp4", None)
+        .await
+        .unwrap();
     let id = upload.upload_id.clone();
     let other = app.client("intruder", SellerGroup::Premium).await;
     let mut api = other.api();
-    let part = pb::PartToSign { part_number: 1, content_md5: vec![0; 16], content_length: 10 * MIB };
+    let part = pb::PartToSign {
+        part_number: 1,
+        content_md5: vec![0; 16],
+        content_length: 10 * MIB,
+    };
 
     let not_found = |status: tonic::Status| {
         assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
         status.message().to_owned()
     };
     let m1 = not_found(
-        api.sign_part(pb::SignPartRequest { upload_id: id.clone(), part: Some(part.clone()) })
-            .await
-            .unwrap_err(),
+        api.sign_part(pb::SignPartRequest {
+            upload_id: id.clone(),
+            part: Some(part.clone()),
+        })
+        .await
+        .unwrap_err(),
     );
-    not_found(api.sign_parts(pb::SignPartsRequest { upload_id: id.clone(), parts: vec![part] }).await.unwrap_err());
-    not_found(api.list_uploaded_parts(pb::ListUploadedPartsRequest { upload_id: id.clone() }).await.unwrap_err());
-    not_found(api.complete_upload(pb::CompleteUploadRequest { upload_id: id.clone() }).await.unwrap_err());
-    not_found(api.abort_upload(pb::AbortUploadRequest { upload_id: id.clone() }).await.unwrap_err());
-    not_found(api.get_upload(pb::GetUploadRequest { upload_id: id.clone() }).await.unwrap_err());
-    not_found(api.watch_progress(pb::WatchProgressRequest { upload_id: id.clone() }).await.unwrap_err());
+    not_found(
+        api.sign_parts(pb::SignPartsRequest {
+            upload_id: id.clone(),
+            parts: vec![part],
+        })
+        .await
+        .unwrap_err(),
+    );
+    not_found(
+        api.list_uploaded_parts(pb::ListUploadedPartsRequest {
+            upload_id: id.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
+    not_found(
+        api.complete_upload(pb::CompleteUploadRequest {
+            upload_id: id.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
+    not_found(
+        api.abort_upload(pb::AbortUploadRequest {
+            upload_id: id.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
+    not_found(
+        api.get_upload(pb::GetUploadRequest {
+            upload_id: id.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
+    not_found(
+        api.watch_progress(pb::WatchProgressRequest {
+            upload_id: id.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
 
     // Someone else's upload and a missing one look the same.
     let unknown = uuid::Uuid::now_v7().to_string();
-    let m2 = not_found(api.get_upload(pb::GetUploadRequest { upload_id: unknown.clone() }).await.unwrap_err());
+    let m2 = not_found(
+        api.get_upload(pb::GetUploadRequest {
+            upload_id: unknown.clone(),
+        })
+        .await
+        .unwrap_err(),
+    );
     assert_eq!(m1.replace(&id, "ID"), m2.replace(&unknown, "ID"));
 
     // Nothing changed for the owner.
@@ -97,12 +182,25 @@ async fn another_seller_cannot_sign_list_complete_abort_get_or_watch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_open_without_a_token() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
-    let channel = tonic::transport::Channel::from_shared(app.endpoint.clone()).unwrap().connect().await.unwrap();
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let channel = tonic::transport::Channel::from_shared(app.endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let res = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "upload.v1.UploadService".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "upload.v1.UploadService".into(),
+        })
         .await
         .expect("health check");
-    assert_eq!(res.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        res.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }

@@ -9,7 +9,12 @@ use upload_e2e::{AppOptions, TestApp, TestFile, code, pb};
 
 const MIB: u64 = 1024 * 1024;
 
-async fn uploaded(app: &TestApp, seller: &str, file: &TestFile, send: &[u32]) -> (UploadClient, pb::Upload) {
+async fn uploaded(
+    app: &TestApp,
+    seller: &str,
+    file: &TestFile,
+    send: &[u32],
+) -> (UploadClient, pb::Upload) {
     let client = app.client(seller, SellerGroup::Standard).await;
     let upload = client
         .create("pack.zip", file.size, "application/zip", Some(5 * MIB))
@@ -23,17 +28,29 @@ async fn uploaded(app: &TestApp, seller: &str, file: &TestFile, send: &[u32]) ->
 }
 
 fn jobs_for(id: &str) -> String {
-    format!("SELECT count(*) FROM apalis.jobs WHERE convert_from(job, 'UTF8')::jsonb->>'upload_id' = '{id}'")
+    format!(
+        "SELECT count(*) FROM apalis.jobs WHERE convert_from(job, 'UTF8')::jsonb->>'upload_id' = '{id}'"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completing_twice_gives_the_same_answer_and_one_job() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let file = TestFile::random(12 * MIB, 1);
     let (client, upload) = uploaded(&app, "seller-twice", &file, &[1, 2, 3]).await;
 
-    let first = client.complete(&upload.upload_id).await.expect("first complete");
-    let second = client.complete(&upload.upload_id).await.expect("second complete");
+    let first = client
+        .complete(&upload.upload_id)
+        .await
+        .expect("first complete");
+    let second = client
+        .complete(&upload.upload_id)
+        .await
+        .expect("second complete");
     assert_eq!(first.state, pb::UploadState::Uploaded as i32);
     assert_eq!(first, second);
     assert_eq!(app.count(&jobs_for(&upload.upload_id)).await, 1);
@@ -48,7 +65,11 @@ async fn completing_twice_gives_the_same_answer_and_one_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_completes_enqueue_exactly_one_job() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let file = TestFile::random(11 * MIB, 2);
     let (client, upload) = uploaded(&app, "seller-race", &file, &[1, 2, 3]).await;
     let mut calls = tokio::task::JoinSet::new();
@@ -65,30 +86,53 @@ async fn racing_completes_enqueue_exactly_one_job() {
     }
     assert!(ok >= 1, "at least one complete succeeds");
     assert_eq!(app.count(&jobs_for(&upload.upload_id)).await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM uploads WHERE state = 'uploaded'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM uploads WHERE state = 'uploaded'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_with_missing_parts_names_them_and_changes_nothing() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let file = TestFile::random(16 * MIB, 3);
     let (client, upload) = uploaded(&app, "seller-missing", &file, &[1, 3]).await;
     let status = client
         .api()
-        .complete_upload(pb::CompleteUploadRequest { upload_id: upload.upload_id.clone() })
+        .complete_upload(pb::CompleteUploadRequest {
+            upload_id: upload.upload_id.clone(),
+        })
         .await
         .expect_err("parts 2 and 4 are missing");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
     assert!(status.message().contains("2, 4"), "{}", status.message());
     assert_eq!(app.count(&jobs_for(&upload.upload_id)).await, 0);
-    assert_eq!(app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'")
+            .await,
+        1
+    );
 
     // Sending the rest makes it completable.
     client
-        .send_parts(&upload, &file.path, &[2, 4], SendOptions::default(), |_, _| {})
+        .send_parts(
+            &upload,
+            &file.path,
+            &[2, 4],
+            SendOptions::default(),
+            |_, _| {},
+        )
         .await
         .unwrap();
-    client.complete(&upload.upload_id).await.expect("complete after the rest");
+    client
+        .complete(&upload.upload_id)
+        .await
+        .expect("complete after the rest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,71 +142,105 @@ async fn a_completion_interrupted_after_the_store_is_finished_by_calling_again()
     let (client, upload) = uploaded(&app, "seller-crash", &file, &[1, 2, 3]).await;
 
     // Simulate a server that assembled the object and died before its database write.
-    let (key, store_id): (String, String) = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use upload_db::schema::uploads::dsl;
-        let mut conn = app.db().await;
-        dsl::uploads
-            .select((dsl::temp_key, dsl::store_upload_id))
-            .first(&mut conn)
-            .await
-            .unwrap()
-    };
+    let (key, store_id) = app.upload_keys().await;
     let parts = app.store.list_parts(&key, &store_id).await.unwrap();
-    app.store.complete_multipart(&key, &store_id, &parts).await.unwrap();
-    assert_eq!(app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'").await, 1);
+    app.store
+        .complete_multipart(&key, &store_id, &parts)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'")
+            .await,
+        1
+    );
 
-    let done = client.complete(&upload.upload_id).await.expect("complete finishes the job");
+    let done = client
+        .complete(&upload.upload_id)
+        .await
+        .expect("complete finishes the job");
     assert_ne!(done.state, pb::UploadState::Uploading as i32);
-    let ready = app.wait_settled(&client, &upload.upload_id, Duration::from_secs(60)).await;
+    let ready = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
     assert_eq!(ready.state, pb::UploadState::Ready as i32);
     assert_eq!(ready.metadata.unwrap().sha256_hex, file.sha256_hex);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_stops_signing_and_completion_and_is_idempotent() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let file = TestFile::random(10 * MIB, 5);
     let (client, upload) = uploaded(&app, "seller-abort", &file, &[1]).await;
     let id = upload.upload_id.clone();
     let mut api = client.api();
 
-    let aborted = api.abort_upload(pb::AbortUploadRequest { upload_id: id.clone() }).await.unwrap().into_inner();
-    assert_eq!(aborted.upload.unwrap().state, pb::UploadState::Aborted as i32);
-    api.abort_upload(pb::AbortUploadRequest { upload_id: id.clone() }).await.expect("abort is idempotent");
+    let aborted = api
+        .abort_upload(pb::AbortUploadRequest {
+            upload_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        aborted.upload.unwrap().state,
+        pb::UploadState::Aborted as i32
+    );
+    api.abort_upload(pb::AbortUploadRequest {
+        upload_id: id.clone(),
+    })
+    .await
+    .expect("abort is idempotent");
 
-    let part = pb::PartToSign { part_number: 2, content_md5: vec![0; 16], content_length: 5 * MIB };
+    let part = pb::PartToSign {
+        part_number: 2,
+        content_md5: vec![0; 16],
+        content_length: 5 * MIB,
+    };
     // The signing path reads the upload's fixed facts from cache; the state check
     // happens where the signed part is recorded.
     let status = api
-        .sign_parts(pb::SignPartsRequest { upload_id: id.clone(), parts: vec![part] })
+        .sign_parts(pb::SignPartsRequest {
+            upload_id: id.clone(),
+            parts: vec![part],
+        })
         .await
         .expect_err("no signing after abort");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
     assert_eq!(
-        code(api.complete_upload(pb::CompleteUploadRequest { upload_id: id.clone() }).await),
+        code(
+            api.complete_upload(pb::CompleteUploadRequest {
+                upload_id: id.clone()
+            })
+            .await
+        ),
         tonic::Code::FailedPrecondition
     );
     // The store no longer holds the multipart upload.
-    let (key, store_id): (String, String) = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        use upload_db::schema::uploads::dsl;
-        let mut conn = app.db().await;
-        dsl::uploads.select((dsl::temp_key, dsl::store_upload_id)).first(&mut conn).await.unwrap()
-    };
-    assert!(app.store.list_parts(&key, &store_id).await.is_err(), "multipart upload should be gone");
+    let (key, store_id) = app.upload_keys().await;
+    assert!(
+        app.store.list_parts(&key, &store_id).await.is_err(),
+        "multipart upload should be gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_upload_ids_are_invalid_arguments() {
-    let app = TestApp::spawn_with(AppOptions { worker: false, ..Default::default() }).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
     let client = app.client("seller-ids", SellerGroup::Standard).await;
     let mut api = client.api();
     for bad in ["", "not-a-uuid", "12345"] {
         let status = api
-            .complete_upload(pb::CompleteUploadRequest { upload_id: bad.into() })
+            .complete_upload(pb::CompleteUploadRequest {
+                upload_id: bad.into(),
+            })
             .await
             .expect_err(bad);
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");

@@ -17,7 +17,10 @@ fn request(size: u64) -> pb::CreateUploadRequest {
 }
 
 fn no_worker() -> AppOptions {
-    AppOptions { worker: false, ..Default::default() }
+    AppOptions {
+        worker: false,
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,13 +32,32 @@ async fn create_enforces_the_group_size_limit() {
     let over = standard.api().create_upload(request(500 * MIB + 1)).await;
     let status = over.expect_err("over the standard limit");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-    assert!(status.message().contains("standard"), "{}", status.message());
-    assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0, "a refused upload leaves no row");
+    assert!(
+        status.message().contains("standard"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM uploads").await,
+        0,
+        "a refused upload leaves no row"
+    );
 
-    standard.api().create_upload(request(500 * MIB)).await.expect("standard at its limit");
-    let big = premium.api().create_upload(request(1024 * MIB)).await.expect("premium may go to 1 GiB");
+    standard
+        .api()
+        .create_upload(request(500 * MIB))
+        .await
+        .expect("standard at its limit");
+    let big = premium
+        .api()
+        .create_upload(request(1024 * MIB))
+        .await
+        .expect("premium may go to 1 GiB");
     assert_eq!(big.into_inner().upload.unwrap().part_count, 64);
-    assert_eq!(code(premium.api().create_upload(request(1024 * MIB + 1)).await), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        code(premium.api().create_upload(request(1024 * MIB + 1)).await),
+        tonic::Code::ResourceExhausted
+    );
     assert_eq!(app.count("SELECT count(*) FROM uploads").await, 2);
 }
 
@@ -44,16 +66,50 @@ async fn create_refuses_bad_input_with_invalid_argument_and_changes_nothing() {
     let app = TestApp::spawn_with(no_worker()).await;
     let client = app.client("seller-bad", SellerGroup::Standard).await;
     let cases = [
-        ("empty name", pb::CreateUploadRequest { file_name: String::new(), ..request(MIB) }),
-        ("path in name", pb::CreateUploadRequest { file_name: "../etc/passwd".into(), ..request(MIB) }),
-        ("bad type", pb::CreateUploadRequest { content_type: "video".into(), ..request(MIB) }),
+        (
+            "empty name",
+            pb::CreateUploadRequest {
+                file_name: String::new(),
+                ..request(MIB)
+            },
+        ),
+        (
+            "path in name",
+            pb::CreateUploadRequest {
+                file_name: "../etc/passwd".into(),
+                ..request(MIB)
+            },
+        ),
+        (
+            "bad type",
+            pb::CreateUploadRequest {
+                content_type: "video".into(),
+                ..request(MIB)
+            },
+        ),
         ("zero size", request(0)),
-        ("tiny parts", pb::CreateUploadRequest { part_size_bytes: MIB, ..request(100 * MIB) }),
-        ("huge parts", pb::CreateUploadRequest { part_size_bytes: 6 * 1024 * MIB, ..request(100 * MIB) }),
+        (
+            "tiny parts",
+            pb::CreateUploadRequest {
+                part_size_bytes: MIB,
+                ..request(100 * MIB)
+            },
+        ),
+        (
+            "huge parts",
+            pb::CreateUploadRequest {
+                part_size_bytes: 6 * 1024 * MIB,
+                ..request(100 * MIB)
+            },
+        ),
     ];
     for (what, req) in cases {
         let status = client.api().create_upload(req).await.expect_err(what);
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status:?}"
+        );
         assert!(!status.message().is_empty(), "{what}");
     }
     assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0);
@@ -70,7 +126,10 @@ async fn a_thousand_concurrent_creates_get_a_thousand_distinct_temp_keys() {
             // The same file name every time: keys must not depend on it.
             let mut req = request(10 * MIB + i);
             req.file_name = "same-name.mp4".into();
-            api.clone().create_upload(req).await.map(|r| r.into_inner().upload.unwrap().upload_id)
+            api.clone()
+                .create_upload(req)
+                .await
+                .map(|r| r.into_inner().upload.unwrap().upload_id)
         });
     }
     let mut ids = HashSet::new();
@@ -78,8 +137,16 @@ async fn a_thousand_concurrent_creates_get_a_thousand_distinct_temp_keys() {
         ids.insert(done.unwrap().expect("CreateUpload"));
     }
     assert_eq!(ids.len(), 1000);
-    assert_eq!(app.count("SELECT count(DISTINCT temp_key) FROM uploads").await, 1000);
-    assert_eq!(app.count("SELECT count(DISTINCT store_upload_id) FROM uploads").await, 1000);
+    assert_eq!(
+        app.count("SELECT count(DISTINCT temp_key) FROM uploads")
+            .await,
+        1000
+    );
+    assert_eq!(
+        app.count("SELECT count(DISTINCT store_upload_id) FROM uploads")
+            .await,
+        1000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,13 +166,17 @@ async fn buckets_carry_their_lifecycle_rules() {
     };
     let quarantine = rules(upload_storage::Bucket::Quarantine).await;
     assert!(
-        quarantine.iter().any(|r| r.expiration().and_then(|e| e.days()) == Some(4)),
+        quarantine
+            .iter()
+            .any(|r| r.expiration().and_then(|e| e.days()) == Some(4)),
         "quarantine must expire objects after 4 days: {quarantine:?}"
     );
     let temp = rules(upload_storage::Bucket::Temp).await;
     assert!(
-        temp.iter()
-            .any(|r| r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()) == Some(1)),
+        temp.iter().any(|r| r
+            .abort_incomplete_multipart_upload()
+            .and_then(|a| a.days_after_initiation())
+            == Some(1)),
         "temp must abort incomplete uploads after 1 day: {temp:?}"
     );
 }

@@ -28,11 +28,18 @@ fn refused(answer: Option<reqwest::StatusCode>) -> bool {
     answer.is_none_or(|s| s.is_client_error())
 }
 
-async fn sign(app: &TestApp, upload_id: &str, p: pb::PartToSign) -> Result<pb::SignedPart, tonic::Status> {
+async fn sign(
+    app: &TestApp,
+    upload_id: &str,
+    p: pb::PartToSign,
+) -> Result<pb::SignedPart, tonic::Status> {
     let client = app.client("seller-sign", SellerGroup::Standard).await;
     client
         .api()
-        .sign_part(pb::SignPartRequest { upload_id: upload_id.to_owned(), part: Some(p) })
+        .sign_part(pb::SignPartRequest {
+            upload_id: upload_id.to_owned(),
+            part: Some(p),
+        })
         .await
         .map(|r| r.into_inner().part.expect("signed part"))
 }
@@ -46,7 +53,10 @@ async fn new_upload(app: &TestApp, size: u64) -> pb::Upload {
 }
 
 fn no_worker() -> upload_e2e::AppOptions {
-    upload_e2e::AppOptions { worker: false, ..Default::default() }
+    upload_e2e::AppOptions {
+        worker: false,
+        ..Default::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,8 +71,16 @@ async fn signature_pins_content_md5_and_length() {
         .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
         .expect("signed headers in the URL");
     assert!(signed_headers.contains("content-md5"), "{signed_headers}");
-    assert!(signed_headers.contains("content-length"), "{signed_headers}");
-    assert!(signed.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-md5")));
+    assert!(
+        signed_headers.contains("content-length"),
+        "{signed_headers}"
+    );
+    assert!(
+        signed
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-md5"))
+    );
     assert_eq!(signed.method, "PUT");
     assert!(signed.expires_at.is_some());
 }
@@ -76,9 +94,16 @@ async fn store_rejects_a_body_that_differs_from_the_signed_md5() {
     let mut swapped = body.clone();
     swapped[12345] ^= 0xff;
     let status = put(&signed, &signed.url, swapped).await;
-    assert!(refused(status), "a swapped body must be refused, got {status:?}");
+    assert!(
+        refused(status),
+        "a swapped body must be refused, got {status:?}"
+    );
     // The genuine body still goes through.
-    assert!(put(&signed, &signed.url, body).await.is_some_and(|s| s.is_success()));
+    assert!(
+        put(&signed, &signed.url, body)
+            .await
+            .is_some_and(|s| s.is_success())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,9 +115,15 @@ async fn store_rejects_a_url_whose_part_number_was_changed() {
     assert!(signed.url.contains("partNumber=1"), "{}", signed.url);
     let forged = signed.url.replace("partNumber=1", "partNumber=2");
     let status = put(&signed, &forged, body).await;
-    assert!(refused(status), "a forged part number must be refused, got {status:?}");
+    assert!(
+        refused(status),
+        "a forged part number must be refused, got {status:?}"
+    );
     let client = app.client("seller-sign", SellerGroup::Standard).await;
-    assert_eq!(client.missing_parts(&upload.upload_id).await.unwrap(), vec![1, 2]);
+    assert_eq!(
+        client.missing_parts(&upload.upload_id).await.unwrap(),
+        vec![1, 2]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,16 +139,26 @@ async fn parts_outside_the_plan_are_invalid_and_record_nothing() {
         ("last part too long", part(3, &full[..2])),
         (
             "md5 of 15 bytes",
-            pb::PartToSign { part_number: 1, content_md5: vec![0; 15], content_length: 5 * MIB },
+            pb::PartToSign {
+                part_number: 1,
+                content_md5: vec![0; 15],
+                content_length: 5 * MIB,
+            },
         ),
     ];
     for (what, p) in cases {
         let status = sign(&app, &upload.upload_id, p).await.expect_err(what);
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status:?}"
+        );
         assert!(!status.message().is_empty());
     }
     // The last part may be short: exactly one byte here.
-    sign(&app, &upload.upload_id, part(3, &full[..1])).await.expect("short last part");
+    sign(&app, &upload.upload_id, part(3, &full[..1]))
+        .await
+        .expect("short last part");
     assert_eq!(app.count("SELECT count(*) FROM upload_parts").await, 1);
 }
 
@@ -154,10 +195,14 @@ async fn batch_signing_is_all_or_nothing() {
         .await
         .expect("batch")
         .into_inner();
-    assert_eq!(ok.parts.iter().map(|p| p.part_number).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        ok.parts.iter().map(|p| p.part_number).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(app.count("SELECT count(*) FROM upload_parts").await, 3);
     assert_eq!(
-        app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'").await,
+        app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'")
+            .await,
         1,
         "the first signed part moves the upload to uploading"
     );
@@ -176,5 +221,8 @@ async fn signed_urls_expire_after_the_configured_time() {
     let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let status = put(&signed, &signed.url, body).await;
-    assert!(refused(status), "an expired URL must be refused, got {status:?}");
+    assert!(
+        refused(status),
+        "an expired URL must be refused, got {status:?}"
+    );
 }

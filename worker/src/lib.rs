@@ -3,6 +3,7 @@
 pub mod metadata;
 pub mod outcome;
 mod progress;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,11 @@ pub async fn run(
         store: Store::new(&config.store),
         config,
     });
+    let sweeper = tokio::spawn(sweep::sweep_forever(
+        Arc::clone(&ctx),
+        ctx.config.sweep_interval,
+        ctx.config.stuck_after,
+    ));
     let worker_name = format!("upload-worker-{}", uuid::Uuid::now_v7());
     let monitor = Monitor::new().register(move |_| {
         // The queue is named explicitly; pub/sub wakes the worker as soon as a job is
@@ -76,5 +82,6 @@ pub async fn run(
             Ok(())
         })
         .await?;
+    sweeper.abort();
     Ok(())
 }

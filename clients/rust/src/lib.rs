@@ -164,7 +164,9 @@ impl UploadClient {
         options: SendOptions,
         on_part: impl Fn(u32, u64) + Send + Sync + 'static,
     ) -> Result<SendStats, ClientError> {
-        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(parts.to_vec())));
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+            parts.to_vec(),
+        )));
         let retries = Arc::new(AtomicU64::new(0));
         let on_part = Arc::new(on_part);
         let mut slots = tokio::task::JoinSet::new();
@@ -222,7 +224,9 @@ impl UploadClient {
             });
         }
         let offset = u64::from(number - 1) * upload.part_size_bytes;
-        let len = upload.part_size_bytes.min(upload.size_bytes.saturating_sub(offset));
+        let len = upload
+            .part_size_bytes
+            .min(upload.size_bytes.saturating_sub(offset));
         let mut body = vec![
             0u8;
             usize::try_from(len).map_err(|e| ClientError::Part {

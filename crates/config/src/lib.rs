@@ -276,6 +276,10 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// `UPLOAD_WORKER_CONCURRENCY`: jobs run at once per queue (default 4).
     pub concurrency: usize,
+    /// `UPLOAD_SWEEP_INTERVAL_SECS`: how often the sweeper looks for stuck uploads (default 60).
+    pub sweep_interval: Duration,
+    /// `UPLOAD_STUCK_AFTER_SECS`: processing with no live job this long is stuck (default 900).
+    pub stuck_after: Duration,
 }
 
 impl WorkerConfig {
@@ -298,6 +302,11 @@ impl WorkerConfig {
                 "UPLOAD_WORKER_CONCURRENCY",
                 parsed(src, "UPLOAD_WORKER_CONCURRENCY", 4u64)?,
             )? as usize,
+            sweep_interval: Duration::from_secs(positive(
+                "UPLOAD_SWEEP_INTERVAL_SECS",
+                parsed(src, "UPLOAD_SWEEP_INTERVAL_SECS", 60)?,
+            )?),
+            stuck_after: Duration::from_secs(parsed(src, "UPLOAD_STUCK_AFTER_SECS", 900)?),
         })
     }
 }

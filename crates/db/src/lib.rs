@@ -7,6 +7,7 @@ pub mod models;
 mod pool;
 pub mod progress;
 pub mod schema;
+pub mod sweep;
 pub mod uploads;
 
 pub use diesel_async::AsyncPgConnection;

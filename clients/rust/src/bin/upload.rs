@@ -173,7 +173,11 @@ async fn complete_and_follow(
     let mut last = None;
     while let Some(update) = stream.next().await {
         let update = update?;
-        let state = update.upload.as_ref().map(|u| state_name(u.state)).unwrap_or_default();
+        let state = update
+            .upload
+            .as_ref()
+            .map(|u| state_name(u.state))
+            .unwrap_or_default();
         let stages: Vec<String> = update.stages.iter().map(stage_short).collect();
         eprintln!("  {state:<11} {}", stages.join("  "));
         last = update.upload;

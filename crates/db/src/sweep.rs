@@ -1,0 +1,86 @@
+//! The sweeper's queries: uploads overdue or stalled.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use upload_domain::{UploadId, UploadState};
+
+use crate::DbError;
+use crate::jobs::Queue;
+use crate::models::UploadRow;
+use crate::schema::uploads;
+
+/// Unfinished uploads (`created`, `uploading`) past their deadline, oldest first.
+pub async fn overdue(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<UploadRow>, DbError> {
+    Ok(uploads::table
+        .filter(uploads::state.eq_any([
+            UploadState::Created.as_str(),
+            UploadState::Uploading.as_str(),
+        ]))
+        .filter(uploads::expires_at.lt(diesel::dsl::now))
+        .order(uploads::expires_at.asc())
+        .limit(limit)
+        .select(UploadRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// An upload whose processing has no live job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stalled {
+    /// The upload.
+    pub id: UploadId,
+    /// Its state.
+    pub state: UploadState,
+    /// Job rows ever enqueued for it on the queue (one per attempt).
+    pub attempts: u32,
+}
+
+/// Uploads in `uploaded`/`processing` unchanged for `stuck_after` with no pending,
+/// queued or running job on `queue`.
+pub async fn stalled(
+    conn: &mut AsyncPgConnection,
+    queue: Queue,
+    stuck_after: Duration,
+    limit: i64,
+) -> Result<Vec<Stalled>, DbError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: uuid::Uuid,
+        #[diesel(sql_type = Text)]
+        state: String,
+        #[diesel(sql_type = BigInt)]
+        attempts: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT u.id, u.state,
+                (SELECT count(*) FROM apalis.jobs j
+                  WHERE j.job_type = $1 AND j.idempotency_key LIKE u.id::text || '#%') AS attempts
+         FROM uploads u
+         WHERE u.state IN ('uploaded', 'processing')
+           AND u.updated_at < now() - make_interval(secs => $2)
+           AND NOT EXISTS (
+               SELECT 1 FROM apalis.jobs j
+               WHERE j.job_type = $1 AND j.idempotency_key LIKE u.id::text || '#%'
+                 AND j.status IN ('Pending', 'Queued', 'Running'))
+         ORDER BY u.updated_at
+         LIMIT $3",
+    )
+    .bind::<Text, _>(queue.name())
+    .bind::<Double, _>(stuck_after.as_secs_f64())
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Stalled {
+                id: UploadId::from(r.id),
+                state: r.state.parse().map_err(DbError::Corrupt)?,
+                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,126 @@
+//! The sweeper: nothing stays stuck after a crash or an abandoned upload.
+
+use std::time::Duration;
+
+use upload_client::SendOptions;
+use upload_domain::SellerGroup;
+use upload_e2e::{AppOptions, TestApp, TestFile, pb};
+
+const MIB: u64 = 1024 * 1024;
+
+fn fast_sweeper() -> AppOptions {
+    AppOptions {
+        worker_env: vec![
+            ("UPLOAD_SWEEP_INTERVAL_SECS".into(), "1".into()),
+            ("UPLOAD_STUCK_AFTER_SECS".into(), "1".into()),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
+    let app = TestApp::spawn_with(fast_sweeper()).await;
+    let file = TestFile::random(10 * MIB, 21);
+    let client = app.client("seller-gone", SellerGroup::Standard).await;
+    let upload = client
+        .create(
+            "x.bin",
+            file.size,
+            "application/octet-stream",
+            Some(5 * MIB),
+        )
+        .await
+        .unwrap();
+    client
+        .send_parts(&upload, &file.path, &[1], SendOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    app.execute("UPDATE uploads SET expires_at = now() - interval '1 second'")
+        .await;
+
+    let expired = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(20))
+        .await;
+    assert_eq!(expired.state, pb::UploadState::Expired as i32);
+    assert_eq!(expired.failure.unwrap().code, "expired");
+    let (key, store_id) = app.upload_keys().await;
+    assert!(
+        app.store.list_parts(&key, &store_id).await.is_err(),
+        "the multipart upload is aborted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_assembled_but_never_recorded_is_completed_and_processed() {
+    let app = TestApp::spawn_with(fast_sweeper()).await;
+    let file = TestFile::random(10 * MIB + 7, 22);
+    let client = app.client("seller-crashed", SellerGroup::Standard).await;
+    let upload = client
+        .create(
+            "y.bin",
+            file.size,
+            "application/octet-stream",
+            Some(5 * MIB),
+        )
+        .await
+        .unwrap();
+    client
+        .send_parts(
+            &upload,
+            &file.path,
+            &[1, 2, 3],
+            SendOptions::default(),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    // The store completed; the server died before recording it; the client never came back.
+    let (key, store_id) = app.upload_keys().await;
+    let parts = app.store.list_parts(&key, &store_id).await.unwrap();
+    app.store
+        .complete_multipart(&key, &store_id, &parts)
+        .await
+        .unwrap();
+    app.execute("UPDATE uploads SET expires_at = now() - interval '1 second'")
+        .await;
+
+    let ready = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(30))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32);
+    assert_eq!(ready.metadata.unwrap().md5_hex, file.md5_hex);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_whose_job_vanished_is_enqueued_again() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..fast_sweeper()
+    })
+    .await;
+    let file = TestFile::random(6 * MIB, 23);
+    let client = app.client("seller-stalled", SellerGroup::Standard).await;
+    let upload = client
+        .create("z.bin", file.size, "application/octet-stream", None)
+        .await
+        .unwrap();
+    client
+        .send_parts(&upload, &file.path, &[1], SendOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    client.complete(&upload.upload_id).await.unwrap();
+    // The job row is lost (say, deleted by hand) while the upload says processing.
+    app.execute("DELETE FROM apalis.jobs").await;
+    app.execute("UPDATE uploads SET state = 'processing', updated_at = now() - interval '1 hour'")
+        .await;
+
+    // A worker starting now finds it and finishes it.
+    let worker = TestApp::spawn_worker_for(&app, fast_sweeper()).await;
+    let ready = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(30))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32);
+    assert_eq!(ready.metadata.unwrap().sha256_hex, file.sha256_hex);
+    drop(worker);
+}

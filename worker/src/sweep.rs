@@ -1,0 +1,146 @@
+//! The sweeper: finds uploads stuck in a state past its deadline and finishes or
+//! expires them, so a crash between any two steps never leaves an upload hanging.
+//!
+//! - `created`/`uploading` past `expires_at`: if the store already holds the
+//!   assembled object (a completion that died before its database write), the
+//!   upload is completed and processed; otherwise it expires and its multipart
+//!   upload is aborted.
+//! - `uploaded`/`processing` with no live job for longer than `stuck_after`: the
+//!   next attempt is enqueued, or the upload fails once attempts are spent.
+//!
+//! Several workers may sweep at once: every write is a guarded transition or an
+//! idempotent enqueue, so they cannot both win.
+
+use std::time::Duration;
+
+use upload_db::jobs::{self, Queue, UploadJob};
+use upload_db::models::UploadRow;
+use upload_db::uploads::{FailureNote, Transition, transition};
+use upload_domain::{SellerId, UploadEvent, UploadState};
+use upload_storage::StorageKey;
+
+use crate::JobContext;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Unfinished uploads expired.
+    pub expired: usize,
+    /// Uploads found assembled in the store and completed.
+    pub recovered: usize,
+    /// Stuck uploads whose job was enqueued again.
+    pub requeued: usize,
+    /// Stuck uploads failed after their attempts were spent.
+    pub failed: usize,
+}
+
+const BATCH: i64 = 100;
+
+/// Runs one sweep.
+pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Result<SweepReport> {
+    let mut report = SweepReport::default();
+    let mut conn = ctx.pool.get().await?;
+    let overdue = upload_db::sweep::overdue(&mut conn, BATCH).await?;
+    drop(conn);
+    for row in overdue {
+        match settle_overdue(ctx, &row).await {
+            Ok(Some(true)) => report.recovered += 1,
+            Ok(Some(false)) => report.expired += 1,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(upload = %row.id, error = %e, "sweeper could not settle an overdue upload")
+            }
+        }
+    }
+
+    let mut conn = ctx.pool.get().await?;
+    let stuck = upload_db::sweep::stalled(&mut conn, Queue::Metadata, stuck_after, BATCH).await?;
+    for s in stuck {
+        let id = s.id;
+        if s.attempts < ctx.config.max_attempts {
+            let job = UploadJob {
+                upload_id: id,
+                attempt: s.attempts + 1,
+            };
+            if jobs::enqueue(&mut conn, Queue::Metadata, &job, None).await? {
+                tracing::warn!(upload = %id, attempt = job.attempt, "stuck upload re-enqueued");
+                report.requeued += 1;
+            }
+        } else {
+            let note = FailureNote {
+                code: "processing_stalled",
+                message: "processing stopped and did not recover after every attempt",
+            };
+            if let Ok(Transition::Applied(_)) =
+                transition(&mut conn, id, s.state, UploadEvent::Failed, Some(note)).await?
+            {
+                report.failed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Completes (Some(true)) or expires (Some(false)) one overdue upload; None when
+/// another actor moved it first.
+async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Option<bool>> {
+    let id = row.upload_id();
+    let current = row.state()?;
+    let owner: SellerId = row.owner_id.parse()?;
+    let assembled = ctx
+        .store
+        .object_size(&StorageKey::Temp {
+            owner: &owner,
+            upload: id,
+        })
+        .await?;
+    let declared = u64::try_from(row.declared_size).unwrap_or(0);
+    let mut conn = ctx.pool.get().await?;
+    if current == UploadState::Uploading && assembled == Some(declared) {
+        let done = diesel_async::AsyncConnection::transaction::<_, anyhow::Error, _>(
+            &mut *conn,
+            async move |conn| {
+                let moved = transition(conn, id, current, UploadEvent::Completed, None).await?;
+                if matches!(moved, Ok(Transition::Applied(_))) {
+                    jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), None).await?;
+                    return Ok(true);
+                }
+                Ok(false)
+            },
+        )
+        .await?;
+        return Ok(done.then_some(true));
+    }
+    let note = FailureNote {
+        code: "expired",
+        message: "the upload was not completed before its deadline",
+    };
+    match transition(&mut conn, id, current, UploadEvent::Expired, Some(note)).await? {
+        Ok(Transition::Applied(_)) => {
+            drop(conn);
+            ctx.store
+                .abort_multipart(&row.temp_key, &row.store_upload_id)
+                .await?;
+            Ok(Some(false))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Sweeps every `every` until `stop` resolves.
+pub async fn sweep_forever(
+    ctx: std::sync::Arc<JobContext>,
+    every: Duration,
+    stuck_after: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sweep_once(&ctx, stuck_after).await {
+            Ok(report) if report != SweepReport::default() => tracing::info!(?report, "sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweep failed; will try again"),
+        }
+    }
+}
