@@ -180,6 +180,8 @@ fn main() {
             run(&channels, &token, &uploads, "SignParts", 1, 16, d).await,
             run(&channels, &token, &uploads, "SignParts", 32, 16, d).await,
             run(&channels, &token, &uploads, "SignParts", 32, 4, d).await,
+            // 32 parts in flight as two batches of 16.
+            run(&channels, &token, &uploads, "SignParts", 2, 16, d).await,
         ];
         let signed_rows = app.count("SELECT count(*) FROM upload_parts").await;
         println!();
