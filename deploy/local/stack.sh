@@ -13,6 +13,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 dir=${UPLOAD_STACK_DIR:-$repo/target/stack}
 envfile=$dir/stack.env
 GARAGE_VERSION=2.5.0
+# PostgreSQL runs as the postgres user, who may not reach into a checkout under a
+# private directory: as root, its cluster lives under /tmp, named after this stack.
+if [ "$(id -u)" = 0 ]; then
+  pgdir=/tmp/upload-stack-pg-$(printf '%s' "$dir" | md5sum | cut -c1-12)
+else
+  pgdir=$dir/pg
+fi
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
@@ -48,25 +55,24 @@ install_missing() {
 start_postgres() {
   local bin port
   bin=$(pg_bin)
-  if alive "$dir/pg/data/postmaster.pid"; then return 0; fi
+  if alive "$pgdir/data/postmaster.pid"; then return 0; fi
   port=$(free_port)
-  mkdir -p "$dir/pg"
-  if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
-    rm -rf "$dir/pg/data"
-    mkdir -p "$dir/pg/data" "$dir/pg/sock"
-    chown -R postgres:postgres "$dir/pg" 2>/dev/null || true
-    run_pg "$bin/initdb" -D "$dir/pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
+  mkdir -p "$pgdir"
+  if [ ! -f "$pgdir/data/PG_VERSION" ]; then
+    rm -rf "$pgdir/data"
+    mkdir -p "$pgdir/data" "$pgdir/sock"
+    chown -R postgres:postgres "$pgdir" 2>/dev/null || true
+    run_pg "$bin/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
-  run_pg "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -w -t 30 start \
-    -o "-p $port -k $dir/pg/sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
-  echo "$port" > "$dir/pg/port"
+  run_pg "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -t 30 start \
+    -o "-p $port -k $pgdir/sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+  echo "$port" > "$pgdir/port"
   log "postgres on 127.0.0.1:$port"
 }
 
 # initdb and pg_ctl refuse to run as root.
 run_pg() {
   if [ "$(id -u)" = 0 ]; then
-    chmod o+x "$dir" "$(dirname "$dir")" 2>/dev/null || true
     runuser -u postgres -- "$@"
   else
     "$@"
@@ -131,8 +137,8 @@ write_env() {
   . "$dir/garage/secrets"
   [ -f "$dir/jwt_secret" ] || openssl rand -hex 32 > "$dir/jwt_secret"
   cat > "$envfile" <<ENV
-UPLOAD_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$dir/pg/port")/upload
-UPLOAD_ADMIN_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$dir/pg/port")/postgres
+UPLOAD_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$pgdir/port")/upload
+UPLOAD_ADMIN_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$pgdir/port")/postgres
 UPLOAD_S3_ENDPOINT=http://127.0.0.1:$(cat "$dir/garage/s3_port")
 UPLOAD_S3_REGION=garage
 UPLOAD_S3_ACCESS_KEY_ID=$access_key
@@ -146,7 +152,7 @@ ENV
 
 setup_service() {
   local port
-  port=$(cat "$dir/pg/port")
+  port=$(cat "$pgdir/port")
   psql -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'upload'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE upload" >/dev/null
   # Migrations and bucket rules come from the service's own setup command.
@@ -169,8 +175,8 @@ case "${1:-up}" in
     ;;
   down)
     if alive "$dir/garage/pid"; then kill "$(cat "$dir/garage/pid")" && log "garage stopped"; fi
-    if alive "$dir/pg/data/postmaster.pid"; then
-      run_pg "$(pg_bin)/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null && log "postgres stopped"
+    if alive "$pgdir/data/postmaster.pid"; then
+      run_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null && log "postgres stopped"
     fi
     ;;
   env)
