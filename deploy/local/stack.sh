@@ -174,7 +174,11 @@ case "${1:-up}" in
     log "ready; environment in $envfile"
     ;;
   down)
-    if alive "$dir/garage/pid"; then kill "$(cat "$dir/garage/pid")" && log "garage stopped"; fi
+    if alive "$dir/garage/pid"; then
+      kill "$(cat "$dir/garage/pid")"
+      for _ in $(seq 1 100); do alive "$dir/garage/pid" || break; sleep 0.1; done
+      log "garage stopped"
+    fi
     if alive "$pgdir/data/postmaster.pid"; then
       run_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null && log "postgres stopped"
     fi
