@@ -73,7 +73,7 @@ start_postgres() {
 # initdb and pg_ctl refuse to run as root.
 run_pg() {
   if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi

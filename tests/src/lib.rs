@@ -288,6 +288,38 @@ impl TestApp {
             .expect("connecting to the test database")
     }
 
+    /// Creates an upload of `file` in 5 MiB parts for a standard seller and sends
+    /// `parts` of it (every part when `None`); does not complete it.
+    pub async fn upload_parts(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        parts: Option<&[u32]>,
+    ) -> (UploadClient, pb::Upload) {
+        let client = self.client(seller, SellerGroup::Standard).await;
+        let upload = client
+            .create(
+                "product.bin",
+                file.size,
+                "application/octet-stream",
+                Some(5 * 1024 * 1024),
+            )
+            .await
+            .expect("CreateUpload");
+        let all: Vec<u32> = (1..=upload.part_count).collect();
+        client
+            .send_parts(
+                &upload,
+                &file.path,
+                parts.unwrap_or(&all),
+                upload_client::SendOptions::default(),
+                |_, _| {},
+            )
+            .await
+            .expect("sending parts");
+        (client, upload)
+    }
+
     /// The temp key and the store's multipart id of the test's first upload.
     pub async fn upload_keys(&self) -> (String, String) {
         use diesel::prelude::*;
@@ -301,6 +333,21 @@ impl TestApp {
         )
         .await
         .expect("an upload exists")
+    }
+
+    /// Assembles the test's first upload in the store directly, as a server that
+    /// died between CompleteMultipartUpload and its database write would leave it.
+    pub async fn complete_in_store_only(&self) {
+        let (key, store_id) = self.upload_keys().await;
+        let parts = self
+            .store
+            .list_parts(&key, &store_id)
+            .await
+            .expect("ListParts");
+        self.store
+            .complete_multipart(&key, &store_id, &parts)
+            .await
+            .expect("CompleteMultipartUpload");
     }
 
     /// Runs an SQL statement on the test's database.

@@ -3,29 +3,11 @@
 
 use std::time::Duration;
 
-use upload_client::{SendOptions, UploadClient};
+use upload_client::SendOptions;
 use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, TestApp, TestFile, code, pb};
 
 const MIB: u64 = 1024 * 1024;
-
-async fn uploaded(
-    app: &TestApp,
-    seller: &str,
-    file: &TestFile,
-    send: &[u32],
-) -> (UploadClient, pb::Upload) {
-    let client = app.client(seller, SellerGroup::Standard).await;
-    let upload = client
-        .create("pack.zip", file.size, "application/zip", Some(5 * MIB))
-        .await
-        .expect("CreateUpload");
-    client
-        .send_parts(&upload, &file.path, send, SendOptions::default(), |_, _| {})
-        .await
-        .expect("sending parts");
-    (client, upload)
-}
 
 fn jobs_for(id: &str) -> String {
     format!(
@@ -41,7 +23,9 @@ async fn completing_twice_gives_the_same_answer_and_one_job() {
     })
     .await;
     let file = TestFile::random(12 * MIB, 1);
-    let (client, upload) = uploaded(&app, "seller-twice", &file, &[1, 2, 3]).await;
+    let (client, upload) = app
+        .upload_parts("seller-twice", &file, Some(&[1, 2, 3]))
+        .await;
 
     let first = client
         .complete(&upload.upload_id)
@@ -71,7 +55,9 @@ async fn racing_completes_enqueue_exactly_one_job() {
     })
     .await;
     let file = TestFile::random(11 * MIB, 2);
-    let (client, upload) = uploaded(&app, "seller-race", &file, &[1, 2, 3]).await;
+    let (client, upload) = app
+        .upload_parts("seller-race", &file, Some(&[1, 2, 3]))
+        .await;
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let client = client.clone();
@@ -101,7 +87,9 @@ async fn complete_with_missing_parts_names_them_and_changes_nothing() {
     })
     .await;
     let file = TestFile::random(16 * MIB, 3);
-    let (client, upload) = uploaded(&app, "seller-missing", &file, &[1, 3]).await;
+    let (client, upload) = app
+        .upload_parts("seller-missing", &file, Some(&[1, 3]))
+        .await;
     let status = client
         .api()
         .complete_upload(pb::CompleteUploadRequest {
@@ -139,15 +127,12 @@ async fn complete_with_missing_parts_names_them_and_changes_nothing() {
 async fn a_completion_interrupted_after_the_store_is_finished_by_calling_again() {
     let app = TestApp::spawn().await;
     let file = TestFile::random(10 * MIB + 3, 4);
-    let (client, upload) = uploaded(&app, "seller-crash", &file, &[1, 2, 3]).await;
+    let (client, upload) = app
+        .upload_parts("seller-crash", &file, Some(&[1, 2, 3]))
+        .await;
 
     // Simulate a server that assembled the object and died before its database write.
-    let (key, store_id) = app.upload_keys().await;
-    let parts = app.store.list_parts(&key, &store_id).await.unwrap();
-    app.store
-        .complete_multipart(&key, &store_id, &parts)
-        .await
-        .unwrap();
+    app.complete_in_store_only().await;
     assert_eq!(
         app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'")
             .await,
@@ -174,7 +159,7 @@ async fn abort_stops_signing_and_completion_and_is_idempotent() {
     })
     .await;
     let file = TestFile::random(10 * MIB, 5);
-    let (client, upload) = uploaded(&app, "seller-abort", &file, &[1]).await;
+    let (client, upload) = app.upload_parts("seller-abort", &file, Some(&[1])).await;
     let id = upload.upload_id.clone();
     let mut api = client.api();
 

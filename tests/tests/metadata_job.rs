@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use upload_client::SendOptions;
-use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, TestApp, TestFile, pb};
 
 const MIB: u64 = 1024 * 1024;
@@ -29,15 +27,7 @@ async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_st
     })
     .await;
     let file = TestFile::random(6 * MIB, 9);
-    let client = app.client("seller-retry", SellerGroup::Standard).await;
-    let upload = client
-        .create("x.bin", file.size, "application/octet-stream", None)
-        .await
-        .unwrap();
-    client
-        .send_parts(&upload, &file.path, &[1], SendOptions::default(), |_, _| {})
-        .await
-        .unwrap();
+    let (client, upload) = app.upload_parts("seller-retry", &file, None).await;
     client.complete(&upload.upload_id).await.unwrap();
 
     let failed = app
@@ -82,26 +72,9 @@ async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_st
 async fn running_the_metadata_job_twice_gives_the_same_rows() {
     let app = TestApp::spawn().await;
     let file = TestFile::random(7 * MIB, 10);
-    let client = app.client("seller-twice-job", SellerGroup::Standard).await;
-    let upload = client
-        .create(
-            "y.bin",
-            file.size,
-            "application/octet-stream",
-            Some(5 * MIB),
-        )
-        .await
-        .unwrap();
-    client
-        .send_parts(
-            &upload,
-            &file.path,
-            &[1, 2],
-            SendOptions::default(),
-            |_, _| {},
-        )
-        .await
-        .unwrap();
+    let (client, upload) = app
+        .upload_parts("seller-twice-job", &file, Some(&[1, 2]))
+        .await;
     client.complete(&upload.upload_id).await.unwrap();
     let first = app
         .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))

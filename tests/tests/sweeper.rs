@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use upload_client::SendOptions;
-use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, TestApp, TestFile, pb};
 
 const MIB: u64 = 1024 * 1024;
@@ -22,20 +20,7 @@ fn fast_sweeper() -> AppOptions {
 async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
     let app = TestApp::spawn_with(fast_sweeper()).await;
     let file = TestFile::random(10 * MIB, 21);
-    let client = app.client("seller-gone", SellerGroup::Standard).await;
-    let upload = client
-        .create(
-            "x.bin",
-            file.size,
-            "application/octet-stream",
-            Some(5 * MIB),
-        )
-        .await
-        .unwrap();
-    client
-        .send_parts(&upload, &file.path, &[1], SendOptions::default(), |_, _| {})
-        .await
-        .unwrap();
+    let (client, upload) = app.upload_parts("seller-gone", &file, Some(&[1])).await;
     app.execute("UPDATE uploads SET expires_at = now() - interval '1 second'")
         .await;
 
@@ -55,33 +40,11 @@ async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
 async fn an_upload_assembled_but_never_recorded_is_completed_and_processed() {
     let app = TestApp::spawn_with(fast_sweeper()).await;
     let file = TestFile::random(10 * MIB + 7, 22);
-    let client = app.client("seller-crashed", SellerGroup::Standard).await;
-    let upload = client
-        .create(
-            "y.bin",
-            file.size,
-            "application/octet-stream",
-            Some(5 * MIB),
-        )
-        .await
-        .unwrap();
-    client
-        .send_parts(
-            &upload,
-            &file.path,
-            &[1, 2, 3],
-            SendOptions::default(),
-            |_, _| {},
-        )
-        .await
-        .unwrap();
+    let (client, upload) = app
+        .upload_parts("seller-crashed", &file, Some(&[1, 2, 3]))
+        .await;
     // The store completed; the server died before recording it; the client never came back.
-    let (key, store_id) = app.upload_keys().await;
-    let parts = app.store.list_parts(&key, &store_id).await.unwrap();
-    app.store
-        .complete_multipart(&key, &store_id, &parts)
-        .await
-        .unwrap();
+    app.complete_in_store_only().await;
     app.execute("UPDATE uploads SET expires_at = now() - interval '1 second'")
         .await;
 
@@ -100,15 +63,7 @@ async fn processing_whose_job_vanished_is_enqueued_again() {
     })
     .await;
     let file = TestFile::random(6 * MIB, 23);
-    let client = app.client("seller-stalled", SellerGroup::Standard).await;
-    let upload = client
-        .create("z.bin", file.size, "application/octet-stream", None)
-        .await
-        .unwrap();
-    client
-        .send_parts(&upload, &file.path, &[1], SendOptions::default(), |_, _| {})
-        .await
-        .unwrap();
+    let (client, upload) = app.upload_parts("seller-stalled", &file, None).await;
     client.complete(&upload.upload_id).await.unwrap();
     // The job row is lost (say, deleted by hand) while the upload says processing.
     app.execute("DELETE FROM apalis.jobs").await;

@@ -97,19 +97,8 @@ async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Opt
     let declared = u64::try_from(row.declared_size).unwrap_or(0);
     let mut conn = ctx.pool.get().await?;
     if current == UploadState::Uploading && assembled == Some(declared) {
-        let done = diesel_async::AsyncConnection::transaction::<_, anyhow::Error, _>(
-            &mut *conn,
-            async move |conn| {
-                let moved = transition(conn, id, current, UploadEvent::Completed, None).await?;
-                if matches!(moved, Ok(Transition::Applied(_))) {
-                    jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), None).await?;
-                    return Ok(true);
-                }
-                Ok(false)
-            },
-        )
-        .await?;
-        return Ok(done.then_some(true));
+        let moved = upload_db::pipeline::record_completion(&mut conn, id, declared).await?;
+        return Ok((moved != Transition::Lost).then_some(true));
     }
     let note = FailureNote {
         code: "expired",

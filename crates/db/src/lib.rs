@@ -4,6 +4,7 @@ mod error;
 pub mod jobs;
 mod migrate;
 pub mod models;
+pub mod pipeline;
 mod pool;
 pub mod progress;
 pub mod schema;

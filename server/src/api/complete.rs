@@ -1,6 +1,5 @@
-use upload_db::jobs::{self, Queue, UploadJob};
-use upload_db::uploads::{self, Transition};
-use upload_domain::{Caller, Stage, StageStatus, UploadEvent, UploadId, UploadState};
+use upload_db::uploads::Transition;
+use upload_domain::{Caller, UploadId, UploadState};
 use upload_proto::v1 as pb;
 use upload_storage::{StorageKey, StoreError};
 
@@ -92,51 +91,11 @@ pub async fn handle_complete_upload(
     }
 
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-    let size = plan.size();
-    let outcome = diesel_async::AsyncConnection::transaction::<_, ApiError, _>(
-        &mut *conn,
-        async move |conn| {
-            let moved = uploads::transition(
-                conn,
-                id,
-                UploadState::Uploading,
-                UploadEvent::Completed,
-                None,
-            )
-            .await?
-            .map_err(|e| ApiError::FailedPrecondition(e.to_string()))?;
-            if moved == Transition::Lost {
-                return Ok(moved);
-            }
-            upload_db::progress::set(
-                conn,
-                id,
-                Stage::Upload,
-                StageStatus::Done,
-                size,
-                size,
-                "assembled",
-            )
-            .await?;
-            upload_db::progress::set(
-                conn,
-                id,
-                Stage::Hash,
-                StageStatus::Pending,
-                0,
-                size,
-                "queued",
-            )
-            .await?;
-            jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), None).await?;
-            Ok(moved)
-        },
-    )
-    .await?;
-    drop(conn);
-    if let Transition::Lost = outcome {
+    if upload_db::pipeline::record_completion(&mut conn, id, plan.size()).await? == Transition::Lost
+    {
         tracing::debug!(%id, "another call completed the upload first");
     }
+    drop(conn);
     let row = state.owned_upload(caller, id).await?;
     match row.state()? {
         UploadState::Aborted | UploadState::Expired => Err(ApiError::FailedPrecondition(format!(
