@@ -12,7 +12,11 @@ const MIB: u64 = 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_progress() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(upload_e2e::AppOptions {
+        env: vec![("UPLOAD_PROGRESS_REFRESH_MS".into(), "200".into())],
+        ..Default::default()
+    })
+    .await;
     let file = TestFile::random(300_000_000, 300);
     let client = app.client("seller-300", SellerGroup::Standard).await;
 
@@ -77,7 +81,26 @@ async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_pro
     assert_eq!(metadata.md5_hex, file.md5_hex);
     assert_eq!(metadata.sha256_hex, file.sha256_hex);
 
-    // Progress advanced: the hash stage was seen part-way, and never went backwards.
+    // The upload stage advanced while parts travelled straight to the store.
+    let upload_done: Vec<u64> = updates
+        .iter()
+        .filter_map(|u| {
+            u.stages
+                .iter()
+                .find(|s| s.stage == pb::Stage::Upload as i32)
+        })
+        .map(|s| s.bytes_done)
+        .collect();
+    assert!(
+        upload_done.windows(2).all(|w| w[0] <= w[1]),
+        "upload progress went backwards: {upload_done:?}"
+    );
+    assert!(
+        upload_done.iter().any(|&d| d > 0 && d < file.size),
+        "no intermediate upload progress seen: {upload_done:?}"
+    );
+
+    // Processing advanced too: the hash stage was seen part-way, and never went backwards.
     let hash_done: Vec<u64> = updates
         .iter()
         .filter_map(|u| u.stages.iter().find(|s| s.stage == pb::Stage::Hash as i32))

@@ -165,6 +165,9 @@ pub struct UploadPolicyConfig {
     pub sign_expiry: Duration,
     /// `UPLOAD_TTL_SECS`: time to finish an upload before it expires (default 1 day).
     pub upload_ttl: Duration,
+    /// `UPLOAD_PROGRESS_REFRESH_MS`: while someone watches an unfinished upload, how
+    /// often the server asks the store how much it holds (default 2000).
+    pub progress_refresh: Duration,
 }
 
 impl UploadPolicyConfig {
@@ -191,6 +194,10 @@ impl UploadPolicyConfig {
             upload_ttl: Duration::from_secs(positive(
                 "UPLOAD_TTL_SECS",
                 parsed(src, "UPLOAD_TTL_SECS", 24 * 3600)?,
+            )?),
+            progress_refresh: Duration::from_millis(positive(
+                "UPLOAD_PROGRESS_REFRESH_MS",
+                parsed(src, "UPLOAD_PROGRESS_REFRESH_MS", 2000)?,
             )?),
         })
     }

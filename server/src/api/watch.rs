@@ -44,6 +44,37 @@ async fn current(
     ))
 }
 
+async fn refresh_upload_progress(
+    state: &AppState,
+    caller: &Caller,
+    id: UploadId,
+    last: &pb::WatchProgressResponse,
+) {
+    let result = async {
+        let row = state.owned_upload(caller, id).await?;
+        if !row.state()?.accepts_parts() {
+            return Ok(());
+        }
+        let plan = row.plan()?;
+        let report =
+            super::parts::stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan)
+                .await?;
+        let shown = last
+            .stages
+            .iter()
+            .find(|s| s.stage == pb::Stage::Upload as i32)
+            .map(|s| s.bytes_done);
+        if shown != Some(report.bytes_done()) {
+            super::parts::record_upload_progress(state, id, &plan, &report).await;
+        }
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(%id, error = %e, "could not refresh upload progress");
+    }
+}
+
 /// WatchProgress: the current progress at once, then each change, until the upload
 /// settles or the client goes away.
 pub async fn handle_watch_progress(
@@ -61,9 +92,22 @@ pub async fn handle_watch_progress(
         if tx.send(Ok(first)).await.is_err() || settled {
             return;
         }
+        let mut refresh = tokio::time::interval(state.policy.progress_refresh);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let uploading = last.upload.as_ref().is_some_and(|u| {
+                u.state == pb::UploadState::Created as i32
+                    || u.state == pb::UploadState::Uploading as i32
+            });
             let event = tokio::select! {
                 event = events.recv() => event,
+                // The bytes travel straight to the store, so only the store knows how
+                // far the upload is: ask it while someone is watching. The progress
+                // write notifies every watcher, on every replica.
+                _ = refresh.tick(), if uploading => {
+                    refresh_upload_progress(&state, &caller, id, &last).await;
+                    continue;
+                }
                 () = tx.closed() => return,
             };
             match event {
