@@ -36,6 +36,28 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
     }))
 }
 
+/// Resolves on SIGTERM (what orchestrators send) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     cfg: &ServerConfig,
@@ -59,6 +81,7 @@ pub async fn serve(
         ]);
     tonic::transport::Server::builder()
         .accept_http1(true)
+        .layer(tower_http::trace::TraceLayer::new_for_grpc())
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(TokenKeys::new(&cfg.auth.jwt_secret)))

@@ -53,10 +53,7 @@ async fn main() -> anyhow::Result<()> {
                     format!("cannot listen on {} (UPLOAD_GRPC_ADDR)", cfg.listen_addr)
                 })?;
             tracing::info!(addr = %listener.local_addr()?, "upload server listening");
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            upload_server::serve(&cfg, state, listener, shutdown).await
+            upload_server::serve(&cfg, state, listener, upload_server::shutdown_signal()).await
         }
         Command::Setup => {
             let db = upload_config::DatabaseConfig::from_source(&Env)?;

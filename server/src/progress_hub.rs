@@ -33,7 +33,7 @@ impl ProgressHub {
     /// Starts listening on `database_url`; reconnects by itself.
     pub fn start(database_url: String) -> Self {
         let watchers: Watchers = Arc::default();
-        tokio::spawn(listen_forever(database_url, Arc::clone(&watchers)));
+        tokio::spawn(listen_forever(database_url, Arc::downgrade(&watchers)));
         Self { watchers }
     }
 
@@ -64,10 +64,22 @@ fn deliver(watchers: &Watchers, id: Option<UploadId>, event: HubEvent) {
     }
 }
 
-async fn listen_forever(url: String, watchers: Watchers) {
+/// Listens until the hub is dropped (the server stopped), reconnecting on errors.
+async fn listen_forever(
+    url: String,
+    watchers: std::sync::Weak<Mutex<HashMap<UploadId, broadcast::Sender<HubEvent>>>>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match listen(&url, &watchers).await {
+        let Some(live) = watchers.upgrade() else {
+            return;
+        };
+        let result = listen(&url, &live).await;
+        drop(live);
+        if watchers.strong_count() == 0 {
+            return;
+        }
+        match result {
             Ok(()) => tracing::warn!("progress listener connection closed; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "progress listener failed; reconnecting"),
         }
@@ -86,11 +98,21 @@ async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Er
     // Anything that happened while we were not listening is unknown: everyone re-reads.
     deliver(watchers, None, HubEvent::Resync);
     let mut notifications = std::pin::pin!(conn.notifications_stream());
-    while let Some(n) = notifications.next().await {
-        let n = n?;
-        if let Ok(id) = n.payload.parse::<UploadId>() {
-            deliver(watchers, Some(id), HubEvent::Changed);
+    let mut alive = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            n = notifications.next() => {
+                let Some(n) = n else { return Ok(()) };
+                if let Ok(id) = n?.payload.parse::<UploadId>() {
+                    deliver(watchers, Some(id), HubEvent::Changed);
+                }
+            }
+            // Stop listening once the hub itself is gone.
+            _ = alive.tick() => {
+                if Arc::strong_count(watchers) == 1 {
+                    return Ok(());
+                }
+            }
         }
     }
-    Ok(())
 }

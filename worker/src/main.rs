@@ -10,8 +10,20 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = WorkerConfig::from_env()?;
     tracing::info!(concurrency = config.concurrency, "upload worker starting");
-    upload_worker::run(config, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    // SIGTERM (what orchestrators send) or Ctrl-C; without a SIGTERM handler, Ctrl-C only.
+    let shutdown = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    upload_worker::run(config, shutdown).await
 }
