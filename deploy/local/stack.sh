@@ -23,6 +23,8 @@ fi
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
+hex() { python3 -c "import secrets; print(secrets.token_hex($1))"; }
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -85,10 +87,10 @@ start_garage() {
   local s3 rpc admin
   s3=$(free_port); rpc=$(free_port); admin=$(free_port)
   [ -f "$dir/garage/secrets" ] || {
-    echo "rpc_secret=$(openssl rand -hex 32)"
-    echo "admin_token=$(openssl rand -hex 24)"
-    echo "access_key=GK$(openssl rand -hex 12)"
-    echo "secret_key=$(openssl rand -hex 32)"
+    echo "rpc_secret=$(hex 32)"
+    echo "admin_token=$(hex 24)"
+    echo "access_key=GK$(hex 12)"
+    echo "secret_key=$(hex 32)"
   } > "$dir/garage/secrets"
   # shellcheck disable=SC1091
   . "$dir/garage/secrets"
@@ -135,7 +137,7 @@ TOML
 write_env() {
   # shellcheck disable=SC1091
   . "$dir/garage/secrets"
-  [ -f "$dir/jwt_secret" ] || openssl rand -hex 32 > "$dir/jwt_secret"
+  [ -f "$dir/jwt_secret" ] || hex 32 > "$dir/jwt_secret"
   cat > "$envfile" <<ENV
 UPLOAD_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$pgdir/port")/upload
 UPLOAD_ADMIN_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$pgdir/port")/postgres

@@ -83,6 +83,17 @@ fn positive(name: &'static str, value: u64) -> Result<u64, ConfigError> {
     Ok(value)
 }
 
+fn at_most(name: &'static str, value: u64, max: u64) -> Result<u64, ConfigError> {
+    if value > max {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: format!("must be at most {max}"),
+        });
+    }
+    Ok(value)
+}
+
 /// PostgreSQL connection settings.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
@@ -187,9 +198,14 @@ impl UploadPolicyConfig {
                 "UPLOAD_DEFAULT_PART_SIZE_BYTES",
                 parsed(src, "UPLOAD_DEFAULT_PART_SIZE_BYTES", 16 * MIB)?,
             )?,
-            sign_expiry: Duration::from_secs(positive(
+            sign_expiry: Duration::from_secs(at_most(
                 "UPLOAD_SIGN_EXPIRY_SECS",
-                parsed(src, "UPLOAD_SIGN_EXPIRY_SECS", 900)?,
+                positive(
+                    "UPLOAD_SIGN_EXPIRY_SECS",
+                    parsed(src, "UPLOAD_SIGN_EXPIRY_SECS", 900)?,
+                )?,
+                // SigV4 presigned URLs live at most 7 days.
+                7 * 24 * 3600,
             )?),
             upload_ttl: Duration::from_secs(positive(
                 "UPLOAD_TTL_SECS",
@@ -363,6 +379,19 @@ mod tests {
             err.contains("UPLOAD_JWT_SECRET") && !err.contains("short-secret"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sign_expiry_cannot_exceed_what_sigv4_allows() {
+        let mut env = base();
+        env.insert("UPLOAD_SIGN_EXPIRY_SECS".into(), "604801".into());
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("UPLOAD_SIGN_EXPIRY_SECS") && err.contains("at most"),
+            "{err}"
+        );
+        env.insert("UPLOAD_SIGN_EXPIRY_SECS".into(), "0".into());
+        assert!(ServerConfig::from_source(&env).is_err());
     }
 
     #[test]
