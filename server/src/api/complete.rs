@@ -40,41 +40,40 @@ pub async fn handle_complete_upload(
     }
     let plan = row.plan()?;
 
-    match stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan).await {
-        Ok(report) => {
-            record_upload_progress(state, id, &plan, &report).await;
-            if !report.mismatched.is_empty() {
-                return Err(ApiError::FailedPrecondition(format!(
-                    "parts {} in the store differ from what was signed for them; sign and send them again",
-                    list(&report.mismatched)
-                )));
-            }
-            if !report.missing.is_empty() {
-                return Err(ApiError::FailedPrecondition(format!(
-                    "parts {} are not in the store yet; send them, then complete again",
-                    list(&report.missing)
-                )));
-            }
-            if report.bytes_done() != plan.size() {
-                return Err(ApiError::FailedPrecondition(format!(
-                    "the stored parts add up to {} bytes, not the declared {}",
-                    report.bytes_done(),
-                    plan.size()
-                )));
-            }
-            match state
-                .store
-                .complete_multipart(&row.temp_key, &row.store_upload_id, &report.matched)
-                .await
-            {
-                Ok(()) | Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+    // When the store no longer has the multipart upload, a racing or interrupted
+    // completion may have assembled it already: that is accepted below only if the
+    // object is really there.
+    if let Some(report) =
+        stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan).await?
+    {
+        record_upload_progress(state, id, &plan, &report).await;
+        if !report.mismatched.is_empty() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "parts {} in the store differ from what was signed for them; sign and send them again",
+                list(&report.mismatched)
+            )));
         }
-        // The multipart upload is gone: a racing or interrupted completion may have
-        // assembled it already. Accept that only if the object is really there.
-        Err(ApiError::Internal(_)) | Err(ApiError::Unavailable(_)) => {}
-        Err(e) => return Err(e),
+        if !report.missing.is_empty() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "parts {} are not in the store yet; send them, then complete again",
+                list(&report.missing)
+            )));
+        }
+        if report.bytes_done() != plan.size() {
+            return Err(ApiError::FailedPrecondition(format!(
+                "the stored parts add up to {} bytes, not the declared {}",
+                report.bytes_done(),
+                plan.size()
+            )));
+        }
+        match state
+            .store
+            .complete_multipart(&row.temp_key, &row.store_upload_id, &report.matched)
+            .await
+        {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let owner = caller.seller_id.clone();
     let assembled = state

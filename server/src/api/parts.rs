@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use upload_db::models::PartRow;
 use upload_domain::{Caller, Md5Digest, PartPlan, Stage, StageStatus, UploadId, UploadState};
 use upload_proto::v1 as pb;
-use upload_storage::StoredPart;
+use upload_storage::{StoreError, StoredPart};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -52,20 +52,24 @@ pub fn compare_parts(plan: &PartPlan, signed: &[PartRow], stored: &[StoredPart])
     report
 }
 
-/// Loads the signed parts and the store's parts, and compares them.
+/// Loads the signed parts and the store's parts, and compares them. `None` when the
+/// store no longer has the multipart upload (assembled already, or aborted).
 pub async fn stored_vs_signed(
     state: &AppState,
     id: UploadId,
     temp_key: &str,
     store_upload_id: &str,
     plan: &PartPlan,
-) -> Result<PartsReport, ApiError> {
+) -> Result<Option<PartsReport>, ApiError> {
     let signed = {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
         upload_db::uploads::signed_parts(&mut conn, id).await?
     };
-    let stored = state.store.list_parts(temp_key, store_upload_id).await?;
-    Ok(compare_parts(plan, &signed, &stored))
+    match state.store.list_parts(temp_key, store_upload_id).await {
+        Ok(stored) => Ok(Some(compare_parts(plan, &signed, &stored))),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Records how many bytes the store holds, for the upload stage of WatchProgress.
@@ -140,7 +144,13 @@ pub async fn handle_list_uploaded_parts(
             }),
         };
     }
-    let report = stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan).await?;
+    let report = stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan)
+        .await?
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "the store no longer holds the parts of upload {id}; complete it if it was, or start a new upload"
+            ))
+        })?;
     record_upload_progress(state, id, &plan, &report).await;
     let mut missing = report.missing.clone();
     missing.extend(&report.mismatched);

@@ -56,9 +56,13 @@ async fn refresh_upload_progress(
             return Ok(());
         }
         let plan = row.plan()?;
-        let report =
+        // None: the store no longer has the multipart upload; nothing to show.
+        let Some(report) =
             super::parts::stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan)
-                .await?;
+                .await?
+        else {
+            return Ok(());
+        };
         let shown = last
             .stages
             .iter()
