@@ -243,6 +243,35 @@ impl TestApp {
         })
     }
 
+    /// Starts a second server replica on this app's database and secret; returns its
+    /// endpoint and a handle that stops it when dropped.
+    pub async fn spawn_replica(app: &TestApp) -> (String, WorkerHandle) {
+        let state = upload_server::build_state(&app.config)
+            .await
+            .expect("replica state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind replica");
+        let endpoint = format!("http://{}", listener.local_addr().expect("replica address"));
+        let config = app.config.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = upload_server::serve(&config, state, listener, shutdown).await {
+                eprintln!("replica stopped with an error: {e:#}");
+            }
+        });
+        (
+            endpoint,
+            WorkerHandle {
+                stop: Some(stop),
+                task,
+            },
+        )
+    }
+
     /// Starts one more worker on this app's database, stopped when the handle drops.
     pub async fn spawn_worker_for(app: &TestApp, options: AppOptions) -> WorkerHandle {
         let mut env = stack_env();
@@ -426,7 +455,7 @@ impl TestApp {
     }
 }
 
-/// A worker started by [`TestApp::spawn_worker_for`].
+/// A worker or server started beside a [`TestApp`]; stopped when dropped.
 pub struct WorkerHandle {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,

@@ -1,0 +1,80 @@
+//! WatchProgress: any replica serves any upload, because changes travel through
+//! PostgreSQL, not through the process that made them.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use upload_client::UploadClient;
+use upload_domain::SellerGroup;
+use upload_e2e::{TestApp, TestFile, pb};
+
+const MIB: u64 = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_did_none_of_the_work_streams_the_progress() {
+    let app = TestApp::spawn().await;
+    let (replica, _replica) = TestApp::spawn_replica(&app).await;
+    let file = TestFile::random(40 * MIB, 31);
+
+    // Everything happens through the first server...
+    let (client, upload) = app.upload_parts("seller-replica", &file, None).await;
+    // ...while the seller watches through the second one.
+    let token = app.token("seller-replica", SellerGroup::Standard);
+    let watcher = UploadClient::connect(&replica, &token).await.unwrap();
+    let mut stream = watcher.watch(&upload.upload_id).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(
+        first.upload.unwrap().state,
+        pb::UploadState::Uploading as i32
+    );
+
+    client.complete(&upload.upload_id).await.unwrap();
+    let mut states = Vec::new();
+    let mut last = None;
+    let collect = async {
+        while let Some(update) = stream.next().await {
+            let update = update.unwrap();
+            states.push(update.upload.as_ref().unwrap().state);
+            last = update.upload;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), collect)
+        .await
+        .expect("stream ended");
+    let last = last.unwrap();
+    assert_eq!(
+        last.state,
+        pb::UploadState::Ready as i32,
+        "states seen: {states:?}"
+    );
+    assert_eq!(last.metadata.unwrap().md5_hex, file.md5_hex);
+    assert!(
+        states.contains(&(pb::UploadState::Uploaded as i32))
+            || states.contains(&(pb::UploadState::Processing as i32))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watching_a_settled_upload_sends_one_update_and_ends() {
+    let app = TestApp::spawn().await;
+    let file = TestFile::random(MIB, 32);
+    let (client, upload) = app.upload_parts("seller-settled", &file, None).await;
+    client.complete(&upload.upload_id).await.unwrap();
+    app.wait_settled(&client, &upload.upload_id, Duration::from_secs(30))
+        .await;
+
+    let updates: Vec<_> = client
+        .watch(&upload.upload_id)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(updates.len(), 1);
+    let only = updates.into_iter().next().unwrap().unwrap();
+    assert_eq!(only.upload.unwrap().state, pb::UploadState::Ready as i32);
+    assert!(
+        only.stages
+            .iter()
+            .any(|s| s.stage == pb::Stage::Hash as i32 && s.status == pb::StageStatus::Done as i32)
+    );
+}
