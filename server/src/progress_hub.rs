@@ -23,6 +23,9 @@ pub enum HubEvent {
 
 type Watchers = Arc<Mutex<HashMap<UploadId, broadcast::Sender<HubEvent>>>>;
 
+/// Map size from which `subscribe` prunes abandoned channels.
+const PRUNE_AT: usize = 1024;
+
 /// Subscriptions to upload changes.
 #[derive(Clone)]
 pub struct ProgressHub {
@@ -40,6 +43,11 @@ impl ProgressHub {
     /// Subscribes to one upload's changes.
     pub fn subscribe(&self, id: UploadId) -> broadcast::Receiver<HubEvent> {
         let mut map = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Channels whose watchers all left are dropped here, now and then, so the map
+        // stays bounded without scanning it on every notification.
+        if map.len() >= PRUNE_AT && map.len().is_power_of_two() {
+            map.retain(|_, tx| tx.receiver_count() > 0);
+        }
         map.entry(id)
             .or_insert_with(|| broadcast::channel(64).0)
             .subscribe()
@@ -48,19 +56,14 @@ impl ProgressHub {
 
 fn deliver(watchers: &Watchers, id: Option<UploadId>, event: HubEvent) {
     let mut map = watchers.lock().unwrap_or_else(PoisonError::into_inner);
-    // Drop channels nobody listens to any more, so the map stays bounded.
-    map.retain(|_, tx| tx.receiver_count() > 0);
     match id {
         Some(id) => {
-            if let Some(tx) = map.get(&id) {
-                let _ = tx.send(event);
+            // A send fails only when every watcher of the upload has left.
+            if map.get(&id).is_some_and(|tx| tx.send(event).is_err()) {
+                map.remove(&id);
             }
         }
-        None => {
-            for tx in map.values() {
-                let _ = tx.send(event);
-            }
-        }
+        None => map.retain(|_, tx| tx.send(event).is_ok()),
     }
 }
 
@@ -114,5 +117,29 @@ async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Er
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_reach_only_the_upload_watched_and_abandoned_channels_go() {
+        let hub = ProgressHub { watchers: Arc::default() };
+        let (a, b) = (UploadId::new(), UploadId::new());
+        let mut watch_a = hub.subscribe(a);
+        let watch_b = hub.subscribe(b);
+
+        deliver(&hub.watchers, Some(a), HubEvent::Changed);
+        assert_eq!(watch_a.try_recv(), Ok(HubEvent::Changed));
+        assert!(watch_a.try_recv().is_err(), "one event per notification");
+
+        drop(watch_b);
+        deliver(&hub.watchers, Some(b), HubEvent::Changed);
+        assert!(!hub.watchers.lock().unwrap().contains_key(&b), "b had no watcher left");
+
+        deliver(&hub.watchers, None, HubEvent::Resync);
+        assert_eq!(watch_a.try_recv(), Ok(HubEvent::Resync));
     }
 }
