@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local stack: a private PostgreSQL and a single-node Garage on free loopback
-# ports, the temp/quarantine/regular buckets, their lifecycle rules and the migrations.
+# The local stack: a private PostgreSQL, a single-node Garage and clamd (with the
+# project's test signatures) on free loopback ports, the temp/quarantine/regular
+# buckets, their lifecycle rules and the migrations.
 #
 #   deploy/local/stack.sh up     install what is missing, start, set up; idempotent
 #   deploy/local/stack.sh down   stop everything this script started
@@ -47,6 +48,10 @@ install_missing() {
   if ! pg_bin >/dev/null; then
     log "installing the PostgreSQL server from Debian's packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  if ! [ -x /usr/sbin/clamd ]; then
+    log "installing clamd from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null
   fi
   if ! command -v cargo-nextest >/dev/null 2>&1; then
     log "installing cargo-nextest"
@@ -134,6 +139,45 @@ TOML
   log "garage S3 API on 127.0.0.1:$s3"
 }
 
+start_clamd() {
+  if alive "$dir/clamd/pid"; then return 0; fi
+  mkdir -p "$dir/clamd"
+  local port
+  port=$(free_port)
+  # Limits above the largest upload (1 GiB), and AlertExceedsMax so that a file over
+  # a limit is reported, never passed as clean unscanned.
+  cat > "$dir/clamd/clamd.conf" <<CONF
+Foreground yes
+TCPSocket $port
+TCPAddr 127.0.0.1
+DatabaseDirectory $repo/deploy/clamav/testdb
+LogFile $dir/clamd/clamd.log
+StreamMaxLength 2000M
+MaxFileSize 2000M
+MaxScanSize 2000M
+AlertExceedsMax yes
+MaxThreads 4
+CONF
+  nohup /usr/sbin/clamd -c "$dir/clamd/clamd.conf" > "$dir/clamd/stdout.log" 2>&1 &
+  echo $! > "$dir/clamd/pid"
+  echo "$port" > "$dir/clamd/port"
+  for _ in $(seq 1 100); do
+    if python3 - "$port" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(b"zPING\0")
+sys.exit(0 if s.recv(16).startswith(b"PONG") else 1)
+PY
+    then
+      log "clamd on 127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "clamd did not answer; see $dir/clamd/clamd.log"
+  return 1
+}
+
 write_env() {
   # shellcheck disable=SC1091
   . "$dir/garage/secrets"
@@ -149,6 +193,7 @@ UPLOAD_BUCKET_TEMP=temp
 UPLOAD_BUCKET_QUARANTINE=quarantine
 UPLOAD_BUCKET_REGULAR=regular
 UPLOAD_JWT_SECRET=$(cat "$dir/jwt_secret")
+UPLOAD_CLAMD_ADDR=127.0.0.1:$(cat "$dir/clamd/port")
 ENV
 }
 
@@ -171,11 +216,17 @@ case "${1:-up}" in
     install_missing
     start_postgres
     start_garage
+    start_clamd
     write_env
     setup_service
     log "ready; environment in $envfile"
     ;;
   down)
+    if alive "$dir/clamd/pid"; then
+      kill "$(cat "$dir/clamd/pid")"
+      for _ in $(seq 1 100); do alive "$dir/clamd/pid" || break; sleep 0.1; done
+      log "clamd stopped"
+    fi
     if alive "$dir/garage/pid"; then
       kill "$(cat "$dir/garage/pid")"
       for _ in $(seq 1 100); do alive "$dir/garage/pid" || break; sleep 0.1; done

@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn events_reach_only_the_upload_watched_and_abandoned_channels_go() {
-        let hub = ProgressHub { watchers: Arc::default() };
+        let hub = ProgressHub {
+            watchers: Arc::default(),
+        };
         let (a, b) = (UploadId::new(), UploadId::new());
         let mut watch_a = hub.subscribe(a);
         let watch_b = hub.subscribe(b);
@@ -137,7 +139,10 @@ mod tests {
 
         drop(watch_b);
         deliver(&hub.watchers, Some(b), HubEvent::Changed);
-        assert!(!hub.watchers.lock().unwrap().contains_key(&b), "b had no watcher left");
+        assert!(
+            !hub.watchers.lock().unwrap().contains_key(&b),
+            "b had no watcher left"
+        );
 
         deliver(&hub.watchers, None, HubEvent::Resync);
         assert_eq!(watch_a.try_recv(), Ok(HubEvent::Resync));
