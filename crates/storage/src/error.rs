@@ -7,6 +7,10 @@ pub enum StoreError {
     /// The object or multipart upload does not exist.
     #[error("not found in the store: {0}")]
     NotFound(String),
+    /// The store would not assemble the parts given to CompleteMultipartUpload (on
+    /// Garage: a part re-sent after it was stored broke off, and must be sent again).
+    #[error("the store refused the parts: {0}")]
+    InvalidPart(String),
     /// The store refused the request for a reason retrying will not fix.
     #[error("the store refused the request: {0}")]
     Rejected(String),
@@ -43,6 +47,7 @@ impl StoreError {
                     Some("NoSuchUpload" | "NoSuchKey" | "NotFound" | "NoSuchBucket") => {
                         StoreError::NotFound(detail(e))
                     }
+                    Some("InvalidPart" | "InvalidPartOrder") => StoreError::InvalidPart(detail(e)),
                     _ if status >= 500 || status == 429 => StoreError::Unavailable(detail(e)),
                     _ if status == 404 => StoreError::NotFound(detail(e)),
                     _ => StoreError::Rejected(detail(e)),

@@ -72,6 +72,13 @@ pub async fn handle_complete_upload(
             .await
         {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(StoreError::InvalidPart(_)) => {
+                return Err(ApiError::FailedPrecondition(
+                    "the store would not assemble the parts: a part that was being sent again broke off, \
+                     and the store needs it in full; send again every part you were re-sending, then complete again"
+                        .into(),
+                ));
+            }
             Err(e) => return Err(e.into()),
         }
     }
