@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use upload_db::jobs::UploadJob;
 use upload_db::models::MetadataRow;
 use upload_db::uploads::{self, Transition};
-use upload_domain::{SellerId, Stage, StageStatus, UploadEvent, UploadState};
+use upload_domain::{Stage, StageStatus, UploadEvent, UploadState};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
@@ -156,16 +156,11 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         }
         row
     };
-    let owner: SellerId = row.owner_id.parse().map_err(|e| JobError::Abort {
-        code: "corrupt_upload",
-        message: format!("{e}"),
-    })?;
     let declared = u64::try_from(row.declared_size).unwrap_or(0);
-    let key = StorageKey::Temp {
-        owner: &owner,
-        upload: id,
-    };
-    let body = ctx.store.read(&key).await?;
+    let body = ctx
+        .store
+        .read(&StorageKey::UploadObject { key: &row.temp_key })
+        .await?;
     let stream = Box::pin(futures::stream::unfold(body, |mut body| async move {
         body.next().await.map(|chunk| (chunk, body))
     }));

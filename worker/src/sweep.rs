@@ -16,7 +16,7 @@ use std::time::Duration;
 use upload_db::jobs::{self, Queue, UploadJob};
 use upload_db::models::UploadRow;
 use upload_db::uploads::{FailureNote, Transition, transition};
-use upload_domain::{SellerId, UploadEvent, UploadState};
+use upload_domain::{UploadEvent, UploadState};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
@@ -86,13 +86,9 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
 async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Option<bool>> {
     let id = row.upload_id();
     let current = row.state()?;
-    let owner: SellerId = row.owner_id.parse()?;
     let assembled = ctx
         .store
-        .object_size(&StorageKey::Temp {
-            owner: &owner,
-            upload: id,
-        })
+        .object_size(&StorageKey::UploadObject { key: &row.temp_key })
         .await?;
     let declared = u64::try_from(row.declared_size).unwrap_or(0);
     let mut conn = ctx.pool.get().await?;

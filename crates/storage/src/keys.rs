@@ -22,6 +22,12 @@ pub enum StorageKey<'a> {
         /// The upload.
         upload: UploadId,
     },
+    /// The temp object of an existing upload, by the key recorded in its row when it
+    /// was created: the row is the truth, whatever scheme made the key.
+    UploadObject {
+        /// The recorded temp key.
+        key: &'a str,
+    },
     /// An infected upload, moved to quarantine under the same unique name.
     Quarantine {
         /// The upload's owner.
@@ -40,7 +46,7 @@ impl StorageKey<'_> {
     /// The bucket the key lives in.
     pub fn bucket(&self) -> Bucket {
         match self {
-            StorageKey::Temp { .. } => Bucket::Temp,
+            StorageKey::Temp { .. } | StorageKey::UploadObject { .. } => Bucket::Temp,
             StorageKey::Quarantine { .. } => Bucket::Quarantine,
             StorageKey::Content { .. } => Bucket::Regular,
         }
@@ -50,6 +56,7 @@ impl StorageKey<'_> {
     pub fn key(&self) -> String {
         match self {
             StorageKey::Temp { owner, upload } => format!("uploads/{owner}/{upload}"),
+            StorageKey::UploadObject { key } => (*key).to_owned(),
             StorageKey::Quarantine { owner, upload } => format!("infected/{owner}/{upload}"),
             StorageKey::Content { md5_hex } => format!("files/{md5_hex}"),
         }

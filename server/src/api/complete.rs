@@ -82,13 +82,9 @@ pub async fn handle_complete_upload(
             Err(e) => return Err(e.into()),
         }
     }
-    let owner = caller.seller_id.clone();
     let assembled = state
         .store
-        .object_size(&StorageKey::Temp {
-            owner: &owner,
-            upload: id,
-        })
+        .object_size(&StorageKey::UploadObject { key: &row.temp_key })
         .await?;
     if assembled != Some(plan.size()) {
         return Err(ApiError::FailedPrecondition(format!(
