@@ -44,9 +44,9 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
     drop(conn);
     for row in overdue {
         match settle_overdue(ctx, &row).await {
-            Ok(Some(true)) => report.recovered += 1,
-            Ok(Some(false)) => report.expired += 1,
-            Ok(None) => {}
+            Ok(Overdue::Recovered) => report.recovered += 1,
+            Ok(Overdue::Expired) => report.expired += 1,
+            Ok(Overdue::MovedOn) => {}
             Err(e) => {
                 tracing::warn!(upload = %row.id, error = %e, "sweeper could not settle an overdue upload")
             }
@@ -81,9 +81,18 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
     Ok(report)
 }
 
-/// Completes (Some(true)) or expires (Some(false)) one overdue upload; None when
-/// another actor moved it first.
-async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Option<bool>> {
+/// What became of an overdue upload.
+enum Overdue {
+    /// The store had assembled it: completed and queued for processing.
+    Recovered,
+    /// Expired, its parts freed.
+    Expired,
+    /// Another actor moved it first; nothing done.
+    MovedOn,
+}
+
+/// Completes or expires one overdue upload.
+async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Overdue> {
     let id = row.upload_id();
     let current = row.state()?;
     let assembled = ctx
@@ -94,7 +103,11 @@ async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Opt
     let mut conn = ctx.pool.get().await?;
     if current == UploadState::Uploading && assembled == Some(declared) {
         let moved = upload_db::pipeline::record_completion(&mut conn, id, declared).await?;
-        return Ok((moved != Transition::Lost).then_some(true));
+        return Ok(if moved == Transition::Lost {
+            Overdue::MovedOn
+        } else {
+            Overdue::Recovered
+        });
     }
     let note = FailureNote {
         code: "expired",
@@ -106,13 +119,13 @@ async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Opt
             ctx.store
                 .abort_multipart(&row.temp_key, &row.store_upload_id)
                 .await?;
-            Ok(Some(false))
+            Ok(Overdue::Expired)
         }
-        _ => Ok(None),
+        _ => Ok(Overdue::MovedOn),
     }
 }
 
-/// Sweeps every `every` until `stop` resolves.
+/// Sweeps every `every`, for as long as the worker runs.
 pub async fn sweep_forever(
     ctx: std::sync::Arc<JobContext>,
     every: Duration,
