@@ -131,9 +131,8 @@ pub struct TestApp {
     pub config: ServerConfig,
     admin_url: String,
     db_name: String,
-    stop_server: Option<oneshot::Sender<()>>,
-    stop_worker: Option<oneshot::Sender<()>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The server first, then the worker if any.
+    running: Vec<Running>,
 }
 
 /// Options for [`TestApp::spawn_with`].
@@ -198,37 +197,13 @@ impl TestApp {
             env.insert(k, v);
         }
         let config = ServerConfig::from_source(&env)?;
-        let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        let state = upload_server::build_state(&config).await?;
-        let (stop_server, server_stopped) = oneshot::channel::<()>();
-        let mut tasks = Vec::new();
-        let server_config = config.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async {
-                let _ = server_stopped.await;
-            };
-            if let Err(e) = upload_server::serve(&server_config, state, listener, shutdown).await {
-                eprintln!("test server stopped with an error: {e:#}");
-            }
-        }));
-        let stop_worker = if options.worker {
+        let (endpoint, server) = start_server(config.clone()).await?;
+        let mut running = vec![server];
+        if options.worker {
             let mut worker_env = env.clone();
             worker_env.extend(options.worker_env);
-            let worker_config = WorkerConfig::from_source(&worker_env)?;
-            let (stop, stopped) = oneshot::channel::<()>();
-            tasks.push(tokio::spawn(async move {
-                let shutdown = async {
-                    let _ = stopped.await;
-                };
-                if let Err(e) = upload_worker::run(worker_config, shutdown).await {
-                    eprintln!("test worker stopped with an error: {e:#}");
-                }
-            }));
-            Some(stop)
-        } else {
-            None
-        };
+            running.push(start_worker(WorkerConfig::from_source(&worker_env)?));
+        }
         Ok(Self {
             endpoint,
             store: Store::new(&StoreConfig::from_source(&env)?),
@@ -237,62 +212,26 @@ impl TestApp {
             config,
             admin_url,
             db_name,
-            stop_server: Some(stop_server),
-            stop_worker,
-            tasks,
+            running,
         })
     }
 
     /// Starts a second server replica on this app's database and secret; returns its
     /// endpoint and a handle that stops it when dropped.
-    pub async fn spawn_replica(app: &TestApp) -> (String, WorkerHandle) {
-        let state = upload_server::build_state(&app.config)
+    pub async fn spawn_replica(app: &TestApp) -> (String, Running) {
+        start_server(app.config.clone())
             .await
-            .expect("replica state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind replica");
-        let endpoint = format!("http://{}", listener.local_addr().expect("replica address"));
-        let config = app.config.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = upload_server::serve(&config, state, listener, shutdown).await {
-                eprintln!("replica stopped with an error: {e:#}");
-            }
-        });
-        (
-            endpoint,
-            WorkerHandle {
-                stop: Some(stop),
-                task,
-            },
-        )
+            .expect("starting a replica")
     }
 
     /// Starts one more worker on this app's database, stopped when the handle drops.
-    pub async fn spawn_worker_for(app: &TestApp, options: AppOptions) -> WorkerHandle {
+    pub async fn spawn_worker_for(app: &TestApp, options: AppOptions) -> Running {
         let mut env = stack_env();
         env.insert("UPLOAD_DATABASE_URL".into(), app.database_url.clone());
         env.insert("UPLOAD_DATABASE_POOL_SIZE".into(), "4".into());
         env.extend(options.env);
         env.extend(options.worker_env);
-        let config = WorkerConfig::from_source(&env).expect("worker config");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = upload_worker::run(config, shutdown).await {
-                eprintln!("test worker stopped with an error: {e:#}");
-            }
-        });
-        WorkerHandle {
-            stop: Some(stop),
-            task,
-        }
+        start_worker(WorkerConfig::from_source(&env).expect("worker config"))
     }
 
     /// A bearer token for a seller.
@@ -455,13 +394,13 @@ impl TestApp {
     }
 }
 
-/// A worker or server started beside a [`TestApp`]; stopped when dropped.
-pub struct WorkerHandle {
+/// A server or worker running in the test's runtime; stopped when dropped.
+pub struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for WorkerHandle {
+impl Drop for Running {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -470,17 +409,50 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// Serves the API with `config` on a free loopback port; returns its endpoint.
+async fn start_server(config: ServerConfig) -> anyhow::Result<(String, Running)> {
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let state = upload_server::build_state(&config).await?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = upload_server::serve(&config, state, listener, shutdown).await {
+            eprintln!("test server stopped with an error: {e:#}");
+        }
+    });
+    Ok((
+        endpoint,
+        Running {
+            stop: Some(stop),
+            task,
+        },
+    ))
+}
+
+/// Runs a worker with `config`.
+fn start_worker(config: WorkerConfig) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = upload_worker::run(config, shutdown).await {
+            eprintln!("test worker stopped with an error: {e:#}");
+        }
+    });
+    Running {
+        stop: Some(stop),
+        task,
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop_server.take() {
-            let _ = stop.send(());
-        }
-        if let Some(stop) = self.stop_worker.take() {
-            let _ = stop.send(());
-        }
-        for task in &self.tasks {
-            task.abort();
-        }
+        // Stop server and worker before their database goes.
+        self.running.clear();
         // Drop the database from a thread of its own: Drop cannot await.
         let admin_url = self.admin_url.clone();
         let name = self.db_name.clone();
