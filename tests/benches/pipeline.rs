@@ -33,126 +33,120 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let size_mib: u64 = std::env::var("BENCH_FILE_MIB")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1024);
-        let worker_bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/release/upload-worker");
-        assert!(
-            worker_bin.exists(),
-            "build it first: cargo build --release -p upload-worker"
-        );
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let size_mib: u64 = std::env::var("BENCH_FILE_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    let worker_bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload-worker");
+    assert!(
+        worker_bin.exists(),
+        "build it first: cargo build --release -p upload-worker"
+    );
 
-        let app = TestApp::spawn_with(AppOptions {
-            worker: false,
-            ..Default::default()
-        })
-        .await;
-        let mut env = stack_env();
-        env.insert("UPLOAD_DATABASE_URL".into(), app.database_url.clone());
-        env.insert("RUST_LOG".into(), "warn".into());
-        let worker = KillOnDrop(
-            std::process::Command::new(&worker_bin)
-                .envs(&env)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("starting the worker"),
-        );
-        let worker_pid = worker.0.id();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let idle_rss = peak_rss_kib(worker_pid).unwrap_or(0);
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let mut env = stack_env();
+    env.insert("UPLOAD_DATABASE_URL".into(), app.database_url.clone());
+    env.insert("RUST_LOG".into(), "warn".into());
+    let worker = KillOnDrop(
+        std::process::Command::new(&worker_bin)
+            .envs(&env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the worker"),
+    );
+    let worker_pid = worker.0.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = peak_rss_kib(worker_pid).unwrap_or(0);
 
-        let file = TestFile::random(size_mib * MIB, 1024);
-        let client = app.client("bench-premium", SellerGroup::Premium).await;
-        let upload = client
-            .create("big.mp4", file.size, "video/mp4", Some(16 * MIB))
-            .await
-            .expect("create");
-        let all: Vec<u32> = (1..=upload.part_count).collect();
-        let t = Instant::now();
-        client
-            .send_parts(
-                &upload,
-                &file.path,
-                &all,
-                upload_client::SendOptions {
-                    concurrency: 4,
-                    attempts: 3,
-                },
-                |_, _| {},
-            )
-            .await
-            .expect("parts");
-        let upload_time = t.elapsed();
+    let file = TestFile::random(size_mib * MIB, 1024);
+    let client = app.client("bench-premium", SellerGroup::Premium).await;
+    let upload = client
+        .create("big.mp4", file.size, "video/mp4", Some(16 * MIB))
+        .await
+        .expect("create");
+    let all: Vec<u32> = (1..=upload.part_count).collect();
+    let t = Instant::now();
+    client
+        .send_parts(
+            &upload,
+            &file.path,
+            &all,
+            upload_client::SendOptions {
+                concurrency: 4,
+                attempts: 3,
+            },
+            |_, _| {},
+        )
+        .await
+        .expect("parts");
+    let upload_time = t.elapsed();
 
-        let t = Instant::now();
-        client.complete(&upload.upload_id).await.expect("complete");
-        let mut watch = client.watch(&upload.upload_id).await.expect("watch");
-        let mut last = None;
-        while let Some(update) = watch.next().await {
-            last = update.expect("update").upload;
-        }
-        let to_ready = t.elapsed();
-        let last = last.expect("final state");
-        assert_eq!(last.state, pb::UploadState::Ready as i32);
-        assert_eq!(last.metadata.expect("metadata").md5_hex, file.md5_hex);
-        let worker_peak = peak_rss_kib(worker_pid).unwrap_or(0);
+    let t = Instant::now();
+    client.complete(&upload.upload_id).await.expect("complete");
+    let mut watch = client.watch(&upload.upload_id).await.expect("watch");
+    let mut last = None;
+    while let Some(update) = watch.next().await {
+        last = update.expect("update").upload;
+    }
+    let to_ready = t.elapsed();
+    let last = last.expect("final state");
+    assert_eq!(last.state, pb::UploadState::Ready as i32);
+    assert_eq!(last.metadata.expect("metadata").md5_hex, file.md5_hex);
+    let worker_peak = peak_rss_kib(worker_pid).unwrap_or(0);
 
-        // The same object, read once as a plain stream, discarding the bytes.
-        let (key, _) = app.upload_keys().await;
-        let t = Instant::now();
-        let mut body = app
-            .store
-            .client()
-            .get_object()
-            .bucket(app.store.bucket_name(upload_storage::Bucket::Temp))
-            .key(&key)
-            .send()
-            .await
-            .expect("GetObject")
-            .body;
-        let mut read = 0u64;
-        while let Some(chunk) = body.next().await {
-            read += chunk.expect("chunk").len() as u64;
-        }
-        let plain_get = t.elapsed();
-        assert_eq!(read, file.size);
-        drop(worker);
+    // The same object, read once as a plain stream, discarding the bytes.
+    let (key, _) = app.upload_keys().await;
+    let t = Instant::now();
+    let mut body = app
+        .store
+        .client()
+        .get_object()
+        .bucket(app.store.bucket_name(upload_storage::Bucket::Temp))
+        .key(&key)
+        .send()
+        .await
+        .expect("GetObject")
+        .body;
+    let mut read = 0u64;
+    while let Some(chunk) = body.next().await {
+        read += chunk.expect("chunk").len() as u64;
+    }
+    let plain_get = t.elapsed();
+    assert_eq!(read, file.size);
+    drop(worker);
 
-        let rate = |d: Duration| file.size as f64 / d.as_secs_f64() / 1e6;
-        println!();
-        println!("| measurement ({size_mib} MiB file)            | time s | MB/s  |");
-        println!("|--------------------------------------------|--------|-------|");
-        println!(
-            "| upload, 16 MiB parts, 4 at a time          | {:>6.2} | {:>5.0} |",
-            upload_time.as_secs_f64(),
-            rate(upload_time)
-        );
-        println!(
-            "| CompleteUpload → ready (size, MD5, SHA-256) | {:>6.2} | {:>5.0} |",
-            to_ready.as_secs_f64(),
-            rate(to_ready)
-        );
-        println!(
-            "| plain GetObject stream of the same object  | {:>6.2} | {:>5.0} |",
-            plain_get.as_secs_f64(),
-            rate(plain_get)
-        );
-        println!();
-        println!(
-            "ready / plain read: {:.2}×; worker peak RSS {:.1} MiB (idle {:.1} MiB)",
-            to_ready.as_secs_f64() / plain_get.as_secs_f64(),
-            worker_peak as f64 / 1024.0,
-            idle_rss as f64 / 1024.0
-        );
-    });
+    let rate = |d: Duration| file.size as f64 / d.as_secs_f64() / 1e6;
+    println!();
+    println!("| measurement ({size_mib} MiB file)            | time s | MB/s  |");
+    println!("|--------------------------------------------|--------|-------|");
+    println!(
+        "| upload, 16 MiB parts, 4 at a time          | {:>6.2} | {:>5.0} |",
+        upload_time.as_secs_f64(),
+        rate(upload_time)
+    );
+    println!(
+        "| CompleteUpload → ready (size, MD5, SHA-256) | {:>6.2} | {:>5.0} |",
+        to_ready.as_secs_f64(),
+        rate(to_ready)
+    );
+    println!(
+        "| plain GetObject stream of the same object  | {:>6.2} | {:>5.0} |",
+        plain_get.as_secs_f64(),
+        rate(plain_get)
+    );
+    println!();
+    println!(
+        "ready / plain read: {:.2}×; worker peak RSS {:.1} MiB (idle {:.1} MiB)",
+        to_ready.as_secs_f64() / plain_get.as_secs_f64(),
+        worker_peak as f64 / 1024.0,
+        idle_rss as f64 / 1024.0
+    );
 }

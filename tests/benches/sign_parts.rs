@@ -123,87 +123,122 @@ async fn run(
     }
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-        let app = TestApp::spawn_with(AppOptions {
-            worker: false,
-            env: vec![
-                ("UPLOAD_LIMIT_PREMIUM_BYTES".into(), (u64::from(PARTS_PER_UPLOAD) * PART).to_string()),
-                ("UPLOAD_DATABASE_POOL_SIZE".into(), "16".into()),
-            ],
-            ..Default::default()
-        })
-        .await;
-        let token = app.token("bench-seller", SellerGroup::Premium);
-        let client = app.client("bench-seller", SellerGroup::Premium).await;
-        let mut uploads = Vec::new();
-        for i in 0..32 {
-            let u = client
-                .create(&format!("bench-{i}.mp4"), u64::from(PARTS_PER_UPLOAD) * PART, "video/mp4", Some(PART))
-                .await
-                .expect("CreateUpload");
-            uploads.push(u.upload_id);
-        }
-        // The signing step alone, in process: no RPC, no database.
-        let presign_only = {
-            let md5 = upload_domain::Md5Digest::from_bytes(&md5::Md5::digest(b"x")).expect("md5");
-            let n = 20_000u32;
-            let t = Instant::now();
-            for i in 0..n {
-                let part = upload_domain::PartPlan::new(u64::from(PARTS_PER_UPLOAD) * PART, Some(PART), PART)
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        env: vec![
+            (
+                "UPLOAD_LIMIT_PREMIUM_BYTES".into(),
+                (u64::from(PARTS_PER_UPLOAD) * PART).to_string(),
+            ),
+            ("UPLOAD_DATABASE_POOL_SIZE".into(), "16".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let token = app.token("bench-seller", SellerGroup::Premium);
+    let client = app.client("bench-seller", SellerGroup::Premium).await;
+    let mut uploads = Vec::new();
+    for i in 0..32 {
+        let u = client
+            .create(
+                &format!("bench-{i}.mp4"),
+                u64::from(PARTS_PER_UPLOAD) * PART,
+                "video/mp4",
+                Some(PART),
+            )
+            .await
+            .expect("CreateUpload");
+        uploads.push(u.upload_id);
+    }
+    // The signing step alone, in process: no RPC, no database.
+    let presign_only = {
+        let md5 = upload_domain::Md5Digest::from_bytes(&md5::Md5::digest(b"x")).expect("md5");
+        let n = 20_000u32;
+        let t = Instant::now();
+        for i in 0..n {
+            let part =
+                upload_domain::PartPlan::new(u64::from(PARTS_PER_UPLOAD) * PART, Some(PART), PART)
                     .and_then(|p| p.part_number(i % PARTS_PER_UPLOAD + 1))
                     .expect("part");
-                app.store
-                    .presign_part("uploads/bench/key", "upload-id", part, &md5, PART, Duration::from_secs(900))
-                    .await
-                    .expect("presign");
-            }
-            t.elapsed() / n
-        };
-        let mut channels = Vec::new();
-        for _ in 0..4 {
-            channels.push(Channel::from_shared(app.endpoint.clone()).expect("endpoint").connect().await.expect("connect"));
+            app.store
+                .presign_part(
+                    "uploads/bench/key",
+                    "upload-id",
+                    part,
+                    &md5,
+                    PART,
+                    Duration::from_secs(900),
+                )
+                .await
+                .expect("presign");
         }
-        let channels = Arc::new(channels);
-        let d = Duration::from_secs(seconds);
-        // Warm up connections, caches and prepared statements.
-        run(&channels, &token, &uploads, "warm-up", 8, 1, Duration::from_secs(1)).await;
-        let rows = vec![
-            run(&channels, &token, &uploads, "SignPart", 1, 1, d).await,
-            run(&channels, &token, &uploads, "SignPart", 32, 1, d).await,
-            run(&channels, &token, &uploads, "SignParts", 1, 16, d).await,
-            run(&channels, &token, &uploads, "SignParts", 32, 16, d).await,
-            run(&channels, &token, &uploads, "SignParts", 32, 4, d).await,
-            // 32 parts in flight as two batches of 16.
-            run(&channels, &token, &uploads, "SignParts", 2, 16, d).await,
-        ];
-        let signed_rows = app.count("SELECT count(*) FROM upload_parts").await;
-        println!();
-        println!(
-            "| scenario  | concurrency | parts/call | calls/s | parts/s | p50 ms | p99 ms | max ms |"
+        t.elapsed() / n
+    };
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            Channel::from_shared(app.endpoint.clone())
+                .expect("endpoint")
+                .connect()
+                .await
+                .expect("connect"),
         );
-        println!("|-----------|-------------|------------|---------|---------|--------|--------|--------|");
-        for r in &rows {
-            let secs = r.elapsed.as_secs_f64();
-            println!(
-                "| {:<9} | {:>11} | {:>10} | {:>7.0} | {:>7.0} | {:>6.2} | {:>6.2} | {:>6.2} |",
-                r.scenario,
-                r.concurrency,
-                r.batch,
-                r.calls as f64 / secs,
-                r.parts as f64 / secs,
-                r.p50.as_secs_f64() * 1e3,
-                r.p99.as_secs_f64() * 1e3,
-                r.max.as_secs_f64() * 1e3,
-            );
-        }
-        println!("\n({seconds} s per scenario; {signed_rows} distinct (upload, part) rows recorded in upload_parts)");
-        println!("presign alone, in process: {:.1} µs per part", presign_only.as_secs_f64() * 1e6);
-    });
+    }
+    let channels = Arc::new(channels);
+    let d = Duration::from_secs(seconds);
+    // Warm up connections, caches and prepared statements.
+    run(
+        &channels,
+        &token,
+        &uploads,
+        "warm-up",
+        8,
+        1,
+        Duration::from_secs(1),
+    )
+    .await;
+    let rows = vec![
+        run(&channels, &token, &uploads, "SignPart", 1, 1, d).await,
+        run(&channels, &token, &uploads, "SignPart", 32, 1, d).await,
+        run(&channels, &token, &uploads, "SignParts", 1, 16, d).await,
+        run(&channels, &token, &uploads, "SignParts", 32, 16, d).await,
+        run(&channels, &token, &uploads, "SignParts", 32, 4, d).await,
+        // 32 parts in flight as two batches of 16.
+        run(&channels, &token, &uploads, "SignParts", 2, 16, d).await,
+    ];
+    let signed_rows = app.count("SELECT count(*) FROM upload_parts").await;
+    println!();
+    println!(
+        "| scenario  | concurrency | parts/call | calls/s | parts/s | p50 ms | p99 ms | max ms |"
+    );
+    println!(
+        "|-----------|-------------|------------|---------|---------|--------|--------|--------|"
+    );
+    for r in &rows {
+        let secs = r.elapsed.as_secs_f64();
+        println!(
+            "| {:<9} | {:>11} | {:>10} | {:>7.0} | {:>7.0} | {:>6.2} | {:>6.2} | {:>6.2} |",
+            r.scenario,
+            r.concurrency,
+            r.batch,
+            r.calls as f64 / secs,
+            r.parts as f64 / secs,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.max.as_secs_f64() * 1e3,
+        );
+    }
+    println!(
+        "\n({seconds} s per scenario; {signed_rows} distinct (upload, part) rows recorded in upload_parts)"
+    );
+    println!(
+        "presign alone, in process: {:.1} µs per part",
+        presign_only.as_secs_f64() * 1e6
+    );
 }
