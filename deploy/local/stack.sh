@@ -49,6 +49,10 @@ install_missing() {
     log "installing the PostgreSQL server from Debian's packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   fi
+  if ! [ -x /usr/bin/ffmpeg ] || ! [ -x /usr/bin/ffprobe ]; then
+    log "installing ffmpeg from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  fi
   if ! [ -x /usr/sbin/clamd ]; then
     log "installing clamd from Debian's packages"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null

@@ -1,7 +1,7 @@
 //! Domain and database values to their protobuf form.
 
 use prost_types::Timestamp;
-use upload_db::models::{MetadataRow, ProgressRow, UploadRow};
+use upload_db::models::{MediaRow, MetadataRow, PreviewRow, ProgressRow, ScanRow, UploadRow};
 use upload_domain::{Stage, StageStatus, UploadState};
 use upload_proto::v1 as pb;
 
@@ -59,8 +59,63 @@ fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// What the pipeline found about an upload's file, beside the upload row.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Size, hashes, sniffed type.
+    pub metadata: Option<MetadataRow>,
+    /// The scan verdict.
+    pub scan: Option<ScanRow>,
+    /// Media facts.
+    pub media: Option<MediaRow>,
+    /// Previews with a GET URL each.
+    pub previews: Vec<(PreviewRow, String)>,
+}
+
+fn scan(row: &ScanRow) -> pb::ScanResult {
+    pb::ScanResult {
+        verdict: if row.verdict == "infected" {
+            pb::ScanVerdict::Infected
+        } else {
+            pb::ScanVerdict::Clean
+        } as i32,
+        signature: row.signature.clone().unwrap_or_default(),
+        scanned_at: Some(timestamp(row.scanned_at)),
+    }
+}
+
+fn media(row: &MediaRow) -> pb::MediaInfo {
+    let u32_of = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+    pb::MediaInfo {
+        container: row.container.clone(),
+        duration_ms: row.duration_ms.map(unsigned).unwrap_or(0),
+        bit_rate: row.bit_rate.map(unsigned).unwrap_or(0),
+        width: u32_of(row.width),
+        height: u32_of(row.height),
+        video_codec: row.video_codec.clone().unwrap_or_default(),
+        audio_codec: row.audio_codec.clone().unwrap_or_default(),
+        frame_rate: row.frame_rate.unwrap_or(0.0),
+    }
+}
+
+fn preview(row: &PreviewRow, url: &str) -> pb::Preview {
+    pb::Preview {
+        name: row.name.clone(),
+        kind: match row.kind.as_str() {
+            "clip" => pb::PreviewKind::Clip,
+            _ => pb::PreviewKind::Thumbnail,
+        } as i32,
+        content_type: row.content_type.clone(),
+        width: u32::try_from(row.width).unwrap_or(0),
+        height: u32::try_from(row.height).unwrap_or(0),
+        size_bytes: unsigned(row.size_bytes),
+        url: url.to_owned(),
+    }
+}
+
 /// An upload in protobuf form.
-pub fn upload(row: &UploadRow, metadata: Option<&MetadataRow>) -> Result<pb::Upload, ApiError> {
+pub fn upload(row: &UploadRow, found: &Findings) -> Result<pb::Upload, ApiError> {
+    let metadata = found.metadata.as_ref();
     let failure = row.failure_code.as_ref().map(|code| pb::Failure {
         code: code.clone(),
         message: row.failure_message.clone().unwrap_or_default(),
@@ -83,6 +138,13 @@ pub fn upload(row: &UploadRow, metadata: Option<&MetadataRow>) -> Result<pb::Upl
             sniffed_content_type: m.sniffed_content_type.clone(),
         }),
         failure,
+        scan: found.scan.as_ref().map(scan),
+        media: found.media.as_ref().map(media),
+        previews: found
+            .previews
+            .iter()
+            .map(|(row, url)| preview(row, url))
+            .collect(),
     })
 }
 

@@ -69,7 +69,12 @@ async fn main() {
     let file = TestFile::random(size_mib * MIB, 1024);
     let client = app.client("bench-premium", SellerGroup::Premium).await;
     let upload = client
-        .create("big.mp4", file.size, "video/mp4", Some(16 * MIB))
+        .create(
+            "big.bin",
+            file.size,
+            "application/octet-stream",
+            Some(16 * MIB),
+        )
         .await
         .expect("create");
     let all: Vec<u32> = (1..=upload.part_count).collect();

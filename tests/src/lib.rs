@@ -16,6 +16,9 @@ use upload_storage::Store;
 
 pub use upload_client::pb;
 
+mod fixtures;
+pub use fixtures::*;
+
 /// The stack's environment, from the process or from the file the stack script writes.
 pub fn stack_env() -> HashMap<String, String> {
     let dir = std::env::var("UPLOAD_STACK_DIR")
@@ -129,6 +132,8 @@ pub struct TestApp {
     pub keys: TokenKeys,
     /// The server's configuration.
     pub config: ServerConfig,
+    /// The environment the worker was (or would be) configured from.
+    pub worker_env: HashMap<String, String>,
     admin_url: String,
     db_name: String,
     /// The server first, then the worker if any.
@@ -199,9 +204,9 @@ impl TestApp {
         let config = ServerConfig::from_source(&env)?;
         let (endpoint, server) = start_server(config.clone()).await?;
         let mut running = vec![server];
+        let mut worker_env = env.clone();
+        worker_env.extend(options.worker_env);
         if options.worker {
-            let mut worker_env = env.clone();
-            worker_env.extend(options.worker_env);
             running.push(start_worker(WorkerConfig::from_source(&worker_env)?));
         }
         Ok(Self {
@@ -210,6 +215,7 @@ impl TestApp {
             keys: TokenKeys::new(&config.auth.jwt_secret),
             database_url,
             config,
+            worker_env,
             admin_url,
             db_name,
             running,
@@ -232,6 +238,60 @@ impl TestApp {
         env.extend(options.env);
         env.extend(options.worker_env);
         start_worker(WorkerConfig::from_source(&env).expect("worker config"))
+    }
+
+    /// The job context a worker of this app uses, to run jobs by hand.
+    pub async fn job_context(&self) -> upload_worker::JobContext {
+        let config = WorkerConfig::from_source(&self.worker_env).expect("worker config");
+        upload_worker::JobContext::connect(config)
+            .await
+            .expect("job context")
+    }
+
+    /// Uploads `file` whole as `name` of type `content_type` for a standard seller
+    /// and completes it.
+    pub async fn upload_whole(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        name: &str,
+        content_type: &str,
+    ) -> (UploadClient, pb::Upload) {
+        let client = self.client(seller, SellerGroup::Standard).await;
+        let upload = client
+            .create(name, file.size, content_type, None)
+            .await
+            .expect("CreateUpload");
+        let all: Vec<u32> = (1..=upload.part_count).collect();
+        client
+            .send_parts(
+                &upload,
+                &file.path,
+                &all,
+                upload_client::SendOptions::default(),
+                |_, _| {},
+            )
+            .await
+            .expect("sending parts");
+        let done = client
+            .complete(&upload.upload_id)
+            .await
+            .expect("CompleteUpload");
+        (client, done)
+    }
+
+    /// Reads a whole object (small ones: previews) into memory.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .store
+            .client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
     }
 
     /// A bearer token for a seller.

@@ -40,11 +40,14 @@ async fn completing_twice_gives_the_same_answer_and_one_job() {
     assert_eq!(app.count(&jobs_for(&upload.upload_id)).await, 1);
     let job_type = app
         .count(&format!(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'upload.metadata' AND idempotency_key = '{}#1'",
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'upload.scan' AND idempotency_key = '{}#1'",
             upload.upload_id
         ))
         .await;
-    assert_eq!(job_type, 1, "the job is on the named queue, first attempt");
+    assert_eq!(
+        job_type, 1,
+        "the scan job is first, on its named queue, first attempt"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

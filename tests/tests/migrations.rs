@@ -10,8 +10,9 @@ async fn migrations_revert_cleanly_and_reapply() {
     })
     .await;
     let tables = "SELECT count(*) FROM information_schema.tables
-                  WHERE table_schema = 'public' AND table_name LIKE 'upload%'";
-    assert_eq!(app.count(tables).await, 4);
+                  WHERE table_schema = 'public'
+                    AND (table_name LIKE 'upload%' OR table_name = 'notifications')";
+    assert_eq!(app.count(tables).await, 8);
     let reverted = upload_db::revert_migrations(&app.database_url)
         .await
         .expect("revert");
@@ -24,5 +25,5 @@ async fn migrations_revert_cleanly_and_reapply() {
     upload_db::run_migrations(&app.database_url)
         .await
         .expect("re-apply");
-    assert_eq!(app.count(tables).await, 4);
+    assert_eq!(app.count(tables).await, 8);
 }

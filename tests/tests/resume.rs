@@ -16,7 +16,12 @@ async fn resume_sends_only_the_parts_the_store_lacks() {
     let upload = {
         let first = app.client("seller-resume", SellerGroup::Standard).await;
         let upload = first
-            .create("course.zip", file.size, "application/zip", Some(5 * MIB))
+            .create(
+                "course.bin",
+                file.size,
+                "application/octet-stream",
+                Some(5 * MIB),
+            )
             .await
             .expect("CreateUpload");
         assert_eq!(upload.part_count, 13);

@@ -56,7 +56,7 @@ async fn an_upload_assembled_but_never_recorded_is_completed_and_processed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processing_whose_job_vanished_is_enqueued_again() {
+async fn a_scan_whose_job_vanished_is_enqueued_again() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
         ..fast_sweeper()
@@ -65,9 +65,9 @@ async fn processing_whose_job_vanished_is_enqueued_again() {
     let file = TestFile::random(6 * MIB, 23);
     let (client, upload) = app.upload_parts("seller-stalled", &file, None).await;
     client.complete(&upload.upload_id).await.unwrap();
-    // The job row is lost (say, deleted by hand) while the upload says processing.
+    // The job row is lost (say, deleted by hand) while the upload says scanning.
     app.execute("DELETE FROM apalis.jobs").await;
-    app.execute("UPDATE uploads SET state = 'processing', updated_at = now() - interval '1 hour'")
+    app.execute("UPDATE uploads SET state = 'scanning', updated_at = now() - interval '1 hour'")
         .await;
 
     // A worker starting now finds it and finishes it.

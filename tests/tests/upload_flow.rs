@@ -1,5 +1,6 @@
 //! The whole path: create, parallel signed parts straight to the store, complete,
-//! the metadata job, and WatchProgress following it to ready.
+//! the scan (clamd and hashes in one read), metadata and preview stages, and
+//! WatchProgress following every stage to ready.
 
 use std::time::Duration;
 
@@ -21,7 +22,12 @@ async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_pro
     let client = app.client("seller-300", SellerGroup::Standard).await;
 
     let upload = client
-        .create("season-1.mp4", file.size, "video/mp4", Some(16 * MIB))
+        .create(
+            "season-1.bin",
+            file.size,
+            "application/octet-stream",
+            Some(16 * MIB),
+        )
         .await
         .expect("CreateUpload");
     assert_eq!(upload.part_size_bytes, 16 * MIB);
@@ -100,27 +106,46 @@ async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_pro
         "no intermediate upload progress seen: {upload_done:?}"
     );
 
-    // Processing advanced too: the hash stage was seen part-way, and never went backwards.
-    let hash_done: Vec<u64> = updates
-        .iter()
-        .filter_map(|u| u.stages.iter().find(|s| s.stage == pb::Stage::Hash as i32))
-        .map(|s| s.bytes_done)
-        .collect();
-    assert!(
-        hash_done.windows(2).all(|w| w[0] <= w[1]),
-        "hash progress went backwards: {hash_done:?}"
-    );
-    assert!(
-        hash_done.iter().any(|&d| d > 0 && d < file.size),
-        "no intermediate hash progress seen: {hash_done:?}"
-    );
-    assert_eq!(hash_done.last().copied(), Some(file.size));
+    // Processing advanced too: the scan and hash stages (one read feeds both) were
+    // seen part-way, and never went backwards.
+    for stage in [pb::Stage::Scan, pb::Stage::Hash] {
+        let done: Vec<u64> = updates
+            .iter()
+            .filter_map(|u| u.stages.iter().find(|s| s.stage == stage as i32))
+            .map(|s| s.bytes_done)
+            .collect();
+        assert!(
+            done.windows(2).all(|w| w[0] <= w[1]),
+            "{stage:?} progress went backwards: {done:?}"
+        );
+        assert!(
+            done.iter().any(|&d| d > 0 && d < file.size),
+            "no intermediate {stage:?} progress seen: {done:?}"
+        );
+        assert_eq!(done.last().copied(), Some(file.size));
+    }
     let states: Vec<i32> = updates
         .iter()
         .filter_map(|u| u.upload.as_ref().map(|u| u.state))
         .collect();
-    assert!(
-        states.contains(&(pb::UploadState::Processing as i32)),
-        "states seen: {states:?}"
-    );
+    for expected in [pb::UploadState::Scanning, pb::UploadState::Processing] {
+        assert!(
+            states.contains(&(expected as i32)),
+            "{expected:?} not among the states seen: {states:?}"
+        );
+    }
+    let scan = last.scan.expect("a scan verdict");
+    assert_eq!(scan.verdict, pb::ScanVerdict::Clean as i32);
+    // A file that is neither video nor image gets no previews nor media facts, and
+    // the final update says so stage by stage.
+    let final_stages = &updates.last().expect("an update").stages;
+    for stage in [pb::Stage::Metadata, pb::Stage::Preview] {
+        let s = final_stages
+            .iter()
+            .find(|s| s.stage == stage as i32)
+            .unwrap_or_else(|| panic!("{stage:?} in the final update"));
+        assert_eq!(s.status, pb::StageStatus::Skipped as i32, "{s:?}");
+        assert!(s.detail.contains("application/octet-stream"), "{s:?}");
+    }
+    assert!(last.previews.is_empty() && last.media.is_none());
 }

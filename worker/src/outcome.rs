@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use upload_db::jobs::{self, Queue, UploadJob};
+use upload_db::models::NewNotification;
 use upload_db::uploads::{self, FailureNote};
 use upload_domain::{UploadEvent, UploadState};
 
@@ -61,7 +62,10 @@ pub fn retry_delay(base: Duration, next: u32) -> Duration {
 /// The stable code an upload fails with when `queue` runs out of attempts.
 fn exhausted_code(queue: Queue) -> &'static str {
     match queue {
+        Queue::Scan => "scan_failed",
         Queue::Metadata => "metadata_failed",
+        Queue::Preview => "preview_failed",
+        Queue::Notify => "notify_failed",
     }
 }
 
@@ -101,27 +105,52 @@ pub async fn settle(
     Err(err.into())
 }
 
-/// Moves the upload to `failed` from whichever processing state it is in.
-async fn fail_upload(
+/// Moves the upload to `failed` from whichever processing state it is in, and
+/// tells the seller, in one transaction.
+pub async fn fail_upload(
     ctx: &JobContext,
     job: UploadJob,
     code: &str,
     message: &str,
 ) -> Result<(), upload_db::DbError> {
+    use diesel_async::AsyncConnection;
     let mut conn = ctx.pool.get().await?;
     let Some(row) = uploads::find(&mut conn, job.upload_id).await? else {
         return Ok(());
     };
     let current = row.state()?;
     if current.apply(UploadEvent::Failed).is_ok() {
-        let note = FailureNote { code, message };
-        let _ = uploads::transition(
-            &mut conn,
-            job.upload_id,
-            current,
-            UploadEvent::Failed,
-            Some(note),
-        )
+        let deliver = ctx.config.webhook.is_some();
+        let notification = NewNotification {
+            id: uuid::Uuid::now_v7(),
+            seller_id: row.owner_id.clone(),
+            upload_id: Some(row.id),
+            kind: "upload.failed".into(),
+            message: format!(
+                "{} could not be processed; upload it again, and contact support if it fails again",
+                row.file_name
+            ),
+            details: serde_json::json!({ "code": code, "reason": message }),
+        };
+        let (code, message) = (code.to_owned(), message.to_owned());
+        conn.transaction::<_, upload_db::DbError, _>(async move |conn| {
+            let note = FailureNote {
+                code: &code,
+                message: &message,
+            };
+            let moved = uploads::transition(
+                conn,
+                job.upload_id,
+                current,
+                UploadEvent::Failed,
+                Some(note),
+            )
+            .await?;
+            if let Ok(upload_db::uploads::Transition::Applied(_)) = moved {
+                upload_db::notifications::record(conn, &notification, deliver).await?;
+            }
+            Ok(())
+        })
         .await?;
     } else if current != UploadState::Failed {
         tracing::warn!(upload = %job.upload_id, state = %current, "upload not failed: its state does not allow it");

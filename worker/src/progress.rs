@@ -6,23 +6,24 @@ use std::time::{Duration, Instant};
 use upload_db::DbPool;
 use upload_domain::{Stage, StageStatus, UploadId};
 
-/// Writes one stage's progress at most every `every`.
+/// Writes the progress of stages that advance together (one read feeds the scan
+/// and the hashes) at most every `every`.
 pub struct ProgressReporter {
     pool: DbPool,
     upload: UploadId,
-    stage: Stage,
+    stages: Vec<Stage>,
     total: u64,
     every: Duration,
     last: Option<Instant>,
 }
 
 impl ProgressReporter {
-    /// A reporter for `stage` of `upload`, out of `total` bytes.
-    pub fn new(pool: DbPool, upload: UploadId, stage: Stage, total: u64) -> Self {
+    /// A reporter for `stages` of `upload`, out of `total` bytes.
+    pub fn new(pool: DbPool, upload: UploadId, stages: &[Stage], total: u64) -> Self {
         Self {
             pool,
             upload,
-            stage,
+            stages: stages.to_vec(),
             total,
             every: Duration::from_millis(250),
             last: None,
@@ -56,16 +57,19 @@ impl ProgressReporter {
     async fn write(&self, status: StageStatus, done: u64, detail: &str) {
         let result = async {
             let mut conn = self.pool.get().await?;
-            upload_db::progress::set(
-                &mut conn,
-                self.upload,
-                self.stage,
-                status,
-                done,
-                self.total,
-                detail,
-            )
-            .await
+            for stage in &self.stages {
+                upload_db::progress::set(
+                    &mut conn,
+                    self.upload,
+                    *stage,
+                    status,
+                    done,
+                    self.total,
+                    detail,
+                )
+                .await?;
+            }
+            Ok::<_, upload_db::DbError>(())
         }
         .await;
         if let Err(e) = result {

@@ -54,27 +54,34 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
     }
 
     let mut conn = ctx.pool.get().await?;
-    let stuck = upload_db::sweep::stalled(&mut conn, Queue::Metadata, stuck_after, BATCH).await?;
-    for s in stuck {
-        let id = s.id;
-        if s.attempts < ctx.config.max_attempts {
-            let job = UploadJob {
-                upload_id: id,
-                attempt: s.attempts + 1,
-            };
-            if jobs::enqueue(&mut conn, Queue::Metadata, &job, None).await? {
-                tracing::warn!(upload = %id, attempt = job.attempt, "stuck upload re-enqueued");
-                report.requeued += 1;
-            }
-        } else {
-            let note = FailureNote {
-                code: "processing_stalled",
-                message: "processing stopped and did not recover after every attempt",
-            };
-            if let Ok(Transition::Applied(_)) =
-                transition(&mut conn, id, s.state, UploadEvent::Failed, Some(note)).await?
-            {
+    for queue in [Queue::Scan, Queue::Metadata, Queue::Preview] {
+        let stuck = upload_db::sweep::stalled(&mut conn, queue, stuck_after, BATCH).await?;
+        for s in stuck {
+            let id = s.id;
+            if s.attempts < ctx.config.max_attempts {
+                let job = UploadJob {
+                    upload_id: id,
+                    attempt: s.attempts + 1,
+                };
+                if jobs::enqueue(&mut conn, queue, &job, None).await? {
+                    tracing::warn!(upload = %id, queue = queue.name(), attempt = job.attempt, "stuck upload re-enqueued");
+                    report.requeued += 1;
+                }
+            } else {
+                drop(conn);
+                let job = UploadJob {
+                    upload_id: id,
+                    attempt: s.attempts,
+                };
+                crate::outcome::fail_upload(
+                    ctx,
+                    job,
+                    "processing_stalled",
+                    "processing stopped and did not recover after every attempt",
+                )
+                .await?;
                 report.failed += 1;
+                conn = ctx.pool.get().await?;
             }
         }
     }

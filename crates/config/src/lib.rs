@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use upload_domain::TypePolicy;
+
 /// A configuration problem, naming the environment variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -179,6 +181,9 @@ pub struct UploadPolicyConfig {
     /// `UPLOAD_PROGRESS_REFRESH_MS`: while someone watches an unfinished upload, how
     /// often the server asks the store how much it holds (default 2000).
     pub progress_refresh: Duration,
+    /// `UPLOAD_ALLOWED_TYPES`: comma-separated content types, `type/*` for a family
+    /// (default: media, documents, archives, fonts; see [`TypePolicy::DEFAULT`]).
+    pub allowed_types: TypePolicy,
 }
 
 impl UploadPolicyConfig {
@@ -215,6 +220,17 @@ impl UploadPolicyConfig {
                 "UPLOAD_PROGRESS_REFRESH_MS",
                 parsed(src, "UPLOAD_PROGRESS_REFRESH_MS", 2000)?,
             )?),
+            allowed_types: parsed(
+                src,
+                "UPLOAD_ALLOWED_TYPES",
+                TypePolicy::DEFAULT
+                    .parse()
+                    .map_err(|reason| ConfigError::Invalid {
+                        name: "UPLOAD_ALLOWED_TYPES",
+                        value: TypePolicy::DEFAULT.into(),
+                        reason,
+                    })?,
+            )?,
         })
     }
 }
@@ -286,6 +302,145 @@ impl ServerConfig {
     }
 }
 
+/// Where the malware scanner listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClamdAddr {
+    /// `host:port`.
+    Tcp(String),
+    /// A unix socket path (starts with `/`).
+    Unix(std::path::PathBuf),
+}
+
+impl FromStr for ClamdAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with('/') {
+            Ok(Self::Unix(s.into()))
+        } else if s
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
+            Ok(Self::Tcp(s.to_owned()))
+        } else {
+            Err("expected host:port or an absolute unix socket path".into())
+        }
+    }
+}
+
+/// Where the seller notifications are posted, and the key that signs them.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// `UPLOAD_WEBHOOK_URL`.
+    pub url: String,
+    /// `UPLOAD_WEBHOOK_SECRET`: HMAC-SHA256 key, at least 32 bytes.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// Reads the webhook settings; `None` when no URL is set.
+    pub fn from_source(src: &dyn Source) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = src.get("UPLOAD_WEBHOOK_URL") else {
+            return Ok(None);
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_WEBHOOK_URL",
+                value: url,
+                reason: "must be an http:// or https:// URL".into(),
+            });
+        }
+        let secret = required(
+            src,
+            "UPLOAD_WEBHOOK_SECRET",
+            "HMAC key for webhook signatures, needed when UPLOAD_WEBHOOK_URL is set",
+        )?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_WEBHOOK_SECRET",
+                value: "<redacted>".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Some(Self { url, secret }))
+    }
+}
+
+/// How previews and media probes run.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// `UPLOAD_FFMPEG_PATH` (default `/usr/bin/ffmpeg`).
+    pub ffmpeg: std::path::PathBuf,
+    /// `UPLOAD_FFPROBE_PATH` (default `/usr/bin/ffprobe`).
+    pub ffprobe: std::path::PathBuf,
+    /// `UPLOAD_MEDIA_TIMEOUT_SECS`: one ffmpeg or ffprobe run is killed after this (default 300).
+    pub timeout: Duration,
+    /// `UPLOAD_MEDIA_CONCURRENCY`: ffmpeg/ffprobe processes at once per worker (default 1).
+    pub concurrency: usize,
+    /// `UPLOAD_THUMBNAIL_SIZES`: longest side of each image thumbnail, in pixels (default `256,1024`).
+    pub thumbnail_sizes: Vec<u32>,
+    /// `UPLOAD_VIDEO_THUMBNAIL_SIZE`: longest side of a video's thumbnail (default 640).
+    pub video_thumbnail_size: u32,
+    /// `UPLOAD_CLIP_SECONDS`: length of a video's preview clip (default 6).
+    pub clip_seconds: u32,
+    /// `UPLOAD_CLIP_HEIGHT`: height of the preview clip in pixels (default 240).
+    pub clip_height: u32,
+}
+
+impl MediaConfig {
+    /// Reads the media settings.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let sizes = src
+            .get("UPLOAD_THUMBNAIL_SIZES")
+            .unwrap_or_else(|| "256,1024".into());
+        let thumbnail_sizes = sizes
+            .split(',')
+            .map(|s| s.trim().parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .filter(|v| !v.is_empty() && v.iter().all(|s| (16..=4096).contains(s)))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "UPLOAD_THUMBNAIL_SIZES",
+                value: sizes.clone(),
+                reason: "expected comma-separated pixel sizes between 16 and 4096".into(),
+            })?;
+        Ok(Self {
+            ffmpeg: parsed(src, "UPLOAD_FFMPEG_PATH", "/usr/bin/ffmpeg".into())?,
+            ffprobe: parsed(src, "UPLOAD_FFPROBE_PATH", "/usr/bin/ffprobe".into())?,
+            timeout: Duration::from_secs(positive(
+                "UPLOAD_MEDIA_TIMEOUT_SECS",
+                parsed(src, "UPLOAD_MEDIA_TIMEOUT_SECS", 300)?,
+            )?),
+            concurrency: positive(
+                "UPLOAD_MEDIA_CONCURRENCY",
+                parsed(src, "UPLOAD_MEDIA_CONCURRENCY", 1u64)?,
+            )? as usize,
+            thumbnail_sizes,
+            video_thumbnail_size: positive(
+                "UPLOAD_VIDEO_THUMBNAIL_SIZE",
+                parsed(src, "UPLOAD_VIDEO_THUMBNAIL_SIZE", 640)?,
+            )? as u32,
+            clip_seconds: positive(
+                "UPLOAD_CLIP_SECONDS",
+                parsed(src, "UPLOAD_CLIP_SECONDS", 6)?,
+            )? as u32,
+            clip_height: positive(
+                "UPLOAD_CLIP_HEIGHT",
+                parsed(src, "UPLOAD_CLIP_HEIGHT", 240)?,
+            )? as u32,
+        })
+    }
+}
+
 /// Everything the workers need.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -293,6 +448,14 @@ pub struct WorkerConfig {
     pub database: DatabaseConfig,
     /// Store settings.
     pub store: StoreConfig,
+    /// Upload rules (the type allow-list).
+    pub policy: UploadPolicyConfig,
+    /// `UPLOAD_CLAMD_ADDR`: the malware scanner (default 127.0.0.1:3310).
+    pub clamd: ClamdAddr,
+    /// Previews and probes.
+    pub media: MediaConfig,
+    /// Seller notification webhook, when configured.
+    pub webhook: Option<WebhookConfig>,
     /// `UPLOAD_JOB_MAX_ATTEMPTS`: attempts per job before the upload fails (default 5).
     pub max_attempts: u32,
     /// `UPLOAD_JOB_RETRY_BASE_SECS`: first retry delay, doubled each attempt (default 5).
@@ -316,6 +479,14 @@ impl WorkerConfig {
         Ok(Self {
             database: DatabaseConfig::from_source(src)?,
             store: StoreConfig::from_source(src)?,
+            policy: UploadPolicyConfig::from_source(src)?,
+            clamd: parsed(
+                src,
+                "UPLOAD_CLAMD_ADDR",
+                ClamdAddr::Tcp("127.0.0.1:3310".into()),
+            )?,
+            media: MediaConfig::from_source(src)?,
+            webhook: WebhookConfig::from_source(src)?,
             max_attempts: positive(
                 "UPLOAD_JOB_MAX_ATTEMPTS",
                 parsed(src, "UPLOAD_JOB_MAX_ATTEMPTS", 5u64)?,
@@ -400,5 +571,61 @@ mod tests {
         assert_eq!(cfg.policy.standard_limit_bytes, 500 * 1024 * 1024);
         assert_eq!(cfg.policy.premium_limit_bytes, 1024 * 1024 * 1024);
         assert!(cfg.store.endpoint.is_none() && !cfg.store.path_style);
+    }
+
+    fn worker_env() -> HashMap<String, String> {
+        let mut env = base();
+        env.remove("UPLOAD_JWT_SECRET");
+        env
+    }
+
+    #[test]
+    fn worker_defaults_scan_and_preview_sensibly() {
+        let cfg = WorkerConfig::from_source(&worker_env()).unwrap();
+        assert_eq!(cfg.clamd, ClamdAddr::Tcp("127.0.0.1:3310".into()));
+        assert_eq!(cfg.media.thumbnail_sizes, vec![256, 1024]);
+        assert!(cfg.webhook.is_none());
+        assert!(cfg.policy.allowed_types.allows("video/mp4"));
+        assert!(!cfg.policy.allowed_types.allows("application/x-msdownload"));
+    }
+
+    #[test]
+    fn a_webhook_needs_a_long_secret() {
+        let mut env = worker_env();
+        env.insert(
+            "UPLOAD_WEBHOOK_URL".into(),
+            "http://127.0.0.1:9/hook".into(),
+        );
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_WEBHOOK_SECRET"), "{err}");
+        env.insert("UPLOAD_WEBHOOK_SECRET".into(), "too-short".into());
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("at least 32") && !err.contains("too-short"),
+            "{err}"
+        );
+        env.insert("UPLOAD_WEBHOOK_SECRET".into(), "k".repeat(32));
+        assert!(WorkerConfig::from_source(&env).unwrap().webhook.is_some());
+    }
+
+    #[test]
+    fn bad_media_and_scanner_settings_are_named() {
+        let mut env = worker_env();
+        env.insert("UPLOAD_THUMBNAIL_SIZES".into(), "256,huge".into());
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_THUMBNAIL_SIZES"), "{err}");
+        let mut env = worker_env();
+        env.insert("UPLOAD_CLAMD_ADDR".into(), "clamd".into());
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_CLAMD_ADDR"), "{err}");
+        env.insert("UPLOAD_CLAMD_ADDR".into(), "/run/clamav/clamd.ctl".into());
+        assert!(matches!(
+            WorkerConfig::from_source(&env).unwrap().clamd,
+            ClamdAddr::Unix(_)
+        ));
+        let mut env = worker_env();
+        env.insert("UPLOAD_ALLOWED_TYPES".into(), "video".into());
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_ALLOWED_TYPES"), "{err}");
     }
 }

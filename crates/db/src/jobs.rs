@@ -17,16 +17,49 @@ use crate::DbError;
 /// A queue, named explicitly so that renaming a Rust type never orphans its jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
-    /// Reads the stored file once: size, MD5, SHA-256, sniffed type.
+    /// Reads the stored file once: malware scan, size, MD5, SHA-256, sniffed type.
+    Scan,
+    /// Media facts from ffprobe (after a clean scan).
     Metadata,
+    /// Thumbnails and clips from ffmpeg (after a clean scan).
+    Preview,
+    /// Delivers a seller notification to the webhook.
+    Notify,
 }
 
 impl Queue {
+    /// Every queue.
+    pub const ALL: [Queue; 4] = [Queue::Scan, Queue::Metadata, Queue::Preview, Queue::Notify];
+
     /// The `job_type` in `apalis.jobs`.
     pub fn name(self) -> &'static str {
         match self {
+            Queue::Scan => "upload.scan",
             Queue::Metadata => "upload.metadata",
+            Queue::Preview => "upload.preview",
+            Queue::Notify => "upload.notify",
         }
+    }
+}
+
+/// A job payload: ids only, and the key that makes enqueueing it idempotent.
+pub trait JobPayload: Serialize {
+    /// One row per key and queue, ever.
+    fn idempotency_key(&self) -> String;
+}
+
+/// A notification to deliver: its id and which attempt this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyJob {
+    /// The `notifications` row.
+    pub notification_id: uuid::Uuid,
+    /// 1, 2, 3, ...
+    pub attempt: u32,
+}
+
+impl JobPayload for NotifyJob {
+    fn idempotency_key(&self) -> String {
+        format!("{}#{}", self.notification_id, self.attempt)
     }
 }
 
@@ -47,9 +80,11 @@ impl UploadJob {
             attempt: 1,
         }
     }
+}
 
-    /// The job's idempotency key: one row per upload and attempt, ever.
-    pub fn idempotency_key(&self) -> String {
+impl JobPayload for UploadJob {
+    /// One row per upload and attempt, ever.
+    fn idempotency_key(&self) -> String {
         format!("{}#{}", self.upload_id, self.attempt)
     }
 }
@@ -61,10 +96,10 @@ impl UploadJob {
 /// "At once" is the database's `now()`, not the application's clock: apalis's
 /// insert trigger wakes workers only for `run_at <= now()`, and inside a transaction
 /// `now()` is the transaction's start, earlier than any clock read after it.
-pub async fn enqueue(
+pub async fn enqueue<J: JobPayload>(
     conn: &mut AsyncPgConnection,
     queue: Queue,
-    job: &UploadJob,
+    job: &J,
     run_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
     let payload = serde_json::to_string(job).map_err(|e| DbError::Corrupt(e.to_string()))?;

@@ -6,7 +6,10 @@ use upload_domain::{PartPlan, Stage, StageStatus, UploadId, UploadState};
 use uuid::Uuid;
 
 use crate::DbError;
-use crate::schema::{upload_metadata, upload_parts, upload_progress, uploads};
+use crate::schema::{
+    notifications, upload_media, upload_metadata, upload_parts, upload_previews, upload_progress,
+    upload_scans, uploads,
+};
 
 /// An upload as stored.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -123,4 +126,120 @@ pub struct MetadataRow {
     pub sha256_hex: String,
     pub sniffed_content_type: String,
     pub computed_at: DateTime<Utc>,
+}
+
+/// The scan verdict of an upload's file.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_scans)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ScanRow {
+    /// The upload scanned.
+    pub upload_id: Uuid,
+    /// `clean` or `infected`.
+    pub verdict: String,
+    /// The signature clamd named, when infected.
+    pub signature: Option<String>,
+    /// Bytes streamed to the scanner.
+    pub bytes_scanned: i64,
+    /// The quarantine object's key, when infected.
+    pub quarantine_key: Option<String>,
+    /// When the verdict was recorded.
+    pub scanned_at: DateTime<Utc>,
+}
+
+/// Media facts from ffprobe.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_media)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct MediaRow {
+    /// The upload probed.
+    pub upload_id: Uuid,
+    /// Container format names, as ffprobe gives them (`mov,mp4,m4a,3gp,3g2,mj2`).
+    pub container: String,
+    /// Duration in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Overall bit rate in bits per second.
+    pub bit_rate: Option<i64>,
+    /// Width of the first video stream.
+    pub width: Option<i32>,
+    /// Height of the first video stream.
+    pub height: Option<i32>,
+    /// Codec of the first video stream.
+    pub video_codec: Option<String>,
+    /// Codec of the first audio stream.
+    pub audio_codec: Option<String>,
+    /// Frames per second of the first video stream.
+    pub frame_rate: Option<f64>,
+    /// When the probe ran.
+    pub probed_at: DateTime<Utc>,
+}
+
+/// One preview object made from an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = upload_previews)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct PreviewRow {
+    /// The upload previewed.
+    pub upload_id: Uuid,
+    /// Unique per upload (`thumb-256`, `clip`).
+    pub name: String,
+    /// `thumbnail` or `clip`.
+    pub kind: String,
+    /// MIME type of the preview object.
+    pub content_type: String,
+    /// Key of the preview object in the temp bucket.
+    pub object_key: String,
+    /// Pixel width.
+    pub width: i32,
+    /// Pixel height.
+    pub height: i32,
+    /// Object size.
+    pub size_bytes: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Something a seller was told.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = notifications)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct NotificationRow {
+    /// Notification id (also sent to webhooks, for de-duplication).
+    pub id: Uuid,
+    /// The seller told.
+    pub seller_id: String,
+    /// The upload it is about.
+    pub upload_id: Option<Uuid>,
+    /// `upload.quarantined`, `upload.rejected`, `upload.failed`, ...
+    pub kind: String,
+    /// A sentence for the seller.
+    pub message: String,
+    /// Machine-readable details.
+    pub details: serde_json::Value,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When the webhook accepted it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Webhook attempts so far.
+    pub delivery_attempts: i32,
+    /// The last webhook error.
+    pub last_error: Option<String>,
+}
+
+/// A notification to record.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NewNotification {
+    /// Fresh id.
+    pub id: Uuid,
+    /// The seller to tell.
+    pub seller_id: String,
+    /// The upload it is about.
+    pub upload_id: Option<Uuid>,
+    /// The kind.
+    pub kind: String,
+    /// A sentence for the seller.
+    pub message: String,
+    /// Machine-readable details.
+    pub details: serde_json::Value,
 }

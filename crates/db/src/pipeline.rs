@@ -6,7 +6,8 @@ use upload_domain::{Stage, StageStatus, UploadEvent, UploadId, UploadState};
 
 use crate::DbError;
 use crate::jobs::{self, Queue, UploadJob};
-use crate::uploads::{self, Transition};
+use crate::models::{MetadataRow, NewNotification, ScanRow};
+use crate::uploads::{self, FailureNote, Transition};
 
 /// Records that the store assembled the upload (`uploading` → `uploaded`) and
 /// enqueues its first job. Only the caller that wins the guarded transition
@@ -38,18 +39,191 @@ pub async fn record_completion(
             "assembled",
         )
         .await?;
+        for stage in [Stage::Scan, Stage::Hash] {
+            crate::progress::set(conn, id, stage, StageStatus::Pending, 0, size, "queued").await?;
+        }
+        for stage in [Stage::Metadata, Stage::Preview] {
+            crate::progress::set(
+                conn,
+                id,
+                stage,
+                StageStatus::Pending,
+                0,
+                0,
+                "after the scan",
+            )
+            .await?;
+        }
+        jobs::enqueue(conn, Queue::Scan, &UploadJob::first(id), None).await?;
+        Ok(Transition::Applied(UploadState::Uploaded))
+    })
+    .await
+}
+
+/// What the scan job found, recorded in one transaction with the state change.
+#[derive(Debug, Clone)]
+pub enum ScanOutcome {
+    /// Clean and acceptable: processing goes on with metadata and previews.
+    Clean,
+    /// Malware: the file is in quarantine; the seller is told.
+    Infected {
+        /// What to tell the seller.
+        notification: NewNotification,
+    },
+    /// Clean but not acceptable (type policy); the seller is told why.
+    Rejected {
+        /// Stable code.
+        code: &'static str,
+        /// The reason, for the seller.
+        reason: String,
+        /// What to tell the seller.
+        notification: NewNotification,
+    },
+}
+
+/// Records a finished scan of an upload in `scanning`: the verdict, the file's
+/// facts (read in the same pass) and the next state, and enqueues what follows.
+/// Returns [`Transition::Lost`] when the upload was no longer scanning (another run
+/// recorded it first); nothing is written then.
+pub async fn record_scan(
+    conn: &mut AsyncPgConnection,
+    scan: ScanRow,
+    facts: MetadataRow,
+    outcome: ScanOutcome,
+    deliver_webhooks: bool,
+) -> Result<Transition, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let id = upload_domain::UploadId::from(scan.upload_id);
+        let size = u64::try_from(facts.size_bytes).unwrap_or(0);
+        let (event, failure) = match &outcome {
+            ScanOutcome::Clean => (UploadEvent::ScanClean, None),
+            ScanOutcome::Infected { notification } => (
+                UploadEvent::Infected,
+                Some(FailureNote {
+                    code: "infected",
+                    message: &notification.message,
+                }),
+            ),
+            ScanOutcome::Rejected { code, reason, .. } => (
+                UploadEvent::Rejected,
+                Some(FailureNote {
+                    code,
+                    message: reason,
+                }),
+            ),
+        };
+        let moved = uploads::transition(conn, id, UploadState::Scanning, event, failure).await?;
+        let Ok(Transition::Applied(next)) = moved else {
+            return Ok(Transition::Lost);
+        };
+        crate::results::save_scan(conn, &scan).await?;
+        uploads::save_metadata(conn, &facts).await?;
+        let scan_detail = scan
+            .signature
+            .as_deref()
+            .map(|s| format!("found {s}"))
+            .unwrap_or_else(|| "clean".to_owned());
         crate::progress::set(
             conn,
             id,
-            Stage::Hash,
-            StageStatus::Pending,
-            0,
+            Stage::Scan,
+            StageStatus::Done,
             size,
-            "queued",
+            size,
+            &scan_detail,
         )
         .await?;
-        jobs::enqueue(conn, Queue::Metadata, &UploadJob::first(id), None).await?;
-        Ok(Transition::Applied(UploadState::Uploaded))
+        crate::progress::set(conn, id, Stage::Hash, StageStatus::Done, size, size, "").await?;
+        match outcome {
+            ScanOutcome::Clean => {
+                for (stage, queue) in [
+                    (Stage::Metadata, Queue::Metadata),
+                    (Stage::Preview, Queue::Preview),
+                ] {
+                    crate::progress::set(conn, id, stage, StageStatus::Pending, 0, 0, "queued")
+                        .await?;
+                    jobs::enqueue(conn, queue, &UploadJob::first(id), None).await?;
+                }
+            }
+            ScanOutcome::Infected { notification } | ScanOutcome::Rejected { notification, .. } => {
+                for stage in [Stage::Metadata, Stage::Preview] {
+                    crate::progress::set(
+                        conn,
+                        id,
+                        stage,
+                        StageStatus::Skipped,
+                        0,
+                        0,
+                        &format!("not run: the file is {next}"),
+                    )
+                    .await?;
+                }
+                crate::notifications::record(conn, &notification, deliver_webhooks).await?;
+            }
+        }
+        Ok(Transition::Applied(next))
+    })
+    .await
+}
+
+/// Records that `stage` (metadata or preview) of a processing upload finished
+/// with `status`, and makes the upload ready once every processing stage has.
+/// The upload row is locked first, so two stages finishing at once cannot both
+/// miss (or both make) the last step.
+pub async fn finish_stage(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+    stage: Stage,
+    status: StageStatus,
+    detail: &str,
+) -> Result<Option<UploadState>, DbError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let detail = detail.to_owned();
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        use crate::schema::{upload_progress, uploads as u};
+        let state: Option<String> = u::table
+            .find(id.as_uuid())
+            .select(u::state)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let state: UploadState = state.parse().map_err(DbError::Corrupt)?;
+        if state != UploadState::Processing {
+            return Ok(Some(state));
+        }
+        crate::progress::set(conn, id, stage, status, 1, 1, &detail).await?;
+        let unsettled: i64 = upload_progress::table
+            .filter(upload_progress::upload_id.eq(id.as_uuid()))
+            .filter(
+                upload_progress::stage.eq_any([Stage::Metadata.as_str(), Stage::Preview.as_str()]),
+            )
+            .filter(
+                upload_progress::status
+                    .ne_all([StageStatus::Done.as_str(), StageStatus::Skipped.as_str()]),
+            )
+            .count()
+            .get_result(conn)
+            .await?;
+        if unsettled > 0 {
+            return Ok(Some(state));
+        }
+        match uploads::transition(
+            conn,
+            id,
+            UploadState::Processing,
+            UploadEvent::ProcessingDone,
+            None,
+        )
+        .await?
+        {
+            Ok(Transition::Applied(next)) => Ok(Some(next)),
+            _ => Ok(Some(state)),
+        }
     })
     .await
 }

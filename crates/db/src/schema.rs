@@ -55,12 +55,75 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upload_scans (upload_id) {
+        upload_id -> Uuid,
+        verdict -> Text,
+        signature -> Nullable<Text>,
+        bytes_scanned -> Int8,
+        quarantine_key -> Nullable<Text>,
+        scanned_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    upload_media (upload_id) {
+        upload_id -> Uuid,
+        container -> Text,
+        duration_ms -> Nullable<Int8>,
+        bit_rate -> Nullable<Int8>,
+        width -> Nullable<Int4>,
+        height -> Nullable<Int4>,
+        video_codec -> Nullable<Text>,
+        audio_codec -> Nullable<Text>,
+        frame_rate -> Nullable<Float8>,
+        probed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    upload_previews (upload_id, name) {
+        upload_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        content_type -> Text,
+        object_key -> Text,
+        width -> Int4,
+        height -> Int4,
+        size_bytes -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Uuid,
+        seller_id -> Text,
+        upload_id -> Nullable<Uuid>,
+        kind -> Text,
+        message -> Text,
+        details -> Jsonb,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+        delivery_attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(upload_parts -> uploads (upload_id));
+diesel::joinable!(upload_scans -> uploads (upload_id));
+diesel::joinable!(upload_media -> uploads (upload_id));
+diesel::joinable!(upload_previews -> uploads (upload_id));
+diesel::joinable!(notifications -> uploads (upload_id));
 diesel::joinable!(upload_progress -> uploads (upload_id));
 diesel::joinable!(upload_metadata -> uploads (upload_id));
 diesel::allow_tables_to_appear_in_same_query!(
     uploads,
     upload_parts,
     upload_progress,
-    upload_metadata
+    upload_metadata,
+    upload_scans,
+    upload_media,
+    upload_previews,
+    notifications
 );

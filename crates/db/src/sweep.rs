@@ -55,20 +55,35 @@ pub async fn stalled(
         #[diesel(sql_type = BigInt)]
         attempts: i64,
     }
-    let rows: Vec<Row> = diesel::sql_query(
+    // Which uploads the queue is responsible for: the scan for uploaded and
+    // scanning files; metadata and previews for processing files whose stage has
+    // not finished. Notifications never hold an upload up.
+    let waiting_on = match queue {
+        Queue::Scan => "u.state IN ('uploaded', 'scanning')",
+        Queue::Metadata => {
+            "u.state = 'processing' AND NOT EXISTS (SELECT 1 FROM upload_progress p
+                 WHERE p.upload_id = u.id AND p.stage = 'metadata' AND p.status IN ('done', 'skipped'))"
+        }
+        Queue::Preview => {
+            "u.state = 'processing' AND NOT EXISTS (SELECT 1 FROM upload_progress p
+                 WHERE p.upload_id = u.id AND p.stage = 'preview' AND p.status IN ('done', 'skipped'))"
+        }
+        Queue::Notify => return Ok(Vec::new()),
+    };
+    let rows: Vec<Row> = diesel::sql_query(format!(
         "SELECT u.id, u.state,
                 (SELECT count(*) FROM apalis.jobs j
                   WHERE j.job_type = $1 AND j.idempotency_key LIKE u.id::text || '#%') AS attempts
          FROM uploads u
-         WHERE u.state IN ('uploaded', 'processing')
+         WHERE {waiting_on}
            AND u.updated_at < now() - make_interval(secs => $2)
            AND NOT EXISTS (
                SELECT 1 FROM apalis.jobs j
                WHERE j.job_type = $1 AND j.idempotency_key LIKE u.id::text || '#%'
                  AND j.status IN ('Pending', 'Queued', 'Running'))
          ORDER BY u.updated_at
-         LIMIT $3",
-    )
+         LIMIT $3"
+    ))
     .bind::<Text, _>(queue.name())
     .bind::<Double, _>(stuck_after.as_secs_f64())
     .bind::<BigInt, _>(limit)

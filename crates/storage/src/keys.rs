@@ -36,6 +36,15 @@ pub enum StorageKey<'a> {
         upload: UploadId,
     },
     /// A stored file in the regular bucket, named by the hex MD5 of its content.
+    /// A preview made from an upload (thumbnail, clip), beside it in the temp
+    /// bucket until the file is stored. `name` is chosen by the preview job, never
+    /// by a user.
+    Preview {
+        /// The upload previewed.
+        upload: UploadId,
+        /// `thumb-256.jpg`, `clip.mp4`, ...
+        name: &'a str,
+    },
     Content {
         /// Lower-case hex MD5 of the content.
         md5_hex: &'a str,
@@ -46,7 +55,9 @@ impl StorageKey<'_> {
     /// The bucket the key lives in.
     pub fn bucket(&self) -> Bucket {
         match self {
-            StorageKey::Temp { .. } | StorageKey::UploadObject { .. } => Bucket::Temp,
+            StorageKey::Temp { .. }
+            | StorageKey::UploadObject { .. }
+            | StorageKey::Preview { .. } => Bucket::Temp,
             StorageKey::Quarantine { .. } => Bucket::Quarantine,
             StorageKey::Content { .. } => Bucket::Regular,
         }
@@ -58,6 +69,7 @@ impl StorageKey<'_> {
             StorageKey::Temp { owner, upload } => format!("uploads/{owner}/{upload}"),
             StorageKey::UploadObject { key } => (*key).to_owned(),
             StorageKey::Quarantine { owner, upload } => format!("infected/{owner}/{upload}"),
+            StorageKey::Preview { upload, name } => format!("previews/{upload}/{name}"),
             StorageKey::Content { md5_hex } => format!("files/{md5_hex}"),
         }
     }
@@ -82,6 +94,17 @@ mod tests {
         .key();
         assert_ne!(a, b);
         assert!(a.starts_with("uploads/seller-1/"));
+    }
+
+    #[test]
+    fn previews_live_beside_their_upload_under_their_own_prefix() {
+        let upload = UploadId::new();
+        let key = StorageKey::Preview {
+            upload,
+            name: "thumb-256.jpg",
+        };
+        assert_eq!(key.bucket(), Bucket::Temp);
+        assert_eq!(key.key(), format!("previews/{upload}/thumb-256.jpg"));
     }
 
     #[test]

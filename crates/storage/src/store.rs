@@ -279,4 +279,81 @@ impl Store {
             .map_err(|e| StoreError::from_sdk("GetObject", e))?;
         Ok(out.body)
     }
+
+    /// Copies an object (server side, no bytes through us). Objects up to 5 GiB.
+    pub async fn copy(&self, from: &StorageKey<'_>, to: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.client
+            .copy_object()
+            .copy_source(format!(
+                "{}/{}",
+                self.bucket_name(from.bucket()),
+                from.key()
+            ))
+            .bucket(self.bucket_name(to.bucket()))
+            .key(to.key())
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("CopyObject", e))?;
+        Ok(())
+    }
+
+    /// Deletes an object; deleting one that is already gone succeeds.
+    pub async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(self.bucket_name(key.bucket()))
+            .key(key.key())
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("DeleteObject", e))
+        {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads a small local file (a preview) as one object.
+    pub async fn put_file(
+        &self,
+        key: &StorageKey<'_>,
+        path: &std::path::Path,
+        content_type: &str,
+    ) -> Result<u64, StoreError> {
+        let body = ObjectStream::from_path(path)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("reading {}: {e}", path.display())))?;
+        let size = body.size_hint().0;
+        self.client
+            .put_object()
+            .bucket(self.bucket_name(key.bucket()))
+            .key(key.key())
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("PutObject", e))?;
+        Ok(size)
+    }
+
+    /// A presigned GET of an object, for a reader that speaks HTTP (ffmpeg, a browser).
+    pub async fn presign_get(
+        &self,
+        key: &StorageKey<'_>,
+        expires_in: Duration,
+    ) -> Result<String, StoreError> {
+        let config = PresigningConfig::builder()
+            .expires_in(expires_in)
+            .build()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(self.bucket_name(key.bucket()))
+            .key(key.key())
+            .presigned(config)
+            .await
+            .map_err(|e| StoreError::from_sdk("GetObject presign", e))?;
+        Ok(presigned.uri().to_owned())
+    }
 }

@@ -18,6 +18,12 @@ pub async fn handle_create_upload(
 ) -> Result<pb::Upload, ApiError> {
     let file_name: FileName = req.file_name.parse()?;
     let content_type: ContentType = req.content_type.parse()?;
+    if !state.policy.allowed_types.allows(content_type.as_str()) {
+        return Err(ApiError::InvalidArgument(format!(
+            "files of type {content_type} are not accepted on the marketplace; \
+             declare one of the accepted types (videos, images, audio, documents, archives)"
+        )));
+    }
     let limit = state.size_limit(caller.group);
     if req.size_bytes > limit {
         return Err(ApiError::ResourceExhausted(format!(
@@ -84,7 +90,7 @@ pub async fn handle_create_upload(
     }
     .await;
     match recorded {
-        Ok(row) => convert::upload(&row, None),
+        Ok(row) => convert::upload(&row, &convert::Findings::default()),
         Err(e) => {
             // Leave nothing behind: the multipart upload has no row to belong to.
             if let Err(abort) = state

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use upload_db::models::UploadRow;
-use upload_domain::{Caller, UploadId};
+use upload_domain::{Caller, UploadId, UploadState};
 use upload_proto::v1 as pb;
 
 use super::WatchStream;
@@ -19,12 +19,35 @@ pub async fn snapshot(
 ) -> Result<(pb::Upload, Vec<pb::StageProgress>), ApiError> {
     let id = row.upload_id();
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-    let metadata = upload_db::uploads::metadata(&mut conn, id).await?;
     let progress = upload_db::progress::for_upload(&mut conn, id).await?;
-    Ok((
-        convert::upload(&row, metadata.as_ref())?,
-        convert::stages(&progress)?,
-    ))
+    let mut found = convert::Findings::default();
+    // Before the scan has a verdict there is nothing to find: spare the queries.
+    let scanned = !matches!(
+        row.state()?,
+        UploadState::Created
+            | UploadState::Uploading
+            | UploadState::Uploaded
+            | UploadState::Scanning
+    );
+    if scanned {
+        found.metadata = upload_db::uploads::metadata(&mut conn, id).await?;
+        found.scan = upload_db::results::scan(&mut conn, id).await?;
+        found.media = upload_db::results::media(&mut conn, id).await?;
+        let previews = upload_db::results::previews(&mut conn, id).await?;
+        drop(conn);
+        for p in previews {
+            let key = upload_storage::StorageKey::Preview {
+                upload: id,
+                name: &p.name,
+            };
+            let url = state
+                .store
+                .presign_get(&key, state.policy.sign_expiry)
+                .await?;
+            found.previews.push((p, url));
+        }
+    }
+    Ok((convert::upload(&row, &found)?, convert::stages(&progress)?))
 }
 
 async fn current(

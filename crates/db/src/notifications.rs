@@ -1,0 +1,81 @@
+//! Seller notifications: recorded in the same transaction as the state change they
+//! announce, then (when a webhook is configured) delivered by the notify job.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::DbError;
+use crate::jobs::{self, NotifyJob, Queue};
+use crate::models::{NewNotification, NotificationRow};
+use crate::schema::notifications;
+
+/// Records `new` and, when `deliver` is set, enqueues its webhook delivery. Returns
+/// the id, or `None` when the upload already has a notification of that kind (a job
+/// that runs twice tells the seller once).
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    new: &NewNotification,
+    deliver: bool,
+) -> Result<Option<Uuid>, DbError> {
+    let id: Option<Uuid> = diesel::insert_into(notifications::table)
+        .values(new)
+        .on_conflict((notifications::upload_id, notifications::kind))
+        .do_nothing()
+        .returning(notifications::id)
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let (Some(id), true) = (id, deliver) {
+        let job = NotifyJob {
+            notification_id: id,
+            attempt: 1,
+        };
+        jobs::enqueue(conn, Queue::Notify, &job, None).await?;
+    }
+    Ok(id)
+}
+
+/// One notification.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<NotificationRow>, DbError> {
+    Ok(notifications::table
+        .find(id)
+        .select(NotificationRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// An upload's notifications, oldest first.
+pub async fn for_upload(
+    conn: &mut AsyncPgConnection,
+    upload: Uuid,
+) -> Result<Vec<NotificationRow>, DbError> {
+    Ok(notifications::table
+        .filter(notifications::upload_id.eq(upload))
+        .order(notifications::created_at.asc())
+        .select(NotificationRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Records one delivery attempt: delivered, or the error it met.
+pub async fn record_attempt(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    let delivered = error.is_none().then(chrono::Utc::now);
+    diesel::update(notifications::table.find(id))
+        .set((
+            notifications::delivery_attempts.eq(notifications::delivery_attempts + 1),
+            notifications::last_error.eq(error),
+            delivered.map(|at| notifications::delivered_at.eq(at)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! Files and processes the pipeline tests need: small files from bytes, videos and
+//! images made with the real ffmpeg, a clamd of the test's own, and a webhook
+//! receiver.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::TestFile;
+
+/// The EICAR test file, 68 bytes.
+pub const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// A zip archive holding `content` as `name`, stored uncompressed.
+pub fn zipped(name: &str, content: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file(name, options).expect("zip entry");
+    zip.write_all(content).expect("zip content");
+    zip.finish().expect("zip finish").into_inner()
+}
+
+fn digest_file(path: &Path) -> (u64, String, String) {
+    use md5::Digest;
+    let data = std::fs::read(path).expect("reading the test file");
+    (
+        data.len() as u64,
+        hex::encode(md5::Md5::digest(&data)),
+        hex::encode(sha2::Sha256::digest(&data)),
+    )
+}
+
+impl TestFile {
+    /// A file holding `bytes`, named `name`.
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write test file");
+        Self::at(path, dir)
+    }
+
+    fn at(path: PathBuf, dir: tempfile::TempDir) -> Self {
+        let (size, md5_hex, sha256_hex) = digest_file(&path);
+        Self {
+            path,
+            size,
+            md5_hex,
+            sha256_hex,
+            _dir: Arc::new(dir),
+        }
+    }
+
+    /// An MP4 (H.264 + AAC) of `seconds` at `width`×`height`, made by ffmpeg from
+    /// its test pattern and a tone.
+    pub fn video(seconds: u32, width: u32, height: u32) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("trailer.mp4");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=duration={seconds}:size={width}x{height}:rate=25"),
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency=440:duration={seconds}"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            &path.to_string_lossy(),
+        ]);
+        Self::at(path, dir)
+    }
+
+    /// A PNG of `width`×`height`, made by ffmpeg.
+    pub fn image(width: u32, height: u32) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cover.png");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={width}x{height}"),
+            "-frames:v",
+            "1",
+            &path.to_string_lossy(),
+        ]);
+        Self::at(path, dir)
+    }
+}
+
+fn ffmpeg(args: &[&str]) {
+    let status = Command::new("/usr/bin/ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg runs (the stack installs it)");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+}
+
+/// What ffprobe says about a local file: (duration in seconds, width, height, codec).
+pub fn probe(path: &Path) -> (f64, u32, u32, String) {
+    let out = Command::new("/usr/bin/ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe could not read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let video = v["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["codec_type"] == "video"))
+        .cloned()
+        .unwrap_or_default();
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    (
+        duration,
+        video["width"].as_u64().unwrap_or(0) as u32,
+        video["height"].as_u64().unwrap_or(0) as u32,
+        video["codec_name"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Decodes every frame of a local media file; true when ffmpeg reports no error.
+pub fn decodes(path: &Path) -> bool {
+    Command::new("/usr/bin/ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A free loopback port (nothing listens on it once this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A clamd of the test's own, with the project's signatures, on a loopback port;
+/// killed when dropped.
+pub struct Clamd {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Clamd {
+    /// Starts clamd on `port` and waits until it answers PING.
+    pub async fn start(port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/clamav/testdb");
+        let conf = dir.path().join("clamd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Foreground yes\nTCPSocket {port}\nTCPAddr 127.0.0.1\nDatabaseDirectory {}\n\
+                 LogFile {}\nStreamMaxLength 2000M\nMaxFileSize 2000M\nMaxScanSize 2000M\n\
+                 AlertExceedsMax yes\nMaxThreads 2\n",
+                db.display(),
+                dir.path().join("clamd.log").display()
+            ),
+        )
+        .expect("write clamd.conf");
+        let child = Command::new("/usr/sbin/clamd")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clamd runs (the stack installs it)");
+        let clamd = Self { child, _dir: dir };
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..200 {
+            let tcp = clamav_client::tokio::Tcp {
+                host_address: addr.as_str(),
+            };
+            if let Ok(pong) = clamav_client::tokio::ping(tcp).await
+                && pong == clamav_client::PONG
+            {
+                return clamd;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clamd on {addr} did not answer PING");
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request a webhook received.
+#[derive(Debug, Clone)]
+pub struct HookRequest {
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HookRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook receiver on a loopback port that answers 200 to every POST and hands
+/// the requests to the test.
+pub struct HookListener {
+    /// `http://127.0.0.1:PORT/hooks/uploads`.
+    pub url: String,
+    /// The requests, as they arrive.
+    pub requests: mpsc::UnboundedReceiver<HookRequest>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HookListener {
+    /// Starts listening.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind webhook listener");
+        let url = format!(
+            "http://{}/hooks/uploads",
+            listener.local_addr().expect("local addr")
+        );
+        let (tx, requests) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = serve_one(socket, tx).await;
+                });
+            }
+        });
+        Self {
+            url,
+            requests,
+            task,
+        }
+    }
+}
+
+impl Drop for HookListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_one(
+    socket: tokio::net::TcpStream,
+    tx: mpsc::UnboundedSender<HookRequest>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(socket);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).await?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).await?;
+        let _ = tx.send(HookRequest { headers, body });
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await?;
+    }
+}
+
+/// Checks an `x-upload-signature` header (`t=...,v1=...`) against `body` and `secret`.
+pub fn signature_valid(header: &str, body: &[u8], secret: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = Some(value),
+            Some(("v1", value)) => v1 = hex::decode(value).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(t.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&v1).is_ok()
+}

@@ -1,0 +1,218 @@
+//! Clean media files: previews made by the real ffmpeg (a poster and a short clip
+//! for videos, thumbnails of the configured sizes for images), media facts from
+//! ffprobe, and the type policy refusing a file that is not what it claims.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use upload_e2e::{AppOptions, TestApp, TestFile, decodes, pb, probe, zipped};
+
+async fn stored_preview(app: &TestApp, upload: &pb::Upload, name: &str) -> TestFile {
+    let preview = upload
+        .previews
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("{name} among {:?}", upload.previews));
+    // The URL the API hands out fetches the very object.
+    let bytes = reqwest::get(&preview.url)
+        .await
+        .expect("GET preview")
+        .error_for_status()
+        .expect("preview URL works")
+        .bytes()
+        .await
+        .expect("preview body");
+    assert_eq!(bytes.len() as u64, preview.size_bytes);
+    let key = format!("previews/{}/{name}", upload.upload_id);
+    let stored = app
+        .object_bytes(&app.config.store.temp_bucket, &key)
+        .await
+        .expect("the preview is stored under its own key");
+    assert_eq!(stored, bytes.to_vec());
+    TestFile::from_bytes(name, &bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_gets_a_poster_a_short_clip_and_its_media_facts() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![("UPLOAD_CLIP_SECONDS".into(), "2".into())],
+        ..Default::default()
+    })
+    .await;
+    let video = TestFile::video(4, 640, 360);
+    let client = app
+        .client("seller-video", upload_domain::SellerGroup::Premium)
+        .await;
+    let upload = client
+        .create("trailer.mp4", video.size, "video/mp4", None)
+        .await
+        .unwrap();
+    let mut watch = client.watch(&upload.upload_id).await.unwrap();
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(update) = watch.next().await {
+            seen.push(update.expect("update"));
+        }
+        seen
+    });
+    client
+        .send_parts(&upload, &video.path, &[1], Default::default(), |_, _| {})
+        .await
+        .unwrap();
+    client.complete(&upload.upload_id).await.unwrap();
+    let updates = tokio::time::timeout(Duration::from_secs(120), watcher)
+        .await
+        .expect("ready within 2 minutes")
+        .unwrap();
+    let ready = updates.last().and_then(|u| u.upload.clone()).unwrap();
+    assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+
+    // Every processing stage was reported running, then done, on the one stream.
+    for stage in [
+        pb::Stage::Scan,
+        pb::Stage::Hash,
+        pb::Stage::Metadata,
+        pb::Stage::Preview,
+    ] {
+        let statuses: Vec<i32> = updates
+            .iter()
+            .filter_map(|u| u.stages.iter().find(|s| s.stage == stage as i32))
+            .map(|s| s.status)
+            .collect();
+        assert_eq!(
+            statuses.last(),
+            Some(&(pb::StageStatus::Done as i32)),
+            "{stage:?}: {statuses:?}"
+        );
+        assert!(
+            statuses.contains(&(pb::StageStatus::Pending as i32)),
+            "{stage:?} was announced before it ran: {statuses:?}"
+        );
+    }
+
+    let media = ready.media.clone().expect("media facts");
+    assert!(media.container.contains("mp4"), "{media:?}");
+    assert_eq!((media.width, media.height), (640, 360));
+    assert!((3900..=4100).contains(&media.duration_ms), "{media:?}");
+    assert_eq!(media.video_codec, "h264");
+    assert_eq!(media.audio_codec, "aac");
+    assert_eq!(media.frame_rate, 25.0);
+    assert!(media.bit_rate > 0);
+
+    let poster = stored_preview(&app, &ready, "poster.jpg").await;
+    let (_, w, h, codec) = probe(&poster.path);
+    assert_eq!(codec, "mjpeg");
+    assert_eq!((w, h), (640, 360), "no upscaling past the 640 px default");
+    assert!(decodes(&poster.path));
+
+    let clip = stored_preview(&app, &ready, "clip.mp4").await;
+    let (duration, w, h, codec) = probe(&clip.path);
+    assert_eq!(codec, "h264");
+    assert_eq!(h, 240, "low resolution");
+    assert_eq!(w, 426, "aspect ratio kept, even width");
+    assert!(
+        (1.9..=2.2).contains(&duration),
+        "clip of about 2 s, got {duration}"
+    );
+    assert!(decodes(&clip.path));
+    let kinds: Vec<i32> = ready.previews.iter().map(|p| p.kind).collect();
+    assert!(kinds.contains(&(pb::PreviewKind::Clip as i32)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_gets_thumbnails_of_the_configured_sizes() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![("UPLOAD_THUMBNAIL_SIZES".into(), "64,200,2000".into())],
+        ..Default::default()
+    })
+    .await;
+    let image = TestFile::image(800, 600);
+    let (client, upload) = app
+        .upload_whole("seller-image", &image, "cover.png", "image/png")
+        .await;
+    let ready = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+    let mut names: Vec<&str> = ready.previews.iter().map(|p| p.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["thumb-200.jpg", "thumb-2000.jpg", "thumb-64.jpg"]);
+    for (name, expected) in [
+        ("thumb-64.jpg", (64, 48)),
+        ("thumb-200.jpg", (200, 150)),
+        // Never enlarged beyond the original.
+        ("thumb-2000.jpg", (800, 600)),
+    ] {
+        let thumb = stored_preview(&app, &ready, name).await;
+        let (_, w, h, codec) = probe(&thumb.path);
+        assert_eq!(codec, "mjpeg", "{name}");
+        assert_eq!((w, h), expected, "{name}");
+        let listed = ready.previews.iter().find(|p| p.name == name).unwrap();
+        assert_eq!((listed.width, listed.height), expected);
+    }
+    let media = ready.media.expect("images are probed too");
+    assert_eq!((media.width, media.height), (800, 600));
+    assert_eq!(media.video_codec, "png");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_declared_as_a_video_is_rejected_with_a_readable_reason() {
+    let app = TestApp::spawn().await;
+    let archive = TestFile::from_bytes("movie.mp4", &zipped("movie.mp4", &[7u8; 100_000]));
+    let (client, upload) = app
+        .upload_whole("seller-liar", &archive, "movie.mp4", "video/mp4")
+        .await;
+    let rejected = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        rejected.state,
+        pb::UploadState::Rejected as i32,
+        "{rejected:?}"
+    );
+    let failure = rejected.failure.expect("a reason");
+    assert_eq!(failure.code, "type_mismatch");
+    assert!(
+        failure.message.contains("video/mp4") && failure.message.contains("application/zip"),
+        "{}",
+        failure.message
+    );
+    // It was scanned (clean) first, and nothing ran on it after.
+    assert_eq!(
+        rejected.scan.map(|s| s.verdict),
+        Some(pb::ScanVerdict::Clean as i32)
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type IN ('upload.metadata', 'upload.preview')")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM notifications WHERE kind = 'upload.rejected' AND details->>'code' = 'type_mismatch'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_off_the_allow_list_is_refused_at_create_and_nothing_is_made() {
+    let app = TestApp::spawn().await;
+    let client = app
+        .client("seller-exe", upload_domain::SellerGroup::Standard)
+        .await;
+    let err = client
+        .create("setup.exe", 10_000_000, "application/x-msdownload", None)
+        .await
+        .expect_err("refused");
+    let status = match err {
+        upload_client::ClientError::Rpc(s) => s,
+        other => panic!("expected a gRPC status, got {other:?}"),
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("application/x-msdownload"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0);
+}

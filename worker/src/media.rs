@@ -1,0 +1,394 @@
+//! ffmpeg and ffprobe, run as child processes: each run holds a permit of a
+//! per-worker limit, is killed when its time runs out or when the job that started
+//! it is dropped, and is judged by its exit status.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ffmpeg_sidecar::command::FfmpegCommand;
+use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use upload_config::MediaConfig;
+
+/// Protocols an input may use: the presigned store URL, or a local file we made.
+/// Nothing a crafted file names (`concat:`, `subfile:`, `data:`) is followed.
+const INPUT_PROTOCOLS: &str = "file,http,https,tcp,tls";
+
+/// Why a media run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The tool could not be started or its output read.
+    #[error("{tool} could not run: {source:#}")]
+    Spawn {
+        /// `ffmpeg` or `ffprobe`.
+        tool: &'static str,
+        /// The cause.
+        source: anyhow::Error,
+    },
+    /// The run took longer than allowed and was killed.
+    #[error("{tool} did not finish within {limit:?} and was stopped")]
+    Timeout {
+        /// `ffmpeg` or `ffprobe`.
+        tool: &'static str,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The tool exited with an error.
+    #[error("{tool} failed ({status}): {message}")]
+    Failed {
+        /// `ffmpeg` or `ffprobe`.
+        tool: &'static str,
+        /// Exit status.
+        status: String,
+        /// Its last error lines.
+        message: String,
+    },
+    /// ffprobe's report could not be understood.
+    #[error("ffprobe's report could not be read: {0}")]
+    Report(String),
+}
+
+/// Runs ffmpeg and ffprobe under a concurrency limit and a time limit.
+#[derive(Clone)]
+pub struct Media {
+    config: MediaConfig,
+    permits: Arc<Semaphore>,
+}
+
+/// Kills a child process when dropped before it was reaped.
+struct KillOnDrop(Option<ffmpeg_sidecar::child::FfmpegChild>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Media {
+    /// A runner with `config`'s paths and limits.
+    pub fn new(config: MediaConfig) -> Self {
+        let permits = Arc::new(Semaphore::new(config.concurrency));
+        Self { config, permits }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MediaConfig {
+        &self.config
+    }
+
+    /// Runs ffmpeg with `args` (input, filters, output). Succeeds when ffmpeg exits 0.
+    pub async fn ffmpeg<I, S>(&self, args: I) -> Result<(), MediaError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        const TOOL: &str = "ffmpeg";
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?;
+        let mut command = FfmpegCommand::new_with_path(&self.config.ffmpeg);
+        command.hide_banner().args(args).overwrite();
+        let mut child = command.spawn().map_err(|e| MediaError::Spawn {
+            tool: TOOL,
+            source: e.into(),
+        })?;
+        let events = child.iter();
+        // From here on the process dies with this future, whatever happens to it.
+        let mut guard = KillOnDrop(Some(child));
+        let mut events = events.map_err(|source| MediaError::Spawn { tool: TOOL, source })?;
+        // The events end when ffmpeg closes its stderr, that is when it exits.
+        let errors = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            for event in events.by_ref() {
+                match event {
+                    // ffmpeg-sidecar reports "No streams found" on every run; it means nothing.
+                    FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line)
+                    | FfmpegEvent::Error(line)
+                        if !line.contains("No streams found") =>
+                    {
+                        errors.push(line);
+                    }
+                    _ => {}
+                }
+            }
+            errors
+        });
+        let limit = self.config.timeout;
+        let errors = match tokio::time::timeout(limit, errors).await {
+            Ok(joined) => joined.map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?,
+            Err(_) => return Err(MediaError::Timeout { tool: TOOL, limit }),
+        };
+        let mut process = guard.0.take().ok_or_else(|| MediaError::Spawn {
+            tool: TOOL,
+            source: anyhow::anyhow!("process handle lost"),
+        })?;
+        let status = tokio::task::spawn_blocking(move || process.wait())
+            .await
+            .map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?
+            .map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(MediaError::Failed {
+                tool: TOOL,
+                status: status.to_string(),
+                message: last_lines(&errors),
+            })
+        }
+    }
+
+    /// Probes `input` (a URL or a path) with ffprobe and parses its report.
+    pub async fn probe(&self, input: &str) -> Result<ProbeReport, MediaError> {
+        const TOOL: &str = "ffprobe";
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?;
+        let child = tokio::process::Command::new(&self.config.ffprobe)
+            .args(["-v", "error", "-protocol_whitelist", INPUT_PROTOCOLS])
+            .args(["-print_format", "json", "-show_format", "-show_streams"])
+            .arg(input)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?;
+        let limit = self.config.timeout;
+        let output = tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .map_err(|_| MediaError::Timeout { tool: TOOL, limit })?
+            .map_err(|e| MediaError::Spawn {
+                tool: TOOL,
+                source: e.into(),
+            })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(MediaError::Failed {
+                tool: TOOL,
+                status: output.status.to_string(),
+                message: last_lines(&stderr.lines().map(str::to_owned).collect::<Vec<_>>()),
+            });
+        }
+        ProbeReport::parse(&output.stdout)
+    }
+
+    /// The input arguments for a store URL or a local path: only the protocols a
+    /// reader of our own objects needs.
+    pub fn input_args(input: &str) -> [String; 4] {
+        [
+            "-protocol_whitelist".into(),
+            INPUT_PROTOCOLS.into(),
+            "-i".into(),
+            input.into(),
+        ]
+    }
+}
+
+fn last_lines(lines: &[String]) -> String {
+    let tail: Vec<&str> = lines
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    if tail.is_empty() {
+        "no error output".into()
+    } else {
+        tail.join(" / ")
+    }
+}
+
+/// The facts about a media file, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeReport {
+    /// Container format names, as ffprobe gives them.
+    pub container: String,
+    /// Duration in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// Overall bit rate, bits per second.
+    pub bit_rate: Option<u64>,
+    /// First real video stream (not cover art): width.
+    pub width: Option<u32>,
+    /// ... height.
+    pub height: Option<u32>,
+    /// ... codec.
+    pub video_codec: Option<String>,
+    /// ... frames per second.
+    pub frame_rate: Option<f64>,
+    /// First audio stream's codec.
+    pub audio_codec: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawReport {
+    #[serde(default)]
+    streams: Vec<RawStream>,
+    format: Option<RawFormat>,
+}
+
+#[derive(Deserialize)]
+struct RawFormat {
+    format_name: Option<String>,
+    duration: Option<String>,
+    bit_rate: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+    duration: Option<String>,
+    #[serde(default)]
+    disposition: RawDisposition,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDisposition {
+    #[serde(default)]
+    attached_pic: u8,
+}
+
+/// `"30000/1001"` → 29.97; `"0/0"` and nonsense → `None`.
+fn rate(text: Option<&str>) -> Option<f64> {
+    let (n, d) = text?.split_once('/')?;
+    let (n, d) = (n.parse::<f64>().ok()?, d.parse::<f64>().ok()?);
+    (n > 0.0 && d > 0.0).then(|| (n / d * 1000.0).round() / 1000.0)
+}
+
+/// `"4.021333"` seconds → 4021 ms.
+fn millis(text: Option<&str>) -> Option<u64> {
+    let secs: f64 = text?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).round() as u64)
+}
+
+impl ProbeReport {
+    /// Parses `ffprobe -print_format json -show_format -show_streams` output.
+    pub fn parse(json: &[u8]) -> Result<Self, MediaError> {
+        let raw: RawReport =
+            serde_json::from_slice(json).map_err(|e| MediaError::Report(e.to_string()))?;
+        let format = raw
+            .format
+            .ok_or_else(|| MediaError::Report("no format section".into()))?;
+        let video = raw
+            .streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0);
+        let audio = raw
+            .streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("audio"));
+        let duration_ms = millis(format.duration.as_deref())
+            .or_else(|| video.and_then(|v| millis(v.duration.as_deref())));
+        Ok(Self {
+            container: format
+                .format_name
+                .ok_or_else(|| MediaError::Report("no format name".into()))?,
+            duration_ms,
+            bit_rate: format.bit_rate.as_deref().and_then(|b| b.parse().ok()),
+            width: video.and_then(|v| v.width),
+            height: video.and_then(|v| v.height),
+            video_codec: video.and_then(|v| v.codec_name.clone()),
+            frame_rate: video.and_then(|v| {
+                rate(v.avg_frame_rate.as_deref()).or_else(|| rate(v.r_frame_rate.as_deref()))
+            }),
+            audio_codec: audio.and_then(|a| a.codec_name.clone()),
+        })
+    }
+}
+
+/// Reads a local file's report (for previews we made): dimensions at least.
+pub async fn dimensions(media: &Media, path: &Path) -> Result<(u32, u32), MediaError> {
+    let report = media.probe(&path.to_string_lossy()).await?;
+    match (report.width, report.height) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err(MediaError::Report(format!(
+            "{} has no picture",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_video_with_sound_is_read_field_by_field() {
+        let r =
+            ProbeReport::parse(include_bytes!("../testdata/ffprobe/video_h264_aac.json")).unwrap();
+        assert!(r.container.contains("mp4"), "{}", r.container);
+        assert_eq!(r.duration_ms, Some(3000));
+        assert_eq!((r.width, r.height), (Some(320), Some(240)));
+        assert_eq!(r.video_codec.as_deref(), Some("h264"));
+        assert_eq!(r.audio_codec.as_deref(), Some("aac"));
+        assert_eq!(r.frame_rate, Some(25.0));
+        assert!(r.bit_rate.is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn an_image_has_dimensions_and_no_duration_to_speak_of() {
+        let r = ProbeReport::parse(include_bytes!("../testdata/ffprobe/image_png.json")).unwrap();
+        assert_eq!((r.width, r.height), (Some(640), Some(480)));
+        assert_eq!(r.video_codec.as_deref(), Some("png"));
+        assert_eq!(r.audio_codec, None);
+    }
+
+    #[test]
+    fn cover_art_is_not_taken_for_video() {
+        let r =
+            ProbeReport::parse(include_bytes!("../testdata/ffprobe/audio_mp3_cover.json")).unwrap();
+        assert_eq!(r.audio_codec.as_deref(), Some("mp3"));
+        assert_eq!(r.video_codec, None);
+        assert_eq!(r.width, None);
+        assert_eq!(r.duration_ms.map(|d| d / 1000), Some(2));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_default() {
+        assert!(ProbeReport::parse(b"{}").is_err());
+        assert!(ProbeReport::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn rates_and_durations_parse_defensively() {
+        assert_eq!(rate(Some("30000/1001")), Some(29.97));
+        assert_eq!(rate(Some("0/0")), None);
+        assert_eq!(rate(Some("25")), None);
+        assert_eq!(millis(Some("4.0216")), Some(4022));
+        assert_eq!(millis(Some("N/A")), None);
+    }
+}

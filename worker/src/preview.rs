@@ -1,0 +1,265 @@
+//! The preview job: ffmpeg reads the stored file over a short-lived presigned URL
+//! (never a local copy of it) and writes small previews to a scratch directory,
+//! which are then stored under their own keys. Videos get a poster JPEG and a
+//! short low-resolution MP4 clip; images get one JPEG thumbnail per configured
+//! size; other files get none, and the stage says so.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use upload_db::jobs::UploadJob;
+use upload_db::models::PreviewRow;
+use upload_domain::{MediaKind, Stage, StageStatus, UploadId};
+use upload_storage::StorageKey;
+
+use crate::JobContext;
+use crate::media::{self, Media};
+use crate::metadata::media_failure;
+use crate::outcome::JobError;
+use crate::processing;
+
+/// One preview to make: its name (also its file and key name), kind and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// `poster.jpg`, `clip.mp4`, `thumb-256.jpg`.
+    pub name: String,
+    /// `thumbnail` or `clip`.
+    pub kind: &'static str,
+    /// MIME type.
+    pub content_type: &'static str,
+}
+
+/// Scales to fit inside `size`×`size`, never up.
+fn fit(size: u32) -> String {
+    format!("scale='min({size},iw)':'min({size},ih)':force_original_aspect_ratio=decrease")
+}
+
+/// The ffmpeg runs that make a video's previews: (arguments, what they make).
+pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, Planned)> {
+    let cfg = media.config();
+    let poster = Planned {
+        name: "poster.jpg".into(),
+        kind: "thumbnail",
+        content_type: "image/jpeg",
+    };
+    let clip = Planned {
+        name: "clip.mp4".into(),
+        kind: "clip",
+        content_type: "video/mp4",
+    };
+    let mut poster_args: Vec<String> = Media::input_args(input).into();
+    poster_args.extend(
+        [
+            "-map".into(),
+            "0:v:0".into(),
+            // The most representative of the first frames, not a black first frame.
+            "-vf".into(),
+            format!("thumbnail=50,{}", fit(cfg.video_thumbnail_size)),
+            "-frames:v".into(),
+            "1".into(),
+            "-q:v".into(),
+            "4".into(),
+            "-f".into(),
+            "image2".into(),
+        ]
+        .into_iter()
+        .chain([dir.join(&poster.name).to_string_lossy().into_owned()]),
+    );
+    let mut clip_args: Vec<String> = Media::input_args(input).into();
+    clip_args.extend([
+        "-map".into(),
+        "0:v:0".into(),
+        "-map".into(),
+        "0:a:0?".into(),
+        "-t".into(),
+        cfg.clip_seconds.to_string(),
+        "-vf".into(),
+        // Even dimensions for H.264, never taller than the source.
+        format!("scale=-2:'trunc(min({},ih)/2)*2'", cfg.clip_height),
+        "-c:v".into(),
+        "libx264".into(),
+        "-preset".into(),
+        "veryfast".into(),
+        "-crf".into(),
+        "30".into(),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+        "-c:a".into(),
+        "aac".into(),
+        "-b:a".into(),
+        "64k".into(),
+        "-ac".into(),
+        "2".into(),
+        "-movflags".into(),
+        "+faststart".into(),
+        "-f".into(),
+        "mp4".into(),
+        dir.join(&clip.name).to_string_lossy().into_owned(),
+    ]);
+    vec![(poster_args, poster), (clip_args, clip)]
+}
+
+/// The one ffmpeg run that makes every image thumbnail from a single decode.
+pub fn image_run(media: &Media, input: &str, dir: &Path) -> (Vec<String>, Vec<Planned>) {
+    let sizes = &media.config().thumbnail_sizes;
+    let mut graph = format!("[0:v]split={}", sizes.len());
+    for i in 0..sizes.len() {
+        graph.push_str(&format!("[s{i}]"));
+    }
+    for (i, size) in sizes.iter().enumerate() {
+        graph.push_str(&format!(";[s{i}]{}[t{i}]", fit(*size)));
+    }
+    let mut args: Vec<String> = Media::input_args(input).into();
+    args.extend(["-filter_complex".into(), graph]);
+    let mut planned = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let p = Planned {
+            name: format!("thumb-{size}.jpg"),
+            kind: "thumbnail",
+            content_type: "image/jpeg",
+        };
+        args.extend([
+            "-map".into(),
+            format!("[t{i}]"),
+            "-frames:v".into(),
+            "1".into(),
+            "-q:v".into(),
+            "4".into(),
+            "-f".into(),
+            "image2".into(),
+            dir.join(&p.name).to_string_lossy().into_owned(),
+        ]);
+        planned.push(p);
+    }
+    (args, planned)
+}
+
+/// Stores one made preview and describes it.
+async fn store_preview(
+    ctx: &JobContext,
+    upload: UploadId,
+    dir: &Path,
+    planned: &Planned,
+) -> Result<PreviewRow, JobError> {
+    let path = dir.join(&planned.name);
+    let (width, height) = media::dimensions(&ctx.media, &path)
+        .await
+        .map_err(media_failure)?;
+    let key = StorageKey::Preview {
+        upload,
+        name: &planned.name,
+    };
+    let size = ctx
+        .store
+        .put_file(&key, &path, planned.content_type)
+        .await?;
+    Ok(PreviewRow {
+        upload_id: upload.as_uuid(),
+        name: planned.name.clone(),
+        kind: planned.kind.to_owned(),
+        content_type: planned.content_type.to_owned(),
+        object_key: key.key(),
+        width: i32::try_from(width).unwrap_or(i32::MAX),
+        height: i32::try_from(height).unwrap_or(i32::MAX),
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        created_at: Utc::now(),
+    })
+}
+
+/// Runs the preview job for one upload. Safe to run twice: previews land at the
+/// same keys and their rows are replaced, and the stage settles once.
+pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
+    let Some(claimed) = processing::claim(ctx, job, Stage::Preview).await? else {
+        return Ok(());
+    };
+    let id = job.upload_id;
+    let sniffed = claimed.facts.sniffed_content_type.clone();
+    let kind = MediaKind::of(&sniffed);
+    if !matches!(kind, MediaKind::Video | MediaKind::Image) {
+        let detail = format!("no preview for {sniffed} files");
+        return processing::finish(ctx, job, Stage::Preview, StageStatus::Skipped, &detail).await;
+    }
+    let url = ctx
+        .store
+        .presign_get(
+            &StorageKey::UploadObject {
+                key: &claimed.row.temp_key,
+            },
+            ctx.media.config().timeout * 3 + Duration::from_secs(60),
+        )
+        .await?;
+    let probe = ctx.media.probe(&url).await.map_err(media_failure)?;
+    if probe.width.is_none() {
+        let detail = format!("no picture to preview in this {sniffed} file");
+        return processing::finish(ctx, job, Stage::Preview, StageStatus::Skipped, &detail).await;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("upload-preview-")
+        .tempdir()
+        .map_err(JobError::retry)?;
+    let dir = scratch.path();
+    let mut planned = Vec::new();
+    match kind {
+        MediaKind::Video => {
+            for (args, made) in video_runs(&ctx.media, &url, dir) {
+                ctx.media.ffmpeg(&args).await.map_err(media_failure)?;
+                planned.push(made);
+            }
+        }
+        _ => {
+            let (args, made) = image_run(&ctx.media, &url, dir);
+            ctx.media.ffmpeg(&args).await.map_err(media_failure)?;
+            planned.extend(made);
+        }
+    }
+    let mut rows = Vec::with_capacity(planned.len());
+    for p in &planned {
+        rows.push(store_preview(ctx, id, dir, p).await?);
+    }
+    {
+        let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+        upload_db::results::save_previews(&mut conn, &rows).await?;
+    }
+    let detail = rows
+        .iter()
+        .map(|r| format!("{} {}x{}", r.name, r.width, r.height))
+        .collect::<Vec<_>>()
+        .join(", ");
+    processing::finish(ctx, job, Stage::Preview, StageStatus::Done, &detail).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn media() -> Media {
+        let env: std::collections::HashMap<String, String> =
+            [("UPLOAD_THUMBNAIL_SIZES".to_string(), "128,512".to_string())].into();
+        Media::new(upload_config::MediaConfig::from_source(&env).unwrap())
+    }
+
+    #[test]
+    fn one_image_run_makes_every_configured_size() {
+        let (args, planned) = image_run(&media(), "http://x/y", Path::new("/tmp/p"));
+        let names: Vec<_> = planned.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["thumb-128.jpg", "thumb-512.jpg"]);
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert!(graph.starts_with("[0:v]split=2[s0][s1]"), "{graph}");
+        assert!(graph.contains("min(512,iw)"), "{graph}");
+        assert_eq!(args.last().unwrap(), "/tmp/p/thumb-512.jpg");
+    }
+
+    #[test]
+    fn video_runs_make_a_poster_and_a_short_clip() {
+        let runs = video_runs(&media(), "http://x/y", Path::new("/tmp/p"));
+        let names: Vec<_> = runs.iter().map(|(_, p)| p.name.as_str()).collect();
+        assert_eq!(names, ["poster.jpg", "clip.mp4"]);
+        let clip = &runs[1].0;
+        let t = clip.iter().position(|a| a == "-t").unwrap();
+        assert_eq!(clip[t + 1], "6");
+        assert!(clip.iter().any(|a| a == "libx264"));
+        // Inputs may only use the protocols our own objects need.
+        assert_eq!(clip[0], "-protocol_whitelist");
+    }
+}

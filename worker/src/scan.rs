@@ -1,0 +1,419 @@
+//! The scan job, first in the pipeline: one streaming read of the assembled object
+//! feeds clamd (INSTREAM, 1 MiB chunks), the MD5 and SHA-256 hashers and the type
+//! sniffer at once. Infected files go to quarantine; clean ones are checked
+//! against the type policy and handed to the metadata and preview jobs.
+
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use md5::Digest;
+use tokio::sync::{mpsc, watch};
+use upload_config::ClamdAddr;
+use upload_db::jobs::UploadJob;
+use upload_db::models::{MetadataRow, NewNotification, ScanRow, UploadRow};
+use upload_db::pipeline::{self, ScanOutcome};
+use upload_db::uploads::{self, Transition};
+use upload_domain::{SellerId, Stage, StageStatus, UploadEvent, UploadState};
+use upload_storage::StorageKey;
+
+use crate::JobContext;
+use crate::outcome::JobError;
+use crate::progress::ProgressReporter;
+
+/// Consumers get the stream in blocks of this size (also clamd's INSTREAM chunk);
+/// with `BLOCKS_IN_FLIGHT` blocks queued per consumer, a job holds a few MiB
+/// whatever the file's size.
+pub const BLOCK: usize = 1024 * 1024;
+const BLOCKS_IN_FLIGHT: usize = 4;
+/// How many leading bytes the type sniffer looks at.
+const SNIFF_LEN: usize = 8192;
+
+/// What one read of the file yields besides the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    /// Bytes read.
+    pub size: u64,
+    /// Lower-case hex MD5.
+    pub md5_hex: String,
+    /// Lower-case hex SHA-256.
+    pub sha256_hex: String,
+    /// The type the first bytes reveal.
+    pub sniffed_content_type: String,
+}
+
+/// clamd's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing found.
+    Clean,
+    /// A signature matched (its name).
+    Infected(String),
+}
+
+impl Verdict {
+    /// Reads clamd's INSTREAM reply (`stream: OK`, `stream: Name FOUND`). Anything
+    /// else (`... ERROR`, a size limit) is an error: a file is clean only when
+    /// clamd says so.
+    pub fn parse(reply: &[u8]) -> Result<Self, String> {
+        let text = String::from_utf8_lossy(reply);
+        let text = text.trim_end_matches(['\0', '\n', ' ']);
+        let body = text.strip_prefix("stream: ").unwrap_or(text);
+        if body == "OK" {
+            Ok(Self::Clean)
+        } else if let Some(name) = body.strip_suffix(" FOUND") {
+            Ok(Self::Infected(name.trim().to_owned()))
+        } else {
+            Err(format!("clamd answered {text:?}"))
+        }
+    }
+}
+
+/// Sniffs a MIME type from a file's first bytes.
+pub fn sniff(head: &[u8]) -> String {
+    infer::get(head)
+        .map(|t| t.mime_type().to_owned())
+        .unwrap_or_else(|| upload_domain::UNKNOWN_TYPE.to_owned())
+}
+
+fn spawn_hasher<D: Digest + Send + 'static>(
+    mut rx: mpsc::Receiver<Bytes>,
+) -> tokio::task::JoinHandle<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut digest = D::new();
+        while let Some(block) = rx.blocking_recv() {
+            digest.update(&block);
+        }
+        hex::encode(digest.finalize())
+    })
+}
+
+/// Streams blocks from `rx` to clamd over INSTREAM and reads its verdict.
+async fn clamd_scan(addr: ClamdAddr, rx: mpsc::Receiver<Bytes>) -> anyhow::Result<Verdict> {
+    let blocks = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    let reply = match &addr {
+        ClamdAddr::Tcp(host) => {
+            clamav_client::tokio::scan_stream(
+                blocks,
+                clamav_client::tokio::Tcp {
+                    host_address: host.as_str(),
+                },
+                Some(BLOCK),
+            )
+            .await
+        }
+        ClamdAddr::Unix(path) => {
+            clamav_client::tokio::scan_stream(
+                blocks,
+                clamav_client::tokio::Socket {
+                    socket_path: path.as_path(),
+                },
+                Some(BLOCK),
+            )
+            .await
+        }
+    }
+    .with_context(|| format!("clamd at {addr:?} could not scan the file"))?;
+    Verdict::parse(&reply).map_err(anyhow::Error::msg)
+}
+
+/// Sends one block to every consumer; fails when one has stopped.
+async fn feed(
+    sinks: &[(&'static str, mpsc::Sender<Bytes>)],
+    block: Bytes,
+) -> Result<(), &'static str> {
+    for (name, sink) in sinks {
+        sink.send(block.clone()).await.map_err(|_| *name)?;
+    }
+    Ok(())
+}
+
+/// Reads `stream` once, feeding clamd at `clamd`, both hashers (each on its own
+/// thread, so the cores share the work) and the sniffer; publishes bytes done on
+/// `progress`.
+pub async fn read_and_scan<S, E>(
+    mut stream: S,
+    clamd: ClamdAddr,
+    progress: &watch::Sender<u64>,
+) -> anyhow::Result<(FileFacts, Verdict)>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    let (md5_tx, md5_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
+    let (sha_tx, sha_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
+    let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
+    let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
+    let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
+    let scan_task = tokio::spawn(clamd_scan(clamd, scan_rx));
+    let sinks = [("clamd", scan_tx), ("md5", md5_tx), ("sha256", sha_tx)];
+
+    let read = async {
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        let mut size = 0u64;
+        let mut block = BytesMut::with_capacity(BLOCK);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.context("reading the object from the store")?;
+            if head.len() < SNIFF_LEN {
+                let take = (SNIFF_LEN - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            size += chunk.len() as u64;
+            block.extend_from_slice(&chunk);
+            while block.len() >= BLOCK {
+                feed(&sinks, block.split_to(BLOCK).freeze())
+                    .await
+                    .map_err(|who| anyhow::anyhow!("{who} stopped reading"))?;
+                progress.send_replace(size);
+            }
+        }
+        if !block.is_empty() {
+            feed(&sinks, block.split().freeze())
+                .await
+                .map_err(|who| anyhow::anyhow!("{who} stopped reading"))?;
+        }
+        progress.send_replace(size);
+        anyhow::Ok((head, size))
+    };
+    let read = read.await;
+    drop(sinks);
+    // clamd's own error (unreachable, refused) explains a stopped read best. A read
+    // that failed on the store's side ends clamd's stream early, so its verdict on
+    // part of the file is dropped below.
+    let verdict = scan_task.await.context("the scan task panicked")??;
+    let (head, size) = read?;
+    Ok((
+        FileFacts {
+            size,
+            md5_hex: md5_task.await.context("md5 hasher panicked")?,
+            sha256_hex: sha_task.await.context("sha256 hasher panicked")?,
+            sniffed_content_type: sniff(&head),
+        },
+        verdict,
+    ))
+}
+
+/// Moves the upload from `uploaded` to `scanning`, or finds it already there.
+/// `None` means there is nothing to scan.
+async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, JobError> {
+    let id = job.upload_id;
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    let Some(row) = uploads::find(&mut conn, id).await? else {
+        tracing::warn!(upload = %id, "scan job for an unknown upload; nothing to do");
+        return Ok(None);
+    };
+    match row.state()? {
+        UploadState::Uploaded => {
+            match uploads::transition(
+                &mut conn,
+                id,
+                UploadState::Uploaded,
+                UploadEvent::ScanStarted,
+                None,
+            )
+            .await?
+            {
+                Ok(Transition::Applied(_)) => Ok(Some(row)),
+                // Someone moved it first: scan only if it is now scanning.
+                _ => Ok(uploads::find(&mut conn, id)
+                    .await?
+                    .filter(|r| r.state().ok() == Some(UploadState::Scanning))),
+            }
+        }
+        // A previous run died midway: scan again.
+        UploadState::Scanning => Ok(Some(row)),
+        UploadState::Quarantined => {
+            // A previous run recorded the verdict but may have died before the
+            // temp object was removed.
+            drop(conn);
+            ctx.store
+                .delete(&StorageKey::UploadObject { key: &row.temp_key })
+                .await?;
+            Ok(None)
+        }
+        other => {
+            tracing::info!(upload = %id, state = %other, "scan job has nothing to do in this state");
+            Ok(None)
+        }
+    }
+}
+
+fn notification(
+    row: &UploadRow,
+    kind: &str,
+    message: String,
+    details: serde_json::Value,
+) -> NewNotification {
+    NewNotification {
+        id: uuid::Uuid::now_v7(),
+        seller_id: row.owner_id.clone(),
+        upload_id: Some(row.id),
+        kind: kind.to_owned(),
+        message,
+        details,
+    }
+}
+
+/// Runs the scan job for one upload. Safe to run twice: the verdict is recorded by
+/// a guarded transition out of `scanning`, and every write after it is idempotent.
+pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
+    let id = job.upload_id;
+    let Some(row) = claim(ctx, job).await? else {
+        return Ok(());
+    };
+    let declared = u64::try_from(row.declared_size).unwrap_or(0);
+    let object = StorageKey::UploadObject { key: &row.temp_key };
+    let body = ctx.store.read(&object).await?;
+    let stream = Box::pin(futures::stream::unfold(body, |mut body| async move {
+        body.next().await.map(|chunk| (chunk, body))
+    }));
+
+    let mut progress =
+        ProgressReporter::new(ctx.pool.clone(), id, &[Stage::Scan, Stage::Hash], declared);
+    let (done_tx, done_rx) = watch::channel(0u64);
+    // The read never waits on progress writes: the reporter follows on the side.
+    let clamd = ctx.config.clamd.clone();
+    let (read, ()) = tokio::join!(
+        async move { read_and_scan(stream, clamd, &done_tx).await },
+        progress.follow(done_rx)
+    );
+    let (facts, verdict) = read.map_err(JobError::retry)?;
+    if facts.size != declared {
+        progress
+            .finish(
+                StageStatus::Failed,
+                facts.size,
+                "size differs from the declared size",
+            )
+            .await;
+        return Err(JobError::Abort {
+            code: "size_mismatch",
+            message: format!(
+                "the stored file has {} bytes, but {declared} were declared",
+                facts.size
+            ),
+        });
+    }
+    let size = i64::try_from(facts.size).unwrap_or(i64::MAX);
+    let metadata = MetadataRow {
+        upload_id: row.id,
+        size_bytes: size,
+        md5_hex: facts.md5_hex.clone(),
+        sha256_hex: facts.sha256_hex.clone(),
+        sniffed_content_type: facts.sniffed_content_type.clone(),
+        computed_at: Utc::now(),
+    };
+    let mut scan = ScanRow {
+        upload_id: row.id,
+        verdict: "clean".into(),
+        signature: None,
+        bytes_scanned: size,
+        quarantine_key: None,
+        scanned_at: Utc::now(),
+    };
+    let deliver = ctx.config.webhook.is_some();
+
+    let outcome = match &verdict {
+        Verdict::Infected(signature) => {
+            let owner: SellerId = row
+                .owner_id
+                .parse()
+                .map_err(|e| JobError::retry(anyhow::anyhow!("corrupt owner id: {e}")))?;
+            let quarantine = StorageKey::Quarantine {
+                owner: &owner,
+                upload: id,
+            };
+            // Copy first, record second, delete last: a crash anywhere leaves the
+            // file in temp (re-scanned) or already recorded (cleanup on re-run).
+            ctx.store.copy(&object, &quarantine).await?;
+            scan.verdict = "infected".into();
+            scan.signature = Some(signature.clone());
+            scan.quarantine_key = Some(quarantine.key());
+            let message = format!(
+                "{} contains malware ({signature}); it was quarantined and will be deleted in 4 days",
+                row.file_name
+            );
+            ScanOutcome::Infected {
+                notification: notification(
+                    &row,
+                    "upload.quarantined",
+                    message,
+                    serde_json::json!({ "signature": signature, "file_name": row.file_name }),
+                ),
+            }
+        }
+        Verdict::Clean => match ctx
+            .config
+            .policy
+            .allowed_types
+            .check(&row.declared_content_type, &facts.sniffed_content_type)
+        {
+            Ok(()) => ScanOutcome::Clean,
+            Err(rejection) => {
+                let reason = rejection.to_string();
+                ScanOutcome::Rejected {
+                    code: rejection.code(),
+                    notification: notification(
+                        &row,
+                        "upload.rejected",
+                        format!("{} was not accepted: {reason}", row.file_name),
+                        serde_json::json!({
+                            "code": rejection.code(),
+                            "declared_content_type": row.declared_content_type,
+                            "sniffed_content_type": facts.sniffed_content_type,
+                        }),
+                    ),
+                    reason,
+                }
+            }
+        },
+    };
+    let infected = matches!(outcome, ScanOutcome::Infected { .. });
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    let recorded = pipeline::record_scan(&mut conn, scan, metadata, outcome, deliver).await?;
+    drop(conn);
+    if infected {
+        // Recorded (now or by an earlier run): the temp copy must go.
+        ctx.store.delete(&object).await?;
+    }
+    match verdict {
+        Verdict::Infected(signature) => {
+            tracing::warn!(upload = %id, %signature, ?recorded, "malware found; file quarantined")
+        }
+        Verdict::Clean => {
+            tracing::info!(upload = %id, md5 = %facts.md5_hex, sniffed = %facts.sniffed_content_type, ?recorded, "scan clean")
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamd_replies_are_read_strictly() {
+        assert_eq!(Verdict::parse(b"stream: OK\0"), Ok(Verdict::Clean));
+        assert_eq!(
+            Verdict::parse(b"stream: Upload.Test.EICAR.UNOFFICIAL FOUND\0"),
+            Ok(Verdict::Infected("Upload.Test.EICAR.UNOFFICIAL".into()))
+        );
+        assert_eq!(
+            Verdict::parse(b"stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND\0"),
+            Ok(Verdict::Infected(
+                "Heuristics.Limits.Exceeded.MaxFileSize".into()
+            ))
+        );
+        assert!(Verdict::parse(b"INSTREAM size limit exceeded. ERROR\0").is_err());
+        assert!(Verdict::parse(b"").is_err());
+    }
+
+    #[test]
+    fn sniffing_uses_magic_bytes_not_names() {
+        assert_eq!(sniff(b"PK\x03\x04rest-of-zip"), "application/zip");
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), "image/png");
+        assert_eq!(sniff(b"plain words"), "application/octet-stream");
+    }
+}
