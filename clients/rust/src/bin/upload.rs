@@ -97,8 +97,15 @@ fn stage_short(s: &pb::StageProgress) -> String {
     let stage = pb::Stage::try_from(s.stage)
         .map(|s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase())
         .unwrap_or_default();
-    let pct = (s.bytes_done * 100).checked_div(s.bytes_total).unwrap_or(0);
-    format!("{stage} {pct:>3}%")
+    match pb::StageStatus::try_from(s.status) {
+        Ok(pb::StageStatus::Skipped) => format!("{stage} skipped"),
+        Ok(pb::StageStatus::Pending) => format!("{stage} queued"),
+        Ok(pb::StageStatus::Failed) => format!("{stage} FAILED"),
+        _ => {
+            let pct = (s.bytes_done * 100).checked_div(s.bytes_total).unwrap_or(0);
+            format!("{stage} {pct:>3}%")
+        }
+    }
 }
 
 fn print_upload(u: &pb::Upload) {
@@ -108,6 +115,24 @@ fn print_upload(u: &pb::Upload) {
         println!("  md5     {}", m.md5_hex);
         println!("  sha256  {}", m.sha256_hex);
         println!("  type    {}", m.sniffed_content_type);
+    }
+    if let Some(scan) = &u.scan {
+        match pb::ScanVerdict::try_from(scan.verdict) {
+            Ok(pb::ScanVerdict::Infected) => println!("  scan    INFECTED: {}", scan.signature),
+            _ => println!("  scan    clean"),
+        }
+    }
+    if let Some(m) = &u.media {
+        println!(
+            "  media   {}, {} ms, {}x{}, video {}, audio {}",
+            m.container, m.duration_ms, m.width, m.height, m.video_codec, m.audio_codec
+        );
+    }
+    for p in &u.previews {
+        println!(
+            "  preview {} {}x{} ({} bytes)",
+            p.name, p.width, p.height, p.size_bytes
+        );
     }
     if let Some(f) = &u.failure {
         println!("  failure {}: {}", f.code, f.message);

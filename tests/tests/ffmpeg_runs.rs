@@ -1,0 +1,127 @@
+//! How the worker runs ffmpeg (real ffmpeg, no stack needed): a run past its time
+//! limit is killed, a run whose job is dropped is killed, and no more runs than
+//! the limit are alive at once.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use upload_config::MediaConfig;
+use upload_worker::media::{Media, MediaError};
+
+fn media(timeout_secs: u32, concurrency: u32) -> Media {
+    let env: HashMap<String, String> = [
+        (
+            "UPLOAD_MEDIA_TIMEOUT_SECS".to_string(),
+            timeout_secs.to_string(),
+        ),
+        (
+            "UPLOAD_MEDIA_CONCURRENCY".to_string(),
+            concurrency.to_string(),
+        ),
+    ]
+    .into();
+    Media::new(MediaConfig::from_source(&env).expect("media config"))
+}
+
+/// Live ffmpeg processes whose command line carries `marker`.
+fn running(marker: &str) -> HashSet<u32> {
+    let mut found = HashSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        // A killed but unreaped process has an empty command line: not running.
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.insert(pid);
+        }
+    }
+    found
+}
+
+/// An ffmpeg run that encodes a test pattern in real time for `seconds` (or
+/// forever), tagged with `marker` so the test can find its process.
+fn args(marker: &str, seconds: Option<f32>) -> Vec<String> {
+    let mut a: Vec<String> = ["-re", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=25"]
+        .map(String::from)
+        .into();
+    if let Some(s) = seconds {
+        a.extend(["-t".into(), s.to_string()]);
+    }
+    a.extend(["-metadata".into(), format!("comment={marker}")]);
+    a.extend(["-f", "null", "-"].map(String::from));
+    a
+}
+
+async fn wait_until(mut check: impl FnMut() -> bool, what: &str) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn a_run_past_its_time_limit_is_stopped_and_reported() {
+    let marker = format!("limit-{}", uuid::Uuid::now_v7());
+    let err = media(1, 1)
+        .ffmpeg(args(&marker, None))
+        .await
+        .expect_err("an endless run cannot succeed");
+    assert!(matches!(err, MediaError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+    assert!(running(&marker).is_empty(), "the process was killed");
+}
+
+#[tokio::test]
+async fn a_run_whose_job_is_dropped_is_killed() {
+    let marker = format!("dropped-{}", uuid::Uuid::now_v7());
+    let m = media(600, 1);
+    let run_args = args(&marker, None);
+    let task = tokio::spawn(async move { m.ffmpeg(run_args).await });
+    wait_until(|| !running(&marker).is_empty(), "ffmpeg started").await;
+    task.abort();
+    let _ = task.await;
+    wait_until(|| running(&marker).is_empty(), "ffmpeg was killed").await;
+}
+
+#[tokio::test]
+async fn no_more_runs_than_the_limit_are_alive_at_once() {
+    let marker = format!("limit1-{}", uuid::Uuid::now_v7());
+    let m = media(60, 1);
+    let runs = (0..3).map(|_| {
+        let m = m.clone();
+        let a = args(&marker, Some(0.6));
+        tokio::spawn(async move { m.ffmpeg(a).await })
+    });
+    let runs: Vec<_> = runs.collect();
+    let mut most = 0;
+    let mut seen = HashSet::new();
+    while runs.iter().any(|r| !r.is_finished()) {
+        let now = running(&marker);
+        most = most.max(now.len());
+        seen.extend(now);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for r in runs {
+        r.await.unwrap().expect("each run succeeds");
+    }
+    assert_eq!(most, 1, "never two at once");
+    assert_eq!(seen.len(), 3, "all three ran, one after another");
+}
+
+#[tokio::test]
+async fn a_failing_run_reports_ffmpegs_own_error() {
+    let err = media(60, 1)
+        .ffmpeg(["-i", "/nonexistent/input.mp4", "-f", "null", "-"])
+        .await
+        .expect_err("no such input");
+    match err {
+        MediaError::Failed { message, .. } => {
+            assert!(message.contains("No such file"), "{message}")
+        }
+        other => panic!("expected a failed run, got {other}"),
+    }
+}
