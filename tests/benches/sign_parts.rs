@@ -4,6 +4,16 @@
 //!     cargo bench -p upload-e2e --bench sign_parts
 //! Prints one row per scenario: calls and signed parts per second, and per-call
 //! latency percentiles. Parts signed in a batch count one by one.
+//!
+//! Two kinds of load:
+//! - closed loop ("as fast as possible"): `concurrency` callers, each sending its
+//!   next call when the previous answers. At saturation this measures queueing:
+//!   by Little's law, latency = concurrency / throughput.
+//! - open loop ("at a fixed rate", as wrk2 does): calls are scheduled at a steady
+//!   rate of parts per second, at most `concurrency` in flight; a call's latency
+//!   runs from its scheduled start, so a call delayed by a full pipeline counts
+//!   its wait (no coordinated omission). This is the latency a seller's client
+//!   sees while the service carries that load.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,6 +133,80 @@ async fn run(
     }
 }
 
+/// Open loop: `rate` parts per second in calls of `batch` parts, at most
+/// `concurrency` calls in flight.
+#[allow(clippy::too_many_arguments)]
+async fn run_open(
+    channels: &[Channel],
+    token: &str,
+    uploads: &[String],
+    scenario: &'static str,
+    concurrency: usize,
+    batch: u32,
+    rate: f64,
+    duration: Duration,
+) -> Row {
+    let md5 = md5::Md5::digest(b"benchmark part").to_vec();
+    let auth: MetadataValue<_> = format!("Bearer {token}").parse().expect("token header");
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let every = Duration::from_secs_f64(f64::from(batch) / rate);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut call = 0u64;
+    while start.elapsed() < duration {
+        let scheduled = tick.tick().await.into_std();
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .expect("semaphore");
+        let slot = (call % concurrency as u64) as usize;
+        let mut api = UploadServiceClient::new(channels[slot % channels.len()].clone());
+        let upload_id = uploads[slot % uploads.len()].clone();
+        let first = ((call * u64::from(batch)) % u64::from(PARTS_PER_UPLOAD)) as u32;
+        let parts: Vec<pb::PartToSign> = (0..batch)
+            .map(|i| pb::PartToSign {
+                part_number: (first + i) % PARTS_PER_UPLOAD + 1,
+                content_md5: md5.clone(),
+                content_length: PART,
+            })
+            .collect();
+        let mut req = tonic::Request::new(pb::SignPartsRequest { upload_id, parts });
+        req.metadata_mut().insert("authorization", auth.clone());
+        call += 1;
+        tasks.spawn(async move {
+            let signed = api
+                .sign_parts(req)
+                .await
+                .map(|r| r.into_inner().parts.len())
+                .expect("signing failed during the benchmark");
+            drop(permit);
+            (scheduled.elapsed(), signed)
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut parts = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (l, p) = done.expect("benchmark task");
+        latencies.push(l);
+        parts += p;
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Row {
+        scenario,
+        concurrency,
+        batch,
+        calls: latencies.len(),
+        parts,
+        elapsed,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
@@ -211,19 +295,42 @@ async fn main() {
         run(&channels, &token, &uploads, "SignParts", 32, 4, d).await,
         // 32 parts in flight as two batches of 16.
         run(&channels, &token, &uploads, "SignParts", 2, 16, d).await,
+        // The target load, 10,000 parts per second, offered at a steady rate.
+        run_open(
+            &channels,
+            &token,
+            &uploads,
+            "10k/s open",
+            32,
+            16,
+            10_000.0,
+            d,
+        )
+        .await,
+        run_open(
+            &channels,
+            &token,
+            &uploads,
+            "10k/s open",
+            32,
+            8,
+            10_000.0,
+            d,
+        )
+        .await,
     ];
     let signed_rows = app.count("SELECT count(*) FROM upload_parts").await;
     println!();
     println!(
-        "| scenario  | concurrency | parts/call | calls/s | parts/s | p50 ms | p99 ms | max ms |"
+        "| scenario   | concurrency | parts/call | calls/s | parts/s | p50 ms | p99 ms | max ms |"
     );
     println!(
-        "|-----------|-------------|------------|---------|---------|--------|--------|--------|"
+        "|------------|-------------|------------|---------|---------|--------|--------|--------|"
     );
     for r in &rows {
         let secs = r.elapsed.as_secs_f64();
         println!(
-            "| {:<9} | {:>11} | {:>10} | {:>7.0} | {:>7.0} | {:>6.2} | {:>6.2} | {:>6.2} |",
+            "| {:<10} | {:>11} | {:>10} | {:>7.0} | {:>7.0} | {:>6.2} | {:>6.2} | {:>6.2} |",
             r.scenario,
             r.concurrency,
             r.batch,
