@@ -216,3 +216,26 @@ async fn a_type_off_the_allow_list_is_refused_at_create_and_nothing_is_made() {
     );
     assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_of_a_type_off_the_allow_list_are_rejected_whatever_was_declared() {
+    let app = TestApp::spawn().await;
+    // An ELF executable header, declared as a generic binary.
+    let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    elf.resize(64 * 1024, 0);
+    let file = TestFile::from_bytes("tool.bin", &elf);
+    let (client, upload) = app
+        .upload_whole("seller-elf", &file, "tool.bin", "application/octet-stream")
+        .await;
+    let rejected = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(rejected.state, pb::UploadState::Rejected as i32, "{rejected:?}");
+    let failure = rejected.failure.expect("a reason");
+    assert_eq!(failure.code, "type_not_allowed");
+    assert!(failure.message.contains("not accepted"), "{}", failure.message);
+    assert_eq!(
+        rejected.metadata.map(|m| m.sniffed_content_type).as_deref(),
+        Some("application/x-executable")
+    );
+}
