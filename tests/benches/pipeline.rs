@@ -3,9 +3,9 @@
 //! one plain GetObject stream of the same object and one plain clamd INSTREAM of
 //! it; and the worker's peak memory.
 //!
-//! The pipeline runs first, on fresh random bytes. clamd remembers the hashes of
-//! clean files, so before the plain scan it is told to RELOAD (a new engine with
-//! an empty cache): the plain scan really scans.
+//! The pipeline runs first, on random bytes fresh to this run. clamd remembers
+//! the hashes of clean files, so before the plain scan it is told to RELOAD (a new
+//! engine with an empty cache): the plain scan really scans.
 //!
 //! Needs the local stack and a release worker binary:
 //!     cargo build --release -p upload-worker
@@ -59,7 +59,10 @@ async fn main() {
     .await;
     let mut env = stack_env();
     env.insert("UPLOAD_DATABASE_URL".into(), app.database_url.clone());
-    env.insert("RUST_LOG".into(), "warn".into());
+    env.insert(
+        "RUST_LOG".into(),
+        std::env::var("BENCH_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+    );
     let worker = KillOnDrop(
         std::process::Command::new(&worker_bin)
             .envs(&env)
@@ -72,7 +75,13 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = peak_rss_kib(worker_pid).unwrap_or(0);
 
-    let file = TestFile::random(size_mib * MIB, 1024);
+    // Fresh bytes every run: clamd skips files whose hash it has seen clean, and
+    // would otherwise remember this file from the previous run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1024);
+    let file = TestFile::random(size_mib * MIB, seed);
     let client = app.client("bench-premium", SellerGroup::Premium).await;
     let upload = client
         .create(
@@ -104,10 +113,26 @@ async fn main() {
     client.complete(&upload.upload_id).await.expect("complete");
     let mut watch = client.watch(&upload.upload_id).await.expect("watch");
     let mut last = None;
+    let mut scan_started = None;
+    let mut scan_done = None;
     while let Some(update) = watch.next().await {
-        last = update.expect("update").upload;
+        let update = update.expect("update");
+        let scan = update
+            .stages
+            .iter()
+            .find(|s| s.stage == pb::Stage::Scan as i32)
+            .map(|s| s.status);
+        if scan_started.is_none() && scan == Some(pb::StageStatus::Running as i32) {
+            scan_started = Some(t.elapsed());
+        }
+        if scan_done.is_none() && scan == Some(pb::StageStatus::Done as i32) {
+            scan_done = Some(t.elapsed());
+        }
+        last = update.upload;
     }
     let to_ready = t.elapsed();
+    let scan_started = scan_started.unwrap_or_default();
+    let scan_done = scan_done.unwrap_or_default();
     let last = last.expect("final state");
     assert_eq!(last.state, pb::UploadState::Ready as i32, "{last:?}");
     assert_eq!(last.metadata.expect("metadata").md5_hex, file.md5_hex);
@@ -152,21 +177,31 @@ async fn main() {
     );
     let t = Instant::now();
     let body = object().await;
-    let stream = futures::stream::unfold(body, |mut body| async move {
-        body.next()
-            .await
-            .map(|chunk| (chunk.map_err(std::io::Error::other), body))
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let sent_at = std::sync::Arc::clone(&sent);
+    let stream = futures::stream::unfold(body, move |mut body| {
+        let sent_at = std::sync::Arc::clone(&sent_at);
+        async move {
+            let next = body.next().await;
+            if next.is_none()
+                && let Ok(mut at) = sent_at.lock()
+            {
+                *at = t.elapsed();
+            }
+            next.map(|chunk| (chunk.map_err(std::io::Error::other), body))
+        }
     });
     let reply = clamav_client::tokio::scan_stream(stream, tcp(), Some(MIB as usize))
         .await
         .expect("clamd INSTREAM");
     let plain_scan = t.elapsed();
+    let plain_sent = sent.lock().map(|d| *d).unwrap_or_default();
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.contains("OK"), "{reply}");
 
     let rate = |d: Duration| file.size as f64 / d.as_secs_f64() / 1e6;
     println!();
-    println!("| measurement ({size_mib} MiB file)            | time s | MB/s  |");
+    println!("| measurement ({size_mib:>4} MiB file)                | time s | MB/s  |");
     println!("|--------------------------------------------|--------|-------|");
     println!(
         "| upload, 16 MiB parts, 4 at a time          | {:>6.2} | {:>5.0} |",
@@ -187,6 +222,24 @@ async fn main() {
         "| plain clamd INSTREAM of the same object    | {:>6.2} | {:>5.0} |",
         plain_scan.as_secs_f64(),
         rate(plain_scan)
+    );
+    println!(
+        "|   of which: bytes sent to clamd            | {:>6.2} | {:>5.0} |",
+        plain_sent.as_secs_f64(),
+        rate(plain_sent)
+    );
+    println!(
+        "|   of which: queued → scan running          | {:>6.2} |       |",
+        scan_started.as_secs_f64()
+    );
+    println!(
+        "|   of which: scan + hashes (one read)       | {:>6.2} | {:>5.0} |",
+        (scan_done - scan_started).as_secs_f64(),
+        rate(scan_done - scan_started)
+    );
+    println!(
+        "|   of which: scan done → ready              | {:>6.2} |       |",
+        (to_ready - scan_done).as_secs_f64()
     );
     let slower = plain_get.max(plain_scan);
     println!();

@@ -230,10 +230,18 @@ async fn bytes_of_a_type_off_the_allow_list_are_rejected_whatever_was_declared()
     let rejected = app
         .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
         .await;
-    assert_eq!(rejected.state, pb::UploadState::Rejected as i32, "{rejected:?}");
+    assert_eq!(
+        rejected.state,
+        pb::UploadState::Rejected as i32,
+        "{rejected:?}"
+    );
     let failure = rejected.failure.expect("a reason");
     assert_eq!(failure.code, "type_not_allowed");
-    assert!(failure.message.contains("not accepted"), "{}", failure.message);
+    assert!(
+        failure.message.contains("not accepted"),
+        "{}",
+        failure.message
+    );
     assert_eq!(
         rejected.metadata.map(|m| m.sniffed_content_type).as_deref(),
         Some("application/x-executable")
