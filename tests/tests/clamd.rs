@@ -2,13 +2,9 @@
 //! EICAR is found raw and inside a zip over INSTREAM; clean data passes; and the
 //! limits sit above the largest upload with AlertExceedsMax on.
 
-use std::io::Write;
-
 use futures::StreamExt;
-use upload_e2e::stack_env;
+use upload_e2e::{EICAR, stack_env, zipped};
 
-/// The EICAR test file, 68 bytes.
-const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 const CHUNK: usize = 1024 * 1024;
 
 fn clamd() -> clamav_client::tokio::Tcp<String> {
@@ -34,15 +30,6 @@ async fn scan(data: Vec<u8>) -> String {
     String::from_utf8_lossy(&response)
         .trim_end_matches('\0')
         .to_owned()
-}
-
-fn zipped(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    zip.start_file(name, options).unwrap();
-    zip.write_all(content).unwrap();
-    zip.finish().unwrap().into_inner()
 }
 
 #[tokio::test]
