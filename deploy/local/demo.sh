@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the local stack, starts the server and a worker, and uploads a generated
-# 300 MB file through the real flow (signed parts straight to the store), printing
-# progress and the resulting metadata. Stops the server and worker when done.
+# 300 MB file and a short video through the real flow (signed parts straight to the
+# store), printing progress, every processing stage and the resulting metadata,
+# media facts and previews. Stops the server and worker when done.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -40,3 +41,15 @@ echo "local sha256 $(sha256sum "$file" | cut -d' ' -f1)"
 token=$("$bin/upload-server" mint-token --seller demo-seller --group standard)
 "$bin/upload" --endpoint "http://127.0.0.1:$port" --token "$token" \
   put "$file" --content-type application/octet-stream --part-size 16777216 --concurrency 4
+
+# A short video, made here with ffmpeg: the scan, ffprobe's media facts and the
+# previews (a poster and a low-resolution clip) follow on the same stream.
+video=$dir/demo-trailer.mp4
+if [ ! -f "$video" ]; then
+  echo "generating a 10 s video at $video"
+  ffmpeg -v error -y -f lavfi -i testsrc2=duration=10:size=1280x720:rate=30 \
+    -f lavfi -i sine=frequency=440:duration=10 -c:v libx264 -preset veryfast \
+    -pix_fmt yuv420p -c:a aac -shortest "$video"
+fi
+"$bin/upload" --endpoint "http://127.0.0.1:$port" --token "$token" \
+  put "$video" --content-type video/mp4 --concurrency 4

@@ -12,9 +12,20 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use upload_config::MediaConfig;
 
-/// Protocols an input may use: the presigned store URL, or a local file we made.
-/// Nothing a crafted file names (`concat:`, `subfile:`, `data:`) is followed.
-const INPUT_PROTOCOLS: &str = "file,http,https,tcp,tls";
+/// Protocols a store input (a presigned URL) may use; a crafted file cannot make
+/// ffmpeg open local files or anything but HTTP (`concat:`, `subfile:`, `data:`).
+const NETWORK_PROTOCOLS: &str = "http,https,tcp,tls";
+/// Protocols a local input (a preview we made) may use.
+const LOCAL_PROTOCOLS: &str = "file";
+
+/// The protocol whitelist for `input`: network for URLs, local files otherwise.
+fn protocols(input: &str) -> &'static str {
+    if input.starts_with("http://") || input.starts_with("https://") {
+        NETWORK_PROTOCOLS
+    } else {
+        LOCAL_PROTOCOLS
+    }
+}
 
 /// Why a media run failed.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +179,7 @@ impl Media {
                 source: e.into(),
             })?;
         let child = tokio::process::Command::new(&self.config.ffprobe)
-            .args(["-v", "error", "-protocol_whitelist", INPUT_PROTOCOLS])
+            .args(["-v", "error", "-protocol_whitelist", protocols(input)])
             .args(["-print_format", "json", "-show_format", "-show_streams"])
             .arg(input)
             .stdin(std::process::Stdio::null())
@@ -204,7 +215,7 @@ impl Media {
     pub fn input_args(input: &str) -> [String; 4] {
         [
             "-protocol_whitelist".into(),
-            INPUT_PROTOCOLS.into(),
+            protocols(input).into(),
             "-i".into(),
             input.into(),
         ]
@@ -375,6 +386,16 @@ mod tests {
         assert_eq!(r.video_codec, None);
         assert_eq!(r.width, None);
         assert_eq!(r.duration_ms.map(|d| d / 1000), Some(2));
+    }
+
+    #[test]
+    fn store_inputs_cannot_reach_local_files_and_local_inputs_cannot_reach_the_network() {
+        assert_eq!(
+            protocols("http://127.0.0.1:3900/temp/x?X-Amz-Signature=1"),
+            "http,https,tcp,tls"
+        );
+        assert_eq!(protocols("/tmp/upload-preview-1/poster.jpg"), "file");
+        assert_eq!(Media::input_args("/tmp/a.jpg")[1], "file");
     }
 
     #[test]
