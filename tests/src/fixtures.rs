@@ -242,8 +242,8 @@ impl HookRequest {
     }
 }
 
-/// A webhook receiver on a loopback port that answers 200 to every POST and hands
-/// the requests to the test.
+/// A webhook receiver on a loopback port that hands the requests to the test and
+/// answers 200, or 500 to the first `failures` requests.
 pub struct HookListener {
     /// `http://127.0.0.1:PORT/hooks/uploads`.
     pub url: String,
@@ -253,8 +253,13 @@ pub struct HookListener {
 }
 
 impl HookListener {
-    /// Starts listening.
+    /// Starts listening; every request succeeds.
     pub async fn start() -> Self {
+        Self::start_failing(0).await
+    }
+
+    /// Starts listening; the first `failures` requests get a 500.
+    pub async fn start_failing(failures: usize) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind webhook listener");
@@ -263,11 +268,13 @@ impl HookListener {
             listener.local_addr().expect("local addr")
         );
         let (tx, requests) = mpsc::unbounded_channel();
+        let left = Arc::new(std::sync::atomic::AtomicUsize::new(failures));
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let tx = tx.clone();
+                let left = Arc::clone(&left);
                 tokio::spawn(async move {
-                    let _ = serve_one(socket, tx).await;
+                    let _ = serve_one(socket, tx, left).await;
                 });
             }
         });
@@ -288,7 +295,9 @@ impl Drop for HookListener {
 async fn serve_one(
     socket: tokio::net::TcpStream,
     tx: mpsc::UnboundedSender<HookRequest>,
+    failures_left: Arc<std::sync::atomic::AtomicUsize>,
 ) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
     let mut reader = BufReader::new(socket);
     loop {
         let mut line = String::new();
@@ -315,10 +324,15 @@ async fn serve_one(
         let mut body = vec![0; len];
         reader.read_exact(&mut body).await?;
         let _ = tx.send(HookRequest { headers, body });
-        reader
-            .get_mut()
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .await?;
+        let fail = failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let response: &[u8] = if fail {
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+        };
+        reader.get_mut().write_all(response).await?;
     }
 }
 
