@@ -108,7 +108,8 @@ impl Media {
                 source: e.into(),
             })?;
         let mut command = FfmpegCommand::new_with_path(&self.config.ffmpeg);
-        command.hide_banner().args(args).overwrite();
+        // Global options first: ffmpeg ignores options after the last output.
+        command.hide_banner().overwrite().args(args);
         let mut child = command.spawn().map_err(|e| MediaError::Spawn {
             tool: TOOL,
             source: e.into(),
