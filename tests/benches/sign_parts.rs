@@ -41,6 +41,31 @@ struct Row {
     max: Duration,
 }
 
+impl Row {
+    /// A scenario's row from every call's latency.
+    fn new(
+        scenario: &'static str,
+        concurrency: usize,
+        batch: u32,
+        mut latencies: Vec<Duration>,
+        parts: usize,
+        elapsed: Duration,
+    ) -> Self {
+        latencies.sort_unstable();
+        Self {
+            scenario,
+            concurrency,
+            batch,
+            calls: latencies.len(),
+            parts,
+            elapsed,
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+            max: latencies.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -118,19 +143,14 @@ async fn run(
         latencies.extend(l);
         parts += p;
     }
-    let elapsed = start.elapsed();
-    latencies.sort_unstable();
-    Row {
+    Row::new(
         scenario,
         concurrency,
         batch,
-        calls: latencies.len(),
+        latencies,
         parts,
-        elapsed,
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-        max: latencies.last().copied().unwrap_or_default(),
-    }
+        start.elapsed(),
+    )
 }
 
 /// Open loop: `rate` parts per second in calls of `batch` parts, at most
@@ -192,19 +212,14 @@ async fn run_open(
         latencies.push(l);
         parts += p;
     }
-    let elapsed = start.elapsed();
-    latencies.sort_unstable();
-    Row {
+    Row::new(
         scenario,
         concurrency,
         batch,
-        calls: latencies.len(),
+        latencies,
         parts,
-        elapsed,
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-        max: latencies.last().copied().unwrap_or_default(),
-    }
+        start.elapsed(),
+    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

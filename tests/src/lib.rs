@@ -592,6 +592,23 @@ impl TestFile {
     }
 }
 
+/// Opens WatchProgress on `upload_id` and collects every update in the background
+/// until the stream ends (the upload settled).
+pub async fn follow(
+    client: &UploadClient,
+    upload_id: &str,
+) -> tokio::task::JoinHandle<Vec<pb::WatchProgressResponse>> {
+    use futures::StreamExt;
+    let mut watch = client.watch(upload_id).await.expect("WatchProgress");
+    tokio::spawn(async move {
+        let mut updates = Vec::new();
+        while let Some(update) = watch.next().await {
+            updates.push(update.expect("progress update"));
+        }
+        updates
+    })
+}
+
 /// The gRPC status code of a failed call.
 pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> tonic::Code {
     result.expect_err("the call should have failed").code()

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use upload_e2e::{AppOptions, TestApp, TestFile, decodes, pb, probe, zipped};
 
 async fn stored_preview(app: &TestApp, upload: &pb::Upload, name: &str) -> TestFile {
@@ -47,14 +46,7 @@ async fn a_video_gets_a_poster_a_short_clip_and_its_media_facts() {
         .create("trailer.mp4", video.size, "video/mp4", None)
         .await
         .unwrap();
-    let mut watch = client.watch(&upload.upload_id).await.unwrap();
-    let watcher = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(update) = watch.next().await {
-            seen.push(update.expect("update"));
-        }
-        seen
-    });
+    let watcher = upload_e2e::follow(&client, &upload.upload_id).await;
     client
         .send_parts(&upload, &video.path, &[1], Default::default(), |_, _| {})
         .await

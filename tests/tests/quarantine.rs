@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use upload_e2e::{AppOptions, EICAR, HookListener, TestApp, TestFile, pb, signature_valid, zipped};
 
 const SECRET: &str = "webhook-secret-for-tests-0123456789abcdef";
@@ -32,14 +31,7 @@ async fn assert_quarantined(file: TestFile, name: &str, content_type: &str) {
         .await
         .expect("CreateUpload");
     let id = upload.upload_id.clone();
-    let mut watch = client.watch(&id).await.expect("WatchProgress");
-    let watcher = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(update) = watch.next().await {
-            seen.push(update.expect("update"));
-        }
-        seen
-    });
+    let watcher = upload_e2e::follow(&client, &id).await;
     client
         .send_parts(&upload, &file.path, &[1], Default::default(), |_, _| {})
         .await

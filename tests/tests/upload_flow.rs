@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use upload_client::SendOptions;
 use upload_domain::SellerGroup;
 use upload_e2e::{TestApp, TestFile, pb};
@@ -34,17 +33,7 @@ async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_pro
     assert_eq!(upload.part_count, 18);
 
     // Watch from the start: the stream must follow the upload through to ready.
-    let mut watch = client
-        .watch(&upload.upload_id)
-        .await
-        .expect("WatchProgress");
-    let watcher = tokio::spawn(async move {
-        let mut updates = Vec::new();
-        while let Some(update) = watch.next().await {
-            updates.push(update.expect("progress update"));
-        }
-        updates
-    });
+    let watcher = upload_e2e::follow(&client, &upload.upload_id).await;
 
     let all: Vec<u32> = (1..=upload.part_count).collect();
     let stats = client

@@ -116,53 +116,25 @@ pub async fn run(
     ));
     let worker_name = format!("upload-worker-{}", uuid::Uuid::now_v7());
     let name = move |queue: Queue| format!("{worker_name}-{}", queue.name());
-    let (c1, c2, c3, c4) = (
-        Arc::clone(&ctx),
-        Arc::clone(&ctx),
-        Arc::clone(&ctx),
-        Arc::clone(&ctx),
-    );
-    let (p1, p2, p3, p4) = (
-        queue_pool.clone(),
-        queue_pool.clone(),
-        queue_pool.clone(),
-        queue_pool.clone(),
-    );
-    let (n1, n2, n3, n4) = (
-        name(Queue::Scan),
-        name(Queue::Metadata),
-        name(Queue::Preview),
-        name(Queue::Notify),
-    );
+    // One worker per queue, each with its own handles; the job types differ, hence
+    // a macro rather than a function.
+    macro_rules! queue_worker {
+        ($job:ty, $queue:expr, $run:expr) => {{
+            let (ctx, pool, name) = (Arc::clone(&ctx), queue_pool.clone(), name($queue));
+            move |_| {
+                WorkerBuilder::new(name.clone())
+                    .backend(storage::<$job>(&pool, $queue, concurrency).with_pubsub())
+                    .data(Arc::clone(&ctx))
+                    .concurrency(concurrency)
+                    .build($run)
+            }
+        }};
+    }
     let monitor = Monitor::new()
-        .register(move |_| {
-            WorkerBuilder::new(n1.clone())
-                .backend(storage::<UploadJob>(&p1, Queue::Scan, concurrency).with_pubsub())
-                .data(Arc::clone(&c1))
-                .concurrency(concurrency)
-                .build(run_scan)
-        })
-        .register(move |_| {
-            WorkerBuilder::new(n2.clone())
-                .backend(storage::<UploadJob>(&p2, Queue::Metadata, concurrency).with_pubsub())
-                .data(Arc::clone(&c2))
-                .concurrency(concurrency)
-                .build(run_metadata)
-        })
-        .register(move |_| {
-            WorkerBuilder::new(n3.clone())
-                .backend(storage::<UploadJob>(&p3, Queue::Preview, concurrency).with_pubsub())
-                .data(Arc::clone(&c3))
-                .concurrency(concurrency)
-                .build(run_preview)
-        })
-        .register(move |_| {
-            WorkerBuilder::new(n4.clone())
-                .backend(storage::<NotifyJob>(&p4, Queue::Notify, concurrency).with_pubsub())
-                .data(Arc::clone(&c4))
-                .concurrency(concurrency)
-                .build(run_notify)
-        });
+        .register(queue_worker!(UploadJob, Queue::Scan, run_scan))
+        .register(queue_worker!(UploadJob, Queue::Metadata, run_metadata))
+        .register(queue_worker!(UploadJob, Queue::Preview, run_preview))
+        .register(queue_worker!(NotifyJob, Queue::Notify, run_notify));
     monitor
         .shutdown_timeout(Duration::from_secs(30))
         .run_with_signal(async move {

@@ -61,6 +61,14 @@ pub enum MediaError {
     Report(String),
 }
 
+/// Wraps any start-up or plumbing error of `tool` as [`MediaError::Spawn`].
+fn spawn_error<E: Into<anyhow::Error>>(tool: &'static str) -> impl FnOnce(E) -> MediaError {
+    move |e| MediaError::Spawn {
+        tool,
+        source: e.into(),
+    }
+}
+
 /// Runs ffmpeg and ffprobe under a concurrency limit and a time limit.
 #[derive(Clone)]
 pub struct Media {
@@ -99,21 +107,11 @@ impl Media {
         S: AsRef<std::ffi::OsStr>,
     {
         const TOOL: &str = "ffmpeg";
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?;
+        let _permit = self.permits.acquire().await.map_err(spawn_error(TOOL))?;
         let mut command = FfmpegCommand::new_with_path(&self.config.ffmpeg);
         // Global options first: ffmpeg ignores options after the last output.
         command.hide_banner().overwrite().args(args);
-        let mut child = command.spawn().map_err(|e| MediaError::Spawn {
-            tool: TOOL,
-            source: e.into(),
-        })?;
+        let mut child = command.spawn().map_err(spawn_error(TOOL))?;
         let events = child.iter();
         // From here on the process dies with this future, whatever happens to it.
         let mut guard = KillOnDrop(Some(child));
@@ -137,10 +135,7 @@ impl Media {
         });
         let limit = self.config.timeout;
         let errors = match tokio::time::timeout(limit, errors).await {
-            Ok(joined) => joined.map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?,
+            Ok(joined) => joined.map_err(spawn_error(TOOL))?,
             Err(_) => return Err(MediaError::Timeout { tool: TOOL, limit }),
         };
         let mut process = guard.0.take().ok_or_else(|| MediaError::Spawn {
@@ -149,14 +144,8 @@ impl Media {
         })?;
         let status = tokio::task::spawn_blocking(move || process.wait())
             .await
-            .map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?
-            .map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?;
+            .map_err(spawn_error(TOOL))?
+            .map_err(spawn_error(TOOL))?;
         if status.success() {
             Ok(())
         } else {
@@ -171,14 +160,7 @@ impl Media {
     /// Probes `input` (a URL or a path) with ffprobe and parses its report.
     pub async fn probe(&self, input: &str) -> Result<ProbeReport, MediaError> {
         const TOOL: &str = "ffprobe";
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?;
+        let _permit = self.permits.acquire().await.map_err(spawn_error(TOOL))?;
         let child = tokio::process::Command::new(&self.config.ffprobe)
             .args(["-v", "error", "-protocol_whitelist", protocols(input)])
             .args(["-print_format", "json", "-show_format", "-show_streams"])
@@ -188,18 +170,12 @@ impl Media {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?;
+            .map_err(spawn_error(TOOL))?;
         let limit = self.config.timeout;
         let output = tokio::time::timeout(limit, child.wait_with_output())
             .await
             .map_err(|_| MediaError::Timeout { tool: TOOL, limit })?
-            .map_err(|e| MediaError::Spawn {
-                tool: TOOL,
-                source: e.into(),
-            })?;
+            .map_err(spawn_error(TOOL))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(MediaError::Failed {

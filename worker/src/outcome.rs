@@ -121,17 +121,15 @@ pub async fn fail_upload(
     let current = row.state()?;
     if current.apply(UploadEvent::Failed).is_ok() {
         let deliver = ctx.config.webhook.is_some();
-        let notification = NewNotification {
-            id: uuid::Uuid::now_v7(),
-            seller_id: row.owner_id.clone(),
-            upload_id: Some(row.id),
-            kind: "upload.failed".into(),
-            message: format!(
+        let notification = NewNotification::about_upload(
+            &row,
+            "upload.failed",
+            format!(
                 "{} could not be processed; upload it again, and contact support if it fails again",
                 row.file_name
             ),
-            details: serde_json::json!({ "code": code, "reason": message }),
-        };
+            serde_json::json!({ "code": code, "reason": message }),
+        );
         let (code, message) = (code.to_owned(), message.to_owned());
         conn.transaction::<_, upload_db::DbError, _>(async move |conn| {
             let note = FailureNote {

@@ -35,6 +35,23 @@ fn fit(size: u32) -> String {
     format!("scale='min({size},iw)':'min({size},ih)':force_original_aspect_ratio=decrease")
 }
 
+/// Output options for one reproducible JPEG frame written to `path`.
+fn jpeg_frame(path: &Path) -> [String; 11] {
+    [
+        "-frames:v".into(),
+        "1".into(),
+        "-q:v".into(),
+        "4".into(),
+        "-fflags".into(),
+        "+bitexact".into(),
+        "-flags:v".into(),
+        "+bitexact".into(),
+        "-f".into(),
+        "image2".into(),
+        path.to_string_lossy().into_owned(),
+    ]
+}
+
 /// The ffmpeg runs that make a video's previews: (arguments, what they make).
 pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, Planned)> {
     let cfg = media.config();
@@ -49,27 +66,14 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
         content_type: "video/mp4",
     };
     let mut poster_args: Vec<String> = Media::input_args(input).into();
-    poster_args.extend(
-        [
-            "-map".into(),
-            "0:v:0".into(),
-            // The most representative of the first frames, not a black first frame.
-            "-vf".into(),
-            format!("thumbnail=50,{}", fit(cfg.video_thumbnail_size)),
-            "-frames:v".into(),
-            "1".into(),
-            "-q:v".into(),
-            "4".into(),
-            "-fflags".into(),
-            "+bitexact".into(),
-            "-flags:v".into(),
-            "+bitexact".into(),
-            "-f".into(),
-            "image2".into(),
-        ]
-        .into_iter()
-        .chain([dir.join(&poster.name).to_string_lossy().into_owned()]),
-    );
+    poster_args.extend([
+        "-map".into(),
+        "0:v:0".into(),
+        // The most representative of the first frames, not a black first frame.
+        "-vf".into(),
+        format!("thumbnail=50,{}", fit(cfg.video_thumbnail_size)),
+    ]);
+    poster_args.extend(jpeg_frame(&dir.join(&poster.name)));
     let mut clip_args: Vec<String> = Media::input_args(input).into();
     clip_args.extend([
         "-map".into(),
@@ -135,21 +139,8 @@ pub fn image_run(media: &Media, input: &str, dir: &Path) -> (Vec<String>, Vec<Pl
             kind: "thumbnail",
             content_type: "image/jpeg",
         };
-        args.extend([
-            "-map".into(),
-            format!("[t{i}]"),
-            "-frames:v".into(),
-            "1".into(),
-            "-q:v".into(),
-            "4".into(),
-            "-fflags".into(),
-            "+bitexact".into(),
-            "-flags:v".into(),
-            "+bitexact".into(),
-            "-f".into(),
-            "image2".into(),
-            dir.join(&p.name).to_string_lossy().into_owned(),
-        ]);
+        args.extend(["-map".into(), format!("[t{i}]")]);
+        args.extend(jpeg_frame(&dir.join(&p.name)));
         planned.push(p);
     }
     (args, planned)

@@ -250,22 +250,6 @@ async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, Jo
     }
 }
 
-fn notification(
-    row: &UploadRow,
-    kind: &str,
-    message: String,
-    details: serde_json::Value,
-) -> NewNotification {
-    NewNotification {
-        id: uuid::Uuid::now_v7(),
-        seller_id: row.owner_id.clone(),
-        upload_id: Some(row.id),
-        kind: kind.to_owned(),
-        message,
-        details,
-    }
-}
-
 /// Runs the scan job for one upload. Safe to run twice: the verdict is recorded by
 /// a guarded transition out of `scanning`, and every write after it is idempotent.
 pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
@@ -346,7 +330,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                 row.file_name
             );
             ScanOutcome::Infected {
-                notification: notification(
+                notification: NewNotification::about_upload(
                     &row,
                     "upload.quarantined",
                     message,
@@ -365,7 +349,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                 let reason = rejection.to_string();
                 ScanOutcome::Rejected {
                     code: rejection.code(),
-                    notification: notification(
+                    notification: NewNotification::about_upload(
                         &row,
                         "upload.rejected",
                         format!("{} was not accepted: {reason}", row.file_name),

@@ -243,3 +243,22 @@ pub struct NewNotification {
     /// Machine-readable details.
     pub details: serde_json::Value,
 }
+
+impl NewNotification {
+    /// A fresh notification to the owner of `upload`.
+    pub fn about_upload(
+        upload: &UploadRow,
+        kind: &str,
+        message: String,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            seller_id: upload.owner_id.clone(),
+            upload_id: Some(upload.id),
+            kind: kind.to_owned(),
+            message,
+            details,
+        }
+    }
+}

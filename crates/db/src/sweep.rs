@@ -38,8 +38,9 @@ pub struct Stalled {
     pub attempts: u32,
 }
 
-/// Uploads in `uploaded`/`processing` unchanged for `stuck_after` with no pending,
-/// queued or running job on `queue`.
+/// Uploads waiting on `queue` (scan: `uploaded`/`scanning`; metadata and preview:
+/// `processing` with that stage unfinished) unchanged for `stuck_after`, with no
+/// pending, queued or running job on `queue`.
 pub async fn stalled(
     conn: &mut AsyncPgConnection,
     queue: Queue,
