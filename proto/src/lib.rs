@@ -1,4 +1,4 @@
-//! Generated Rust code for the `upload.v1` gRPC API.
+//! Generated Rust code for the `upload.v1` gRPC API (uploads and items).
 
 /// The `upload.v1` package.
 pub mod v1 {

@@ -14,6 +14,15 @@ pub enum ApiError {
     /// The upload does not exist or belongs to someone else (the two are not told apart).
     #[error("upload {0} not found")]
     NotFound(String),
+    /// The item does not exist or the caller may not see it (not told apart).
+    #[error("item {0} not found")]
+    ItemNotFound(String),
+    /// The caller may see the item but not do this to it.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request repeats a key already used for something else.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The upload is not in a state that allows this call.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -63,6 +72,9 @@ impl From<ApiError> for Status {
         match e {
             ApiError::InvalidArgument(m) => Status::invalid_argument(m),
             ApiError::NotFound(id) => Status::not_found(format!("upload {id} not found")),
+            ApiError::ItemNotFound(id) => Status::not_found(format!("item {id} not found")),
+            ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Unavailable(m) => {

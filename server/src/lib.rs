@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 mod convert;
 pub mod error;
+pub mod items;
 pub mod part_recorder;
 pub mod progress_hub;
 pub mod state;
@@ -14,11 +15,13 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use upload_config::ServerConfig;
+use upload_proto::v1::item_service_server::ItemServiceServer;
 use upload_proto::v1::upload_service_server::UploadServiceServer;
 use upload_storage::Store;
 
 use crate::api::UploadApi;
 use crate::auth::{AuthLayer, TokenKeys};
+use crate::items::ItemApi;
 use crate::part_recorder::PartRecorder;
 use crate::progress_hub::ProgressHub;
 use crate::state::{AppState, FactsCache};
@@ -67,6 +70,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<UploadServiceServer<UploadApi>>().await;
+    health.set_serving::<ItemServiceServer<ItemApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -87,7 +91,8 @@ pub async fn serve(
         .layer(AuthLayer::new(TokenKeys::new(&cfg.auth.jwt_secret)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(UploadServiceServer::new(UploadApi::new(state)))
+        .add_service(UploadServiceServer::new(UploadApi::new(Arc::clone(&state))))
+        .add_service(ItemServiceServer::new(ItemApi::new(state)))
         .serve_with_incoming_shutdown(
             // Small unary calls must not wait on Nagle's algorithm (40 ms per call).
             TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -1,6 +1,7 @@
 //! One LISTEN connection per server process, fanned out to the watchers of each
-//! upload. Any replica can serve any upload's progress, because the workers and
-//! the other replicas announce every change through PostgreSQL.
+//! upload or item (the payload is its id). Any replica can serve any upload's
+//! progress, because the workers and the other replicas announce every change
+//! through PostgreSQL.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use upload_db::UPLOAD_EVENTS_CHANNEL;
-use upload_domain::UploadId;
+use uuid::Uuid;
 
 /// What a watcher hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub enum HubEvent {
     Resync,
 }
 
-type Watchers = Arc<Mutex<HashMap<UploadId, broadcast::Sender<HubEvent>>>>;
+type Watchers = Arc<Mutex<HashMap<Uuid, broadcast::Sender<HubEvent>>>>;
 
 /// Map size from which `subscribe` prunes abandoned channels.
 const PRUNE_AT: usize = 1024;
@@ -40,8 +41,8 @@ impl ProgressHub {
         Self { watchers }
     }
 
-    /// Subscribes to one upload's changes.
-    pub fn subscribe(&self, id: UploadId) -> broadcast::Receiver<HubEvent> {
+    /// Subscribes to the changes of one upload or item.
+    pub fn subscribe(&self, id: Uuid) -> broadcast::Receiver<HubEvent> {
         let mut map = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         // Channels whose watchers all left are dropped here, now and then, so the map
         // stays bounded without scanning it on every notification.
@@ -54,7 +55,7 @@ impl ProgressHub {
     }
 }
 
-fn deliver(watchers: &Watchers, id: Option<UploadId>, event: HubEvent) {
+fn deliver(watchers: &Watchers, id: Option<Uuid>, event: HubEvent) {
     let mut map = watchers.lock().unwrap_or_else(PoisonError::into_inner);
     match id {
         Some(id) => {
@@ -70,7 +71,7 @@ fn deliver(watchers: &Watchers, id: Option<UploadId>, event: HubEvent) {
 /// Listens until the hub is dropped (the server stopped), reconnecting on errors.
 async fn listen_forever(
     url: String,
-    watchers: std::sync::Weak<Mutex<HashMap<UploadId, broadcast::Sender<HubEvent>>>>,
+    watchers: std::sync::Weak<Mutex<HashMap<Uuid, broadcast::Sender<HubEvent>>>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -106,7 +107,7 @@ async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Er
         tokio::select! {
             n = notifications.next() => {
                 let Some(n) = n else { return Ok(()) };
-                if let Ok(id) = n?.payload.parse::<UploadId>() {
+                if let Ok(id) = n?.payload.parse::<Uuid>() {
                     deliver(watchers, Some(id), HubEvent::Changed);
                 }
             }
@@ -129,7 +130,7 @@ mod tests {
         let hub = ProgressHub {
             watchers: Arc::default(),
         };
-        let (a, b) = (UploadId::new(), UploadId::new());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let mut watch_a = hub.subscribe(a);
         let watch_b = hub.subscribe(b);
 

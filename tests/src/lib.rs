@@ -17,7 +17,9 @@ use upload_storage::Store;
 pub use upload_client::pb;
 
 mod fixtures;
+mod items;
 pub use fixtures::*;
+pub use items::*;
 
 /// The stack's environment, from the process or from the file the stack script writes.
 pub fn stack_env() -> HashMap<String, String> {

@@ -2,8 +2,10 @@
 
 pub mod media;
 pub mod metadata;
+pub mod move_file;
 pub mod notify;
 pub mod outcome;
+pub mod persist;
 pub mod preview;
 mod processing;
 mod progress;
@@ -17,7 +19,7 @@ use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use upload_config::WorkerConfig;
 use upload_db::DbPool;
-use upload_db::jobs::{NotifyJob, Queue, UploadJob};
+use upload_db::jobs::{NotifyJob, Queue, SubmissionJob, UploadJob};
 use upload_storage::Store;
 
 /// What every job needs.
@@ -73,6 +75,22 @@ async fn run_preview(job: UploadJob, ctx: Data<Arc<JobContext>>) -> Result<(), B
     use futures::FutureExt;
     let result = preview::run(&ctx, job).boxed().await;
     outcome::settle(&ctx, Queue::Preview, job, result)
+        .boxed()
+        .await
+}
+
+async fn run_persist(job: SubmissionJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
+    use futures::FutureExt;
+    let result = persist::run(&ctx, job).boxed().await;
+    outcome::settle_submission(&ctx, Queue::Persist, job, result)
+        .boxed()
+        .await
+}
+
+async fn run_move(job: SubmissionJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
+    use futures::FutureExt;
+    let result = move_file::run(&ctx, job).boxed().await;
+    outcome::settle_submission(&ctx, Queue::Move, job, result)
         .boxed()
         .await
 }
@@ -134,7 +152,9 @@ pub async fn run(
         .register(queue_worker!(UploadJob, Queue::Scan, run_scan))
         .register(queue_worker!(UploadJob, Queue::Metadata, run_metadata))
         .register(queue_worker!(UploadJob, Queue::Preview, run_preview))
-        .register(queue_worker!(NotifyJob, Queue::Notify, run_notify));
+        .register(queue_worker!(NotifyJob, Queue::Notify, run_notify))
+        .register(queue_worker!(SubmissionJob, Queue::Persist, run_persist))
+        .register(queue_worker!(SubmissionJob, Queue::Move, run_move));
     monitor
         .shutdown_timeout(Duration::from_secs(30))
         .run_with_signal(async move {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use upload_db::jobs::{self, Queue, UploadJob};
+use upload_db::items;
+use upload_db::jobs::{self, JobPayload, Queue, SubmissionJob, UploadJob};
 use upload_db::models::NewNotification;
 use upload_db::uploads::{self, FailureNote};
 use upload_domain::{UploadEvent, UploadState};
@@ -40,6 +41,12 @@ impl From<upload_db::DbError> for JobError {
     }
 }
 
+impl From<diesel::result::Error> for JobError {
+    fn from(e: diesel::result::Error) -> Self {
+        JobError::Retry(upload_db::DbError::from(e).into())
+    }
+}
+
 impl From<upload_storage::StoreError> for JobError {
     fn from(e: upload_storage::StoreError) -> Self {
         if e.is_retryable() {
@@ -59,50 +66,110 @@ pub fn retry_delay(base: Duration, next: u32) -> Duration {
     (base * 2u32.pow(exp)).min(Duration::from_secs(3600))
 }
 
-/// The stable code an upload fails with when `queue` runs out of attempts.
+/// The stable code a job's subject fails with when `queue` runs out of attempts.
 fn exhausted_code(queue: Queue) -> &'static str {
     match queue {
         Queue::Scan => "scan_failed",
         Queue::Metadata => "metadata_failed",
         Queue::Preview => "preview_failed",
         Queue::Notify => "notify_failed",
+        Queue::Persist => "persist_failed",
+        Queue::Move => "move_failed",
     }
 }
 
-/// Turns a job's result into its follow-up: nothing, a scheduled retry, or the
-/// upload's failure. Returns the error to apalis so `apalis.jobs` shows it.
+/// After a failed attempt: schedules the next one when the error is retryable and
+/// attempts remain (returns None), else returns the code and message to fail with.
+async fn retry_or_give_up<J: JobPayload + std::fmt::Debug>(
+    ctx: &JobContext,
+    queue: Queue,
+    job: J,
+    err: &JobError,
+) -> Result<Option<(&'static str, String)>, upload_db::DbError> {
+    match err {
+        JobError::Retry(e) if job.attempt() < ctx.config.max_attempts => {
+            let next = job.next_attempt();
+            let delay = retry_delay(ctx.config.retry_base, next.attempt());
+            tracing::warn!(?job, queue = queue.name(), ?delay, error = %e, "job failed; retry scheduled");
+            let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let mut conn = ctx.pool.get().await?;
+            jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
+            Ok(None)
+        }
+        JobError::Retry(e) => Ok(Some((
+            exhausted_code(queue),
+            format!("processing failed after {} attempts: {e:#}", job.attempt()),
+        ))),
+        JobError::Abort { code, message } => Ok(Some((code, message.clone()))),
+    }
+}
+
+/// Turns an upload job's result into its follow-up: nothing, a scheduled retry,
+/// or the upload's failure. Returns the error to apalis so `apalis.jobs` shows it.
 pub async fn settle(
     ctx: &JobContext,
     queue: Queue,
     job: UploadJob,
     result: Result<(), JobError>,
 ) -> Result<(), apalis::prelude::BoxDynError> {
-    let err = match result {
-        Ok(()) => return Ok(()),
-        Err(e) => e,
+    let Err(err) = result else {
+        return Ok(());
     };
-    let (code, message) = match &err {
-        JobError::Retry(e) if job.attempt < ctx.config.max_attempts => {
-            let delay = retry_delay(ctx.config.retry_base, job.attempt + 1);
-            let next = UploadJob {
-                attempt: job.attempt + 1,
-                ..job
-            };
-            tracing::warn!(upload = %job.upload_id, attempt = job.attempt, ?delay, error = %e, "job failed; retry scheduled");
-            let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-            jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
-            return Err(err.into());
-        }
-        JobError::Retry(e) => (
-            exhausted_code(queue),
-            format!("processing failed after {} attempts: {e:#}", job.attempt),
-        ),
-        JobError::Abort { code, message } => (*code, message.clone()),
-    };
-    tracing::error!(upload = %job.upload_id, code, %message, "job gave up; upload failed");
-    fail_upload(ctx, job, code, &message).await?;
+    if let Some((code, message)) = retry_or_give_up(ctx, queue, job, &err).await? {
+        tracing::error!(upload = %job.upload_id, code, %message, "job gave up; upload failed");
+        fail_upload(ctx, job, code, &message).await?;
+    }
     Err(err.into())
+}
+
+/// Turns a submission job's result (persist, move) into its follow-up: nothing, a
+/// scheduled retry, or the submission's failure.
+pub async fn settle_submission(
+    ctx: &JobContext,
+    queue: Queue,
+    job: SubmissionJob,
+    result: Result<(), JobError>,
+) -> Result<(), apalis::prelude::BoxDynError> {
+    let Err(err) = result else {
+        return Ok(());
+    };
+    if let Some((code, message)) = retry_or_give_up(ctx, queue, job, &err).await? {
+        tracing::error!(submission = %job.submission_id, code, %message, "job gave up; submission failed");
+        fail_submission(ctx, job, code, &message).await?;
+    }
+    Err(err.into())
+}
+
+/// Fails a submission, gives its unstored uploads back to the seller and tells
+/// them, in one transaction.
+pub async fn fail_submission(
+    ctx: &JobContext,
+    job: SubmissionJob,
+    code: &str,
+    message: &str,
+) -> Result<(), upload_db::DbError> {
+    let mut conn = ctx.pool.get().await?;
+    let Some(sub) = items::submission(&mut conn, job.submission_id).await? else {
+        return Ok(());
+    };
+    let notification = NewNotification::about_submission(
+        &sub,
+        "item.failed",
+        format!(
+            "\"{}\" could not be saved: {message}. Your files are kept; submit the item again, and contact support if it fails again",
+            sub.title
+        ),
+        serde_json::json!({ "code": code, "item_id": sub.item_id, "reason": message }),
+    );
+    items::fail(
+        &mut conn,
+        sub.id,
+        FailureNote { code, message },
+        notification,
+        ctx.config.webhook.is_some(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Moves the upload to `failed` from whichever processing state it is in, and

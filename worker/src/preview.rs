@@ -175,6 +175,7 @@ async fn store_preview(
         height: i32::try_from(height).unwrap_or(i32::MAX),
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
         created_at: Utc::now(),
+        bucket: "temp".to_owned(),
     })
 }
 

@@ -7,13 +7,15 @@
 //!   upload is aborted.
 //! - `uploaded`/`processing` with no live job for longer than `stuck_after`: the
 //!   next attempt is enqueued, or the upload fails once attempts are spent.
+//! - item submissions `queued`/`persisted` with no live persist or move job for
+//!   longer than `stuck_after`: the same, for the submission.
 //!
 //! Several workers may sweep at once: every write is a guarded transition or an
 //! idempotent enqueue, so they cannot both win.
 
 use std::time::Duration;
 
-use upload_db::jobs::{self, Queue, UploadJob};
+use upload_db::jobs::{self, Queue, SubmissionJob, UploadJob};
 use upload_db::models::UploadRow;
 use upload_db::uploads::{FailureNote, Transition, transition};
 use upload_domain::{UploadEvent, UploadState};
@@ -32,6 +34,10 @@ pub struct SweepReport {
     pub requeued: usize,
     /// Stuck uploads failed after their attempts were spent.
     pub failed: usize,
+    /// Stuck submissions whose job was enqueued again.
+    pub requeued_submissions: usize,
+    /// Stuck submissions failed after their attempts were spent.
+    pub failed_submissions: usize,
 }
 
 const BATCH: i64 = 100;
@@ -85,7 +91,47 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
             }
         }
     }
+    drop(conn);
+    sweep_submissions(ctx, stuck_after, &mut report).await?;
     Ok(report)
+}
+
+/// Re-enqueues (or, attempts spent, fails) submissions whose job is gone.
+async fn sweep_submissions(
+    ctx: &JobContext,
+    stuck_after: Duration,
+    report: &mut SweepReport,
+) -> anyhow::Result<()> {
+    let mut conn = ctx.pool.get().await?;
+    let stuck = upload_db::sweep::stalled_submissions(&mut conn, stuck_after, BATCH).await?;
+    drop(conn);
+    for s in stuck {
+        let job = SubmissionJob {
+            submission_id: s.id,
+            attempt: s.attempts.max(1),
+        };
+        if s.attempts < ctx.config.max_attempts {
+            let next = SubmissionJob {
+                attempt: s.attempts + 1,
+                ..job
+            };
+            let mut conn = ctx.pool.get().await?;
+            if jobs::enqueue(&mut conn, s.queue, &next, None).await? {
+                tracing::warn!(submission = %s.id, queue = s.queue.name(), attempt = next.attempt, "stuck submission re-enqueued");
+                report.requeued_submissions += 1;
+            }
+        } else {
+            crate::outcome::fail_submission(
+                ctx,
+                job,
+                "submission_stalled",
+                "saving the item stopped and did not recover after every attempt",
+            )
+            .await?;
+            report.failed_submissions += 1;
+        }
+    }
+    Ok(())
 }
 
 /// What became of an overdue upload.

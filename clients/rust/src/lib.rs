@@ -13,6 +13,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 pub use upload_proto::v1 as pb;
+use upload_proto::v1::item_service_client::ItemServiceClient;
 use upload_proto::v1::upload_service_client::UploadServiceClient;
 
 /// A client error, worded for the person running the upload.
@@ -54,6 +55,9 @@ impl Interceptor for Bearer {
 /// The gRPC client with authentication.
 pub type Api = UploadServiceClient<InterceptedService<Channel, Bearer>>;
 
+/// The item service's gRPC client with authentication.
+pub type Items = ItemServiceClient<InterceptedService<Channel, Bearer>>;
+
 /// What sending parts did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SendStats {
@@ -87,6 +91,7 @@ impl Default for SendOptions {
 #[derive(Clone)]
 pub struct UploadClient {
     api: Api,
+    items: Items,
     http: reqwest::Client,
 }
 
@@ -105,7 +110,8 @@ impl UploadClient {
             .parse()
             .map_err(|_| ClientError::BadToken)?;
         Ok(Self {
-            api: UploadServiceClient::with_interceptor(channel, Bearer(value)),
+            api: UploadServiceClient::with_interceptor(channel.clone(), Bearer(value.clone())),
+            items: ItemServiceClient::with_interceptor(channel, Bearer(value)),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(32)
                 .build()
@@ -119,6 +125,11 @@ impl UploadClient {
     /// The raw gRPC client, for calls this type does not wrap.
     pub fn api(&self) -> Api {
         self.api.clone()
+    }
+
+    /// The raw item service client: submitting items, versions, downloads.
+    pub fn items(&self) -> Items {
+        self.items.clone()
     }
 
     /// Creates an upload for a local file.

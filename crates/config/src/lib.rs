@@ -51,6 +51,9 @@ impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, Str
     }
 }
 
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
 fn required(
     src: &dyn Source,
     name: &'static str,
@@ -96,6 +99,17 @@ fn at_most(name: &'static str, value: u64, max: u64) -> Result<u64, ConfigError>
     Ok(value)
 }
 
+fn between(name: &'static str, value: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    if value < min {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: format!("must be at least {min}"),
+        });
+    }
+    at_most(name, value, max)
+}
+
 /// PostgreSQL connection settings.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
@@ -138,6 +152,13 @@ pub struct StoreConfig {
     pub quarantine_bucket: String,
     /// `UPLOAD_BUCKET_REGULAR`: content-addressed files and previews.
     pub regular_bucket: String,
+    /// `UPLOAD_S3_COPY_THRESHOLD_BYTES`: objects larger than this are copied part by
+    /// part (UploadPartCopy); smaller ones in one CopyObject. Default and maximum
+    /// 5 GiB, S3's limit for one CopyObject.
+    pub copy_threshold_bytes: u64,
+    /// `UPLOAD_S3_COPY_PART_BYTES`: part size of a part-by-part copy (default 1 GiB;
+    /// between 5 MiB and 5 GiB).
+    pub copy_part_bytes: u64,
 }
 
 impl StoreConfig {
@@ -161,6 +182,17 @@ impl StoreConfig {
             regular_bucket: src
                 .get("UPLOAD_BUCKET_REGULAR")
                 .unwrap_or_else(|| "regular".into()),
+            copy_threshold_bytes: at_most(
+                "UPLOAD_S3_COPY_THRESHOLD_BYTES",
+                parsed(src, "UPLOAD_S3_COPY_THRESHOLD_BYTES", 5 * GIB)?,
+                5 * GIB,
+            )?,
+            copy_part_bytes: between(
+                "UPLOAD_S3_COPY_PART_BYTES",
+                parsed(src, "UPLOAD_S3_COPY_PART_BYTES", GIB)?,
+                5 * MIB,
+                5 * GIB,
+            )?,
         })
     }
 }
@@ -184,12 +216,14 @@ pub struct UploadPolicyConfig {
     /// `UPLOAD_ALLOWED_TYPES`: comma-separated content types, `type/*` for a family
     /// (default: media, documents, archives, fonts; see [`TypePolicy::DEFAULT`]).
     pub allowed_types: TypePolicy,
+    /// `UPLOAD_DOWNLOAD_URL_EXPIRY_SECS`: how long a version's download URL stays
+    /// valid (default 300, at most 1 day).
+    pub download_expiry: Duration,
 }
 
 impl UploadPolicyConfig {
     /// Reads the upload policy.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        const MIB: u64 = 1024 * 1024;
         Ok(Self {
             standard_limit_bytes: positive(
                 "UPLOAD_LIMIT_STANDARD_BYTES",
@@ -215,6 +249,14 @@ impl UploadPolicyConfig {
             upload_ttl: Duration::from_secs(positive(
                 "UPLOAD_TTL_SECS",
                 parsed(src, "UPLOAD_TTL_SECS", 24 * 3600)?,
+            )?),
+            download_expiry: Duration::from_secs(at_most(
+                "UPLOAD_DOWNLOAD_URL_EXPIRY_SECS",
+                positive(
+                    "UPLOAD_DOWNLOAD_URL_EXPIRY_SECS",
+                    parsed(src, "UPLOAD_DOWNLOAD_URL_EXPIRY_SECS", 300)?,
+                )?,
+                24 * 3600,
             )?),
             progress_refresh: Duration::from_millis(positive(
                 "UPLOAD_PROGRESS_REFRESH_MS",

@@ -25,11 +25,22 @@ pub enum Queue {
     Preview,
     /// Delivers a seller notification to the webhook.
     Notify,
+    /// Saves a submitted item's fields.
+    Persist,
+    /// Stores a submission's files in the regular bucket as new versions.
+    Move,
 }
 
 impl Queue {
     /// Every queue.
-    pub const ALL: [Queue; 4] = [Queue::Scan, Queue::Metadata, Queue::Preview, Queue::Notify];
+    pub const ALL: [Queue; 6] = [
+        Queue::Scan,
+        Queue::Metadata,
+        Queue::Preview,
+        Queue::Notify,
+        Queue::Persist,
+        Queue::Move,
+    ];
 
     /// The `job_type` in `apalis.jobs`.
     pub fn name(self) -> &'static str {
@@ -38,14 +49,58 @@ impl Queue {
             Queue::Metadata => "upload.metadata",
             Queue::Preview => "upload.preview",
             Queue::Notify => "upload.notify",
+            Queue::Persist => "item.persist",
+            Queue::Move => "item.move",
         }
     }
 }
 
-/// A job payload: ids only, and the key that makes enqueueing it idempotent.
-pub trait JobPayload: Serialize {
+/// A job payload: ids only, which attempt it is, and the key that makes
+/// enqueueing it idempotent.
+pub trait JobPayload: Serialize + Copy {
     /// One row per key and queue, ever.
     fn idempotency_key(&self) -> String;
+    /// 1 for the first run, then 2, 3, ... for scheduled retries.
+    fn attempt(&self) -> u32;
+    /// The same job's next attempt.
+    fn next_attempt(self) -> Self;
+}
+
+/// A submitted item's background work (persist, then move): the submission's id
+/// and which attempt this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionJob {
+    /// The `item_submissions` row.
+    pub submission_id: uuid::Uuid,
+    /// 1, 2, 3, ...
+    pub attempt: u32,
+}
+
+impl SubmissionJob {
+    /// The first attempt for a submission.
+    pub fn first(submission_id: uuid::Uuid) -> Self {
+        Self {
+            submission_id,
+            attempt: 1,
+        }
+    }
+}
+
+impl JobPayload for SubmissionJob {
+    fn idempotency_key(&self) -> String {
+        format!("{}#{}", self.submission_id, self.attempt)
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    fn next_attempt(self) -> Self {
+        Self {
+            attempt: self.attempt + 1,
+            ..self
+        }
+    }
 }
 
 /// A notification to deliver: its id and which attempt this is.
@@ -60,6 +115,17 @@ pub struct NotifyJob {
 impl JobPayload for NotifyJob {
     fn idempotency_key(&self) -> String {
         format!("{}#{}", self.notification_id, self.attempt)
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    fn next_attempt(self) -> Self {
+        Self {
+            attempt: self.attempt + 1,
+            ..self
+        }
     }
 }
 
@@ -86,6 +152,17 @@ impl JobPayload for UploadJob {
     /// One row per upload and attempt, ever.
     fn idempotency_key(&self) -> String {
         format!("{}#{}", self.upload_id, self.attempt)
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    fn next_attempt(self) -> Self {
+        Self {
+            attempt: self.attempt + 1,
+            ..self
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+pub mod items;
 pub mod jobs;
 mod migrate;
 pub mod models;
@@ -12,6 +13,7 @@ pub mod results;
 pub mod schema;
 pub mod sweep;
 pub mod uploads;
+pub mod versions;
 
 pub use diesel_async::AsyncPgConnection;
 pub use error::DbError;

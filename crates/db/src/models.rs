@@ -2,13 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use upload_domain::{PartPlan, Stage, StageStatus, UploadId, UploadState};
+use upload_domain::{
+    ItemKind, PartPlan, Stage, StageStatus, SubmissionState, UploadId, UploadState,
+};
 use uuid::Uuid;
 
 use crate::DbError;
 use crate::schema::{
-    notifications, upload_media, upload_metadata, upload_parts, upload_previews, upload_progress,
-    upload_scans, uploads,
+    file_versions, item_files, item_submissions, items, notifications, stored_objects,
+    submission_files, upload_media, upload_metadata, upload_parts, upload_previews,
+    upload_progress, upload_scans, uploads,
 };
 
 /// An upload as stored.
@@ -187,7 +190,7 @@ pub struct PreviewRow {
     pub kind: String,
     /// MIME type of the preview object.
     pub content_type: String,
-    /// Key of the preview object in the temp bucket.
+    /// Key of the preview object in `bucket`.
     pub object_key: String,
     /// Pixel width.
     pub width: i32,
@@ -197,6 +200,8 @@ pub struct PreviewRow {
     pub size_bytes: i64,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// `temp` until the file is stored, then `regular`.
+    pub bucket: String,
 }
 
 /// Something a seller was told.
@@ -224,6 +229,8 @@ pub struct NotificationRow {
     pub delivery_attempts: i32,
     /// The last webhook error.
     pub last_error: Option<String>,
+    /// The item submission it is about.
+    pub submission_id: Option<Uuid>,
 }
 
 /// A notification to record.
@@ -242,6 +249,8 @@ pub struct NewNotification {
     pub message: String,
     /// Machine-readable details.
     pub details: serde_json::Value,
+    /// The item submission it is about.
+    pub submission_id: Option<Uuid>,
 }
 
 impl NewNotification {
@@ -259,6 +268,114 @@ impl NewNotification {
             kind: kind.to_owned(),
             message,
             details,
+            submission_id: None,
         }
     }
+}
+
+/// An item as saved.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = items)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ItemRow {
+    pub id: Uuid,
+    pub owner_id: String,
+    /// `digital_file` or `video`.
+    pub kind: String,
+    pub title: String,
+    pub description: String,
+    /// The submission (by `seq`) whose fields these are.
+    pub fields_seq: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ItemRow {
+    /// The parsed kind.
+    pub fn kind(&self) -> Result<ItemKind, DbError> {
+        self.kind.parse().map_err(DbError::Corrupt)
+    }
+}
+
+/// One SubmitItem call and how far its background work has come.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = item_submissions)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct SubmissionRow {
+    pub id: Uuid,
+    /// Order of submissions.
+    pub seq: i64,
+    pub item_id: Uuid,
+    pub owner_id: String,
+    pub idempotency_key: String,
+    pub request_digest: String,
+    pub title: String,
+    pub description: String,
+    pub state: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SubmissionRow {
+    /// The parsed state.
+    pub fn state(&self) -> Result<SubmissionState, DbError> {
+        self.state.parse().map_err(DbError::Corrupt)
+    }
+}
+
+/// A file of an item.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = item_files)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ItemFileRow {
+    pub id: Uuid,
+    pub item_id: Uuid,
+    /// The version buyers get, once one is stored.
+    pub current_version: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An upload a submission brings, and the file it becomes a version of.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = submission_files)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct SubmissionFileRow {
+    pub submission_id: Uuid,
+    pub upload_id: Uuid,
+    pub file_id: Uuid,
+    /// Order within the submission.
+    pub position: i32,
+}
+
+/// One object of the regular bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = stored_objects)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct StoredObjectRow {
+    pub md5_hex: String,
+    pub sha256_hex: String,
+    pub size_bytes: i64,
+    pub object_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One stored version of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = file_versions)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct VersionRow {
+    pub file_id: Uuid,
+    /// 1, 2, 3, ... per file.
+    pub version: i32,
+    pub upload_id: Uuid,
+    pub submission_id: Uuid,
+    pub md5_hex: String,
+    pub sha256_hex: String,
+    pub size_bytes: i64,
+    /// The seller's name for the file, for downloads.
+    pub file_name: String,
+    pub content_type: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -11,21 +11,31 @@ use crate::models::{NewNotification, NotificationRow};
 use crate::schema::notifications;
 
 /// Records `new` and, when `deliver` is set, enqueues its webhook delivery. Returns
-/// the id, or `None` when the upload already has a notification of that kind (a job
-/// that runs twice tells the seller once).
+/// the id, or `None` when the upload (or submission) already has a notification of
+/// that kind (a job that runs twice tells the seller once).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     new: &NewNotification,
     deliver: bool,
 ) -> Result<Option<Uuid>, DbError> {
-    let id: Option<Uuid> = diesel::insert_into(notifications::table)
-        .values(new)
-        .on_conflict((notifications::upload_id, notifications::kind))
-        .do_nothing()
-        .returning(notifications::id)
-        .get_result(conn)
-        .await
-        .optional()?;
+    let insert = diesel::insert_into(notifications::table).values(new);
+    let id: Option<Uuid> = if new.submission_id.is_some() {
+        insert
+            .on_conflict((notifications::submission_id, notifications::kind))
+            .do_nothing()
+            .returning(notifications::id)
+            .get_result(conn)
+            .await
+            .optional()?
+    } else {
+        insert
+            .on_conflict((notifications::upload_id, notifications::kind))
+            .do_nothing()
+            .returning(notifications::id)
+            .get_result(conn)
+            .await
+            .optional()?
+    };
     if let (Some(id), true) = (id, deliver) {
         let job = NotifyJob {
             notification_id: id,

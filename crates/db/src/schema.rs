@@ -92,6 +92,7 @@ diesel::table! {
         height -> Int4,
         size_bytes -> Int8,
         created_at -> Timestamptz,
+        bucket -> Text,
     }
 }
 
@@ -107,6 +108,89 @@ diesel::table! {
         delivered_at -> Nullable<Timestamptz>,
         delivery_attempts -> Int4,
         last_error -> Nullable<Text>,
+        submission_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    items (id) {
+        id -> Uuid,
+        owner_id -> Text,
+        kind -> Text,
+        title -> Text,
+        description -> Text,
+        fields_seq -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    item_submissions (id) {
+        id -> Uuid,
+        seq -> Int8,
+        item_id -> Uuid,
+        owner_id -> Text,
+        idempotency_key -> Text,
+        request_digest -> Text,
+        title -> Text,
+        description -> Text,
+        state -> Text,
+        failure_code -> Nullable<Text>,
+        failure_message -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    item_files (id) {
+        id -> Uuid,
+        item_id -> Uuid,
+        current_version -> Nullable<Int4>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    submission_files (submission_id, upload_id) {
+        submission_id -> Uuid,
+        upload_id -> Uuid,
+        file_id -> Uuid,
+        position -> Int4,
+    }
+}
+
+diesel::table! {
+    stored_objects (md5_hex) {
+        md5_hex -> Text,
+        sha256_hex -> Text,
+        size_bytes -> Int8,
+        object_key -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    file_versions (file_id, version) {
+        file_id -> Uuid,
+        version -> Int4,
+        upload_id -> Uuid,
+        submission_id -> Uuid,
+        md5_hex -> Text,
+        sha256_hex -> Text,
+        size_bytes -> Int8,
+        file_name -> Text,
+        content_type -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    item_grants (item_id, user_id) {
+        item_id -> Uuid,
+        user_id -> Text,
+        granted_at -> Timestamptz,
     }
 }
 
@@ -117,7 +201,21 @@ diesel::joinable!(upload_previews -> uploads (upload_id));
 diesel::joinable!(notifications -> uploads (upload_id));
 diesel::joinable!(upload_progress -> uploads (upload_id));
 diesel::joinable!(upload_metadata -> uploads (upload_id));
+diesel::joinable!(item_submissions -> items (item_id));
+diesel::joinable!(item_files -> items (item_id));
+diesel::joinable!(submission_files -> item_submissions (submission_id));
+diesel::joinable!(submission_files -> uploads (upload_id));
+diesel::joinable!(file_versions -> item_files (file_id));
+diesel::joinable!(file_versions -> stored_objects (md5_hex));
+diesel::joinable!(item_grants -> items (item_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    items,
+    item_submissions,
+    item_files,
+    submission_files,
+    stored_objects,
+    file_versions,
+    item_grants,
     uploads,
     upload_parts,
     upload_progress,

@@ -4,6 +4,20 @@ pub enum DomainError {
     /// The upload id is not a UUID.
     #[error("upload id {0:?} is not a valid id; use the upload_id returned by CreateUpload")]
     InvalidUploadId(String),
+    /// The item id is not a UUID.
+    #[error("item id {0:?} is not a valid id; use the item_id returned by SubmitItem")]
+    InvalidItemId(String),
+    /// The file id is not a UUID.
+    #[error("file id {0:?} is not a valid id; use a file_id from GetItem or ListVersions")]
+    InvalidFileId(String),
+    /// An item's text field is unusable.
+    #[error("{0}")]
+    InvalidItemField(&'static str),
+    /// The idempotency key is unusable.
+    #[error(
+        "idempotency_key is required: 1-128 visible ASCII characters, the same for every retry of one submission"
+    )]
+    InvalidIdempotencyKey,
     /// The seller id in a token is unusable.
     #[error("seller id {0:?} must be 1-64 characters of letters, digits, '-' or '_'")]
     InvalidSellerId(String),

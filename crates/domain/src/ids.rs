@@ -5,52 +5,77 @@ use uuid::Uuid;
 
 use crate::DomainError;
 
-/// An upload's id: a UUID v7, so ids sort by creation time and never collide.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct UploadId(Uuid);
+/// Declares a UUID v7 id type: ids sort by creation time and never collide, and
+/// the only way in from text is a parse that names what was expected.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $invalid:expr) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
 
-impl UploadId {
-    /// A fresh id.
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
+        impl $name {
+            /// A fresh id.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
 
-    /// The id as a UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
+            /// The id as a UUID.
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(value: Uuid) -> Self {
+                Self(value)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DomainError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s.trim())
+                    .map(Self)
+                    .map_err(|_| $invalid(s.chars().take(64).collect()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
 }
 
-impl Default for UploadId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+uuid_id!(
+    /// An upload's id.
+    UploadId,
+    DomainError::InvalidUploadId
+);
 
-impl From<Uuid> for UploadId {
-    fn from(value: Uuid) -> Self {
-        Self(value)
-    }
-}
+uuid_id!(
+    /// An item's id.
+    ItemId,
+    DomainError::InvalidItemId
+);
 
-impl FromStr for UploadId {
-    type Err = DomainError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s.trim())
-            .map(Self)
-            .map_err(|_| DomainError::InvalidUploadId(s.chars().take(64).collect()))
-    }
-}
-
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+uuid_id!(
+    /// The id of one file of an item: the line its versions form.
+    FileId,
+    DomainError::InvalidFileId
+);
 
 #[cfg(test)]
 mod tests {
@@ -62,6 +87,18 @@ mod tests {
         let b = UploadId::new();
         assert_ne!(a, b);
         assert_eq!(a.to_string().parse::<UploadId>().unwrap(), a);
+    }
+
+    #[test]
+    fn each_id_kind_names_itself_when_refused() {
+        assert!(matches!(
+            "x".parse::<ItemId>(),
+            Err(DomainError::InvalidItemId(_))
+        ));
+        assert!(matches!(
+            "x".parse::<FileId>(),
+            Err(DomainError::InvalidFileId(_))
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod error;
 mod file;
 mod ids;
+mod item;
 mod plan;
 mod policy;
 mod seller;
@@ -11,7 +12,11 @@ mod state;
 
 pub use error::DomainError;
 pub use file::{ContentType, FileName, Md5Digest};
-pub use ids::UploadId;
+pub use ids::{FileId, ItemId, UploadId};
+pub use item::{
+    IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, SubmissionEvent, SubmissionState,
+    SubmissionTransitionError,
+};
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
 pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
 pub use seller::{Caller, SellerGroup, SellerId};

@@ -57,6 +57,8 @@ pub enum UploadEvent {
     Submitted,
     /// The file is stored in the regular bucket.
     Stored,
+    /// The submission it was part of failed; it may be submitted again.
+    Released,
     /// The seller or the system aborted the upload.
     Aborted,
     /// The upload passed its deadline unfinished.
@@ -90,6 +92,7 @@ impl UploadState {
             (S::Uploaded | S::Scanning | S::Processing | S::Submitted, E::Failed) => S::Failed,
             (S::Ready, E::Submitted) => S::Submitted,
             (S::Submitted, E::Stored) => S::Stored,
+            (S::Submitted, E::Released) => S::Ready,
             (S::Created | S::Uploading, E::Aborted) => S::Aborted,
             (S::Created | S::Uploading, E::Expired) => S::Expired,
             (from, event) => return Err(TransitionError { from, event }),

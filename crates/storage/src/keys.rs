@@ -35,7 +35,6 @@ pub enum StorageKey<'a> {
         /// The upload.
         upload: UploadId,
     },
-    /// A stored file in the regular bucket, named by the hex MD5 of its content.
     /// A preview made from an upload (thumbnail, clip), beside it in the temp
     /// bucket until the file is stored. `name` is chosen by the preview job, never
     /// by a user.
@@ -45,9 +44,18 @@ pub enum StorageKey<'a> {
         /// `thumb-256.jpg`, `clip.mp4`, ...
         name: &'a str,
     },
+    /// A stored file in the regular bucket, named by the hex MD5 of its content.
     Content {
         /// Lower-case hex MD5 of the content.
         md5_hex: &'a str,
+    },
+    /// A preview of a stored file, moved beside it into the regular bucket. Named
+    /// by the content's MD5 too: the same bytes give the same previews.
+    StoredPreview {
+        /// Lower-case hex MD5 of the previewed content.
+        md5_hex: &'a str,
+        /// `thumb-256.jpg`, `clip.mp4`, ...
+        name: &'a str,
     },
 }
 
@@ -59,7 +67,7 @@ impl StorageKey<'_> {
             | StorageKey::UploadObject { .. }
             | StorageKey::Preview { .. } => Bucket::Temp,
             StorageKey::Quarantine { .. } => Bucket::Quarantine,
-            StorageKey::Content { .. } => Bucket::Regular,
+            StorageKey::Content { .. } | StorageKey::StoredPreview { .. } => Bucket::Regular,
         }
     }
 
@@ -71,6 +79,7 @@ impl StorageKey<'_> {
             StorageKey::Quarantine { owner, upload } => format!("infected/{owner}/{upload}"),
             StorageKey::Preview { upload, name } => format!("previews/{upload}/{name}"),
             StorageKey::Content { md5_hex } => format!("files/{md5_hex}"),
+            StorageKey::StoredPreview { md5_hex, name } => format!("previews/{md5_hex}/{name}"),
         }
     }
 }
@@ -114,5 +123,18 @@ mod tests {
         };
         assert_eq!(key.bucket(), Bucket::Regular);
         assert_eq!(key.key(), "files/44d88612fea8a8f36de82e1278abb02f");
+        let preview = StorageKey::StoredPreview {
+            md5_hex: "44d88612fea8a8f36de82e1278abb02f",
+            name: "poster.jpg",
+        };
+        assert_eq!(preview.bucket(), Bucket::Regular);
+        assert_eq!(
+            preview.key(),
+            "previews/44d88612fea8a8f36de82e1278abb02f/poster.jpg"
+        );
+        assert!(
+            !preview.key().starts_with("files/"),
+            "previews never share the files' prefix"
+        );
     }
 }

@@ -48,6 +48,8 @@ pub struct Store {
     temp: String,
     quarantine: String,
     regular: String,
+    pub(crate) copy_threshold: u64,
+    pub(crate) copy_part: u64,
 }
 
 impl Store {
@@ -77,6 +79,8 @@ impl Store {
             temp: cfg.temp_bucket.clone(),
             quarantine: cfg.quarantine_bucket.clone(),
             regular: cfg.regular_bucket.clone(),
+            copy_threshold: cfg.copy_threshold_bytes,
+            copy_part: cfg.copy_part_bytes,
         }
     }
 

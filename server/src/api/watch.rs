@@ -36,9 +36,17 @@ pub async fn snapshot(
         let previews = upload_db::results::previews(&mut conn, id).await?;
         drop(conn);
         for p in previews {
-            let key = upload_storage::StorageKey::Preview {
-                upload: id,
-                name: &p.name,
+            // A stored file's previews moved with it to the regular bucket.
+            let stored_md5 = found.metadata.as_ref().map(|m| m.md5_hex.as_str());
+            let key = match (p.bucket.as_str(), stored_md5) {
+                ("regular", Some(md5_hex)) => upload_storage::StorageKey::StoredPreview {
+                    md5_hex,
+                    name: &p.name,
+                },
+                _ => upload_storage::StorageKey::Preview {
+                    upload: id,
+                    name: &p.name,
+                },
             };
             let url = state
                 .store
@@ -110,7 +118,7 @@ pub async fn handle_watch_progress(
     id: UploadId,
 ) -> Result<WatchStream, ApiError> {
     // Subscribe before the first read, so no change can fall between the two.
-    let mut events = state.hub.subscribe(id);
+    let mut events = state.hub.subscribe(id.as_uuid());
     let (first, settled) = current(&state, caller, id).await?;
     let (tx, rx) = mpsc::channel(16);
     let caller = caller.clone();

@@ -1,0 +1,271 @@
+//! The regular bucket's records: which object holds which content, and every
+//! version of every item file.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use upload_domain::{FileId, ItemId, UploadEvent, UploadId, UploadState};
+use uuid::Uuid;
+
+use crate::DbError;
+use crate::models::{ItemFileRow, StoredObjectRow, VersionRow};
+use crate::schema::{file_versions, item_files, stored_objects, upload_previews};
+use crate::uploads::{self, Transition};
+
+/// Holds, until the caller's transaction ends, the right to check and write the
+/// object for `md5_hex`: two moves of different content with the same MD5 cannot
+/// both find the key free.
+pub async fn lock_content(conn: &mut AsyncPgConnection, md5_hex: &str) -> Result<(), DbError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<Text, _>(format!("content:{md5_hex}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The record of the object stored under `md5_hex`.
+pub async fn stored_object(
+    conn: &mut AsyncPgConnection,
+    md5_hex: &str,
+) -> Result<Option<StoredObjectRow>, DbError> {
+    Ok(stored_objects::table
+        .find(md5_hex)
+        .select(StoredObjectRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The version an upload became, if it did.
+pub async fn for_upload(
+    conn: &mut AsyncPgConnection,
+    upload: UploadId,
+) -> Result<Option<VersionRow>, DbError> {
+    Ok(file_versions::table
+        .filter(file_versions::upload_id.eq(upload.as_uuid()))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// What the move job records once the object is in place.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    /// The file it is a version of.
+    pub file_id: FileId,
+    /// The upload it came from.
+    pub upload: UploadId,
+    /// The submission that brought it.
+    pub submission_id: Uuid,
+    /// The object holding the content.
+    pub object: &'a StoredObjectRow,
+    /// The seller's file name.
+    pub file_name: &'a str,
+    /// The content type recorded for downloads.
+    pub content_type: &'a str,
+    /// Where each of the upload's previews now is, by name.
+    pub previews: &'a [(String, String)],
+}
+
+/// The content under an MD5 key is not the content being stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the regular bucket holds different content (SHA-256 {existing}) under MD5 {md5_hex}")]
+pub struct ContentConflict {
+    /// The key's MD5.
+    pub md5_hex: String,
+    /// The SHA-256 of what is there.
+    pub existing: String,
+}
+
+/// Records a stored version inside the caller's transaction: the object (unless
+/// recorded before), the next version number of the file (which becomes current),
+/// the previews' new home, and the upload as `stored`. An upload recorded before
+/// returns its version unchanged.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    new: &NewVersion<'_>,
+) -> Result<Result<VersionRow, ContentConflict>, DbError> {
+    diesel::insert_into(stored_objects::table)
+        .values(new.object)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    let held = stored_object(conn, &new.object.md5_hex)
+        .await?
+        .ok_or_else(|| DbError::Corrupt("stored object vanished inside its transaction".into()))?;
+    if held.sha256_hex != new.object.sha256_hex {
+        return Ok(Err(ContentConflict {
+            md5_hex: held.md5_hex,
+            existing: held.sha256_hex,
+        }));
+    }
+    if let Some(done) = for_upload(conn, new.upload).await? {
+        return Ok(Ok(done));
+    }
+    // The file's row is the lock that numbers its versions one at a time.
+    let file: ItemFileRow = item_files::table
+        .find(new.file_id.as_uuid())
+        .for_update()
+        .select(ItemFileRow::as_select())
+        .first(conn)
+        .await?;
+    let last: Option<i32> = file_versions::table
+        .filter(file_versions::file_id.eq(file.id))
+        .select(diesel::dsl::max(file_versions::version))
+        .first(conn)
+        .await?;
+    let row = VersionRow {
+        file_id: file.id,
+        version: last.unwrap_or(0) + 1,
+        upload_id: new.upload.as_uuid(),
+        submission_id: new.submission_id,
+        md5_hex: held.md5_hex.clone(),
+        sha256_hex: held.sha256_hex.clone(),
+        size_bytes: held.size_bytes,
+        file_name: new.file_name.to_owned(),
+        content_type: new.content_type.to_owned(),
+        created_at: Utc::now(),
+    };
+    diesel::insert_into(file_versions::table)
+        .values(&row)
+        .execute(conn)
+        .await?;
+    diesel::update(item_files::table.find(file.id))
+        .set(item_files::current_version.eq(row.version))
+        .execute(conn)
+        .await?;
+    for (name, key) in new.previews {
+        diesel::update(
+            upload_previews::table
+                .filter(upload_previews::upload_id.eq(new.upload.as_uuid()))
+                .filter(upload_previews::name.eq(name)),
+        )
+        .set((
+            upload_previews::bucket.eq("regular"),
+            upload_previews::object_key.eq(key),
+        ))
+        .execute(conn)
+        .await?;
+    }
+    let moved = uploads::transition(
+        conn,
+        new.upload,
+        UploadState::Submitted,
+        UploadEvent::Stored,
+        None,
+    )
+    .await?;
+    if !matches!(moved, Ok(Transition::Applied(_))) {
+        return Err(DbError::Corrupt(format!(
+            "upload {} was not submitted when its version was recorded",
+            new.upload
+        )));
+    }
+    Ok(Ok(row))
+}
+
+/// The versions of an item's files (or of one of them), newest first per file.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    item: ItemId,
+    file: Option<FileId>,
+) -> Result<Vec<(VersionRow, bool)>, DbError> {
+    let mut query = file_versions::table
+        .inner_join(item_files::table)
+        .filter(item_files::item_id.eq(item.as_uuid()))
+        .into_boxed();
+    if let Some(file) = file {
+        query = query.filter(file_versions::file_id.eq(file.as_uuid()));
+    }
+    let rows: Vec<(VersionRow, Option<i32>)> = query
+        .order((
+            item_files::created_at.asc(),
+            file_versions::file_id.asc(),
+            file_versions::version.desc(),
+        ))
+        .select((VersionRow::as_select(), item_files::current_version))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(v, current)| {
+            let is_current = current == Some(v.version);
+            (v, is_current)
+        })
+        .collect())
+}
+
+/// One version of one of the item's files; `version` None means the current one.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    item: ItemId,
+    file: FileId,
+    version: Option<i32>,
+) -> Result<Option<(VersionRow, bool)>, DbError> {
+    let file_row: Option<ItemFileRow> = item_files::table
+        .find(file.as_uuid())
+        .filter(item_files::item_id.eq(item.as_uuid()))
+        .select(ItemFileRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(file_row) = file_row else {
+        return Ok(None);
+    };
+    let Some(wanted) = version.or(file_row.current_version) else {
+        return Ok(None);
+    };
+    let row: Option<VersionRow> = file_versions::table
+        .find((file_row.id, wanted))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|v| {
+        let current = file_row.current_version == Some(v.version);
+        (v, current)
+    }))
+}
+
+/// Makes `version` the file's current one. None when the item has no such file
+/// or the file no such version.
+pub async fn set_current(
+    conn: &mut AsyncPgConnection,
+    item: ItemId,
+    file: FileId,
+    version: i32,
+) -> Result<Option<ItemFileRow>, DbError> {
+    let exists: i64 = file_versions::table
+        .inner_join(item_files::table)
+        .filter(item_files::item_id.eq(item.as_uuid()))
+        .filter(file_versions::file_id.eq(file.as_uuid()))
+        .filter(file_versions::version.eq(version))
+        .count()
+        .get_result(conn)
+        .await?;
+    if exists == 0 {
+        return Ok(None);
+    }
+    Ok(diesel::update(item_files::table.find(file.as_uuid()))
+        .set(item_files::current_version.eq(version))
+        .returning(ItemFileRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// How many versions each of the item's files has.
+pub async fn counts(
+    conn: &mut AsyncPgConnection,
+    item: ItemId,
+) -> Result<Vec<(Uuid, i64)>, DbError> {
+    Ok(file_versions::table
+        .inner_join(item_files::table)
+        .filter(item_files::item_id.eq(item.as_uuid()))
+        .group_by(file_versions::file_id)
+        .select((file_versions::file_id, diesel::dsl::count_star()))
+        .load(conn)
+        .await?)
+}

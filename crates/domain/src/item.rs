@@ -1,0 +1,265 @@
+//! Items: what a seller sells, the submissions that save them, and the rules a
+//! submission's fields must meet.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::DomainError;
+
+/// What an item is, which decides which files it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// Any downloadable files (fonts, templates, archives, ...).
+    DigitalFile,
+    /// One video file.
+    Video,
+}
+
+impl ItemKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DigitalFile => "digital_file",
+            Self::Video => "video",
+        }
+    }
+
+    /// How many files an item of this kind holds at most.
+    pub fn max_files(self) -> usize {
+        match self {
+            Self::DigitalFile => MAX_ITEM_FILES,
+            Self::Video => 1,
+        }
+    }
+}
+
+impl FromStr for ItemKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::DigitalFile, Self::Video]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown item kind {s:?}"))
+    }
+}
+
+/// Files a digital-file item may hold.
+pub const MAX_ITEM_FILES: usize = 20;
+/// The longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+/// The longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// An item's text fields, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemFields {
+    title: String,
+    description: String,
+}
+
+impl ItemFields {
+    /// Checks the fields as a seller typed them (surrounding spaces trimmed).
+    pub fn parse(title: &str, description: &str) -> Result<Self, DomainError> {
+        let title = title.trim();
+        let description = description.trim();
+        if title.is_empty() {
+            return Err(DomainError::InvalidItemField("title is required"));
+        }
+        if title.chars().count() > MAX_TITLE_CHARS {
+            return Err(DomainError::InvalidItemField(
+                "title is longer than 200 characters",
+            ));
+        }
+        if title.chars().any(char::is_control) {
+            return Err(DomainError::InvalidItemField(
+                "title must be one line without control characters",
+            ));
+        }
+        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(DomainError::InvalidItemField(
+                "description is longer than 20000 characters",
+            ));
+        }
+        Ok(Self {
+            title: title.to_owned(),
+            description: description.to_owned(),
+        })
+    }
+
+    /// The title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+/// The key a client sends so that a retried submission is recognised as the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl FromStr for IdempotencyKey {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_IDEMPOTENCY_KEY_LEN
+            && s.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DomainError::InvalidIdempotencyKey)
+        }
+    }
+}
+
+impl IdempotencyKey {
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a submission is. Changes only through [`SubmissionState::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubmissionState {
+    /// Accepted; the persist job is queued.
+    Queued,
+    /// The item's fields are saved; the move job is queued.
+    Persisted,
+    /// Every file is stored as a new version.
+    Stored,
+    /// The background work gave up; see the failure.
+    Failed,
+}
+
+/// Something that happens to a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmissionEvent {
+    /// The persist job saved the fields.
+    Persisted,
+    /// The move job stored every file.
+    Stored,
+    /// A job ran out of attempts or aborted.
+    Failed,
+}
+
+/// A submission event that cannot happen in the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a submission that is {from} cannot be {event:?}")]
+pub struct SubmissionTransitionError {
+    /// The state it was in.
+    pub from: SubmissionState,
+    /// The event refused.
+    pub event: SubmissionEvent,
+}
+
+impl SubmissionState {
+    /// The one transition function.
+    pub fn apply(self, event: SubmissionEvent) -> Result<Self, SubmissionTransitionError> {
+        use SubmissionEvent as E;
+        use SubmissionState as S;
+        match (self, event) {
+            (S::Queued, E::Persisted) => Ok(S::Persisted),
+            (S::Persisted, E::Stored) => Ok(S::Stored),
+            (S::Queued | S::Persisted, E::Failed) => Ok(S::Failed),
+            (from, event) => Err(SubmissionTransitionError { from, event }),
+        }
+    }
+
+    /// True once nothing more happens to the submission.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Self::Stored | Self::Failed)
+    }
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Persisted => "persisted",
+            Self::Stored => "stored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Every state.
+    pub const ALL: [SubmissionState; 4] =
+        [Self::Queued, Self::Persisted, Self::Stored, Self::Failed];
+}
+
+impl FromStr for SubmissionState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown submission state {s:?}"))
+    }
+}
+
+impl fmt::Display for SubmissionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SubmissionEvent as E;
+    use SubmissionState as S;
+
+    #[test]
+    fn submissions_go_queued_persisted_stored_and_may_fail_until_stored() {
+        assert_eq!(S::Queued.apply(E::Persisted), Ok(S::Persisted));
+        assert_eq!(S::Persisted.apply(E::Stored), Ok(S::Stored));
+        assert_eq!(S::Queued.apply(E::Failed), Ok(S::Failed));
+        assert_eq!(S::Persisted.apply(E::Failed), Ok(S::Failed));
+        assert!(
+            S::Queued.apply(E::Stored).is_err(),
+            "stored before persisted"
+        );
+        assert!(S::Stored.apply(E::Failed).is_err());
+        assert!(S::Failed.apply(E::Persisted).is_err());
+        assert!(S::Stored.is_settled() && S::Failed.is_settled() && !S::Persisted.is_settled());
+        for s in S::ALL {
+            assert_eq!(s.as_str().parse::<S>().unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn fields_are_trimmed_and_bounded() {
+        let f = ItemFields::parse("  Font pack  ", " twelve fonts ").unwrap();
+        assert_eq!((f.title(), f.description()), ("Font pack", "twelve fonts"));
+        assert!(ItemFields::parse("   ", "").is_err());
+        assert!(ItemFields::parse(&"x".repeat(201), "").is_err());
+        assert!(
+            ItemFields::parse(&"é".repeat(200), "").is_ok(),
+            "characters, not bytes"
+        );
+        assert!(ItemFields::parse("a\nb", "").is_err());
+        assert!(ItemFields::parse("ok", &"d".repeat(20_001)).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_short_visible_ascii() {
+        assert!("order-42/attempt".parse::<IdempotencyKey>().is_ok());
+        assert!("".parse::<IdempotencyKey>().is_err());
+        assert!("has space".parse::<IdempotencyKey>().is_err());
+        assert!("k".repeat(129).parse::<IdempotencyKey>().is_err());
+    }
+
+    #[test]
+    fn a_video_item_holds_one_file() {
+        assert_eq!(ItemKind::Video.max_files(), 1);
+        assert_eq!("video".parse::<ItemKind>(), Ok(ItemKind::Video));
+        assert!("film".parse::<ItemKind>().is_err());
+    }
+}

@@ -1,0 +1,13 @@
+DROP TRIGGER item_files_notify ON item_files;
+DROP TRIGGER item_submissions_notify ON item_submissions;
+DROP FUNCTION notify_item_event();
+ALTER TABLE upload_previews DROP COLUMN bucket;
+ALTER TABLE notifications DROP CONSTRAINT notifications_submission_kind_key;
+ALTER TABLE notifications DROP COLUMN submission_id;
+DROP TABLE item_grants;
+DROP TABLE file_versions;
+DROP TABLE stored_objects;
+DROP TABLE submission_files;
+DROP TABLE item_files;
+DROP TABLE item_submissions;
+DROP TABLE items;

@@ -1,0 +1,130 @@
+//! ListVersions, SetCurrentVersion and GetDownloadUrl. The caller's access to the
+//! item is checked before these run.
+
+use upload_domain::{FileId, ItemId, UploadId, UploadState};
+use upload_proto::v1 as pb;
+use upload_storage::StorageKey;
+
+use super::view::version;
+use crate::convert::timestamp;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn version_number(raw: u32) -> Result<i32, ApiError> {
+    i32::try_from(raw)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::InvalidArgument(format!("version {raw} is out of range")))
+}
+
+/// Every version of the item's files (or of one), newest first per file.
+pub async fn handle_list_versions(
+    state: &AppState,
+    item: ItemId,
+    file: Option<FileId>,
+) -> Result<Vec<pb::FileVersion>, ApiError> {
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let rows = upload_db::versions::list(&mut conn, item, file).await?;
+    if let (Some(file), true) = (file, rows.is_empty()) {
+        let known = upload_db::items::files(&mut conn, item)
+            .await?
+            .iter()
+            .any(|f| f.id == file.as_uuid());
+        if !known {
+            return Err(ApiError::InvalidArgument(format!(
+                "file {file} is not a file of item {item}"
+            )));
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|(v, current)| version(v, *current))
+        .collect())
+}
+
+/// Makes a stored version the current one.
+pub async fn handle_set_current(
+    state: &AppState,
+    item: ItemId,
+    file: FileId,
+    raw_version: u32,
+) -> Result<pb::ItemFile, ApiError> {
+    let wanted = version_number(raw_version)?;
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let Some(row) = upload_db::versions::set_current(&mut conn, item, file, wanted).await? else {
+        return Err(ApiError::FailedPrecondition(format!(
+            "file {file} of item {item} has no version {wanted}; ListVersions shows the stored ones"
+        )));
+    };
+    let current = upload_db::versions::find(&mut conn, item, file, Some(wanted))
+        .await?
+        .map(|(v, _)| version(&v, true));
+    let count = upload_db::versions::list(&mut conn, item, Some(file))
+        .await?
+        .len();
+    Ok(pb::ItemFile {
+        file_id: row.id.to_string(),
+        current,
+        version_count: u32::try_from(count).unwrap_or(0),
+    })
+}
+
+/// A short-lived download URL for one version (0: the current one), named with the
+/// seller's file name. Only for a file stored after a clean scan.
+pub async fn handle_download(
+    state: &AppState,
+    item: ItemId,
+    file: FileId,
+    raw_version: u32,
+) -> Result<pb::GetDownloadUrlResponse, ApiError> {
+    let wanted = if raw_version == 0 {
+        None
+    } else {
+        Some(version_number(raw_version)?)
+    };
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let Some((row, current)) = upload_db::versions::find(&mut conn, item, file, wanted).await?
+    else {
+        return Err(ApiError::FailedPrecondition(match wanted {
+            Some(v) => format!(
+                "file {file} of item {item} has no version {v}; ListVersions shows the stored ones"
+            ),
+            None => format!("file {file} of item {item} has no stored version yet"),
+        }));
+    };
+    // A version exists only for a clean, stored file; check anyway, so that no
+    // path can ever hand out a link to anything else.
+    let upload = UploadId::from(row.upload_id);
+    let stored = upload_db::uploads::find(&mut conn, upload)
+        .await?
+        .map(|u| u.state())
+        .transpose()?
+        == Some(UploadState::Stored);
+    let clean = upload_db::results::scan(&mut conn, upload)
+        .await?
+        .is_some_and(|s| s.verdict == "clean");
+    drop(conn);
+    if !(stored && clean) {
+        tracing::error!(%upload, stored, clean, "a version whose file is not stored clean");
+        return Err(ApiError::FailedPrecondition(format!(
+            "version {} of file {file} cannot be downloaded: its file is not stored after a clean scan",
+            row.version
+        )));
+    }
+    let (url, expires_at) = state
+        .store
+        .presign_download(
+            &StorageKey::Content {
+                md5_hex: &row.md5_hex,
+            },
+            &row.file_name,
+            &row.content_type,
+            state.policy.download_expiry,
+        )
+        .await?;
+    Ok(pb::GetDownloadUrlResponse {
+        url,
+        expires_at: Some(timestamp(expires_at)),
+        version: Some(version(&row, current)),
+    })
+}

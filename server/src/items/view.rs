@@ -1,0 +1,163 @@
+//! An item as the API shows it, and WatchItem.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use upload_db::models::{ItemRow, SubmissionRow, VersionRow};
+use upload_domain::{Caller, ItemId, ItemKind, SubmissionState};
+use upload_proto::v1 as pb;
+
+use super::{Need, item_for};
+use crate::convert::timestamp;
+use crate::error::ApiError;
+use crate::progress_hub::HubEvent;
+use crate::state::AppState;
+
+/// The stream WatchItem returns.
+pub type ItemStream = Pin<Box<dyn Stream<Item = Result<pb::WatchItemResponse, Status>> + Send>>;
+
+fn kind(k: ItemKind) -> pb::ItemKind {
+    match k {
+        ItemKind::DigitalFile => pb::ItemKind::DigitalFile,
+        ItemKind::Video => pb::ItemKind::Video,
+    }
+}
+
+fn submission_state(s: SubmissionState) -> pb::SubmissionState {
+    match s {
+        SubmissionState::Queued => pb::SubmissionState::Queued,
+        SubmissionState::Persisted => pb::SubmissionState::Persisted,
+        SubmissionState::Stored => pb::SubmissionState::Stored,
+        SubmissionState::Failed => pb::SubmissionState::Failed,
+    }
+}
+
+/// A version in protobuf form.
+pub fn version(v: &VersionRow, current: bool) -> pb::FileVersion {
+    pb::FileVersion {
+        file_id: v.file_id.to_string(),
+        version: u32::try_from(v.version).unwrap_or(0),
+        md5_hex: v.md5_hex.clone(),
+        sha256_hex: v.sha256_hex.clone(),
+        size_bytes: u64::try_from(v.size_bytes).unwrap_or(0),
+        file_name: v.file_name.clone(),
+        content_type: v.content_type.clone(),
+        created_at: Some(timestamp(v.created_at)),
+        upload_id: v.upload_id.to_string(),
+        current,
+    }
+}
+
+/// The item with its files and its latest submission's state; true when that
+/// submission has settled (nothing more happens on its own).
+pub async fn snapshot(state: &AppState, row: ItemRow) -> Result<(pb::Item, bool), ApiError> {
+    let id = ItemId::from(row.id);
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let latest: Option<SubmissionRow> = upload_db::items::latest_submission(&mut conn, id).await?;
+    let files = upload_db::items::files(&mut conn, id).await?;
+    let counts = upload_db::versions::counts(&mut conn, id).await?;
+    let mut out_files = Vec::with_capacity(files.len());
+    for f in files {
+        let current = match f.current_version {
+            Some(_) => {
+                upload_db::versions::find(&mut conn, id, upload_domain::FileId::from(f.id), None)
+                    .await?
+                    .map(|(v, _)| version(&v, true))
+            }
+            None => None,
+        };
+        let count = counts
+            .iter()
+            .find(|(file, _)| *file == f.id)
+            .map_or(0, |(_, n)| *n);
+        out_files.push(pb::ItemFile {
+            file_id: f.id.to_string(),
+            current,
+            version_count: u32::try_from(count).unwrap_or(0),
+        });
+    }
+    let sub_state = latest.as_ref().map(SubmissionRow::state).transpose()?;
+    let item = pb::Item {
+        item_id: row.id.to_string(),
+        kind: kind(row.kind()?) as i32,
+        title: row.title.clone(),
+        description: row.description.clone(),
+        state: sub_state.map_or(pb::SubmissionState::Unspecified, submission_state) as i32,
+        failure: latest.as_ref().and_then(|s| {
+            s.failure_code.as_ref().map(|code| pb::Failure {
+                code: code.clone(),
+                message: s.failure_message.clone().unwrap_or_default(),
+            })
+        }),
+        submission_id: latest
+            .as_ref()
+            .map(|s| s.id.to_string())
+            .unwrap_or_default(),
+        files: out_files,
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+    };
+    Ok((item, sub_state.is_none_or(SubmissionState::is_settled)))
+}
+
+async fn current(
+    state: &AppState,
+    caller: &Caller,
+    id: ItemId,
+) -> Result<(pb::WatchItemResponse, bool), ApiError> {
+    let row = item_for(state, caller, id, Need::Read).await?;
+    let (item, settled) = snapshot(state, row).await?;
+    Ok((pb::WatchItemResponse { item: Some(item) }, settled))
+}
+
+/// WatchItem: the item at once, then each change, until its latest submission
+/// settles or the client goes away.
+pub async fn handle_watch_item(
+    state: Arc<AppState>,
+    caller: Caller,
+    id: ItemId,
+) -> Result<ItemStream, ApiError> {
+    // Subscribe before the first read, so no change can fall between the two.
+    let mut events = state.hub.subscribe(id.as_uuid());
+    let (first, settled) = current(&state, &caller, id).await?;
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut last = first.clone();
+        if tx.send(Ok(first)).await.is_err() || settled {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = tx.closed() => return,
+            };
+            match event {
+                Ok(HubEvent::Changed | HubEvent::Resync)
+                | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            match current(&state, &caller, id).await {
+                Ok((next, settled)) => {
+                    if next != last {
+                        last = next.clone();
+                        if tx.send(Ok(next)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if settled {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}

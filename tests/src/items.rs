@@ -1,0 +1,162 @@
+//! Helpers for item tests: ready uploads, submissions, waiting for them, and
+//! reading back what landed in the store.
+
+use std::time::Duration;
+
+use upload_client::UploadClient;
+use upload_domain::SellerGroup;
+
+use crate::{TestApp, TestFile, pb};
+
+/// What a plain HTTP GET returned.
+pub struct Fetched {
+    /// HTTP status.
+    pub status: u16,
+    /// The Content-Disposition header, if any.
+    pub disposition: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// GETs a URL (a presigned download) with a client of its own.
+pub async fn fetch(url: &str) -> Fetched {
+    let res = reqwest::get(url).await.expect("GET the URL");
+    let status = res.status().as_u16();
+    let disposition = res
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = res.bytes().await.expect("body").to_vec();
+    Fetched {
+        status,
+        disposition,
+        body,
+    }
+}
+
+/// A submission of new files for a new item (`item_id` empty) or an existing one.
+pub fn submission(
+    key: &str,
+    item_id: &str,
+    kind: pb::ItemKind,
+    title: &str,
+    files: &[(&str, &str)],
+) -> pb::SubmitItemRequest {
+    pb::SubmitItemRequest {
+        item_id: item_id.to_owned(),
+        idempotency_key: key.to_owned(),
+        title: title.to_owned(),
+        description: format!("{title}, described"),
+        kind: kind as i32,
+        files: files
+            .iter()
+            .map(|(upload, file)| pb::FileToSubmit {
+                upload_id: (*upload).to_owned(),
+                file_id: (*file).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+impl TestApp {
+    /// Uploads `file` for `seller`, completes it and waits until it is ready.
+    pub async fn ready_upload(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        name: &str,
+        content_type: &str,
+    ) -> (UploadClient, pb::Upload) {
+        let (client, upload) = self.upload_whole(seller, file, name, content_type).await;
+        let ready = self
+            .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+            .await;
+        assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+        (client, ready)
+    }
+
+    /// A client for a user who is not a seller of the item (a buyer, another seller).
+    pub async fn user(&self, id: &str) -> UploadClient {
+        self.client(id, SellerGroup::Standard).await
+    }
+
+    /// Every key in `bucket` under `prefix`.
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .store
+                .client()
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .expect("ListObjectsV2");
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match out.next_continuation_token() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    /// The temp bucket's name.
+    pub fn temp_bucket(&self) -> &str {
+        &self.config.store.temp_bucket
+    }
+
+    /// The regular bucket's name.
+    pub fn regular_bucket(&self) -> &str {
+        &self.config.store.regular_bucket
+    }
+
+    /// The temp key recorded for an upload.
+    pub async fn temp_key(&self, upload_id: &str) -> String {
+        let mut conn = self.db().await;
+        let id: upload_domain::UploadId = upload_id.parse().expect("upload id");
+        upload_db::uploads::find(&mut conn, id)
+            .await
+            .expect("reading the upload")
+            .expect("the upload exists")
+            .temp_key
+    }
+}
+
+/// Polls GetItem until the item's latest submission is stored or failed.
+pub async fn wait_item(client: &UploadClient, item_id: &str, timeout: Duration) -> pb::Item {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let item = client
+            .items()
+            .get_item(pb::GetItemRequest {
+                item_id: item_id.to_owned(),
+            })
+            .await
+            .expect("GetItem")
+            .into_inner()
+            .item
+            .expect("item");
+        let state = pb::SubmissionState::try_from(item.state).unwrap_or_default();
+        if matches!(
+            state,
+            pb::SubmissionState::Stored | pb::SubmissionState::Failed
+        ) {
+            return item;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "item {item_id} still {state:?} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,257 @@
+//! The move job: stores each file of a persisted submission in the regular bucket
+//! under the MD5 of its content, records it as the next version of its item file,
+//! and only then deletes the temp object and previews.
+//!
+//! Safe to run again after a crash at any point:
+//! - before the copy: nothing was done;
+//! - after the copy, before the version committed: the key holds this content (its
+//!   SHA-256 is in the object's metadata), so it is adopted, not copied again;
+//! - after the commit, before the deletes: the upload's version exists, so only
+//!   the deletes run.
+//!
+//! The check of the MD5 key, the copy and the record happen under a per-MD5
+//! advisory lock inside one transaction: two different contents with the same
+//! MD5 can never both find the key free, and a key holding other content is never
+//! overwritten.
+
+use diesel_async::AsyncConnection;
+use upload_db::items;
+use upload_db::jobs::SubmissionJob;
+use upload_db::models::{
+    MetadataRow, NewNotification, PreviewRow, StoredObjectRow, SubmissionFileRow, SubmissionRow,
+    UploadRow, VersionRow,
+};
+use upload_db::versions::{self, NewVersion};
+use upload_domain::{FileId, SubmissionState, UNKNOWN_TYPE, UploadId};
+use upload_storage::StorageKey;
+
+use crate::JobContext;
+use crate::outcome::JobError;
+
+/// Runs the move job for one submission.
+pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    let Some(sub) = items::submission(&mut conn, job.submission_id).await? else {
+        tracing::warn!(submission = %job.submission_id, "no such submission; nothing to do");
+        return Ok(());
+    };
+    if sub.state()? != SubmissionState::Persisted {
+        tracing::info!(submission = %sub.id, state = %sub.state, "nothing to move in this state");
+        return Ok(());
+    }
+    let files = items::files_of(&mut conn, sub.id).await?;
+    drop(conn);
+    let mut stored = Vec::with_capacity(files.len());
+    for file in &files {
+        let version = place_and_record(ctx, &sub, file).await?;
+        remove_temp(ctx, UploadId::from(file.upload_id)).await?;
+        stored.push(version);
+    }
+    let notification = NewNotification::about_submission(
+        &sub,
+        "item.stored",
+        format!("\"{}\" is saved and its files are stored", sub.title),
+        serde_json::json!({
+            "item_id": sub.item_id,
+            "versions": stored.iter().map(|v| serde_json::json!({
+                "file_id": v.file_id,
+                "version": v.version,
+                "md5": v.md5_hex,
+            })).collect::<Vec<_>>(),
+        }),
+    );
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    if items::finish(
+        &mut conn,
+        sub.id,
+        notification,
+        ctx.config.webhook.is_some(),
+    )
+    .await?
+    {
+        tracing::info!(submission = %sub.id, files = stored.len(), "submission stored");
+    }
+    Ok(())
+}
+
+/// The first half of moving one file: the content in place at its MD5 key (copied,
+/// or found there already with the same SHA-256), its previews beside it, and the
+/// version committed. The temp object is left alone; [`remove_temp`] follows.
+pub async fn place_and_record(
+    ctx: &JobContext,
+    sub: &SubmissionRow,
+    file: &SubmissionFileRow,
+) -> Result<VersionRow, JobError> {
+    let upload = UploadId::from(file.upload_id);
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    if let Some(done) = versions::for_upload(&mut conn, upload).await? {
+        return Ok(done);
+    }
+    let Some(row) = upload_db::uploads::find(&mut conn, upload).await? else {
+        return Err(JobError::Abort {
+            code: "upload_missing",
+            message: format!("upload {upload} no longer exists"),
+        });
+    };
+    let Some(facts) = upload_db::uploads::metadata(&mut conn, upload).await? else {
+        return Err(JobError::Abort {
+            code: "upload_missing",
+            message: format!("upload {upload} has no recorded hashes"),
+        });
+    };
+    let previews = upload_db::results::previews(&mut conn, upload).await?;
+    let sub = sub.clone();
+    let file_id = FileId::from(file.file_id);
+    conn.transaction::<_, JobError, _>(async move |conn| {
+        versions::lock_content(conn, &facts.md5_hex).await?;
+        let object = place_content(ctx, conn, &row, &facts).await?;
+        let moved = place_previews(ctx, &facts, &previews).await?;
+        let new = NewVersion {
+            file_id,
+            upload,
+            submission_id: sub.id,
+            object: &object,
+            file_name: &row.file_name,
+            content_type: &content_type(&row, &facts),
+            previews: &moved,
+        };
+        match versions::record(conn, &new).await? {
+            Ok(version) => Ok(version),
+            Err(conflict) => Err(conflict_abort(&conflict.md5_hex)),
+        }
+    })
+    .await
+}
+
+/// The type recorded for downloads: what the bytes are, when the sniffer knew.
+fn content_type(row: &UploadRow, facts: &MetadataRow) -> String {
+    if facts.sniffed_content_type == UNKNOWN_TYPE {
+        row.declared_content_type.clone()
+    } else {
+        facts.sniffed_content_type.clone()
+    }
+}
+
+fn conflict_abort(md5_hex: &str) -> JobError {
+    JobError::Abort {
+        code: "content_conflict",
+        message: format!(
+            "a different file with the same MD5 ({md5_hex}) is already stored; this file was not stored and nothing was overwritten"
+        ),
+    }
+}
+
+/// Puts the content at its MD5 key unless that key already holds it. Refuses when
+/// the key (or its record) holds content with another SHA-256.
+async fn place_content(
+    ctx: &JobContext,
+    conn: &mut upload_db::AsyncPgConnection,
+    row: &UploadRow,
+    facts: &MetadataRow,
+) -> Result<StoredObjectRow, JobError> {
+    let md5 = facts.md5_hex.as_str();
+    let target = StorageKey::Content { md5_hex: md5 };
+    let known = versions::stored_object(conn, md5).await?;
+    if known
+        .as_ref()
+        .is_some_and(|k| k.sha256_hex != facts.sha256_hex)
+    {
+        return Err(conflict_abort(md5));
+    }
+    match ctx.store.head(&target).await? {
+        Some(head) => {
+            let sha = match head.sha256_hex {
+                Some(sha) => sha,
+                // Not written by this service: read it to know what it is.
+                None => ctx.store.sha256_of(&target).await?,
+            };
+            if sha != facts.sha256_hex {
+                tracing::error!(md5, existing = %sha, ours = %facts.sha256_hex, "MD5 key holds other content");
+                return Err(conflict_abort(md5));
+            }
+            tracing::info!(upload = %row.id, md5, "content already stored; not copied again");
+        }
+        None => {
+            if known.is_some() {
+                tracing::warn!(
+                    md5,
+                    "recorded object missing from the store; copying it again"
+                );
+            }
+            let size = u64::try_from(facts.size_bytes).unwrap_or(0);
+            let method = ctx
+                .store
+                .copy_content(
+                    &StorageKey::UploadObject { key: &row.temp_key },
+                    &target,
+                    size,
+                    &facts.sha256_hex,
+                    &content_type(row, facts),
+                )
+                .await?;
+            tracing::info!(upload = %row.id, md5, ?method, "content copied to the regular bucket");
+        }
+    }
+    Ok(StoredObjectRow {
+        md5_hex: facts.md5_hex.clone(),
+        sha256_hex: facts.sha256_hex.clone(),
+        size_bytes: facts.size_bytes,
+        object_key: target.key(),
+        created_at: chrono::Utc::now(),
+    })
+}
+
+/// Copies the upload's previews beside the stored content; returns each one's
+/// new key by name.
+async fn place_previews(
+    ctx: &JobContext,
+    facts: &MetadataRow,
+    previews: &[PreviewRow],
+) -> Result<Vec<(String, String)>, JobError> {
+    let mut moved = Vec::with_capacity(previews.len());
+    for p in previews {
+        let to = StorageKey::StoredPreview {
+            md5_hex: &facts.md5_hex,
+            name: &p.name,
+        };
+        if p.bucket != "regular" {
+            let from = StorageKey::Preview {
+                upload: UploadId::from(p.upload_id),
+                name: &p.name,
+            };
+            ctx.store.copy(&from, &to).await?;
+        }
+        moved.push((p.name.clone(), to.key()));
+    }
+    Ok(moved)
+}
+
+/// The second half of moving one file: deletes the temp object and the temp
+/// previews of an upload whose version has committed. Deleting what is already
+/// gone succeeds, so this may run any number of times.
+pub async fn remove_temp(ctx: &JobContext, upload: UploadId) -> Result<(), JobError> {
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    if versions::for_upload(&mut conn, upload).await?.is_none() {
+        return Err(JobError::Abort {
+            code: "not_stored",
+            message: format!("upload {upload} has no stored version; its temp object is kept"),
+        });
+    }
+    let Some(row) = upload_db::uploads::find(&mut conn, upload).await? else {
+        return Ok(());
+    };
+    let previews = upload_db::results::previews(&mut conn, upload).await?;
+    drop(conn);
+    ctx.store
+        .delete(&StorageKey::UploadObject { key: &row.temp_key })
+        .await?;
+    for p in &previews {
+        ctx.store
+            .delete(&StorageKey::Preview {
+                upload,
+                name: &p.name,
+            })
+            .await?;
+    }
+    Ok(())
+}

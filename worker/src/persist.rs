@@ -1,0 +1,22 @@
+//! The persist job: saves a submitted item's fields in Postgres, then queues the
+//! move of its files. One transaction, so running it twice changes nothing.
+
+use upload_db::items;
+use upload_db::jobs::SubmissionJob;
+
+use crate::JobContext;
+use crate::outcome::JobError;
+
+/// Runs the persist job for one submission.
+pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    match items::persist(&mut conn, job.submission_id).await? {
+        Some(state) => {
+            tracing::info!(submission = %job.submission_id, %state, "submission persisted");
+        }
+        None => {
+            tracing::warn!(submission = %job.submission_id, "no such submission; nothing to do")
+        }
+    }
+    Ok(())
+}
