@@ -1,0 +1,364 @@
+//! The move job on the real stack: a crash between the copy and the delete is
+//! finished by running it again (one version, no orphan), objects over the copy
+//! threshold go part by part (UploadPartCopy), and a store that is down is retried
+//! until the submission fails with the temp object kept.
+
+use std::time::Duration;
+
+use upload_db::jobs::SubmissionJob;
+use upload_e2e::{AppOptions, TestApp, TestFile, free_port, pb, submission, wait_item};
+use upload_storage::StorageKey;
+
+const MIB: u64 = 1024 * 1024;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// An app whose pipeline worker ran and stopped: uploads are ready, and item jobs
+/// queue up with nobody to run them.
+async fn ready_then_no_worker(
+    seller: &str,
+    files: &[&TestFile],
+) -> (TestApp, upload_client::UploadClient, Vec<pb::Upload>) {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
+    let mut ready = Vec::new();
+    let mut client = None;
+    for (i, file) in files.iter().enumerate() {
+        let (c, up) = app
+            .ready_upload(
+                seller,
+                file,
+                &format!("file-{i}.bin"),
+                "application/octet-stream",
+            )
+            .await;
+        ready.push(up);
+        client = Some(c);
+    }
+    drop(worker);
+    (app, client.expect("at least one file"), ready)
+}
+
+async fn submit(
+    client: &upload_client::UploadClient,
+    key: &str,
+    upload: &pb::Upload,
+) -> uuid::Uuid {
+    let res = client
+        .items()
+        .submit_item(submission(
+            key,
+            "",
+            pb::ItemKind::DigitalFile,
+            key,
+            &[(&upload.upload_id, "")],
+        ))
+        .await
+        .expect("SubmitItem")
+        .into_inner();
+    res.submission_id.parse().expect("submission id")
+}
+
+/// Asserts the end state of a moved upload: one version, the content at its MD5 key,
+/// and nothing of the upload left in the temp bucket.
+async fn assert_moved_once(app: &TestApp, upload: &pb::Upload, file: &TestFile) {
+    let id = &upload.upload_id;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM file_versions WHERE upload_id = '{id}'"
+        ))
+        .await,
+        1
+    );
+    let key = format!("files/{}", file.md5_hex);
+    assert_eq!(
+        app.object_bytes(app.regular_bucket(), &key).await.unwrap(),
+        std::fs::read(&file.path).unwrap()
+    );
+    let temp_key = app.temp_key(id).await;
+    assert!(
+        app.object_bytes(app.temp_bucket(), &temp_key)
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        app.keys(app.temp_bucket(), &format!("previews/{id}/"))
+            .await,
+        Vec::<String>::new()
+    );
+}
+
+/// No orphan: each content is one recorded object (the buckets are shared by
+/// every test, so only this test's keys are looked at), and nothing of the
+/// seller's uploads is left in the temp bucket.
+async fn assert_no_orphan(app: &TestApp, seller: &str, files: &[&TestFile]) {
+    for file in files {
+        let key = format!("files/{}", file.md5_hex);
+        assert_eq!(
+            app.keys(app.regular_bucket(), &key).await,
+            vec![key.clone()]
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM stored_objects WHERE object_key = '{key}'"
+            ))
+            .await,
+            1
+        );
+    }
+    assert_eq!(
+        app.keys(app.temp_bucket(), &format!("uploads/{seller}/"))
+            .await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_orphan() {
+    let (a, b) = (
+        TestFile::random(6 * MIB, 601),
+        TestFile::random(6 * MIB, 602),
+    );
+    let (app, client, ups) = ready_then_no_worker("seller-crash", &[&a, &b]).await;
+    let ctx = app.job_context().await;
+
+    // Killed after the copy, before the version committed.
+    let sub_a = submit(&client, "crash-a", &ups[0]).await;
+    upload_worker::persist::run(&ctx, SubmissionJob::first(sub_a))
+        .await
+        .unwrap();
+    let temp_a = app.temp_key(&ups[0].upload_id).await;
+    ctx.store
+        .copy_content(
+            &StorageKey::UploadObject { key: &temp_a },
+            &StorageKey::Content {
+                md5_hex: &a.md5_hex,
+            },
+            a.size,
+            &a.sha256_hex,
+            "application/octet-stream",
+        )
+        .await
+        .expect("the copy that happened before the crash");
+    assert_eq!(app.count("SELECT count(*) FROM file_versions").await, 0);
+    upload_worker::move_file::run(&ctx, SubmissionJob::first(sub_a))
+        .await
+        .unwrap();
+    assert_moved_once(&app, &ups[0], &a).await;
+
+    // Killed after the version committed, before the temp object was deleted.
+    let sub_b = submit(&client, "crash-b", &ups[1]).await;
+    upload_worker::persist::run(&ctx, SubmissionJob::first(sub_b))
+        .await
+        .unwrap();
+    let mut conn = app.db().await;
+    let sub_row = upload_db::items::submission(&mut conn, sub_b)
+        .await
+        .unwrap()
+        .unwrap();
+    let file_row = upload_db::items::files_of(&mut conn, sub_b)
+        .await
+        .unwrap()
+        .remove(0);
+    drop(conn);
+    let version = upload_worker::move_file::place_and_record(&ctx, &sub_row, &file_row)
+        .await
+        .expect("copy and record");
+    assert_eq!(version.version, 1);
+    let temp_b = app.temp_key(&ups[1].upload_id).await;
+    assert!(
+        app.object_bytes(app.temp_bucket(), &temp_b).await.is_some(),
+        "the temp object outlives the commit until its delete"
+    );
+    // Run again, twice: the second run finds nothing to do.
+    upload_worker::move_file::run(&ctx, SubmissionJob::first(sub_b))
+        .await
+        .unwrap();
+    upload_worker::move_file::run(&ctx, SubmissionJob::first(sub_b))
+        .await
+        .unwrap();
+    assert_moved_once(&app, &ups[1], &b).await;
+
+    assert_no_orphan(&app, "seller-crash", &[&a, &b]).await;
+    for id in [sub_a, sub_b] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM item_submissions WHERE id = '{id}' AND state = 'stored'"
+            ))
+            .await,
+            1
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM notifications WHERE submission_id = '{id}' AND kind = 'item.stored'"
+            ))
+            .await,
+            1,
+            "told once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_over_the_copy_threshold_are_copied_part_by_part() {
+    // Garage copies any size in one CopyObject; AWS refuses over 5 GiB. A 5 MiB
+    // threshold sends this 12 MiB file down the UploadPartCopy path.
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![
+            (
+                "UPLOAD_S3_COPY_THRESHOLD_BYTES".into(),
+                (5 * MIB).to_string(),
+            ),
+            ("UPLOAD_S3_COPY_PART_BYTES".into(), (5 * MIB).to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let file = TestFile::random(12 * MIB + 3, 700);
+    let (client, up) = app
+        .ready_upload("seller-big", &file, "big.bin", "application/octet-stream")
+        .await;
+    let res = client
+        .items()
+        .submit_item(submission(
+            "big",
+            "",
+            pb::ItemKind::DigitalFile,
+            "Big",
+            &[(&up.upload_id, "")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
+    assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+
+    let head = app
+        .store
+        .head(&StorageKey::Content {
+            md5_hex: &file.md5_hex,
+        })
+        .await
+        .unwrap()
+        .expect("stored");
+    // An object assembled from parts has an ETag ending in its part count.
+    assert!(head.etag.ends_with("-3"), "{head:?}");
+    assert_eq!(head.sha256_hex.as_deref(), Some(file.sha256_hex.as_str()));
+    assert_eq!(head.size, file.size);
+    let bytes = app
+        .object_bytes(app.regular_bucket(), &format!("files/{}", file.md5_hex))
+        .await
+        .unwrap();
+    assert_eq!(bytes, std::fs::read(&file.path).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_the_temp_object() {
+    let file = TestFile::random(MIB, 800);
+    let (app, client, ups) = ready_then_no_worker("seller-down", &[&file]).await;
+    // The item worker cannot reach the store.
+    let _worker = TestApp::spawn_worker_for(
+        &app,
+        AppOptions {
+            worker_env: vec![
+                (
+                    "UPLOAD_S3_ENDPOINT".into(),
+                    format!("http://127.0.0.1:{}", free_port()),
+                ),
+                ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "3".into()),
+                ("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let sub = submit(&client, "down", &ups[0]).await;
+    let item_id = {
+        let mut conn = app.db().await;
+        upload_db::items::submission(&mut conn, sub)
+            .await
+            .unwrap()
+            .unwrap()
+            .item_id
+    };
+    let item = wait_item(&client, &item_id.to_string(), WAIT).await;
+    assert_eq!(item.state, pb::SubmissionState::Failed as i32, "{item:?}");
+    let failure = item.failure.expect("failure");
+    assert_eq!(failure.code, "move_failed");
+    assert!(failure.message.contains("3 attempts"), "{failure:?}");
+    // Persisted once; the move tried three times, each attempt later than the last.
+    assert_eq!(item.title, "down");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'item.move' AND idempotency_key LIKE '{sub}#%'"
+        ))
+        .await,
+        3
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM apalis.jobs a JOIN apalis.jobs b
+               ON b.job_type = a.job_type
+              AND b.idempotency_key = '{sub}#' || (split_part(a.idempotency_key, '#', 2)::int + 1)
+             WHERE a.job_type = 'item.move' AND a.idempotency_key LIKE '{sub}#%'
+               AND b.run_at >= a.run_at + interval '900 milliseconds'"
+        ))
+        .await,
+        2
+    );
+    // Nothing lost: the temp object is there, the upload is the seller's again,
+    // and the seller was told.
+    let temp = app.temp_key(&ups[0].upload_id).await;
+    assert_eq!(
+        app.object_bytes(app.temp_bucket(), &temp).await.unwrap(),
+        std::fs::read(&file.path).unwrap()
+    );
+    let upload = client.get(&ups[0].upload_id).await.unwrap().upload.unwrap();
+    assert_eq!(upload.state, pb::UploadState::Ready as i32);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM notifications WHERE submission_id = '{sub}' AND kind = 'item.failed'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM file_versions").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_whose_job_was_lost_is_picked_up_by_the_sweeper() {
+    let file = TestFile::random(MIB, 900);
+    let (app, client, ups) = ready_then_no_worker("seller-lost", &[&file]).await;
+    let sub = submit(&client, "lost", &ups[0]).await;
+    // The persist job row vanished (a crash before the worker claimed it, a purge).
+    app.execute("DELETE FROM apalis.jobs WHERE job_type = 'item.persist'")
+        .await;
+    let ctx = app.job_context().await;
+    let report = upload_worker::sweep::sweep_once(&ctx, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.requeued_submissions, 1, "{report:?}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'item.persist' AND idempotency_key = '{sub}#1'"
+        ))
+        .await,
+        1,
+        "attempt 1 again: no attempt row had survived"
+    );
+    // A worker now finishes it.
+    let _worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
+    let mut conn = app.db().await;
+    let item_id = upload_db::items::submission(&mut conn, sub)
+        .await
+        .unwrap()
+        .unwrap()
+        .item_id;
+    drop(conn);
+    let item = wait_item(&client, &item_id.to_string(), WAIT).await;
+    assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+    assert_moved_once(&app, &ups[0], &file).await;
+}
