@@ -122,7 +122,9 @@ async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_
         TestFile::random(6 * MIB, 601),
         TestFile::random(6 * MIB, 602),
     );
-    let (app, client, ups) = ready_then_no_worker("seller-crash", &[&a, &b]).await;
+    // A seller of this run alone: the buckets outlive test runs.
+    let seller = format!("crash-{}", uuid::Uuid::now_v7().simple());
+    let (app, client, ups) = ready_then_no_worker(&seller, &[&a, &b]).await;
     let ctx = app.job_context().await;
 
     // Killed after the copy, before the version committed.
@@ -182,7 +184,7 @@ async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_
         .unwrap();
     assert_moved_once(&app, &ups[1], &b).await;
 
-    assert_no_orphan(&app, "seller-crash", &[&a, &b]).await;
+    assert_no_orphan(&app, &seller, &[&a, &b]).await;
     for id in [sub_a, sub_b] {
         assert_eq!(
             app.count(&format!(

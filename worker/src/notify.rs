@@ -34,6 +34,7 @@ pub fn body(n: &NotificationRow) -> serde_json::Value {
         "kind": n.kind,
         "seller_id": n.seller_id,
         "upload_id": n.upload_id,
+        "submission_id": n.submission_id,
         "message": n.message,
         "details": n.details,
         "created_at": n.created_at,
