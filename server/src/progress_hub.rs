@@ -55,6 +55,38 @@ impl ProgressHub {
     }
 }
 
+/// True when a watcher should re-read what it watches after `event`: on every
+/// change, resync or lag; false once the hub itself is gone.
+pub fn should_reread(event: Result<HubEvent, broadcast::error::RecvError>) -> bool {
+    !matches!(event, Err(broadcast::error::RecvError::Closed))
+}
+
+/// Sends a re-read snapshot to a watch stream when it differs from the last one
+/// sent. `next` carries whether the watched thing has settled. Returns false when
+/// the stream is over: the watcher left, the thing settled, or reading it failed
+/// (the error is sent as the stream's last item).
+pub async fn forward<T: Clone + PartialEq>(
+    tx: &tokio::sync::mpsc::Sender<Result<T, tonic::Status>>,
+    last: &mut T,
+    next: Result<(T, bool), crate::error::ApiError>,
+) -> bool {
+    match next {
+        Ok((next, settled)) => {
+            if next != *last {
+                *last = next.clone();
+                if tx.send(Ok(next)).await.is_err() {
+                    return false;
+                }
+            }
+            !settled
+        }
+        Err(e) => {
+            let _ = tx.send(Err(e.into())).await;
+            false
+        }
+    }
+}
+
 fn deliver(watchers: &Watchers, id: Option<Uuid>, event: HubEvent) {
     let mut map = watchers.lock().unwrap_or_else(PoisonError::into_inner);
     match id {

@@ -160,3 +160,19 @@ pub async fn wait_item(client: &UploadClient, item_id: &str, timeout: Duration) 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Submits a new item of one upload and returns the answer; panics if refused.
+pub async fn submit_new_item(
+    client: &UploadClient,
+    key: &str,
+    kind: pb::ItemKind,
+    title: &str,
+    upload_id: &str,
+) -> pb::SubmitItemResponse {
+    client
+        .items()
+        .submit_item(submission(key, "", kind, title, &[(upload_id, "")]))
+        .await
+        .expect("SubmitItem")
+        .into_inner()
+}

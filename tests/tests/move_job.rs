@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use upload_db::jobs::SubmissionJob;
-use upload_e2e::{AppOptions, TestApp, TestFile, free_port, pb, submission, wait_item};
+use upload_e2e::{AppOptions, TestApp, TestFile, free_port, pb, submit_new_item, wait_item};
 use upload_storage::StorageKey;
 
 const MIB: u64 = 1024 * 1024;
@@ -47,18 +47,14 @@ async fn submit(
     key: &str,
     upload: &pb::Upload,
 ) -> uuid::Uuid {
-    let res = client
-        .items()
-        .submit_item(submission(
-            key,
-            "",
-            pb::ItemKind::DigitalFile,
-            key,
-            &[(&upload.upload_id, "")],
-        ))
-        .await
-        .expect("SubmitItem")
-        .into_inner();
+    let res = submit_new_item(
+        client,
+        key,
+        pb::ItemKind::DigitalFile,
+        key,
+        &upload.upload_id,
+    )
+    .await;
     res.submission_id.parse().expect("submission id")
 }
 
@@ -223,18 +219,14 @@ async fn objects_over_the_copy_threshold_are_copied_part_by_part() {
     let (client, up) = app
         .ready_upload("seller-big", &file, "big.bin", "application/octet-stream")
         .await;
-    let res = client
-        .items()
-        .submit_item(submission(
-            "big",
-            "",
-            pb::ItemKind::DigitalFile,
-            "Big",
-            &[(&up.upload_id, "")],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let res = submit_new_item(
+        &client,
+        "big",
+        pb::ItemKind::DigitalFile,
+        "Big",
+        &up.upload_id,
+    )
+    .await;
     let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
     assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
 

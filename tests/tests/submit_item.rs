@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use upload_e2e::{EICAR, TestApp, TestFile, code, fetch, pb, submission, wait_item};
+use upload_e2e::{
+    EICAR, TestApp, TestFile, code, fetch, pb, submission, submit_new_item, wait_item,
+};
 
 const MIB: u64 = 1024 * 1024;
 const WAIT: Duration = Duration::from_secs(60);
@@ -28,18 +30,14 @@ async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2(
         .await;
     let temp1 = app.temp_key(&up1.upload_id).await;
 
-    let submitted = client
-        .items()
-        .submit_item(submission(
-            "first",
-            "",
-            pb::ItemKind::DigitalFile,
-            "Font pack",
-            &[(&up1.upload_id, "")],
-        ))
-        .await
-        .expect("SubmitItem")
-        .into_inner();
+    let submitted = submit_new_item(
+        &client,
+        "first",
+        pb::ItemKind::DigitalFile,
+        "Font pack",
+        &up1.upload_id,
+    )
+    .await;
     // Answered at once: queued, nothing stored yet.
     let queued = submitted.item.expect("item");
     assert_eq!(queued.state, pb::SubmissionState::Queued as i32);
@@ -225,18 +223,14 @@ async fn five_submissions_in_a_row_without_waiting_all_complete() {
     let client = &uploads[0].0;
     let mut items = Vec::new();
     for (i, (_, up, _)) in uploads.iter().enumerate() {
-        let res = client
-            .items()
-            .submit_item(submission(
-                &format!("rush-{i}"),
-                "",
-                pb::ItemKind::DigitalFile,
-                &format!("Item {i}"),
-                &[(&up.upload_id, "")],
-            ))
-            .await
-            .expect("SubmitItem")
-            .into_inner();
+        let res = submit_new_item(
+            client,
+            &format!("rush-{i}"),
+            pb::ItemKind::DigitalFile,
+            &format!("Item {i}"),
+            &up.upload_id,
+        )
+        .await;
         items.push(res.item.unwrap().item_id);
     }
     for (item_id, (_, _, file)) in items.iter().zip(&uploads) {
@@ -264,18 +258,14 @@ async fn the_same_content_from_two_sellers_is_one_object_and_two_versions() {
         let (client, up) = app
             .ready_upload(seller, &file, "same.bin", "application/octet-stream")
             .await;
-        let res = client
-            .items()
-            .submit_item(submission(
-                "same",
-                "",
-                pb::ItemKind::DigitalFile,
-                seller,
-                &[(&up.upload_id, "")],
-            ))
-            .await
-            .expect("SubmitItem")
-            .into_inner();
+        let res = submit_new_item(
+            &client,
+            "same",
+            pb::ItemKind::DigitalFile,
+            seller,
+            &up.upload_id,
+        )
+        .await;
         let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
         assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
         items.push(item.item_id);
@@ -329,18 +319,14 @@ async fn an_md5_key_holding_other_content_is_refused_and_never_overwritten() {
         .expect("placing the other object");
     let temp = app.temp_key(&up.upload_id).await;
 
-    let res = client
-        .items()
-        .submit_item(submission(
-            "clash",
-            "",
-            pb::ItemKind::DigitalFile,
-            "Clash",
-            &[(&up.upload_id, "")],
-        ))
-        .await
-        .expect("SubmitItem")
-        .into_inner();
+    let res = submit_new_item(
+        &client,
+        "clash",
+        pb::ItemKind::DigitalFile,
+        "Clash",
+        &up.upload_id,
+    )
+    .await;
     let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
     assert_eq!(item.state, pb::SubmissionState::Failed as i32, "{item:?}");
     let failure = item.failure.expect("a failure");
@@ -385,18 +371,14 @@ async fn other_sellers_cannot_list_or_download_and_granted_users_can() {
             "application/octet-stream",
         )
         .await;
-    let res = owner
-        .items()
-        .submit_item(submission(
-            "own",
-            "",
-            pb::ItemKind::DigitalFile,
-            "Mine",
-            &[(&up.upload_id, "")],
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let res = submit_new_item(
+        &owner,
+        "own",
+        pb::ItemKind::DigitalFile,
+        "Mine",
+        &up.upload_id,
+    )
+    .await;
     let item = wait_item(&owner, &res.item.unwrap().item_id, WAIT).await;
     let item_id = item.item_id.clone();
     let file_id = only_file(&item).file_id.clone();
@@ -720,18 +702,14 @@ async fn a_video_item_moves_its_previews_with_the_file_and_can_be_watched() {
         .await;
     assert!(!up.previews.is_empty(), "{up:?}");
 
-    let res = client
-        .items()
-        .submit_item(submission(
-            "video",
-            "",
-            pb::ItemKind::Video,
-            "A short film",
-            &[(&up.upload_id, "")],
-        ))
-        .await
-        .expect("SubmitItem")
-        .into_inner();
+    let res = submit_new_item(
+        &client,
+        "video",
+        pb::ItemKind::Video,
+        "A short film",
+        &up.upload_id,
+    )
+    .await;
     let item_id = res.item.unwrap().item_id;
     let mut watch = client
         .items()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hmac::{KeyInit, Mac};
-use upload_db::jobs::{self, NotifyJob, Queue};
+use upload_db::jobs::{self, JobPayload, NotifyJob, Queue};
 use upload_db::models::NotificationRow;
 
 use crate::JobContext;
@@ -86,11 +86,8 @@ pub async fn run(ctx: &JobContext, job: NotifyJob) -> Result<(), apalis::prelude
         return Ok(());
     };
     if job.attempt < ctx.config.max_attempts {
-        let delay = retry_delay(ctx.config.retry_base, job.attempt + 1);
-        let next = NotifyJob {
-            attempt: job.attempt + 1,
-            ..job
-        };
+        let next = job.next_attempt();
+        let delay = retry_delay(ctx.config.retry_base, next.attempt);
         let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
         jobs::enqueue(&mut conn, Queue::Notify, &next, Some(run_at)).await?;
         tracing::warn!(notification = %n.id, %error, ?delay, "webhook delivery failed; retry scheduled");

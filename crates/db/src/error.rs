@@ -13,10 +13,6 @@ pub enum DbError {
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migration(String),
-    /// A submission was refused; carried out of its transaction so that the
-    /// transaction rolls back. Callers of [`crate::items::submit`] never see it.
-    #[error("submission refused: {0}")]
-    Refused(crate::items::SubmitRefusal),
     /// A stored value does not parse (a row written by a newer version, or by hand).
     #[error("stored value is invalid: {0}")]
     Corrupt(String),

@@ -140,6 +140,25 @@ fn not_ready_reason(row: &UploadRow, state: UploadState) -> String {
     }
 }
 
+/// How SubmitItem's transaction ends early. A refusal is carried out as an error so
+/// that the transaction rolls back what the checks already changed.
+enum SubmitAbort {
+    Db(DbError),
+    Refused(SubmitRefusal),
+}
+
+impl From<DbError> for SubmitAbort {
+    fn from(e: DbError) -> Self {
+        SubmitAbort::Db(e)
+    }
+}
+
+impl From<diesel::result::Error> for SubmitAbort {
+    fn from(e: diesel::result::Error) -> Self {
+        SubmitAbort::Db(e.into())
+    }
+}
+
 /// SubmitItem's transaction: checks the item and every upload, moves the uploads
 /// to `submitted`, records the submission and queues the persist job. A key seen
 /// before returns that submission and writes nothing.
@@ -148,7 +167,7 @@ pub async fn submit(
     req: SubmitRequest<'_>,
 ) -> Result<Result<Accepted, SubmitRefusal>, DbError> {
     let req = req.clone();
-    conn.transaction::<_, DbError, _>(async move |conn| {
+    conn.transaction::<_, SubmitAbort, _>(async move |conn| {
         // A retry racing its original waits here, then finds it.
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind::<Text, _>(format!("submit:{}:{}", req.owner, req.key.as_str()))
@@ -175,13 +194,13 @@ pub async fn submit(
         match refuse_or_record(conn, &req).await? {
             Ok(accepted) => Ok(Ok(accepted)),
             // Roll back whatever the checks already changed (upload states).
-            Err(refusal) => Err(DbError::Refused(refusal)),
+            Err(refusal) => Err(SubmitAbort::Refused(refusal)),
         }
     })
     .await
     .or_else(|e| match e {
-        DbError::Refused(refusal) => Ok(Err(refusal)),
-        other => Err(other),
+        SubmitAbort::Refused(refusal) => Ok(Err(refusal)),
+        SubmitAbort::Db(e) => Err(e),
     })
 }
 

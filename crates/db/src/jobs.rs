@@ -66,6 +66,29 @@ pub trait JobPayload: Serialize + Copy {
     fn next_attempt(self) -> Self;
 }
 
+/// Implements [`JobPayload`] for a job made of one id and an attempt number: one
+/// row per id and attempt, ever (`<id>#<attempt>`).
+macro_rules! attempted_job {
+    ($job:ty, $id:ident) => {
+        impl JobPayload for $job {
+            fn idempotency_key(&self) -> String {
+                format!("{}#{}", self.$id, self.attempt)
+            }
+
+            fn attempt(&self) -> u32 {
+                self.attempt
+            }
+
+            fn next_attempt(self) -> Self {
+                Self {
+                    attempt: self.attempt + 1,
+                    ..self
+                }
+            }
+        }
+    };
+}
+
 /// A submitted item's background work (persist, then move): the submission's id
 /// and which attempt this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,22 +109,7 @@ impl SubmissionJob {
     }
 }
 
-impl JobPayload for SubmissionJob {
-    fn idempotency_key(&self) -> String {
-        format!("{}#{}", self.submission_id, self.attempt)
-    }
-
-    fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    fn next_attempt(self) -> Self {
-        Self {
-            attempt: self.attempt + 1,
-            ..self
-        }
-    }
-}
+attempted_job!(SubmissionJob, submission_id);
 
 /// A notification to deliver: its id and which attempt this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,22 +120,7 @@ pub struct NotifyJob {
     pub attempt: u32,
 }
 
-impl JobPayload for NotifyJob {
-    fn idempotency_key(&self) -> String {
-        format!("{}#{}", self.notification_id, self.attempt)
-    }
-
-    fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    fn next_attempt(self) -> Self {
-        Self {
-            attempt: self.attempt + 1,
-            ..self
-        }
-    }
-}
+attempted_job!(NotifyJob, notification_id);
 
 /// Every upload job carries the upload's id and which attempt this is; never data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,23 +141,7 @@ impl UploadJob {
     }
 }
 
-impl JobPayload for UploadJob {
-    /// One row per upload and attempt, ever.
-    fn idempotency_key(&self) -> String {
-        format!("{}#{}", self.upload_id, self.attempt)
-    }
-
-    fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    fn next_attempt(self) -> Self {
-        Self {
-            attempt: self.attempt + 1,
-            ..self
-        }
-    }
-}
+attempted_job!(UploadJob, upload_id);
 
 /// Enqueues `job` on `queue` to run at `run_at`, or at once when `None`. Returns
 /// false when the same (queue, upload, attempt) was enqueued before, which makes

@@ -255,17 +255,3 @@ pub async fn set_current(
         .await
         .optional()?)
 }
-
-/// How many versions each of the item's files has.
-pub async fn counts(
-    conn: &mut AsyncPgConnection,
-    item: ItemId,
-) -> Result<Vec<(Uuid, i64)>, DbError> {
-    Ok(file_versions::table
-        .inner_join(item_files::table)
-        .filter(item_files::item_id.eq(item.as_uuid()))
-        .group_by(file_versions::file_id)
-        .select((file_versions::file_id, diesel::dsl::count_star()))
-        .load(conn)
-        .await?)
-}

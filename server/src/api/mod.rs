@@ -32,7 +32,8 @@ impl UploadApi {
     }
 }
 
-fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+/// The authenticated caller the auth layer put into the request.
+pub(crate) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     // The auth layer puts the caller here; its absence means the layer was not installed.
     req.extensions().get::<Caller>().cloned().ok_or_else(|| {
         Status::unauthenticated("missing authorization: send 'authorization: Bearer <token>'")

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use upload_db::models::UploadRow;
 use upload_domain::{Caller, UploadId, UploadState};
@@ -9,7 +9,7 @@ use upload_proto::v1 as pb;
 use super::WatchStream;
 use crate::convert;
 use crate::error::ApiError;
-use crate::progress_hub::HubEvent;
+use crate::progress_hub;
 use crate::state::AppState;
 
 /// The upload and its stages as the API shows them.
@@ -145,27 +145,10 @@ pub async fn handle_watch_progress(
                 }
                 () = tx.closed() => return,
             };
-            match event {
-                Ok(HubEvent::Changed | HubEvent::Resync)
-                | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-            match current(&state, &caller, id).await {
-                Ok((next, settled)) => {
-                    if next != last {
-                        last = next.clone();
-                        if tx.send(Ok(next)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if settled {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
+            if !progress_hub::should_reread(event)
+                || !progress_hub::forward(&tx, &mut last, current(&state, &caller, id).await).await
+            {
+                return;
             }
         }
     });

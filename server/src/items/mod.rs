@@ -13,6 +13,7 @@ use upload_domain::{Caller, FileId, ItemId, SellerId};
 use upload_proto::v1 as pb;
 use upload_proto::v1::item_service_server::ItemService;
 
+use crate::api::caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -80,12 +81,6 @@ async fn item_for(
             "only the owner of item {id} may change it or its access"
         ))),
     }
-}
-
-fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
-    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
-        Status::unauthenticated("missing authorization: send 'authorization: Bearer <token>'")
-    })
 }
 
 #[tonic::async_trait]

@@ -56,17 +56,8 @@ pub async fn handle_set_current(
             "file {file} of item {item} has no version {wanted}; ListVersions shows the stored ones"
         )));
     };
-    let current = upload_db::versions::find(&mut conn, item, file, Some(wanted))
-        .await?
-        .map(|(v, _)| version(&v, true));
-    let count = upload_db::versions::list(&mut conn, item, Some(file))
-        .await?
-        .len();
-    Ok(pb::ItemFile {
-        file_id: row.id.to_string(),
-        current,
-        version_count: u32::try_from(count).unwrap_or(0),
-    })
+    let versions = upload_db::versions::list(&mut conn, item, Some(file)).await?;
+    Ok(super::view::item_file(&row, &versions))
 }
 
 /// A short-lived download URL for one version (0: the current one), named with the

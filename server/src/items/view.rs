@@ -4,17 +4,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use upload_db::models::{ItemRow, SubmissionRow, VersionRow};
+use upload_db::models::{ItemFileRow, ItemRow, SubmissionRow, VersionRow};
 use upload_domain::{Caller, ItemId, ItemKind, SubmissionState};
 use upload_proto::v1 as pb;
 
 use super::{Need, item_for};
 use crate::convert::timestamp;
 use crate::error::ApiError;
-use crate::progress_hub::HubEvent;
+use crate::progress_hub;
 use crate::state::AppState;
 
 /// The stream WatchItem returns.
@@ -52,6 +52,18 @@ pub fn version(v: &VersionRow, current: bool) -> pb::FileVersion {
     }
 }
 
+/// A file with its current version and how many it has, from the item's versions.
+pub fn item_file(file: &ItemFileRow, versions: &[(VersionRow, bool)]) -> pb::ItemFile {
+    let mine = || versions.iter().filter(|(v, _)| v.file_id == file.id);
+    pb::ItemFile {
+        file_id: file.id.to_string(),
+        current: mine()
+            .find(|(_, current)| *current)
+            .map(|(v, _)| version(v, true)),
+        version_count: u32::try_from(mine().count()).unwrap_or(0),
+    }
+}
+
 /// The item with its files and its latest submission's state; true when that
 /// submission has settled (nothing more happens on its own).
 pub async fn snapshot(state: &AppState, row: ItemRow) -> Result<(pb::Item, bool), ApiError> {
@@ -59,27 +71,9 @@ pub async fn snapshot(state: &AppState, row: ItemRow) -> Result<(pb::Item, bool)
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let latest: Option<SubmissionRow> = upload_db::items::latest_submission(&mut conn, id).await?;
     let files = upload_db::items::files(&mut conn, id).await?;
-    let counts = upload_db::versions::counts(&mut conn, id).await?;
-    let mut out_files = Vec::with_capacity(files.len());
-    for f in files {
-        let current = match f.current_version {
-            Some(_) => {
-                upload_db::versions::find(&mut conn, id, upload_domain::FileId::from(f.id), None)
-                    .await?
-                    .map(|(v, _)| version(&v, true))
-            }
-            None => None,
-        };
-        let count = counts
-            .iter()
-            .find(|(file, _)| *file == f.id)
-            .map_or(0, |(_, n)| *n);
-        out_files.push(pb::ItemFile {
-            file_id: f.id.to_string(),
-            current,
-            version_count: u32::try_from(count).unwrap_or(0),
-        });
-    }
+    let versions = upload_db::versions::list(&mut conn, id, None).await?;
+    drop(conn);
+    let out_files = files.iter().map(|f| item_file(f, &versions)).collect();
     let sub_state = latest.as_ref().map(SubmissionRow::state).transpose()?;
     let item = pb::Item {
         item_id: row.id.to_string(),
@@ -135,27 +129,10 @@ pub async fn handle_watch_item(
                 event = events.recv() => event,
                 () = tx.closed() => return,
             };
-            match event {
-                Ok(HubEvent::Changed | HubEvent::Resync)
-                | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-            match current(&state, &caller, id).await {
-                Ok((next, settled)) => {
-                    if next != last {
-                        last = next.clone();
-                        if tx.send(Ok(next)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if settled {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
+            if !progress_hub::should_reread(event)
+                || !progress_hub::forward(&tx, &mut last, current(&state, &caller, id).await).await
+            {
+                return;
             }
         }
     });
