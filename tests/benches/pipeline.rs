@@ -102,6 +102,7 @@ async fn main() {
             upload_client::SendOptions {
                 concurrency: 4,
                 attempts: 3,
+                ..Default::default()
             },
             |_, _| {},
         )

@@ -18,8 +18,10 @@ pub use upload_client::pb;
 
 mod fixtures;
 mod items;
+mod proxy;
 pub use fixtures::*;
 pub use items::*;
+pub use proxy::{Proxy, ProxyRules, ProxyStats};
 
 /// The stack's environment, from the process or from the file the stack script writes.
 pub fn stack_env() -> HashMap<String, String> {

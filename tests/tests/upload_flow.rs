@@ -44,6 +44,7 @@ async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_pro
             SendOptions {
                 concurrency: 4,
                 attempts: 3,
+                ..Default::default()
             },
             |_, _| {},
         )

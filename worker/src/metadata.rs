@@ -60,6 +60,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             &StorageKey::UploadObject {
                 key: &claimed.row.temp_key,
             },
+            upload_storage::Reader::Service,
             ctx.media.config().timeout + Duration::from_secs(60),
         )
         .await?;

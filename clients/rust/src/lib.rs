@@ -1,17 +1,24 @@
 #![doc = include_str!("../README.md")]
 
+mod download;
+mod flow;
+mod retry;
+mod state;
+mod transfer;
+
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use base64::Engine;
+pub use download::download;
+pub use flow::PlannedUpload;
 use md5::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+pub use retry::Backoff;
+pub use state::UploadState;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+pub use transfer::{Event, SendOptions, SendStats, part_range};
 pub use upload_proto::v1 as pb;
 use upload_proto::v1::item_service_client::ItemServiceClient;
 use upload_proto::v1::upload_service_client::UploadServiceClient;
@@ -39,6 +46,15 @@ pub enum ClientError {
     /// The token is not usable as a header.
     #[error("the token contains characters that cannot be sent in a header")]
     BadToken,
+    /// The local file is not the one the upload was started with.
+    #[error("{0}")]
+    FileChanged(String),
+    /// The resume state cannot be used.
+    #[error("{0}")]
+    State(String),
+    /// The upload cannot go on.
+    #[error("{0}")]
+    Upload(String),
 }
 
 /// Adds the bearer token to every call.
@@ -58,41 +74,13 @@ pub type Api = UploadServiceClient<InterceptedService<Channel, Bearer>>;
 /// The item service's gRPC client with authentication.
 pub type Items = ItemServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// What sending parts did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SendStats {
-    /// Parts sent successfully.
-    pub parts_sent: u64,
-    /// Bytes of those parts.
-    pub bytes_sent: u64,
-    /// PUTs that failed and were tried again.
-    pub retries: u64,
-}
-
-/// Options for sending parts.
-#[derive(Debug, Clone, Copy)]
-pub struct SendOptions {
-    /// Parts in flight at once.
-    pub concurrency: usize,
-    /// Attempts per part before giving up.
-    pub attempts: u32,
-}
-
-impl Default for SendOptions {
-    fn default() -> Self {
-        Self {
-            concurrency: 4,
-            attempts: 5,
-        }
-    }
-}
-
 /// The upload service client.
 #[derive(Clone)]
 pub struct UploadClient {
     api: Api,
     items: Items,
     http: reqwest::Client,
+    endpoint: String,
 }
 
 impl UploadClient {
@@ -112,14 +100,27 @@ impl UploadClient {
         Ok(Self {
             api: UploadServiceClient::with_interceptor(channel.clone(), Bearer(value.clone())),
             items: ItemServiceClient::with_interceptor(channel, Bearer(value)),
+            endpoint: endpoint.to_owned(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(32)
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .read_timeout(std::time::Duration::from_secs(120))
                 .build()
                 .map_err(|e| ClientError::Part {
                     part: 0,
                     reason: e.to_string(),
                 })?,
         })
+    }
+
+    /// The server's address this client was connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The HTTP client that talks to the store.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The raw gRPC client, for calls this type does not wrap.
@@ -165,8 +166,9 @@ impl UploadClient {
         Ok(res.into_inner().missing_part_numbers)
     }
 
-    /// Sends the given parts of `file` for `upload`, `concurrency` at a time. Each part
-    /// is read, hashed, signed and PUT; memory is one part per slot.
+    /// Sends the given parts of `file` for `upload`, `concurrency` at a time, calling
+    /// `on_part(number, bytes)` as each is stored. Memory is one part per slot plus one
+    /// for hashing ahead.
     pub async fn send_parts(
         &self,
         upload: &pb::Upload,
@@ -175,140 +177,12 @@ impl UploadClient {
         options: SendOptions,
         on_part: impl Fn(u32, u64) + Send + Sync + 'static,
     ) -> Result<SendStats, ClientError> {
-        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
-            parts.to_vec(),
-        )));
-        let retries = Arc::new(AtomicU64::new(0));
-        let on_part = Arc::new(on_part);
-        let mut slots = tokio::task::JoinSet::new();
-        for _ in 0..options.concurrency.max(1) {
-            let queue = Arc::clone(&queue);
-            let retries = Arc::clone(&retries);
-            let on_part = Arc::clone(&on_part);
-            let client = self.clone();
-            let upload = upload.clone();
-            let file = file.to_owned();
-            slots.spawn(async move {
-                let mut sent = SendStats::default();
-                let mut handle = tokio::fs::File::open(&file).await?;
-                loop {
-                    let next = queue
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .pop_front();
-                    let Some(number) = next else { break };
-                    let bytes = client
-                        .send_part(&upload, &mut handle, number, options.attempts, &retries)
-                        .await?;
-                    on_part(number, bytes);
-                    sent.parts_sent += 1;
-                    sent.bytes_sent += bytes;
-                }
-                Ok::<_, ClientError>(sent)
-            });
-        }
-        let mut total = SendStats::default();
-        while let Some(joined) = slots.join_next().await {
-            let stats = joined.map_err(|e| ClientError::Part {
-                part: 0,
-                reason: e.to_string(),
-            })??;
-            total.parts_sent += stats.parts_sent;
-            total.bytes_sent += stats.bytes_sent;
-        }
-        total.retries = retries.load(Ordering::Relaxed);
-        Ok(total)
-    }
-
-    async fn send_part(
-        &self,
-        upload: &pb::Upload,
-        file: &mut tokio::fs::File,
-        number: u32,
-        attempts: u32,
-        retries: &AtomicU64,
-    ) -> Result<u64, ClientError> {
-        if number == 0 || number > upload.part_count {
-            return Err(ClientError::Part {
-                part: number,
-                reason: format!("this upload has parts 1 to {}", upload.part_count),
-            });
-        }
-        let offset = u64::from(number - 1) * upload.part_size_bytes;
-        let len = upload
-            .part_size_bytes
-            .min(upload.size_bytes.saturating_sub(offset));
-        let mut body = vec![
-            0u8;
-            usize::try_from(len).map_err(|e| ClientError::Part {
-                part: number,
-                reason: e.to_string()
-            })?
-        ];
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
-        file.read_exact(&mut body).await?;
-        let body = bytes::Bytes::from(body);
-        let md5 = {
-            let body = body.clone();
-            tokio::task::spawn_blocking(move || md5::Md5::digest(&body).to_vec())
-                .await
-                .map_err(|e| ClientError::Part {
-                    part: number,
-                    reason: e.to_string(),
-                })?
-        };
-        let mut last_error = String::new();
-        for attempt in 0..attempts.max(1) {
-            if attempt > 0 {
-                retries.fetch_add(1, Ordering::Relaxed);
-                let backoff = Duration::from_millis(200 * 2u64.pow(attempt.min(6)));
-                let jitter = Duration::from_millis(u64::from(rand::random::<u16>() % 200));
-                tracing::warn!(part = number, attempt, error = %last_error, "retrying part");
-                tokio::time::sleep(backoff + jitter).await;
+        self.send_parts_observed(upload, file, parts, options, move |event| {
+            if let Event::PartSent { part, bytes } = event {
+                on_part(*part, *bytes);
             }
-            // Sign afresh on every attempt, so an expired URL is never reused.
-            let signed = self
-                .api()
-                .sign_parts(pb::SignPartsRequest {
-                    upload_id: upload.upload_id.clone(),
-                    parts: vec![pb::PartToSign {
-                        part_number: number,
-                        content_md5: md5.clone(),
-                        content_length: len,
-                    }],
-                })
-                .await?
-                .into_inner()
-                .parts
-                .pop()
-                .ok_or_else(|| ClientError::Part {
-                    part: number,
-                    reason: "no signed URL returned".into(),
-                })?;
-            let mut req = self.http.put(&signed.url).body(body.clone());
-            for h in &signed.headers {
-                req = req.header(h.name.as_str(), h.value.as_str());
-            }
-            match req.send().await {
-                Ok(res) if res.status().is_success() => return Ok(len),
-                Ok(res) if res.status().is_server_error() => {
-                    last_error = format!("store answered {}", res.status())
-                }
-                Ok(res) => {
-                    let status = res.status();
-                    let text = res.text().await.unwrap_or_default();
-                    return Err(ClientError::Part {
-                        part: number,
-                        reason: format!("store refused it ({status}): {text}"),
-                    });
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        Err(ClientError::Part {
-            part: number,
-            reason: last_error,
         })
+        .await
     }
 
     /// Completes an upload.
@@ -365,6 +239,19 @@ impl UploadClient {
         let missing = self.missing_parts(&upload.upload_id).await?;
         self.send_parts(upload, file, &missing, options, on_part)
             .await
+    }
+
+    /// Aborts an unfinished upload: the store drops its parts.
+    pub async fn abort(&self, upload_id: &str) -> Result<pb::Upload, ClientError> {
+        let res = self
+            .api()
+            .abort_upload(pb::AbortUploadRequest {
+                upload_id: upload_id.to_owned(),
+            })
+            .await?;
+        res.into_inner().upload.ok_or_else(|| {
+            ClientError::Rpc(tonic::Status::internal("AbortUpload returned no upload"))
+        })
     }
 
     /// The upload's current record.

@@ -138,6 +138,11 @@ impl DatabaseConfig {
 pub struct StoreConfig {
     /// `UPLOAD_S3_ENDPOINT`; unset means AWS S3's own endpoints.
     pub endpoint: Option<String>,
+    /// `UPLOAD_S3_PUBLIC_ENDPOINT`: the store's address as sellers' clients reach it
+    /// (a load balancer, a CDN, a proxy). URLs signed for clients (parts, downloads,
+    /// previews) use it; the server and worker keep `UPLOAD_S3_ENDPOINT`. Default: the
+    /// same as `UPLOAD_S3_ENDPOINT`.
+    pub public_endpoint: Option<String>,
     /// `UPLOAD_S3_REGION` (default `us-east-1`).
     pub region: String,
     /// `UPLOAD_S3_ACCESS_KEY_ID`.
@@ -167,6 +172,9 @@ impl StoreConfig {
         let endpoint = src.get("UPLOAD_S3_ENDPOINT");
         Ok(Self {
             path_style: parsed(src, "UPLOAD_S3_PATH_STYLE", endpoint.is_some())?,
+            public_endpoint: src
+                .get("UPLOAD_S3_PUBLIC_ENDPOINT")
+                .or_else(|| endpoint.clone()),
             endpoint,
             region: src
                 .get("UPLOAD_S3_REGION")

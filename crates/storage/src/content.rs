@@ -233,7 +233,7 @@ impl Store {
             .build()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let presigned = self
-            .client()
+            .signer(crate::Reader::Client)
             .get_object()
             .bucket(self.bucket_name(key.bucket()))
             .key(key.key())

@@ -10,4 +10,4 @@ pub use content::{CopyMethod, ObjectHead, SHA256_METADATA, content_disposition};
 pub use error::StoreError;
 pub use keys::{Bucket, StorageKey};
 pub use lifecycle::{LifecycleRules, apply_bucket_rules};
-pub use store::{ObjectStream, SignedRequest, Store, StoredPart};
+pub use store::{ObjectStream, Reader, SignedRequest, Store, StoredPart};

@@ -30,6 +30,15 @@ pub struct SignedRequest {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Who will use a presigned URL, which decides the address it is signed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The server or a worker, at `UPLOAD_S3_ENDPOINT`.
+    Service,
+    /// A seller's client, at `UPLOAD_S3_PUBLIC_ENDPOINT`.
+    Client,
+}
+
 /// A part the store holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPart {
@@ -45,6 +54,8 @@ pub struct StoredPart {
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
+    /// Signs the URLs sellers' clients use, for the store's public address.
+    public: Client,
     temp: String,
     quarantine: String,
     regular: String,
@@ -71,11 +82,16 @@ impl Store {
             // header beyond the MD5 and length the client is told to send.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        let mut public = builder.clone();
         if let Some(endpoint) = &cfg.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
+        if let Some(endpoint) = &cfg.public_endpoint {
+            public = public.endpoint_url(endpoint);
+        }
         Self {
             client: Client::from_conf(builder.build()),
+            public: Client::from_conf(public.build()),
             temp: cfg.temp_bucket.clone(),
             quarantine: cfg.quarantine_bucket.clone(),
             regular: cfg.regular_bucket.clone(),
@@ -87,6 +103,14 @@ impl Store {
     /// The underlying client, for operations this type does not wrap.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The client that signs URLs for `reader`.
+    pub(crate) fn signer(&self, reader: Reader) -> &Client {
+        match reader {
+            Reader::Service => &self.client,
+            Reader::Client => &self.public,
+        }
     }
 
     /// The bucket name for a role.
@@ -140,7 +164,7 @@ impl Store {
         let part_number =
             i32::try_from(part.get()).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let presigned = self
-            .client
+            .public
             .upload_part()
             .bucket(&self.temp)
             .key(key)
@@ -340,10 +364,12 @@ impl Store {
         Ok(size)
     }
 
-    /// A presigned GET of an object, for a reader that speaks HTTP (ffmpeg, a browser).
+    /// A presigned GET of an object, for a reader that speaks HTTP: ffmpeg in the
+    /// worker (`Reader::Service`) or a seller's browser (`Reader::Client`).
     pub async fn presign_get(
         &self,
         key: &StorageKey<'_>,
+        reader: Reader,
         expires_in: Duration,
     ) -> Result<String, StoreError> {
         let config = PresigningConfig::builder()
@@ -351,7 +377,7 @@ impl Store {
             .build()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let presigned = self
-            .client
+            .signer(reader)
             .get_object()
             .bucket(self.bucket_name(key.bucket()))
             .key(key.key())

@@ -50,7 +50,11 @@ pub async fn snapshot(
             };
             let url = state
                 .store
-                .presign_get(&key, state.policy.sign_expiry)
+                .presign_get(
+                    &key,
+                    upload_storage::Reader::Client,
+                    state.policy.sign_expiry,
+                )
                 .await?;
             found.previews.push((p, url));
         }
