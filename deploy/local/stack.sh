@@ -61,6 +61,16 @@ install_missing() {
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
   fi
+  # The browser page's test: Debian's Chromium, driven by playwright-core from npm
+  # (which downloads no browser of its own).
+  if ! [ -x /usr/bin/chromium ]; then
+    log "installing Chromium from Debian's packages (for the browser page's test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  if ! [ -d "$repo/clients/web/node_modules/playwright-core" ]; then
+    log "installing playwright-core for the browser page's test"
+    (cd "$repo/clients/web" && npm ci --silent --no-audit --no-fund >/dev/null)
+  fi
 }
 
 start_postgres() {
