@@ -36,6 +36,11 @@ fn is_state(upload: &pb::Upload, state: pb::UploadState) -> bool {
     upload.state == state as i32
 }
 
+/// Whether parts may still be sent: created (nothing signed yet) or uploading.
+fn is_open(upload: &pb::Upload) -> bool {
+    is_state(upload, pb::UploadState::Created) || is_state(upload, pb::UploadState::Uploading)
+}
+
 impl UploadClient {
     /// Plans the upload of `file`. With a `state_dir`, an upload of the same file that
     /// was interrupted (the client killed, the network gone) is continued: the server
@@ -117,7 +122,7 @@ impl UploadClient {
                 file.display()
             )));
         }
-        let missing = if is_state(&upload, pb::UploadState::Uploading) {
+        let missing = if is_open(&upload) {
             self.missing_parts(upload_id).await?
         } else if is_state(&upload, pb::UploadState::Aborted)
             || is_state(&upload, pb::UploadState::Expired)
@@ -163,7 +168,7 @@ impl UploadClient {
         let Some(upload) = upload else {
             return Ok(None);
         };
-        let missing = if is_state(&upload, pb::UploadState::Uploading) {
+        let missing = if is_open(&upload) {
             self.missing_parts(&upload.upload_id).await?
         } else if is_state(&upload, pb::UploadState::Aborted)
             || is_state(&upload, pb::UploadState::Expired)
@@ -215,7 +220,7 @@ impl UploadClient {
             })
             .await?
         };
-        let done = if is_state(&upload, pb::UploadState::Uploading) {
+        let done = if is_open(&upload) {
             self.complete(&upload.upload_id).await?
         } else {
             upload

@@ -30,7 +30,7 @@ pub enum ClientError {
     #[error("{}: {}", .0.code(), .0.message())]
     Rpc(#[from] tonic::Status),
     /// The server could not be reached.
-    #[error("cannot reach the upload server: {0}")]
+    #[error("cannot reach the upload server: {}", causes(.0))]
     Connect(#[from] tonic::transport::Error),
     /// Reading the local file failed.
     #[error("cannot read the file: {0}")]
@@ -55,6 +55,18 @@ pub enum ClientError {
     /// The upload cannot go on.
     #[error("{0}")]
     Upload(String),
+}
+
+/// An error and its causes, as one line.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// Adds the bearer token to every call.

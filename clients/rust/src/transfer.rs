@@ -353,7 +353,7 @@ impl UploadClient {
                 Ok(res) => {
                     let status = res.status();
                     let text = res.text().await.unwrap_or_default();
-                    if status == reqwest::StatusCode::FORBIDDEN && expired(&text) && resigns < 3 {
+                    if expired(status, &text, part.expires_at) && resigns < 3 {
                         resigns += 1;
                         part = self
                             .resign(upload_id, part, "expired", stats, observe)
@@ -408,10 +408,17 @@ impl UploadClient {
     }
 }
 
-/// Whether a 403 body says the signature's time ran out (S3 and Garage word it
-/// differently; both say "expired").
-fn expired(body: &str) -> bool {
-    body.to_ascii_lowercase().contains("expired")
+/// Whether a refusal means the URL's time ran out. S3 answers 403 "Request has
+/// expired"; Garage answers 400 "Date is too old". A 400 or 403 for a URL whose expiry
+/// has passed by this machine's clock counts too.
+fn expired(status: reqwest::StatusCode, body: &str, expires_at: Option<SystemTime>) -> bool {
+    if status != reqwest::StatusCode::FORBIDDEN && status != reqwest::StatusCode::BAD_REQUEST {
+        return false;
+    }
+    let body = body.to_ascii_lowercase();
+    body.contains("expired")
+        || body.contains("too old")
+        || expires_at.is_some_and(|at| at <= SystemTime::now())
 }
 
 fn refusal(status: reqwest::StatusCode, body: &str) -> String {
@@ -522,7 +529,20 @@ mod tests {
             refusal(reqwest::StatusCode::FORBIDDEN, body),
             "the store refused it (403 Forbidden AccessDenied: Forbidden: Signature mismatch)"
         );
-        assert!(expired("<Message>Request has expired</Message>"));
-        assert!(!expired(body));
+        let forbidden = reqwest::StatusCode::FORBIDDEN;
+        let later = Some(SystemTime::now() + Duration::from_secs(60));
+        assert!(expired(
+            forbidden,
+            "<Message>Request has expired</Message>",
+            later
+        ));
+        assert!(expired(
+            reqwest::StatusCode::BAD_REQUEST,
+            "<Message>Bad request: Date is too old</Message>",
+            later
+        ));
+        assert!(expired(forbidden, body, Some(SystemTime::now())));
+        assert!(!expired(forbidden, body, later));
+        assert!(!expired(reqwest::StatusCode::NOT_FOUND, "expired", None));
     }
 }

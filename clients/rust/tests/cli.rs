@@ -42,18 +42,43 @@ fn store_url() -> String {
         .expect("UPLOAD_S3_ENDPOINT in the stack env")
 }
 
+/// Runs the CLI to its end (killed after three minutes), its output kept in files so
+/// that even a stuck run shows what it printed.
 async fn run(app: &TestApp, token: &str, args: &[&str]) -> Output {
-    cli()
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cli()
         .arg("--endpoint")
         .arg(&app.endpoint)
         .arg("--token")
         .arg(token)
         .arg("--plain")
         .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("running the upload CLI")
+        .env(
+            "RUST_LOG",
+            std::env::var("CLI_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("running the upload CLI");
+    let status = match tokio::time::timeout(Duration::from_secs(180), child.wait()).await {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            child.start_kill().unwrap();
+            let _ = child.wait().await;
+            panic!(
+                "the CLI did not finish in 3 minutes; it printed:\n{}\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
 }
 
 fn text(out: &Output) -> String {
