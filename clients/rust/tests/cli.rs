@@ -133,7 +133,17 @@ async fn kill_at_half_then_resume(concurrency: usize) -> (u64, u64, u64, u64, Te
     }
     child.start_kill().expect("SIGKILL");
     child.wait().await.unwrap();
-    let before = proxy.bytes_up();
+    // The killed process's socket buffers still drain into the proxy for a moment:
+    // those bytes were sent before the kill, so wait until the count stands still.
+    let mut before = proxy.bytes_up();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = proxy.bytes_up();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
 
     // What the store lacks now, from the server's record.
     let state = UploadState::load(&UploadState::path_for(state_dir.path(), &file.path).unwrap())
