@@ -8,7 +8,11 @@
 //! the store's own credentials: no MD5, no server.
 //!
 //! Runs alternate (plain, client, plain, client, …) so that neither gets the warmer
-//! page cache or the emptier store. Needs the local stack:
+//! page cache or the emptier store. Then, if `target/release/upload` exists, the CLI
+//! uploads the same file once as its own process and its peak memory is printed: it
+//! stays near (concurrency + 2) × part size, whatever the file's size.
+//! Needs the local stack:
+//!     cargo build --release -p upload-client   # optional, for the CLI's memory
 //!     cargo bench -p upload-e2e --bench client_throughput
 //! `BENCH_FILE_MIB` (default 1024), `BENCH_PART_MIB` (16), `BENCH_CONCURRENCY` (4),
 //! `BENCH_ROUNDS` (3).
@@ -23,6 +27,30 @@ use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, TestApp, TestFile};
 
 const MIB: u64 = 1024 * 1024;
+
+/// The machine's (busy, total) CPU ticks so far, from /proc/stat.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Runs `f`, returning its time and the share of the machine's CPU busy meanwhile.
+async fn measured<F: std::future::Future<Output = Duration>>(f: F) -> (Duration, f64) {
+    let (b0, t0) = cpu_ticks();
+    let took = f.await;
+    let (b1, t1) = cpu_ticks();
+    (took, 100.0 * (b1 - b0) as f64 / (t1 - t0).max(1) as f64)
+}
 
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -177,23 +205,76 @@ async fn main() {
     );
     let (mut plain_total, mut client_total) = (Duration::ZERO, Duration::ZERO);
     for round in 1..=rounds {
-        let p = plain_upload(&app, &file, part, concurrency).await;
-        let c = client_upload(&app, &file, part, concurrency).await;
+        let (p, p_cpu) = measured(plain_upload(&app, &file, part, concurrency)).await;
+        let (c, c_cpu) = measured(client_upload(&app, &file, part, concurrency)).await;
         plain_total += p;
         client_total += c;
         println!(
-            "{round:<6} {:>12.2} {:>12.1} {:>12.2} {:>12.1}",
+            "{round:<6} {:>10.2} {:>11.1} {:>9.0}% {:>10.2} {:>11.1} {:>9.0}%",
             p.as_secs_f64(),
             mb / p.as_secs_f64(),
+            p_cpu,
             c.as_secs_f64(),
-            mb / c.as_secs_f64()
+            mb / c.as_secs_f64(),
+            c_cpu
         );
     }
     let plain_rate = mb * rounds as f64 / plain_total.as_secs_f64();
     let client_rate = mb * rounds as f64 / client_total.as_secs_f64();
     println!(
-        "{:<6} {:>12} {:>12.1} {:>12} {:>12.1}",
-        "all", "", plain_rate, "", client_rate
+        "{:<6} {:>10} {:>11.1} {:>10} {:>10} {:>11.1}",
+        "all", "", plain_rate, "", "", client_rate
     );
     println!("client / plain throughput: {:.3}", client_rate / plain_rate);
+
+    let cli = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload");
+    if !cli.exists() {
+        println!("(no target/release/upload: build it to measure the CLI's memory)");
+        return;
+    }
+    let state = tempfile::tempdir().expect("state dir");
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&cli)
+        .args(["--endpoint", &app.endpoint, "--token"])
+        .arg(app.token("bench-seller", SellerGroup::Premium))
+        .args(["--plain", "put"])
+        .arg(&file.path)
+        .args([
+            "--part-size",
+            &part.to_string(),
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .args(["--no-watch", "--state-dir"])
+        .arg(state.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the CLI");
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().expect("CLI status") {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "the CLI upload failed");
+    println!(
+        "CLI process: {:.1} MB/s, peak memory {:.0} MiB for a {} MiB file ({} × {} MiB parts in flight + 2 hashing)",
+        mb / started.elapsed().as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+        size / MIB,
+        concurrency,
+        part / MIB
+    );
 }

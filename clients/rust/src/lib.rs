@@ -179,7 +179,7 @@ impl UploadClient {
     }
 
     /// Sends the given parts of `file` for `upload`, `concurrency` at a time, calling
-    /// `on_part(number, bytes)` as each is stored. Memory is one part per slot plus one
+    /// `on_part(number, bytes)` as each is stored. Memory is one part per slot plus two
     /// for hashing ahead.
     pub async fn send_parts(
         &self,

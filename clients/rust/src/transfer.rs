@@ -1,11 +1,11 @@
 //! Sending parts: read and hash ahead, sign in batches, PUT in parallel, retry with
 //! backoff, re-sign what expired.
 //!
-//! One task reads each part once to hash it and signs the digests in batches (a
-//! batch starts at `concurrency` parts and doubles up to `sign_batch`, so the first
-//! PUT starts after the first few parts are hashed). `concurrency` slots take signed
-//! parts, read the part again and PUT it. Memory is one part for the hasher plus one
-//! per slot, whatever the file's size.
+//! One task reads each part once to hash it (two parts at a time, in order) and
+//! signs the digests in batches (the first batch is one part, so the first PUT starts
+//! at once; batches double up to `sign_batch`). `concurrency` slots take signed parts,
+//! read the part again (from the page cache, as a rule) and PUT it. Memory is two
+//! parts for hashing plus one per slot, whatever the file's size.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
 use md5::Digest;
 use tokio::sync::{Mutex, mpsc};
 
@@ -88,6 +89,9 @@ pub enum Event {
         reason: &'static str,
     },
 }
+
+/// Parts hashed at once, ahead of the PUTs.
+const HASHING_AT_ONCE: usize = 2;
 
 /// A part ready to PUT.
 struct SignedPart {
@@ -255,15 +259,28 @@ impl UploadClient {
             let parts = parts.to_vec();
             let handle = Arc::clone(&handle);
             tasks.spawn(async move {
-                let mut batch_size = concurrency;
-                let mut buf = Vec::new();
+                // The first batch is one part, so the first PUT starts after one part is
+                // hashed; batches double from there. Two parts are hashed at once (in
+                // order), so hashing keeps ahead of the PUTs on a busy machine.
+                let mut batch_size = 1;
                 let mut pending = Vec::new();
-                for (i, &number) in parts.iter().enumerate() {
-                    let (offset, len) = part_range(&upload, number)?;
-                    let (back, md5) = read_part(&handle, buf, number, offset, len, true).await?;
-                    buf = back;
-                    pending.push((number, offset, len, md5.unwrap_or_default()));
-                    if pending.len() >= batch_size || i + 1 == parts.len() {
+                let total = parts.len();
+                let mut hashed = futures::stream::iter(parts.into_iter().map(|number| {
+                    let handle = Arc::clone(&handle);
+                    let range = part_range(&upload, number);
+                    async move {
+                        let (offset, len) = range?;
+                        let (_, md5) =
+                            read_part(&handle, Vec::new(), number, offset, len, true).await?;
+                        Ok::<_, ClientError>((number, offset, len, md5.unwrap_or_default()))
+                    }
+                }))
+                .buffered(HASHING_AT_ONCE);
+                let mut done = 0;
+                while let Some(part) = hashed.next().await {
+                    pending.push(part?);
+                    done += 1;
+                    if pending.len() >= batch_size || done == total {
                         let signed = client
                             .sign(&upload.upload_id, std::mem::take(&mut pending))
                             .await?;
