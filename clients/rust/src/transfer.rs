@@ -379,6 +379,18 @@ impl UploadClient {
                     }
                     return Err(part_error(number, refusal(status, &text)));
                 }
+                // A store refusing an expired URL may answer before it reads the body
+                // and close the connection, so the client sees a broken pipe, not the
+                // answer. If the URL has expired by this machine's clock, sign again.
+                Err(_)
+                    if part.expires_at.is_some_and(|at| at <= SystemTime::now()) && resigns < 3 =>
+                {
+                    resigns += 1;
+                    part = self
+                        .resign(upload_id, part, "expired", stats, observe)
+                        .await?;
+                    continue;
+                }
                 Err(e) => describe(&e),
             };
             failures += 1;

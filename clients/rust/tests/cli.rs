@@ -294,6 +294,7 @@ async fn cut_connections_are_retried_and_the_upload_reaches_ready() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let cuts = proxy.stats.cuts.load(std::sync::atomic::Ordering::SeqCst);
     let retries = stderr.matches("retrying part").count() as u64;
+    eprintln!("{cuts} connections cut, {retries} retries logged");
     assert!(cuts >= 1, "the proxy cut connections");
     assert!(
         retries >= cuts,
