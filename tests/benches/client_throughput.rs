@@ -253,14 +253,7 @@ async fn main() {
         .expect("starting the CLI");
     let mut peak_kib = 0u64;
     let status = loop {
-        if let Some(kib) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-        {
+        if let Some(kib) = upload_e2e::peak_rss_kib(child.id()) {
             peak_kib = peak_kib.max(kib);
         }
         if let Some(status) = child.try_wait().expect("CLI status") {

@@ -17,17 +17,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, TestApp, TestFile, pb, stack_env};
+use upload_e2e::{AppOptions, TestApp, TestFile, pb, peak_rss_kib, stack_env};
 
 const MIB: u64 = 1024 * 1024;
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// Stops the worker process however the benchmark ends.
 struct KillOnDrop(std::process::Child);

@@ -122,17 +122,11 @@ impl UploadClient {
                 file.display()
             )));
         }
-        let missing = if is_open(&upload) {
-            self.missing_parts(upload_id).await?
-        } else if is_state(&upload, pb::UploadState::Aborted)
-            || is_state(&upload, pb::UploadState::Expired)
-        {
-            return Err(ClientError::Upload(format!(
+        let missing = self.still_missing(&upload).await?.ok_or_else(|| {
+            ClientError::Upload(format!(
                 "upload {upload_id} can no longer be continued (aborted or expired); upload the file again"
-            )));
-        } else {
-            Vec::new()
-        };
+            ))
+        })?;
         Ok(PlannedUpload {
             upload,
             missing,
@@ -168,15 +162,8 @@ impl UploadClient {
         let Some(upload) = upload else {
             return Ok(None);
         };
-        let missing = if is_open(&upload) {
-            self.missing_parts(&upload.upload_id).await?
-        } else if is_state(&upload, pb::UploadState::Aborted)
-            || is_state(&upload, pb::UploadState::Expired)
-        {
+        let Some(missing) = self.still_missing(&upload).await? else {
             return Ok(None);
-        } else {
-            // Completed already: the client was killed after CompleteUpload.
-            Vec::new()
         };
         Ok(Some(PlannedUpload {
             upload,
@@ -185,6 +172,21 @@ impl UploadClient {
             file: file.to_owned(),
             state: Some((path, state)),
         }))
+    }
+
+    /// The parts a found upload still needs from the server's record: none once it
+    /// was completed (the client killed after CompleteUpload), `None` when it can no
+    /// longer be continued (aborted, expired).
+    async fn still_missing(&self, upload: &pb::Upload) -> Result<Option<Vec<u32>>, ClientError> {
+        if is_open(upload) {
+            Ok(Some(self.missing_parts(&upload.upload_id).await?))
+        } else if is_state(upload, pb::UploadState::Aborted)
+            || is_state(upload, pb::UploadState::Expired)
+        {
+            Ok(None)
+        } else {
+            Ok(Some(Vec::new()))
+        }
     }
 
     /// Sends what `planned` lacks, completes the upload and removes its state file.

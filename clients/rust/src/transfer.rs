@@ -139,10 +139,9 @@ fn part_error(part: u32, reason: impl ToString) -> ClientError {
     }
 }
 
-/// Reads `len` bytes at `offset` on a blocking thread, into `buf` (reused).
+/// Reads `len` bytes at `offset` on a blocking thread, and their MD5 if `hash`.
 async fn read_part(
     file: &Arc<std::fs::File>,
-    buf: Vec<u8>,
     number: u32,
     offset: u64,
     len: u64,
@@ -151,8 +150,7 @@ async fn read_part(
     let file = Arc::clone(file);
     let len = usize::try_from(len).map_err(|e| part_error(number, e))?;
     tokio::task::spawn_blocking(move || {
-        let mut buf = buf;
-        buf.resize(len, 0);
+        let mut buf = vec![0u8; len];
         file.read_exact_at(&mut buf, offset)?;
         let md5 = hash.then(|| md5::Md5::digest(&buf).to_vec());
         Ok::<_, std::io::Error>((buf, md5))
@@ -207,7 +205,7 @@ impl UploadClient {
                 })
                 .collect(),
         };
-        let mut signed = self.api().sign_parts(request).await?.into_inner().parts;
+        let signed = self.api().sign_parts(request).await?.into_inner().parts;
         if signed.len() != parts.len() {
             return Err(ClientError::Rpc(tonic::Status::internal(format!(
                 "asked to sign {} parts, got {}",
@@ -215,7 +213,6 @@ impl UploadClient {
                 signed.len()
             ))));
         }
-        signed.sort_by_key(|s| s.part_number);
         let mut out = Vec::with_capacity(parts.len());
         let mut by_number: std::collections::HashMap<u32, pb::SignedPart> =
             signed.into_iter().map(|s| (s.part_number, s)).collect();
@@ -270,8 +267,7 @@ impl UploadClient {
                     let range = part_range(&upload, number);
                     async move {
                         let (offset, len) = range?;
-                        let (_, md5) =
-                            read_part(&handle, Vec::new(), number, offset, len, true).await?;
+                        let (_, md5) = read_part(&handle, number, offset, len, true).await?;
                         Ok::<_, ClientError>((number, offset, len, md5.unwrap_or_default()))
                     }
                 }))
@@ -310,8 +306,7 @@ impl UploadClient {
                     let Some(part) = next else { break };
                     let number = part.number;
                     let (body, _) =
-                        read_part(&handle, Vec::new(), number, part.offset, part.len, false)
-                            .await?;
+                        read_part(&handle, number, part.offset, part.len, false).await?;
                     client
                         .put_part(&upload_id, part, body.into(), options, &stats, &*observe)
                         .await?;
