@@ -108,48 +108,70 @@ pub async fn record_signed_parts(
     conn: &mut AsyncPgConnection,
     parts: &[SignedPartRecord],
 ) -> Result<Vec<(Uuid, i32)>, DbError> {
-    #[derive(QueryableByName)]
-    struct Recorded {
-        #[diesel(sql_type = SqlUuid)]
-        upload_id: Uuid,
-        #[diesel(sql_type = Int4)]
-        part_number: i32,
+    let query = RecordSignedParts {
+        ids: parts.iter().map(|p| p.upload_id).collect(),
+        numbers: parts.iter().map(|p| p.part_number).collect(),
+        md5s: parts.iter().map(|p| p.content_md5.clone()).collect(),
+        sizes: parts.iter().map(|p| p.size_bytes).collect(),
+    };
+    Ok(query.load(conn).await?)
+}
+
+/// The statement behind [`record_signed_parts`], as a query type of its own. A
+/// `sql_query` is never cached: every call would parse and plan it again, in two
+/// round trips. With a static query id diesel prepares it once per connection, and
+/// every later call is one round trip (Bind and Execute).
+///
+/// One round trip in all: the CTE moves fresh uploads to 'uploading' (firing their
+/// NOTIFY once) and the insert keeps only parts of uploads that still accept them.
+struct RecordSignedParts {
+    ids: Vec<Uuid>,
+    numbers: Vec<i32>,
+    md5s: Vec<Vec<u8>>,
+    sizes: Vec<i64>,
+}
+
+impl diesel::query_builder::QueryId for RecordSignedParts {
+    type QueryId = Self;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for RecordSignedParts {
+    type SqlType = (SqlUuid, Int4);
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("WITH incoming AS (SELECT * FROM unnest(");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Int4>, _>(&self.numbers)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bytea>, _>(&self.md5s)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Int8>, _>(&self.sizes)?;
+        out.push_sql(
+            ") AS t(upload_id, part_number, content_md5, size_bytes)
+             ), started AS (
+                 UPDATE uploads SET state = 'uploading', updated_at = now()
+                 WHERE id IN (SELECT DISTINCT upload_id FROM incoming) AND state = 'created'
+                 RETURNING id
+             )
+             INSERT INTO upload_parts (upload_id, part_number, content_md5, size_bytes)
+             SELECT i.upload_id, i.part_number, i.content_md5, i.size_bytes
+             FROM incoming i JOIN uploads u ON u.id = i.upload_id
+             WHERE u.state IN ('created', 'uploading')
+             ON CONFLICT (upload_id, part_number) DO UPDATE
+                 SET content_md5 = excluded.content_md5,
+                     size_bytes = excluded.size_bytes,
+                     signed_at = now()
+             RETURNING upload_id, part_number",
+        );
+        Ok(())
     }
-    let ids: Vec<Uuid> = parts.iter().map(|p| p.upload_id).collect();
-    let numbers: Vec<i32> = parts.iter().map(|p| p.part_number).collect();
-    let md5s: Vec<Vec<u8>> = parts.iter().map(|p| p.content_md5.clone()).collect();
-    let sizes: Vec<i64> = parts.iter().map(|p| p.size_bytes).collect();
-    // One round trip: the CTE moves fresh uploads to 'uploading' (firing their NOTIFY
-    // once) and the insert keeps only parts of uploads that still accept them.
-    let rows: Vec<Recorded> = diesel::sql_query(
-        "WITH incoming AS (
-             SELECT * FROM unnest($1::uuid[], $2::int4[], $3::bytea[], $4::int8[])
-                 AS t(upload_id, part_number, content_md5, size_bytes)
-         ), started AS (
-             UPDATE uploads SET state = 'uploading', updated_at = now()
-             WHERE id IN (SELECT DISTINCT upload_id FROM incoming) AND state = 'created'
-             RETURNING id
-         )
-         INSERT INTO upload_parts (upload_id, part_number, content_md5, size_bytes)
-         SELECT i.upload_id, i.part_number, i.content_md5, i.size_bytes
-         FROM incoming i JOIN uploads u ON u.id = i.upload_id
-         WHERE u.state IN ('created', 'uploading')
-         ON CONFLICT (upload_id, part_number) DO UPDATE
-             SET content_md5 = excluded.content_md5,
-                 size_bytes = excluded.size_bytes,
-                 signed_at = now()
-         RETURNING upload_id, part_number",
-    )
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Array<Int4>, _>(numbers)
-    .bind::<Array<Bytea>, _>(md5s)
-    .bind::<Array<Int8>, _>(sizes)
-    .load(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.upload_id, r.part_number))
-        .collect())
 }
 
 /// The parts signed for an upload, by part number.
