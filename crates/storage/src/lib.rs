@@ -4,6 +4,7 @@ mod content;
 mod error;
 mod keys;
 mod lifecycle;
+mod part_signer;
 mod store;
 
 pub use content::{CopyMethod, ObjectHead, SHA256_METADATA, content_disposition};

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use upload_config::StoreConfig;
 use upload_domain::{Md5Digest, PartNumber};
 
+use crate::part_signer::{PartSigner, PartToSign};
 use crate::{Bucket, StorageKey, StoreError};
 
 /// A streaming object body.
@@ -56,6 +57,8 @@ pub struct Store {
     client: Client,
     /// Signs the URLs sellers' clients use, for the store's public address.
     public: Client,
+    /// Signs part uploads into the temp bucket, for the public address.
+    part_signer: PartSigner,
     temp: String,
     quarantine: String,
     regular: String,
@@ -92,6 +95,7 @@ impl Store {
         Self {
             client: Client::from_conf(builder.build()),
             public: Client::from_conf(public.build()),
+            part_signer: PartSigner::new(cfg, &cfg.temp_bucket),
             temp: cfg.temp_bucket.clone(),
             quarantine: cfg.quarantine_bucket.clone(),
             regular: cfg.regular_bucket.clone(),
@@ -144,8 +148,8 @@ impl Store {
 
     /// Presigns the PUT of one part with its MD5 and length signed in: a body that
     /// differs from the MD5 is refused by the store, and the URL works for no other
-    /// part number, upload or key.
-    pub async fn presign_part(
+    /// part number, upload or key. Signed for the public address, in memory.
+    pub fn presign_part(
         &self,
         key: &str,
         store_upload_id: &str,
@@ -155,33 +159,22 @@ impl Store {
         expires_in: Duration,
     ) -> Result<SignedRequest, StoreError> {
         let now = SystemTime::now();
-        let config = PresigningConfig::builder()
-            .start_time(now)
-            .expires_in(expires_in)
-            .build()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let length = i64::try_from(length).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let part_number =
-            i32::try_from(part.get()).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let presigned = self
-            .public
-            .upload_part()
-            .bucket(&self.temp)
-            .key(key)
-            .upload_id(store_upload_id)
-            .part_number(part_number)
-            .content_md5(base64::engine::general_purpose::STANDARD.encode(md5.as_bytes()))
-            .content_length(length)
-            .presigned(config)
-            .await
-            .map_err(|e| StoreError::from_sdk("UploadPart presign", e))?;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5.as_bytes());
+        let signed = self.part_signer.sign(
+            &PartToSign {
+                key,
+                store_upload_id,
+                part_number: part.get(),
+                content_md5: &md5,
+                length,
+            },
+            now,
+            expires_in,
+        )?;
         Ok(SignedRequest {
-            method: presigned.method().to_owned(),
-            url: presigned.uri().to_owned(),
-            headers: presigned
-                .headers()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect(),
+            method: "PUT".to_owned(),
+            url: signed.url,
+            headers: signed.headers,
             expires_at: DateTime::<Utc>::from(now + expires_in),
         })
     }

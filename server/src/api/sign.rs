@@ -1,18 +1,19 @@
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::Utc;
 use upload_db::uploads::SignedPartRecord;
-use upload_domain::{Caller, Md5Digest};
+use upload_domain::{Caller, Md5Digest, PartNumber};
 use upload_proto::v1 as pb;
 
 use crate::convert;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, UploadFacts};
 
 /// The most parts one SignParts call may ask for.
 pub const MAX_PARTS_PER_CALL: usize = 1000;
 
-/// SignPart and SignParts: check every part against the plan, presign, record.
+/// SignPart and SignParts: check every part against the plan, record and presign.
 /// All parts are signed or none: a bad part fails the whole call.
 pub async fn handle_sign_parts(
     state: &AppState,
@@ -56,22 +57,49 @@ pub async fn handle_sign_parts(
         checked.push((number, md5, part.content_length));
     }
 
-    // A URL never outlives its upload.
+    let records: Vec<SignedPartRecord> = checked
+        .iter()
+        .map(|(number, md5, length)| SignedPartRecord {
+            upload_id: id.as_uuid(),
+            part_number: i32::try_from(number.get()).unwrap_or(i32::MAX),
+            content_md5: md5.as_bytes().to_vec(),
+            size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
+        })
+        .collect();
+    // The database write and the signing overlap: the recorder's flusher writes on
+    // its own task while this one signs. URLs leave only once their parts are
+    // recorded; if the upload stopped accepting parts, they are thrown away.
     let remaining = (facts.expires_at - now).to_std().unwrap_or_default();
     let expires_in = state.policy.sign_expiry.min(remaining);
+    let (recorded, signed) = tokio::join!(state.recorder.record(records), async {
+        presign_parts(state, &facts, &checked, expires_in)
+    });
+    let recorded = recorded?;
+    if !recorded.contains(&(id.as_uuid(), i32::try_from(checked[0].0.get()).unwrap_or(0))) {
+        return Err(ApiError::FailedPrecondition(format!(
+            "upload {id} no longer accepts parts (it was completed, aborted or expired)"
+        )));
+    }
+    signed
+}
+
+/// Presigns every checked part's PUT; a URL never outlives its upload.
+fn presign_parts(
+    state: &AppState,
+    facts: &UploadFacts,
+    checked: &[(PartNumber, Md5Digest, u64)],
+    expires_in: Duration,
+) -> Result<Vec<pb::SignedPart>, ApiError> {
     let mut signed = Vec::with_capacity(checked.len());
-    for (number, md5, length) in &checked {
-        let request = state
-            .store
-            .presign_part(
-                &facts.temp_key,
-                &facts.store_upload_id,
-                *number,
-                md5,
-                *length,
-                expires_in,
-            )
-            .await?;
+    for (number, md5, length) in checked {
+        let request = state.store.presign_part(
+            &facts.temp_key,
+            &facts.store_upload_id,
+            *number,
+            md5,
+            *length,
+            expires_in,
+        )?;
         signed.push(pb::SignedPart {
             part_number: number.get(),
             method: request.method,
@@ -83,22 +111,6 @@ pub async fn handle_sign_parts(
                 .collect(),
             expires_at: Some(convert::timestamp(request.expires_at)),
         });
-    }
-
-    let records: Vec<SignedPartRecord> = checked
-        .iter()
-        .map(|(number, md5, length)| SignedPartRecord {
-            upload_id: id.as_uuid(),
-            part_number: i32::try_from(number.get()).unwrap_or(i32::MAX),
-            content_md5: md5.as_bytes().to_vec(),
-            size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
-        })
-        .collect();
-    let recorded = state.recorder.record(records).await?;
-    if !recorded.contains(&(id.as_uuid(), i32::try_from(checked[0].0.get()).unwrap_or(0))) {
-        return Err(ApiError::FailedPrecondition(format!(
-            "upload {id} no longer accepts parts (it was completed, aborted or expired)"
-        )));
     }
     Ok(signed)
 }
