@@ -315,7 +315,7 @@ async fn main() {
         Duration::from_secs(1),
     )
     .await;
-    let rows = vec![
+    let mut rows = vec![
         run(&channels, &token, &uploads, "SignPart", 1, 1, d).await,
         run(&channels, &token, &uploads, "SignPart", 32, 1, d).await,
         run(&channels, &token, &uploads, "SignParts", 1, 16, d).await,
@@ -323,42 +323,24 @@ async fn main() {
         run(&channels, &token, &uploads, "SignParts", 32, 4, d).await,
         // 32 parts in flight as two batches of 16.
         run(&channels, &token, &uploads, "SignParts", 2, 16, d).await,
-        // The target load, 10,000 parts per second, offered at a steady rate: one
-        // part per call, then in batches.
-        run_open(
-            &channels,
-            &token,
-            &uploads,
-            "10k/s open",
-            32,
-            1,
-            10_000.0,
-            d,
-        )
-        .await,
-        run_open(
-            &channels,
-            &token,
-            &uploads,
-            "10k/s open",
-            32,
-            16,
-            10_000.0,
-            d,
-        )
-        .await,
-        run_open(
-            &channels,
-            &token,
-            &uploads,
-            "10k/s open",
-            32,
-            8,
-            10_000.0,
-            d,
-        )
-        .await,
     ];
+    // The target load, 10,000 parts per second, offered at a steady rate: one part
+    // per call, then in batches.
+    for batch in [1, 16, 8] {
+        rows.push(
+            run_open(
+                &channels,
+                &token,
+                &uploads,
+                "10k/s open",
+                32,
+                batch,
+                10_000.0,
+                d,
+            )
+            .await,
+        );
+    }
     let signed_rows = app.count("SELECT count(*) FROM upload_parts").await;
     println!();
     println!(

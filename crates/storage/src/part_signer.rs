@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
     SigningSettings, UriPathNormalizationMode, sign,
@@ -60,15 +59,8 @@ pub(crate) struct SignedPart {
 impl PartSigner {
     /// A signer for `bucket` at the public endpoint of `cfg` (AWS when unset).
     pub fn new(cfg: &StoreConfig, bucket: &str) -> Self {
-        let credentials = Credentials::new(
-            cfg.access_key_id.clone(),
-            cfg.secret_access_key.clone(),
-            None,
-            None,
-            "upload-config",
-        );
         Self {
-            identity: credentials.into(),
+            identity: crate::store::credentials(cfg).into(),
             region: cfg.region.clone(),
             bucket_url: bucket_url(
                 cfg.public_endpoint.as_deref(),
@@ -186,13 +178,7 @@ mod tests {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
-            .credentials_provider(Credentials::new(
-                cfg.access_key_id.clone(),
-                cfg.secret_access_key.clone(),
-                None,
-                None,
-                "test",
-            ))
+            .credentials_provider(crate::store::credentials(cfg))
             .force_path_style(cfg.path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
         if let Some(e) = &cfg.public_endpoint {

@@ -66,16 +66,21 @@ pub struct Store {
     pub(crate) copy_part: u64,
 }
 
+/// The store's access key, from configuration.
+pub(crate) fn credentials(cfg: &StoreConfig) -> Credentials {
+    Credentials::new(
+        cfg.access_key_id.clone(),
+        cfg.secret_access_key.clone(),
+        None,
+        None,
+        "upload-config",
+    )
+}
+
 impl Store {
     /// Builds a client from configuration. No request is made.
     pub fn new(cfg: &StoreConfig) -> Self {
-        let credentials = Credentials::new(
-            cfg.access_key_id.clone(),
-            cfg.secret_access_key.clone(),
-            None,
-            None,
-            "upload-config",
-        );
+        let credentials = credentials(cfg);
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
