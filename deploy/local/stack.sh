@@ -41,31 +41,26 @@ pg_bin() {
 }
 
 install_missing() {
+  # Debian's packages first, in one update and one install.
+  local debs=()
+  pg_bin >/dev/null || debs+=(postgresql)
+  { [ -x /usr/bin/ffmpeg ] && [ -x /usr/bin/ffprobe ]; } || debs+=(ffmpeg)
+  [ -x /usr/sbin/clamd ] || debs+=(clamav-daemon)
+  # The browser page's test: Debian's Chromium, driven by playwright-core from npm
+  # (which downloads no browser of its own).
+  [ -x /usr/bin/chromium ] || debs+=(chromium)
+  if [ ${#debs[@]} -gt 0 ]; then
+    log "installing ${debs[*]} from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+  fi
   if ! command -v garage >/dev/null 2>&1 || ! garage --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
     log "installing garage $GARAGE_VERSION from crates.io (about 15 minutes on 2 cores, once)"
     cargo install garage --locked --version "$GARAGE_VERSION"
   fi
-  if ! pg_bin >/dev/null; then
-    log "installing the PostgreSQL server from Debian's packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
-  if ! [ -x /usr/bin/ffmpeg ] || ! [ -x /usr/bin/ffprobe ]; then
-    log "installing ffmpeg from Debian's packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
-  fi
-  if ! [ -x /usr/sbin/clamd ]; then
-    log "installing clamd from Debian's packages"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null
-  fi
   if ! command -v cargo-nextest >/dev/null 2>&1; then
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
-  fi
-  # The browser page's test: Debian's Chromium, driven by playwright-core from npm
-  # (which downloads no browser of its own).
-  if ! [ -x /usr/bin/chromium ]; then
-    log "installing Chromium from Debian's packages (for the browser page's test)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
   if ! [ -d "$repo/clients/web/node_modules/playwright-core" ]; then
     log "installing playwright-core for the browser page's test"
