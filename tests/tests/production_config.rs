@@ -1,0 +1,102 @@
+//! The production settings template, `deploy/production/upload.env.example`, held to
+//! the services' own configuration code: it names every variable they read and no
+//! other, it parses as a server's and a worker's configuration, and its commented
+//! `# NAME=value` lines are the defaults, exactly.
+
+use std::collections::{BTreeSet, HashMap};
+
+use upload_config::{ServerConfig, WorkerConfig};
+
+const TEMPLATE: &str = include_str!("../../deploy/production/upload.env.example");
+const CONFIG_SOURCE: &str = include_str!("../../crates/config/src/lib.rs");
+
+fn is_variable(name: &str) -> bool {
+    name.starts_with("UPLOAD_")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The settings the template makes; with `defaults`, its commented defaults too.
+fn settings(defaults: bool) -> HashMap<String, String> {
+    TEMPLATE
+        .lines()
+        .filter_map(|line| {
+            let line = if defaults {
+                line.strip_prefix("# ").unwrap_or(line)
+            } else {
+                line
+            };
+            let (name, value) = line.split_once('=')?;
+            is_variable(name).then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Every `UPLOAD_...` name in `text`, wherever it stands.
+fn names_in(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| is_variable(word) && word.len() > "UPLOAD_".len())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_template_names_every_variable_the_services_read_and_no_other() {
+    let read: BTreeSet<String> = CONFIG_SOURCE
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| is_variable(s))
+        .map(str::to_owned)
+        .collect();
+    assert!(read.len() > 30, "the variables were not found: {read:?}");
+    let named = names_in(TEMPLATE);
+    let missing: Vec<_> = read.difference(&named).collect();
+    let unknown: Vec<_> = named.difference(&read).collect();
+    assert!(
+        missing.is_empty(),
+        "read but not in the template: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "in the template but read by nothing: {unknown:?}"
+    );
+}
+
+#[test]
+fn the_template_is_a_valid_server_and_worker_configuration() {
+    let env = settings(false);
+    let server = ServerConfig::from_source(&env).expect("the server's configuration");
+    let worker = WorkerConfig::from_source(&env).expect("the worker's configuration");
+    // AWS S3 unless an endpoint is set, with virtual-hosted addresses.
+    assert!(server.store.endpoint.is_none() && !server.store.path_style);
+    assert_eq!(worker.store.temp_bucket, "marketplace-uploads-temp");
+    assert!(worker.webhook.is_none());
+}
+
+#[test]
+fn commented_values_are_the_defaults() {
+    let set = settings(false);
+    let with_defaults = settings(true);
+    assert!(
+        with_defaults.len() > set.len() + 20,
+        "too few commented defaults found: {}",
+        with_defaults.len() - set.len()
+    );
+    // Debug output covers every field (secrets redacted): equal output, equal settings.
+    assert_eq!(
+        format!("{:?}", ServerConfig::from_source(&set).expect("server")),
+        format!(
+            "{:?}",
+            ServerConfig::from_source(&with_defaults).expect("server with defaults")
+        ),
+    );
+    assert_eq!(
+        format!("{:?}", WorkerConfig::from_source(&set).expect("worker")),
+        format!(
+            "{:?}",
+            WorkerConfig::from_source(&with_defaults).expect("worker with defaults")
+        ),
+    );
+}
