@@ -157,11 +157,11 @@ mod tests {
     use aws_sdk_s3::presigning::PresigningConfig;
     use aws_smithy_types::checksum_config::RequestChecksumCalculation;
 
-    fn config(endpoint: Option<&str>, path_style: bool) -> StoreConfig {
+    fn config(endpoint: Option<&str>, region: &str, path_style: bool) -> StoreConfig {
         StoreConfig {
             endpoint: endpoint.map(str::to_owned),
             public_endpoint: endpoint.map(str::to_owned),
-            region: "eu-central-1".into(),
+            region: region.into(),
             access_key_id: "GK0123456789abcdef".into(),
             secret_access_key: "0123456789abcdef0123456789abcdef".into(),
             path_style,
@@ -223,13 +223,19 @@ mod tests {
             content_md5: "1B2M2Y8AsgTpgAmY7PhCfg==",
             length: 5 * 1024 * 1024,
         };
-        for (endpoint, path_style) in [
-            (Some("http://127.0.0.1:3900"), true),
-            (Some("https://store.example.internal/"), false),
-            (None, false),
-            (None, true),
+        for (endpoint, region, path_style) in [
+            (Some("http://127.0.0.1:3900"), "garage", true),
+            (
+                Some("https://store.example.internal/"),
+                "eu-central-1",
+                false,
+            ),
+            (None, "eu-central-1", false),
+            (None, "eu-central-1", true),
+            (None, "us-east-1", false),
+            (None, "us-east-1", true),
         ] {
-            let cfg = config(endpoint, path_style);
+            let cfg = config(endpoint, region, path_style);
             let ours = PartSigner::new(&cfg, &cfg.temp_bucket)
                 .sign(&part, now, Duration::from_secs(900))
                 .expect("sign");
