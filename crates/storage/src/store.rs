@@ -55,7 +55,8 @@ pub struct StoredPart {
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
-    /// Signs the URLs sellers' clients use, for the store's public address.
+    /// Signs the GET URLs sellers' clients use (previews, downloads), for the
+    /// store's public address.
     public: Client,
     /// Signs part uploads into the temp bucket, for the public address.
     part_signer: PartSigner,

@@ -66,12 +66,13 @@ pub async fn handle_sign_parts(
             size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
         })
         .collect();
-    // The database write and the signing overlap: the recorder's flusher writes on
-    // its own task while this one signs. URLs leave only once their parts are
-    // recorded; if the upload stopped accepting parts, they are thrown away.
+    // The database write and the signing overlap: polled first (`biased`), the
+    // recorder queues the parts and its flusher writes them on its own task while
+    // this one signs. URLs leave only once their parts are recorded; if the upload
+    // stopped accepting parts, they are thrown away.
     let remaining = (facts.expires_at - now).to_std().unwrap_or_default();
     let expires_in = state.policy.sign_expiry.min(remaining);
-    let (recorded, signed) = tokio::join!(state.recorder.record(records), async {
+    let (recorded, signed) = tokio::join!(biased; state.recorder.record(records), async {
         presign_parts(state, &facts, &checked, expires_in)
     });
     let recorded = recorded?;
