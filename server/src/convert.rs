@@ -1,11 +1,10 @@
-//! Domain and database values to their protobuf form.
+//! Domain and database values to their protobuf form. Every enum is matched
+//! whole: a new word fails to compile here until it is given its protobuf form.
 
 use prost_types::Timestamp;
 use upload_db::models::{MediaRow, MetadataRow, PreviewRow, ProgressRow, ScanRow, UploadRow};
-use upload_domain::{Stage, StageStatus, UploadState};
+use upload_domain::{Failure, PreviewKind, ScanVerdict, Stage, StageStatus, UploadState};
 use upload_proto::v1 as pb;
-
-use crate::error::ApiError;
 
 /// A timestamp in protobuf form.
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
@@ -55,36 +54,54 @@ fn stage_status(s: StageStatus) -> pb::StageStatus {
     }
 }
 
+/// The protobuf verdict.
+pub fn verdict(v: ScanVerdict) -> pb::ScanVerdict {
+    match v {
+        ScanVerdict::Clean => pb::ScanVerdict::Clean,
+        ScanVerdict::Infected => pb::ScanVerdict::Infected,
+    }
+}
+
+fn preview_kind(k: PreviewKind) -> pb::PreviewKind {
+    match k {
+        PreviewKind::Thumbnail => pb::PreviewKind::Thumbnail,
+        PreviewKind::Clip => pb::PreviewKind::Clip,
+    }
+}
+
+/// A failure in protobuf form.
+pub fn failure(f: Failure) -> pb::Failure {
+    pb::Failure {
+        code: f.code.to_string(),
+        message: f.message,
+    }
+}
+
 fn unsigned(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// What the pipeline found about an upload's file, beside the upload row.
-#[derive(Debug, Default)]
-pub struct Findings {
-    /// Size, hashes, sniffed type.
-    pub metadata: Option<MetadataRow>,
-    /// The scan verdict.
-    pub scan: Option<ScanRow>,
-    /// Media facts.
-    pub media: Option<MediaRow>,
-    /// Previews with a GET URL each.
-    pub previews: Vec<(PreviewRow, String)>,
-}
-
-fn scan(row: &ScanRow) -> pb::ScanResult {
+/// The scan verdict.
+pub fn scan(row: &ScanRow) -> pb::ScanResult {
     pb::ScanResult {
-        verdict: if row.verdict == "infected" {
-            pb::ScanVerdict::Infected
-        } else {
-            pb::ScanVerdict::Clean
-        } as i32,
+        verdict: verdict(row.verdict) as i32,
         signature: row.signature.clone().unwrap_or_default(),
         scanned_at: Some(timestamp(row.scanned_at)),
     }
 }
 
-fn media(row: &MediaRow) -> pb::MediaInfo {
+/// Size, hashes and sniffed type.
+pub fn metadata(m: &MetadataRow) -> pb::FileMetadata {
+    pb::FileMetadata {
+        size_bytes: unsigned(m.size_bytes),
+        md5_hex: m.md5.to_hex(),
+        sha256_hex: m.sha256.to_hex(),
+        sniffed_content_type: m.sniffed_content_type.clone(),
+    }
+}
+
+/// Media facts.
+pub fn media(row: &MediaRow) -> pb::MediaInfo {
     let u32_of = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     pb::MediaInfo {
         container: row.container.clone(),
@@ -98,13 +115,11 @@ fn media(row: &MediaRow) -> pb::MediaInfo {
     }
 }
 
-fn preview(row: &PreviewRow, url: &str) -> pb::Preview {
+/// One preview, with the URL it is read from.
+pub fn preview(row: &PreviewRow, url: &str) -> pb::Preview {
     pb::Preview {
         name: row.name.clone(),
-        kind: match row.kind.as_str() {
-            "clip" => pb::PreviewKind::Clip,
-            _ => pb::PreviewKind::Thumbnail,
-        } as i32,
+        kind: preview_kind(row.kind) as i32,
         content_type: row.content_type.clone(),
         width: u32::try_from(row.width).unwrap_or(0),
         height: u32::try_from(row.height).unwrap_or(0),
@@ -113,55 +128,37 @@ fn preview(row: &PreviewRow, url: &str) -> pb::Preview {
     }
 }
 
-/// An upload in protobuf form.
-pub fn upload(row: &UploadRow, found: &Findings) -> Result<pb::Upload, ApiError> {
-    let metadata = found.metadata.as_ref();
-    let failure = row.failure_code.as_ref().map(|code| pb::Failure {
-        code: code.clone(),
-        message: row.failure_message.clone().unwrap_or_default(),
-    });
-    Ok(pb::Upload {
+/// The upload row's own fields in protobuf form (what the pipeline found is added
+/// by the snapshot).
+pub fn upload(row: &UploadRow) -> pb::Upload {
+    pb::Upload {
         upload_id: row.id.to_string(),
         file_name: row.file_name.clone(),
         size_bytes: unsigned(row.declared_size),
         content_type: row.declared_content_type.clone(),
-        state: state(row.state()?) as i32,
+        state: state(row.state) as i32,
         part_size_bytes: unsigned(row.part_size),
         part_count: u32::try_from(row.part_count).unwrap_or(0),
         created_at: Some(timestamp(row.created_at)),
         updated_at: Some(timestamp(row.updated_at)),
         expires_at: Some(timestamp(row.expires_at)),
-        metadata: metadata.map(|m| pb::FileMetadata {
-            size_bytes: unsigned(m.size_bytes),
-            md5_hex: m.md5_hex.clone(),
-            sha256_hex: m.sha256_hex.clone(),
-            sniffed_content_type: m.sniffed_content_type.clone(),
-        }),
-        failure,
-        scan: found.scan.as_ref().map(scan),
-        media: found.media.as_ref().map(media),
-        previews: found
-            .previews
-            .iter()
-            .map(|(row, url)| preview(row, url))
-            .collect(),
-    })
+        failure: row.failure().map(failure),
+        ..Default::default()
+    }
 }
 
 /// Stage progress in protobuf form, in pipeline order.
-pub fn stages(rows: &[ProgressRow]) -> Result<Vec<pb::StageProgress>, ApiError> {
-    let mut out = rows
+pub fn stages(rows: &[ProgressRow]) -> Vec<pb::StageProgress> {
+    let mut out: Vec<pb::StageProgress> = rows
         .iter()
-        .map(|r| {
-            Ok(pb::StageProgress {
-                stage: stage(r.stage()?) as i32,
-                status: stage_status(r.status()?) as i32,
-                bytes_done: unsigned(r.bytes_done),
-                bytes_total: unsigned(r.bytes_total),
-                detail: r.detail.clone(),
-            })
+        .map(|r| pb::StageProgress {
+            stage: stage(r.stage) as i32,
+            status: stage_status(r.status) as i32,
+            bytes_done: unsigned(r.bytes_done),
+            bytes_total: unsigned(r.bytes_total),
+            detail: r.detail.clone(),
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect();
     out.sort_by_key(|s| s.stage);
-    Ok(out)
+    out
 }

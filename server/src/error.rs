@@ -1,9 +1,26 @@
-//! The server's one error type and its mapping to gRPC statuses.
+//! The server's one error type: each variant is one reason a call fails, with its
+//! sentence written once here and its gRPC code given in one place
+//! ([`From<ApiError> for Status`]).
 
+use chrono::{DateTime, Utc};
 use tonic::Status;
+use upload_assembly::AssemblyError;
 use upload_db::DbError;
-use upload_domain::DomainError;
+use upload_domain::{
+    DomainError, FileId, ItemId, SellerGroup, SubmitRefusal, UploadId, UploadState,
+};
 use upload_storage::StoreError;
+
+/// Lists part numbers, at most 20 of them.
+fn parts(numbers: &[u32]) -> String {
+    let shown: Vec<String> = numbers.iter().take(20).map(u32::to_string).collect();
+    let more = numbers.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
 
 /// Why an RPC failed.
 #[derive(Debug, thiserror::Error)]
@@ -11,24 +28,135 @@ pub enum ApiError {
     /// The request is malformed; the message says which field and why.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The declared type is not on the allow-list.
+    #[error(
+        "files of type {0} are not accepted on the marketplace; declare one of the accepted types (videos, images, audio, documents, archives)"
+    )]
+    TypeNotAccepted(String),
+    /// The file is larger than the caller's group may upload.
+    #[error(
+        "the file is {size} bytes but {group} sellers may upload at most {limit} bytes per file"
+    )]
+    OverSizeLimit {
+        /// The declared size.
+        size: u64,
+        /// The caller's group.
+        group: SellerGroup,
+        /// The group's limit.
+        limit: u64,
+    },
     /// The upload does not exist or belongs to someone else (the two are not told apart).
     #[error("upload {0} not found")]
-    NotFound(String),
+    UploadNotFound(UploadId),
     /// The item does not exist or the caller may not see it (not told apart).
     #[error("item {0} not found")]
-    ItemNotFound(String),
+    ItemNotFound(ItemId),
+    /// The item has no such file.
+    #[error("file {file} is not a file of item {item}")]
+    FileNotFound {
+        /// The item.
+        item: ItemId,
+        /// The file asked for.
+        file: FileId,
+    },
+    /// The file has no such version (or, asked for the current one, none yet).
+    #[error("{}", match version {
+        Some(v) => format!("file {file} of item {item} has no version {v}; ListVersions shows the stored ones"),
+        None => format!("file {file} of item {item} has no stored version yet"),
+    })]
+    VersionNotFound {
+        /// The item.
+        item: ItemId,
+        /// The file.
+        file: FileId,
+        /// The version asked for; `None` for the current one.
+        version: Option<i32>,
+    },
+    /// A version whose file is not stored after a clean scan (never expected).
+    #[error(
+        "version {version} of file {file} cannot be downloaded: its file is not stored after a clean scan"
+    )]
+    NotDownloadable {
+        /// The file.
+        file: FileId,
+        /// The version.
+        version: i32,
+    },
     /// The caller may see the item but not do this to it.
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// The request repeats a key already used for something else.
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The upload is not in a state that allows this call.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// A quota or size limit was exceeded.
-    #[error("{0}")]
-    ResourceExhausted(String),
+    #[error("only the owner of item {0} may change it or its access")]
+    NotTheOwner(ItemId),
+    /// The upload was aborted or expired: nothing more can be done with it.
+    #[error("upload {upload} is {state}; start a new upload")]
+    UploadEnded {
+        /// The upload.
+        upload: UploadId,
+        /// Aborted or expired.
+        state: UploadState,
+    },
+    /// The upload's deadline passed.
+    #[error("upload {upload} expired at {at}; start a new upload")]
+    UploadExpired {
+        /// The upload.
+        upload: UploadId,
+        /// Its deadline.
+        at: DateTime<Utc>,
+    },
+    /// Parts are no longer signed: the upload was completed, aborted or expired.
+    #[error("upload {0} no longer accepts parts (it was completed, aborted or expired)")]
+    NotAcceptingParts(UploadId),
+    /// Only an unfinished upload can be aborted.
+    #[error("upload {upload} is {state}; only an unfinished upload can be aborted")]
+    NotAbortable {
+        /// The upload.
+        upload: UploadId,
+        /// Its state.
+        state: UploadState,
+    },
+    /// The upload moved on while the call ran.
+    #[error("upload {upload} became {state} meanwhile; {what}")]
+    MovedOn {
+        /// The upload.
+        upload: UploadId,
+        /// Its state now.
+        state: UploadState,
+        /// What that means for the caller.
+        what: &'static str,
+    },
+    /// Parts the plan needs are not in the store.
+    #[error("parts {} are not in the store yet; send them, then complete again", parts(.0))]
+    PartsMissing(Vec<u32>),
+    /// Parts in the store are not what was signed for them.
+    #[error(
+        "parts {} in the store differ from what was signed for them; sign and send them again",
+        parts(.0)
+    )]
+    PartsMismatched(Vec<u32>),
+    /// The stored parts do not add up to the declared size.
+    #[error("the stored parts add up to {stored} bytes, not the declared {declared}")]
+    PartsSizeMismatch {
+        /// Bytes stored as signed.
+        stored: u64,
+        /// The declared size.
+        declared: u64,
+    },
+    /// Garage's quirk: a part re-sent over a broken connection must be sent again.
+    #[error(
+        "the store would not assemble the parts: a part that was being sent again broke off, and the store needs it in full; send again every part you were re-sending, then complete again"
+    )]
+    PartResendBrokeOff,
+    /// The store holds no assembled object of the declared size.
+    #[error(
+        "upload {0} could not be assembled in the store; send the missing parts and complete again"
+    )]
+    NotAssembled(UploadId),
+    /// The store no longer has the multipart upload of an unfinished upload.
+    #[error(
+        "the store no longer holds the parts of upload {0}; complete it if it was, or start a new upload"
+    )]
+    PartsGone(UploadId),
+    /// SubmitItem was refused.
+    #[error(transparent)]
+    Submit(#[from] SubmitRefusal),
     /// A dependency (database, store) is unavailable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -67,16 +195,61 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<AssemblyError> for ApiError {
+    fn from(e: AssemblyError) -> Self {
+        match e {
+            AssemblyError::Db(e) => e.into(),
+            AssemblyError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The gRPC code, as gRPC means them: the request is wrong (INVALID_ARGUMENT),
+    /// a named thing does not exist for the caller (NOT_FOUND), the system is not in
+    /// a state that allows the call (FAILED_PRECONDITION), a quota (RESOURCE_EXHAUSTED).
+    pub fn code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            ApiError::InvalidArgument(_) | ApiError::TypeNotAccepted(_) => Code::InvalidArgument,
+            ApiError::OverSizeLimit { .. } => Code::ResourceExhausted,
+            ApiError::UploadNotFound(_)
+            | ApiError::ItemNotFound(_)
+            | ApiError::FileNotFound { .. }
+            | ApiError::VersionNotFound { .. } => Code::NotFound,
+            ApiError::NotTheOwner(_) => Code::PermissionDenied,
+            ApiError::UploadEnded { .. }
+            | ApiError::UploadExpired { .. }
+            | ApiError::NotAcceptingParts(_)
+            | ApiError::NotAbortable { .. }
+            | ApiError::MovedOn { .. }
+            | ApiError::PartsMissing(_)
+            | ApiError::PartsMismatched(_)
+            | ApiError::PartsSizeMismatch { .. }
+            | ApiError::PartResendBrokeOff
+            | ApiError::NotAssembled(_)
+            | ApiError::PartsGone(_)
+            | ApiError::NotDownloadable { .. } => Code::FailedPrecondition,
+            ApiError::Submit(refusal) => match refusal {
+                SubmitRefusal::KeyReused(_) => Code::AlreadyExists,
+                SubmitRefusal::ItemNotFound(_) | SubmitRefusal::UploadNotFound(_) => Code::NotFound,
+                SubmitRefusal::UploadNotReady { .. } => Code::FailedPrecondition,
+                SubmitRefusal::KindChanged { .. }
+                | SubmitRefusal::NoFiles
+                | SubmitRefusal::TooManyFiles { .. }
+                | SubmitRefusal::UnknownFile(_)
+                | SubmitRefusal::DuplicateFile(_)
+                | SubmitRefusal::NotAVideo { .. } => Code::InvalidArgument,
+            },
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::InvalidArgument(m) => Status::invalid_argument(m),
-            ApiError::NotFound(id) => Status::not_found(format!("upload {id} not found")),
-            ApiError::ItemNotFound(id) => Status::not_found(format!("item {id} not found")),
-            ApiError::AlreadyExists(m) => Status::already_exists(m),
-            ApiError::PermissionDenied(m) => Status::permission_denied(m),
-            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
-            ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
+        match &e {
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");
                 Status::unavailable("a storage dependency is unavailable; retry shortly")
@@ -85,6 +258,35 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %m, "internal error");
                 Status::internal("internal error; it has been logged")
             }
+            ApiError::NotDownloadable { .. } => {
+                tracing::error!(error = %e, "a version whose file is not stored clean");
+                Status::new(e.code(), e.to_string())
+            }
+            _ => Status::new(e.code(), e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_part_lists_are_cut() {
+        let all: Vec<u32> = (1..=25).collect();
+        let message = ApiError::PartsMissing(all).to_string();
+        assert!(message.contains("1, 2, 3"), "{message}");
+        assert!(message.contains("and 5 more"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_version_is_not_found() {
+        let e = ApiError::VersionNotFound {
+            item: ItemId::new(),
+            file: FileId::new(),
+            version: Some(7),
+        };
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert!(e.to_string().contains("no version 7"));
     }
 }

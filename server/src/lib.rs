@@ -1,4 +1,10 @@
 #![doc = include_str!("../README.md")]
+//!
+//! Where things live: `api` the UploadService handlers and `items` the
+//! ItemService ones, one file per family of calls; `snapshot` the one read model
+//! of an upload they return; `convert` the protobuf forms; `error` every reason a
+//! call fails with its status; `auth` the token layer; `state` what handlers share;
+//! `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY.
 
 pub mod api;
 pub mod auth;
@@ -7,6 +13,7 @@ pub mod error;
 pub mod items;
 pub mod part_recorder;
 pub mod progress_hub;
+pub mod snapshot;
 pub mod state;
 
 use std::sync::Arc;

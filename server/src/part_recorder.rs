@@ -9,11 +9,11 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use upload_db::DbPool;
 use upload_db::uploads::{self, SignedPartRecord};
-use uuid::Uuid;
+use upload_domain::UploadId;
 
 use crate::error::ApiError;
 
-type Recorded = Result<HashSet<(Uuid, i32)>, String>;
+type Recorded = Result<HashSet<(UploadId, i32)>, String>;
 
 struct Request {
     parts: Vec<SignedPartRecord>,
@@ -66,7 +66,7 @@ impl PartRecorder {
     pub async fn record(
         &self,
         parts: Vec<SignedPartRecord>,
-    ) -> Result<HashSet<(Uuid, i32)>, ApiError> {
+    ) -> Result<HashSet<(UploadId, i32)>, ApiError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Request { parts, done })
@@ -82,7 +82,7 @@ impl PartRecorder {
 /// re-signing while the first call is in flight) keeps the later signature, since
 /// one INSERT ... ON CONFLICT may not touch a row twice.
 fn latest_per_part(batch: &[Request]) -> Vec<SignedPartRecord> {
-    let mut latest: std::collections::HashMap<(Uuid, i32), &SignedPartRecord> =
+    let mut latest: std::collections::HashMap<(UploadId, i32), &SignedPartRecord> =
         std::collections::HashMap::new();
     for part in batch.iter().flat_map(|r| r.parts.iter()) {
         latest.insert((part.upload_id, part.part_number), part);
@@ -110,18 +110,18 @@ async fn flush(pool: &DbPool, batch: Vec<Request>) {
 mod tests {
     use super::*;
 
-    fn record(upload: Uuid, part: i32, md5: u8) -> SignedPartRecord {
+    fn record(upload: UploadId, part: i32, md5: u8) -> SignedPartRecord {
         SignedPartRecord {
             upload_id: upload,
             part_number: part,
-            content_md5: vec![md5; 16],
+            content_md5: upload_domain::Md5Digest::from_bytes(&[md5; 16]).unwrap(),
             size_bytes: 5,
         }
     }
 
     #[test]
     fn a_part_signed_twice_in_one_batch_keeps_the_later_signature() {
-        let upload = Uuid::now_v7();
+        let upload = UploadId::new();
         let (done, _) = oneshot::channel();
         let (done2, _) = oneshot::channel();
         let batch = vec![
@@ -137,6 +137,6 @@ mod tests {
         let mut out = latest_per_part(&batch);
         out.sort_by_key(|r| r.part_number);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].content_md5, vec![9; 16]);
+        assert_eq!(out[0].content_md5.as_bytes(), &[9; 16]);
     }
 }

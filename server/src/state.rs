@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use upload_config::UploadPolicyConfig;
 use upload_db::DbPool;
 use upload_db::models::UploadRow;
-use upload_domain::{Caller, PartPlan, SellerGroup, UploadId};
+use upload_domain::{Caller, PartPlan, SellerGroup, SellerId, UploadId};
 use upload_storage::Store;
 
 use crate::error::ApiError;
@@ -17,10 +17,10 @@ use crate::progress_hub::ProgressHub;
 /// The facts of an upload that never change after creation, cached for signing.
 #[derive(Debug, Clone)]
 pub struct UploadFacts {
-    /// The owner's seller id.
-    pub owner_id: String,
-    /// The temp object key.
-    pub temp_key: String,
+    /// The upload.
+    pub id: UploadId,
+    /// The owner.
+    pub owner_id: SellerId,
     /// The store's multipart upload id.
     pub store_upload_id: String,
     /// The part plan.
@@ -29,13 +29,20 @@ pub struct UploadFacts {
     pub expires_at: DateTime<Utc>,
 }
 
+impl UploadFacts {
+    /// The upload's multipart upload in the store.
+    pub fn multipart(&self) -> upload_storage::MultipartUpload<'_> {
+        upload_storage::MultipartUpload::of(&self.owner_id, self.id, &self.store_upload_id)
+    }
+}
+
 impl TryFrom<&UploadRow> for UploadFacts {
     type Error = ApiError;
 
     fn try_from(row: &UploadRow) -> Result<Self, Self::Error> {
         Ok(Self {
+            id: row.id,
             owner_id: row.owner_id.clone(),
-            temp_key: row.temp_key.clone(),
             store_upload_id: row.store_upload_id.clone(),
             plan: row.plan()?,
             expires_at: row.expires_at,
@@ -102,8 +109,8 @@ impl AppState {
     pub async fn owned_upload(&self, caller: &Caller, id: UploadId) -> Result<UploadRow, ApiError> {
         let mut conn = self.pool.get().await.map_err(upload_db::DbError::from)?;
         match upload_db::uploads::find(&mut conn, id).await? {
-            Some(row) if row.owner_id == caller.seller_id.as_str() => Ok(row),
-            _ => Err(ApiError::NotFound(id.to_string())),
+            Some(row) if row.owner_id == caller.seller_id => Ok(row),
+            _ => Err(ApiError::UploadNotFound(id)),
         }
     }
 
@@ -114,10 +121,10 @@ impl AppState {
         id: UploadId,
     ) -> Result<Arc<UploadFacts>, ApiError> {
         if let Some(facts) = self.facts.get(id) {
-            if facts.owner_id == caller.seller_id.as_str() {
+            if facts.owner_id == caller.seller_id {
                 return Ok(facts);
             }
-            return Err(ApiError::NotFound(id.to_string()));
+            return Err(ApiError::UploadNotFound(id));
         }
         let row = self.owned_upload(caller, id).await?;
         let facts = Arc::new(UploadFacts::try_from(&row)?);

@@ -273,6 +273,12 @@ async fn main() {
     let presign_only = {
         let md5 = upload_domain::Md5Digest::from_bytes(&md5::Md5::digest(b"x")).expect("md5");
         let n = 20_000u32;
+        let owner: upload_domain::SellerId = "bench".parse().expect("seller id");
+        let multipart = upload_storage::MultipartUpload::of(
+            &owner,
+            upload_domain::UploadId::new(),
+            "upload-id",
+        );
         let t = Instant::now();
         for i in 0..n {
             let part =
@@ -280,14 +286,7 @@ async fn main() {
                     .and_then(|p| p.part_number(i % PARTS_PER_UPLOAD + 1))
                     .expect("part");
             app.store
-                .presign_part(
-                    "uploads/bench/key",
-                    "upload-id",
-                    part,
-                    &md5,
-                    PART,
-                    Duration::from_secs(900),
-                )
+                .presign_parts(&multipart, &[(part, md5, PART)], Duration::from_secs(900))
                 .expect("presign");
         }
         t.elapsed() / n

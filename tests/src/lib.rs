@@ -370,16 +370,44 @@ impl TestApp {
     /// Assembles the test's first upload in the store directly, as a server that
     /// died between CompleteMultipartUpload and its database write would leave it.
     pub async fn complete_in_store_only(&self) {
-        let (key, store_id) = self.upload_keys().await;
-        let parts = self
-            .store
-            .list_parts(&key, &store_id)
-            .await
-            .expect("ListParts");
+        let row = self.first_upload().await;
+        let multipart =
+            upload_storage::MultipartUpload::of(&row.owner_id, row.id, &row.store_upload_id);
+        let parts = self.store.list_parts(&multipart).await.expect("ListParts");
         self.store
-            .complete_multipart(&key, &store_id, &parts)
+            .complete_multipart(&multipart, &parts)
             .await
             .expect("CompleteMultipartUpload");
+    }
+
+    /// What the store lists of the test's first upload's parts (an error once the
+    /// multipart upload is gone).
+    pub async fn first_upload_parts(
+        &self,
+    ) -> Result<Vec<upload_storage::StoredPart>, upload_storage::StoreError> {
+        let row = self.first_upload().await;
+        self.store
+            .list_parts(&upload_storage::MultipartUpload::of(
+                &row.owner_id,
+                row.id,
+                &row.store_upload_id,
+            ))
+            .await
+    }
+
+    /// The test's first upload, as stored.
+    pub async fn first_upload(&self) -> upload_db::models::UploadRow {
+        use diesel::prelude::*;
+        use upload_db::schema::uploads::dsl;
+        let mut conn = self.db().await;
+        diesel_async::RunQueryDsl::first(
+            dsl::uploads
+                .order(dsl::created_at)
+                .select(upload_db::models::UploadRow::as_select()),
+            &mut conn,
+        )
+        .await
+        .expect("an upload exists")
     }
 
     /// Runs an SQL statement on the test's database.

@@ -208,9 +208,8 @@ async fn abort_stops_signing_and_completion_and_is_idempotent() {
         tonic::Code::FailedPrecondition
     );
     // The store no longer holds the multipart upload.
-    let (key, store_id) = app.upload_keys().await;
     assert!(
-        app.store.list_parts(&key, &store_id).await.is_err(),
+        app.first_upload_parts().await.is_err(),
         "multipart upload should be gone"
     );
 }

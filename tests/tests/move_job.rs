@@ -46,7 +46,7 @@ async fn submit(
     client: &upload_client::UploadClient,
     key: &str,
     upload: &pb::Upload,
-) -> uuid::Uuid {
+) -> upload_domain::SubmissionId {
     let res = submit_new_item(
         client,
         key,
@@ -128,15 +128,18 @@ async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_
     upload_worker::persist::run(&ctx, SubmissionJob::first(sub_a))
         .await
         .unwrap();
-    let temp_a = app.temp_key(&ups[0].upload_id).await;
+    let owner: upload_domain::SellerId = seller.parse().unwrap();
     ctx.store
         .copy_content(
-            &StorageKey::UploadObject { key: &temp_a },
+            &StorageKey::Temp {
+                owner: &owner,
+                upload: ups[0].upload_id.parse().unwrap(),
+            },
             &StorageKey::Content {
-                md5_hex: &a.md5_hex,
+                md5: a.md5_hex.parse().unwrap(),
             },
             a.size,
-            &a.sha256_hex,
+            a.sha256_hex.parse().unwrap(),
             "application/octet-stream",
         )
         .await
@@ -153,11 +156,11 @@ async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_
         .await
         .unwrap();
     let mut conn = app.db().await;
-    let sub_row = upload_db::items::submission(&mut conn, sub_b)
+    let sub_row = upload_db::submissions::find(&mut conn, sub_b)
         .await
         .unwrap()
         .unwrap();
-    let file_row = upload_db::items::files_of(&mut conn, sub_b)
+    let file_row = upload_db::submissions::files_of(&mut conn, sub_b)
         .await
         .unwrap()
         .remove(0);
@@ -233,14 +236,17 @@ async fn objects_over_the_copy_threshold_are_copied_part_by_part() {
     let head = app
         .store
         .head(&StorageKey::Content {
-            md5_hex: &file.md5_hex,
+            md5: file.md5_hex.parse().unwrap(),
         })
         .await
         .unwrap()
         .expect("stored");
     // An object assembled from parts has an ETag ending in its part count.
     assert!(head.etag.ends_with("-3"), "{head:?}");
-    assert_eq!(head.sha256_hex.as_deref(), Some(file.sha256_hex.as_str()));
+    assert_eq!(
+        head.sha256.map(|s| s.to_hex()).as_deref(),
+        Some(file.sha256_hex.as_str())
+    );
     assert_eq!(head.size, file.size);
     let bytes = app
         .object_bytes(app.regular_bucket(), &format!("files/{}", file.md5_hex))
@@ -272,7 +278,7 @@ async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_th
     let sub = submit(&client, "down", &ups[0]).await;
     let item_id = {
         let mut conn = app.db().await;
-        upload_db::items::submission(&mut conn, sub)
+        upload_db::submissions::find(&mut conn, sub)
             .await
             .unwrap()
             .unwrap()
@@ -346,7 +352,7 @@ async fn a_submission_whose_job_was_lost_is_picked_up_by_the_sweeper() {
     // A worker now finishes it.
     let _worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
     let mut conn = app.db().await;
-    let item_id = upload_db::items::submission(&mut conn, sub)
+    let item_id = upload_db::submissions::find(&mut conn, sub)
         .await
         .unwrap()
         .unwrap()

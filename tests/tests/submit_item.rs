@@ -193,7 +193,8 @@ async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2(
                 })
                 .await
         ),
-        tonic::Code::FailedPrecondition
+        tonic::Code::NotFound,
+        "a version that does not exist is not found"
     );
 
     // The seller was told twice, once per submission.

@@ -29,9 +29,8 @@ async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
         .await;
     assert_eq!(expired.state, pb::UploadState::Expired as i32);
     assert_eq!(expired.failure.unwrap().code, "expired");
-    let (key, store_id) = app.upload_keys().await;
     assert!(
-        app.store.list_parts(&key, &store_id).await.is_err(),
+        app.first_upload_parts().await.is_err(),
         "the multipart upload is aborted"
     );
 }

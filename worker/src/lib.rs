@@ -1,5 +1,13 @@
 #![doc = include_str!("../README.md")]
+//!
+//! Where things live: `context` what every job needs; `job` the one generic
+//! handler (run, then retry or fail the subject); `outcome` retry/abort and how
+//! uploads and submissions fail; one file per job (`scan`, `metadata`, `preview`,
+//! `notify`, `persist`, `move_file`) with `processing` and `progress` shared by the
+//! pipeline's jobs and `media` running ffmpeg; `sweep` the sweeper loop.
 
+mod context;
+pub mod job;
 pub mod media;
 pub mod metadata;
 pub mod move_file;
@@ -18,87 +26,10 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use upload_config::WorkerConfig;
-use upload_db::DbPool;
-use upload_db::jobs::{NotifyJob, Queue, SubmissionJob, UploadJob};
-use upload_storage::Store;
+use upload_db::jobs::Queue;
 
-/// What every job needs.
-pub struct JobContext {
-    /// Database pool.
-    pub pool: DbPool,
-    /// Object store.
-    pub store: Store,
-    /// ffmpeg and ffprobe, with their limits.
-    pub media: media::Media,
-    /// Webhook client.
-    pub http: reqwest::Client,
-    /// Attempts, delays, scanner, policy.
-    pub config: WorkerConfig,
-}
-
-impl JobContext {
-    /// Connects to the database and builds the clients `config` names.
-    pub async fn connect(config: WorkerConfig) -> anyhow::Result<Self> {
-        let pool = upload_db::connect_pool(&config.database.url, config.database.pool_size).await?;
-        Ok(Self {
-            pool,
-            store: Store::new(&config.store),
-            media: media::Media::new(config.media.clone()),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
-            config,
-        })
-    }
-}
-
-// The job functions are boxed: they hold diesel-async transactions whose Send-ness
-// the compiler cannot prove through apalis's higher-ranked bounds otherwise.
-
-async fn run_scan(job: UploadJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
-    use futures::FutureExt;
-    let result = scan::run(&ctx, job).boxed().await;
-    outcome::settle(&ctx, Queue::Scan, job, result)
-        .boxed()
-        .await
-}
-
-async fn run_metadata(job: UploadJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
-    use futures::FutureExt;
-    let result = metadata::run(&ctx, job).boxed().await;
-    outcome::settle(&ctx, Queue::Metadata, job, result)
-        .boxed()
-        .await
-}
-
-async fn run_preview(job: UploadJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
-    use futures::FutureExt;
-    let result = preview::run(&ctx, job).boxed().await;
-    outcome::settle(&ctx, Queue::Preview, job, result)
-        .boxed()
-        .await
-}
-
-async fn run_persist(job: SubmissionJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
-    use futures::FutureExt;
-    let result = persist::run(&ctx, job).boxed().await;
-    outcome::settle_submission(&ctx, Queue::Persist, job, result)
-        .boxed()
-        .await
-}
-
-async fn run_move(job: SubmissionJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
-    use futures::FutureExt;
-    let result = move_file::run(&ctx, job).boxed().await;
-    outcome::settle_submission(&ctx, Queue::Move, job, result)
-        .boxed()
-        .await
-}
-
-async fn run_notify(job: NotifyJob, ctx: Data<Arc<JobContext>>) -> Result<(), BoxDynError> {
-    use futures::FutureExt;
-    notify::run(&ctx, job).boxed().await
-}
+pub use context::JobContext;
+use job::{Job, run_job};
 
 /// The queue's storage, named explicitly. Callers add pub/sub, which wakes the
 /// worker as soon as a job is inserted (plain polling would wait for the 30 s
@@ -134,27 +65,30 @@ pub async fn run(
     ));
     let worker_name = format!("upload-worker-{}", uuid::Uuid::now_v7());
     let name = move |queue: Queue| format!("{worker_name}-{}", queue.name());
-    // One worker per queue, each with its own handles; the job types differ, hence
-    // a macro rather than a function.
+    // One worker per queue, each with its own handles, all running the one generic
+    // handler. The worker types differ per job, hence a macro rather than a function.
     macro_rules! queue_worker {
-        ($job:ty, $queue:expr, $run:expr) => {{
-            let (ctx, pool, name) = (Arc::clone(&ctx), queue_pool.clone(), name($queue));
+        ($job:ty) => {{
+            let queue = <$job as Job>::QUEUE;
+            let (ctx, pool, name) = (Arc::clone(&ctx), queue_pool.clone(), name(queue));
             move |_| {
                 WorkerBuilder::new(name.clone())
-                    .backend(storage::<$job>(&pool, $queue, concurrency).with_pubsub())
+                    .backend(
+                        storage::<<$job as Job>::Payload>(&pool, queue, concurrency).with_pubsub(),
+                    )
                     .data(Arc::clone(&ctx))
                     .concurrency(concurrency)
-                    .build($run)
+                    .build(run_job::<$job>)
             }
         }};
     }
     let monitor = Monitor::new()
-        .register(queue_worker!(UploadJob, Queue::Scan, run_scan))
-        .register(queue_worker!(UploadJob, Queue::Metadata, run_metadata))
-        .register(queue_worker!(UploadJob, Queue::Preview, run_preview))
-        .register(queue_worker!(NotifyJob, Queue::Notify, run_notify))
-        .register(queue_worker!(SubmissionJob, Queue::Persist, run_persist))
-        .register(queue_worker!(SubmissionJob, Queue::Move, run_move));
+        .register(queue_worker!(scan::Scan))
+        .register(queue_worker!(metadata::Metadata))
+        .register(queue_worker!(preview::Preview))
+        .register(queue_worker!(notify::Notify))
+        .register(queue_worker!(persist::Persist))
+        .register(queue_worker!(move_file::Move));
     monitor
         .shutdown_timeout(Duration::from_secs(30))
         .run_with_signal(async move {

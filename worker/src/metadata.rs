@@ -5,15 +5,28 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use upload_db::jobs::UploadJob;
+use futures::future::BoxFuture;
+use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::MediaRow;
 use upload_domain::{MediaKind, Stage, StageStatus};
-use upload_storage::StorageKey;
 
 use crate::JobContext;
+use crate::job::Job;
 use crate::media::{MediaError, ProbeReport};
 use crate::outcome::JobError;
 use crate::processing;
+
+/// The metadata queue's job.
+pub struct Metadata;
+
+impl Job for Metadata {
+    type Payload = UploadJob;
+    const QUEUE: Queue = Queue::Metadata;
+
+    fn run(ctx: &JobContext, job: UploadJob) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(run(ctx, job))
+    }
+}
 
 /// How a probe's failure is treated: a tool that would not start, ran out of time
 /// or met a store error may do better next time; so may an exit with an error (the
@@ -57,9 +70,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let url = ctx
         .store
         .presign_get(
-            &StorageKey::UploadObject {
-                key: &claimed.row.temp_key,
-            },
+            &claimed.object(),
             upload_storage::Reader::Service,
             ctx.media.config().timeout + Duration::from_secs(60),
         )

@@ -15,60 +15,69 @@
 //! overwritten.
 
 use diesel_async::AsyncConnection;
-use upload_db::items;
-use upload_db::jobs::SubmissionJob;
+use futures::future::BoxFuture;
+use upload_db::jobs::{Queue, SubmissionJob};
 use upload_db::models::{
     MetadataRow, NewNotification, PreviewRow, StoredObjectRow, SubmissionFileRow, SubmissionRow,
     UploadRow, VersionRow,
 };
+use upload_db::submissions;
 use upload_db::versions::{self, NewVersion};
-use upload_domain::{FileId, SubmissionState, UNKNOWN_TYPE, UploadId};
+use upload_domain::{
+    Bucket, FailureCode, Md5Digest, NotificationKind, SubmissionState, UNKNOWN_TYPE, UploadId,
+};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
+use crate::job::Job;
 use crate::outcome::JobError;
+
+/// The move queue's job.
+pub struct Move;
+
+impl Job for Move {
+    type Payload = SubmissionJob;
+    const QUEUE: Queue = Queue::Move;
+
+    fn run(ctx: &JobContext, job: SubmissionJob) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(run(ctx, job))
+    }
+}
 
 /// Runs the move job for one submission.
 pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    let Some(sub) = items::submission(&mut conn, job.submission_id).await? else {
+    let Some(sub) = submissions::find(&mut conn, job.submission_id).await? else {
         tracing::warn!(submission = %job.submission_id, "no such submission; nothing to do");
         return Ok(());
     };
-    if sub.state()? != SubmissionState::Persisted {
+    if sub.state != SubmissionState::Persisted {
         tracing::info!(submission = %sub.id, state = %sub.state, "nothing to move in this state");
         return Ok(());
     }
-    let files = items::files_of(&mut conn, sub.id).await?;
+    let files = submissions::files_of(&mut conn, sub.id).await?;
     drop(conn);
     let mut stored = Vec::with_capacity(files.len());
     for file in &files {
         let version = place_and_record(ctx, &sub, file).await?;
-        remove_temp(ctx, UploadId::from(file.upload_id)).await?;
+        remove_temp(ctx, file.upload_id).await?;
         stored.push(version);
     }
     let notification = NewNotification::about_submission(
         &sub,
-        "item.stored",
+        NotificationKind::ItemStored,
         format!("\"{}\" is saved and its files are stored", sub.title),
         serde_json::json!({
             "item_id": sub.item_id,
             "versions": stored.iter().map(|v| serde_json::json!({
                 "file_id": v.file_id,
                 "version": v.version,
-                "md5": v.md5_hex,
+                "md5": v.md5.to_hex(),
             })).collect::<Vec<_>>(),
         }),
     );
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    if items::finish(
-        &mut conn,
-        sub.id,
-        notification,
-        ctx.config.webhook.is_some(),
-    )
-    .await?
-    {
+    if submissions::finish(&mut conn, sub.id, notification, ctx.delivers_webhooks()).await? {
         tracing::info!(submission = %sub.id, files = stored.len(), "submission stored");
     }
     Ok(())
@@ -82,28 +91,28 @@ pub async fn place_and_record(
     sub: &SubmissionRow,
     file: &SubmissionFileRow,
 ) -> Result<VersionRow, JobError> {
-    let upload = UploadId::from(file.upload_id);
+    let upload = file.upload_id;
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
     if let Some(done) = versions::for_upload(&mut conn, upload).await? {
         return Ok(done);
     }
     let Some(row) = upload_db::uploads::find(&mut conn, upload).await? else {
-        return Err(JobError::Abort {
-            code: "upload_missing",
-            message: format!("upload {upload} no longer exists"),
-        });
+        return Err(JobError::abort(
+            FailureCode::UploadMissing,
+            format!("upload {upload} no longer exists"),
+        ));
     };
     let Some(facts) = upload_db::uploads::metadata(&mut conn, upload).await? else {
-        return Err(JobError::Abort {
-            code: "upload_missing",
-            message: format!("upload {upload} has no recorded hashes"),
-        });
+        return Err(JobError::abort(
+            FailureCode::UploadMissing,
+            format!("upload {upload} has no recorded hashes"),
+        ));
     };
     let previews = upload_db::results::previews(&mut conn, upload).await?;
     let sub = sub.clone();
-    let file_id = FileId::from(file.file_id);
+    let file_id = file.file_id;
     conn.transaction::<_, JobError, _>(async move |conn| {
-        versions::lock_content(conn, &facts.md5_hex).await?;
+        versions::lock_content(conn, facts.md5).await?;
         let object = place_content(ctx, conn, &row, &facts).await?;
         let moved = place_previews(ctx, &facts, &previews).await?;
         let new = NewVersion {
@@ -117,7 +126,7 @@ pub async fn place_and_record(
         };
         match versions::record(conn, &new).await? {
             Ok(version) => Ok(version),
-            Err(conflict) => Err(conflict_abort(&conflict.md5_hex)),
+            Err(conflict) => Err(conflict_abort(conflict.md5)),
         }
     })
     .await
@@ -132,13 +141,13 @@ fn content_type(row: &UploadRow, facts: &MetadataRow) -> String {
     }
 }
 
-fn conflict_abort(md5_hex: &str) -> JobError {
-    JobError::Abort {
-        code: "content_conflict",
-        message: format!(
-            "a different file with the same MD5 ({md5_hex}) is already stored; this file was not stored and nothing was overwritten"
+fn conflict_abort(md5: Md5Digest) -> JobError {
+    JobError::abort(
+        FailureCode::ContentConflict,
+        format!(
+            "a different file with the same MD5 ({md5}) is already stored; this file was not stored and nothing was overwritten"
         ),
-    }
+    )
 }
 
 /// Puts the content at its MD5 key unless that key already holds it. Refuses when
@@ -149,52 +158,48 @@ async fn place_content(
     row: &UploadRow,
     facts: &MetadataRow,
 ) -> Result<StoredObjectRow, JobError> {
-    let md5 = facts.md5_hex.as_str();
-    let target = StorageKey::Content { md5_hex: md5 };
+    let md5 = facts.md5;
+    let target = StorageKey::Content { md5 };
     let known = versions::stored_object(conn, md5).await?;
-    if known
-        .as_ref()
-        .is_some_and(|k| k.sha256_hex != facts.sha256_hex)
-    {
+    if known.as_ref().is_some_and(|k| k.sha256 != facts.sha256) {
         return Err(conflict_abort(md5));
     }
     match ctx.store.head(&target).await? {
         Some(head) => {
-            let sha = match head.sha256_hex {
+            let sha = match head.sha256 {
                 Some(sha) => sha,
                 // Not written by this service: read it to know what it is.
                 None => ctx.store.sha256_of(&target).await?,
             };
-            if sha != facts.sha256_hex {
-                tracing::error!(md5, existing = %sha, ours = %facts.sha256_hex, "MD5 key holds other content");
+            if sha != facts.sha256 {
+                tracing::error!(%md5, existing = %sha, ours = %facts.sha256, "MD5 key holds other content");
                 return Err(conflict_abort(md5));
             }
-            tracing::info!(upload = %row.id, md5, "content already stored; not copied again");
+            tracing::info!(upload = %row.id, %md5, "content already stored; not copied again");
         }
         None => {
             if known.is_some() {
-                tracing::warn!(
-                    md5,
-                    "recorded object missing from the store; copying it again"
-                );
+                tracing::warn!(%md5, "recorded object missing from the store; copying it again");
             }
-            let size = u64::try_from(facts.size_bytes).unwrap_or(0);
             let method = ctx
                 .store
                 .copy_content(
-                    &StorageKey::UploadObject { key: &row.temp_key },
+                    &StorageKey::Temp {
+                        owner: &row.owner_id,
+                        upload: row.id,
+                    },
                     &target,
-                    size,
-                    &facts.sha256_hex,
+                    facts.size(),
+                    facts.sha256,
                     &content_type(row, facts),
                 )
                 .await?;
-            tracing::info!(upload = %row.id, md5, ?method, "content copied to the regular bucket");
+            tracing::info!(upload = %row.id, %md5, ?method, "content copied to the regular bucket");
         }
     }
     Ok(StoredObjectRow {
-        md5_hex: facts.md5_hex.clone(),
-        sha256_hex: facts.sha256_hex.clone(),
+        md5: facts.md5,
+        sha256: facts.sha256,
         size_bytes: facts.size_bytes,
         object_key: target.key(),
         created_at: chrono::Utc::now(),
@@ -211,12 +216,12 @@ async fn place_previews(
     let mut moved = Vec::with_capacity(previews.len());
     for p in previews {
         let to = StorageKey::StoredPreview {
-            md5_hex: &facts.md5_hex,
+            md5: facts.md5,
             name: &p.name,
         };
-        if p.bucket != "regular" {
+        if p.bucket != Bucket::Regular {
             let from = StorageKey::Preview {
-                upload: UploadId::from(p.upload_id),
+                upload: p.upload_id,
                 name: &p.name,
             };
             ctx.store.copy(&from, &to).await?;
@@ -232,10 +237,11 @@ async fn place_previews(
 pub async fn remove_temp(ctx: &JobContext, upload: UploadId) -> Result<(), JobError> {
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
     if versions::for_upload(&mut conn, upload).await?.is_none() {
-        return Err(JobError::Abort {
-            code: "not_stored",
-            message: format!("upload {upload} has no stored version; its temp object is kept"),
-        });
+        // Never expected: the version commits before this runs. Retried, and the
+        // submission fails as move_failed if it persists; the temp object is kept.
+        return Err(JobError::retry(anyhow::anyhow!(
+            "upload {upload} has no stored version; its temp object is kept"
+        )));
     }
     let Some(row) = upload_db::uploads::find(&mut conn, upload).await? else {
         return Ok(());
@@ -243,7 +249,10 @@ pub async fn remove_temp(ctx: &JobContext, upload: UploadId) -> Result<(), JobEr
     let previews = upload_db::results::previews(&mut conn, upload).await?;
     drop(conn);
     ctx.store
-        .delete(&StorageKey::UploadObject { key: &row.temp_key })
+        .delete(&StorageKey::Temp {
+            owner: &row.owner_id,
+            upload,
+        })
         .await?;
     for p in &previews {
         ctx.store

@@ -7,12 +7,26 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use hmac::{KeyInit, Mac};
-use upload_db::jobs::{self, JobPayload, NotifyJob, Queue};
+use upload_db::jobs::{NotifyJob, Queue};
 use upload_db::models::NotificationRow;
 
 use crate::JobContext;
-use crate::outcome::retry_delay;
+use crate::job::Job;
+use crate::outcome::JobError;
+
+/// The notify queue's job.
+pub struct Notify;
+
+impl Job for Notify {
+    type Payload = NotifyJob;
+    const QUEUE: Queue = Queue::Notify;
+
+    fn run(ctx: &JobContext, job: NotifyJob) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(run(ctx, job))
+    }
+}
 
 /// The signature header's value for `body` sent at `timestamp`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
@@ -31,8 +45,8 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 pub fn body(n: &NotificationRow) -> serde_json::Value {
     serde_json::json!({
         "id": n.id,
-        "kind": n.kind,
-        "seller_id": n.seller_id,
+        "kind": n.kind.as_str(),
+        "seller_id": n.seller_id.as_str(),
         "upload_id": n.upload_id,
         "submission_id": n.submission_id,
         "message": n.message,
@@ -52,7 +66,7 @@ async fn deliver(ctx: &JobContext, n: &NotificationRow) -> anyhow::Result<()> {
         .post(&hook.url)
         .header("content-type", "application/json")
         .header("x-upload-notification-id", n.id.to_string())
-        .header("x-upload-event", &n.kind)
+        .header("x-upload-event", n.kind.as_str())
         .header(
             "x-upload-signature",
             signature(hook.secret.as_bytes(), timestamp, &body),
@@ -67,8 +81,9 @@ async fn deliver(ctx: &JobContext, n: &NotificationRow) -> anyhow::Result<()> {
 }
 
 /// Delivers one notification. A failed delivery is recorded on the row and tried
-/// again later, up to the attempt limit; it never changes the upload.
-pub async fn run(ctx: &JobContext, job: NotifyJob) -> Result<(), apalis::prelude::BoxDynError> {
+/// again later (by the job's retry, with the same notification id), up to the
+/// attempt limit; it never changes the upload.
+pub async fn run(ctx: &JobContext, job: NotifyJob) -> Result<(), JobError> {
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some(n) = upload_db::notifications::find(&mut conn, job.notification_id).await? else {
         return Ok(());
@@ -81,20 +96,15 @@ pub async fn run(ctx: &JobContext, job: NotifyJob) -> Result<(), apalis::prelude
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
     let error = result.as_ref().err().map(|e| format!("{e:#}"));
     upload_db::notifications::record_attempt(&mut conn, n.id, error.as_deref()).await?;
-    let Some(error) = error else {
-        tracing::info!(notification = %n.id, kind = %n.kind, "notification delivered");
-        return Ok(());
-    };
-    if job.attempt < ctx.config.max_attempts {
-        let next = job.next_attempt();
-        let delay = retry_delay(ctx.config.retry_base, next.attempt);
-        let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        jobs::enqueue(&mut conn, Queue::Notify, &next, Some(run_at)).await?;
-        tracing::warn!(notification = %n.id, %error, ?delay, "webhook delivery failed; retry scheduled");
-    } else {
-        tracing::error!(notification = %n.id, %error, "webhook delivery gave up; the row keeps the last error");
+    match error {
+        None => {
+            tracing::info!(notification = %n.id, kind = %n.kind, "notification delivered");
+            Ok(())
+        }
+        Some(error) => Err(JobError::retry(anyhow::anyhow!(
+            "webhook delivery failed: {error}"
+        ))),
     }
-    Err(error.into())
 }
 
 #[cfg(test)]

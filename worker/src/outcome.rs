@@ -1,14 +1,14 @@
-//! How a job ends: done, retry later, or abort. Retries are scheduled as new job
-//! rows with a later `run_at` (the backend itself would re-run a failure at once).
+//! How a job ends: done, retry later, or abort; and how its subject fails when it
+//! gives up. Retries are scheduled as new job rows with a later `run_at` (the
+//! backend itself would re-run a failure at once).
 
 use std::time::Duration;
 
-use chrono::Utc;
-use upload_db::items;
-use upload_db::jobs::{self, JobPayload, Queue, SubmissionJob, UploadJob};
 use upload_db::models::NewNotification;
-use upload_db::uploads::{self, FailureNote};
-use upload_domain::{UploadEvent, UploadState};
+use upload_db::{submissions, uploads};
+use upload_domain::{
+    Failure, FailureCode, NotificationKind, SubmissionId, UploadEvent, UploadId, UploadState,
+};
 
 use crate::JobContext;
 
@@ -19,19 +19,19 @@ pub enum JobError {
     #[error("retryable: {0:#}")]
     Retry(anyhow::Error),
     /// The file or the upload is wrong; trying again cannot help.
-    #[error("aborted ({code}): {message}")]
-    Abort {
-        /// A stable code for programs.
-        code: &'static str,
-        /// A sentence for the seller.
-        message: String,
-    },
+    #[error("aborted ({}): {}", .0.code, .0.message)]
+    Abort(Failure),
 }
 
 impl JobError {
     /// A retryable failure with context.
     pub fn retry(e: impl Into<anyhow::Error>) -> Self {
         JobError::Retry(e.into())
+    }
+
+    /// An abort with `code` and a message for the seller.
+    pub fn abort(code: FailureCode, message: impl Into<String>) -> Self {
+        JobError::Abort(Failure::new(code, message))
     }
 }
 
@@ -52,10 +52,7 @@ impl From<upload_storage::StoreError> for JobError {
         if e.is_retryable() {
             JobError::Retry(e.into())
         } else {
-            JobError::Abort {
-                code: "store_rejected",
-                message: e.to_string(),
-            }
+            JobError::abort(FailureCode::StoreRejected, e.to_string())
         }
     }
 }
@@ -66,107 +63,32 @@ pub fn retry_delay(base: Duration, next: u32) -> Duration {
     (base * 2u32.pow(exp)).min(Duration::from_secs(3600))
 }
 
-/// The stable code a job's subject fails with when `queue` runs out of attempts.
-fn exhausted_code(queue: Queue) -> &'static str {
-    match queue {
-        Queue::Scan => "scan_failed",
-        Queue::Metadata => "metadata_failed",
-        Queue::Preview => "preview_failed",
-        Queue::Notify => "notify_failed",
-        Queue::Persist => "persist_failed",
-        Queue::Move => "move_failed",
-    }
-}
-
-/// After a failed attempt: schedules the next one when the error is retryable and
-/// attempts remain (returns None), else returns the code and message to fail with.
-async fn retry_or_give_up<J: JobPayload + std::fmt::Debug>(
-    ctx: &JobContext,
-    queue: Queue,
-    job: J,
-    err: &JobError,
-) -> Result<Option<(&'static str, String)>, upload_db::DbError> {
-    match err {
-        JobError::Retry(e) if job.attempt() < ctx.config.max_attempts => {
-            let next = job.next_attempt();
-            let delay = retry_delay(ctx.config.retry_base, next.attempt());
-            tracing::warn!(?job, queue = queue.name(), ?delay, error = %e, "job failed; retry scheduled");
-            let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            let mut conn = ctx.pool.get().await?;
-            jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
-            Ok(None)
-        }
-        JobError::Retry(e) => Ok(Some((
-            exhausted_code(queue),
-            format!("processing failed after {} attempts: {e:#}", job.attempt()),
-        ))),
-        JobError::Abort { code, message } => Ok(Some((code, message.clone()))),
-    }
-}
-
-/// Turns an upload job's result into its follow-up: nothing, a scheduled retry,
-/// or the upload's failure. Returns the error to apalis so `apalis.jobs` shows it.
-pub async fn settle(
-    ctx: &JobContext,
-    queue: Queue,
-    job: UploadJob,
-    result: Result<(), JobError>,
-) -> Result<(), apalis::prelude::BoxDynError> {
-    let Err(err) = result else {
-        return Ok(());
-    };
-    if let Some((code, message)) = retry_or_give_up(ctx, queue, job, &err).await? {
-        tracing::error!(upload = %job.upload_id, code, %message, "job gave up; upload failed");
-        fail_upload(ctx, job, code, &message).await?;
-    }
-    Err(err.into())
-}
-
-/// Turns a submission job's result (persist, move) into its follow-up: nothing, a
-/// scheduled retry, or the submission's failure.
-pub async fn settle_submission(
-    ctx: &JobContext,
-    queue: Queue,
-    job: SubmissionJob,
-    result: Result<(), JobError>,
-) -> Result<(), apalis::prelude::BoxDynError> {
-    let Err(err) = result else {
-        return Ok(());
-    };
-    if let Some((code, message)) = retry_or_give_up(ctx, queue, job, &err).await? {
-        tracing::error!(submission = %job.submission_id, code, %message, "job gave up; submission failed");
-        fail_submission(ctx, job, code, &message).await?;
-    }
-    Err(err.into())
-}
-
 /// Fails a submission, gives its unstored uploads back to the seller and tells
 /// them, in one transaction.
 pub async fn fail_submission(
     ctx: &JobContext,
-    job: SubmissionJob,
-    code: &str,
-    message: &str,
+    id: SubmissionId,
+    failure: Failure,
 ) -> Result<(), upload_db::DbError> {
     let mut conn = ctx.pool.get().await?;
-    let Some(sub) = items::submission(&mut conn, job.submission_id).await? else {
+    let Some(sub) = submissions::find(&mut conn, id).await? else {
         return Ok(());
     };
     let notification = NewNotification::about_submission(
         &sub,
-        "item.failed",
+        NotificationKind::ItemFailed,
         format!(
-            "\"{}\" could not be saved: {message}. Your files are kept; submit the item again, and contact support if it fails again",
-            sub.title
+            "\"{}\" could not be saved: {}. Your files are kept; submit the item again, and contact support if it fails again",
+            sub.title, failure.message
         ),
-        serde_json::json!({ "code": code, "item_id": sub.item_id, "reason": message }),
+        serde_json::json!({ "code": failure.code.as_str(), "item_id": sub.item_id, "reason": failure.message }),
     );
-    items::fail(
+    submissions::fail(
         &mut conn,
         sub.id,
-        FailureNote { code, message },
+        &failure,
         notification,
-        ctx.config.webhook.is_some(),
+        ctx.delivers_webhooks(),
     )
     .await?;
     Ok(())
@@ -176,49 +98,37 @@ pub async fn fail_submission(
 /// tells the seller, in one transaction.
 pub async fn fail_upload(
     ctx: &JobContext,
-    job: UploadJob,
-    code: &str,
-    message: &str,
+    id: UploadId,
+    failure: Failure,
 ) -> Result<(), upload_db::DbError> {
     use diesel_async::AsyncConnection;
     let mut conn = ctx.pool.get().await?;
-    let Some(row) = uploads::find(&mut conn, job.upload_id).await? else {
+    let Some(row) = uploads::find(&mut conn, id).await? else {
         return Ok(());
     };
-    let current = row.state()?;
+    let current = row.state;
     if current.apply(UploadEvent::Failed).is_ok() {
-        let deliver = ctx.config.webhook.is_some();
+        let deliver = ctx.delivers_webhooks();
         let notification = NewNotification::about_upload(
             &row,
-            "upload.failed",
+            NotificationKind::UploadFailed,
             format!(
                 "{} could not be processed; upload it again, and contact support if it fails again",
                 row.file_name
             ),
-            serde_json::json!({ "code": code, "reason": message }),
+            serde_json::json!({ "code": failure.code.as_str(), "reason": failure.message }),
         );
-        let (code, message) = (code.to_owned(), message.to_owned());
         conn.transaction::<_, upload_db::DbError, _>(async move |conn| {
-            let note = FailureNote {
-                code: &code,
-                message: &message,
-            };
-            let moved = uploads::transition(
-                conn,
-                job.upload_id,
-                current,
-                UploadEvent::Failed,
-                Some(note),
-            )
-            .await?;
-            if let Ok(upload_db::uploads::Transition::Applied(_)) = moved {
+            let moved =
+                uploads::transition(conn, id, current, UploadEvent::Failed, Some(&failure)).await?;
+            if let Ok(uploads::Transition::Applied(_)) = moved {
                 upload_db::notifications::record(conn, &notification, deliver).await?;
             }
             Ok(())
         })
         .await?;
     } else if current != UploadState::Failed {
-        tracing::warn!(upload = %job.upload_id, state = %current, "upload not failed: its state does not allow it");
+        tracing::warn!(upload = %id, state = %current, "upload not failed: its state does not allow it");
     }
     Ok(())
 }

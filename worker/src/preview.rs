@@ -8,24 +8,38 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use upload_db::jobs::UploadJob;
+use futures::future::BoxFuture;
+use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::PreviewRow;
-use upload_domain::{MediaKind, Stage, StageStatus, UploadId};
+use upload_domain::{Bucket, MediaKind, PreviewKind, Stage, StageStatus, UploadId};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
+use crate::job::Job;
 use crate::media::{self, Media};
 use crate::metadata::media_failure;
 use crate::outcome::JobError;
 use crate::processing;
+
+/// The preview queue's job.
+pub struct Preview;
+
+impl Job for Preview {
+    type Payload = UploadJob;
+    const QUEUE: Queue = Queue::Preview;
+
+    fn run(ctx: &JobContext, job: UploadJob) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(run(ctx, job))
+    }
+}
 
 /// One preview to make: its name (also its file and key name), kind and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     /// `poster.jpg`, `clip.mp4`, `thumb-256.jpg`.
     pub name: String,
-    /// `thumbnail` or `clip`.
-    pub kind: &'static str,
+    /// Still or clip.
+    pub kind: PreviewKind,
     /// MIME type.
     pub content_type: &'static str,
 }
@@ -57,12 +71,12 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
     let cfg = media.config();
     let poster = Planned {
         name: "poster.jpg".into(),
-        kind: "thumbnail",
+        kind: PreviewKind::Thumbnail,
         content_type: "image/jpeg",
     };
     let clip = Planned {
         name: "clip.mp4".into(),
-        kind: "clip",
+        kind: PreviewKind::Clip,
         content_type: "video/mp4",
     };
     let mut poster_args: Vec<String> = Media::input_args(input).into();
@@ -136,7 +150,7 @@ pub fn image_run(media: &Media, input: &str, dir: &Path) -> (Vec<String>, Vec<Pl
     for (i, size) in sizes.iter().enumerate() {
         let p = Planned {
             name: format!("thumb-{size}.jpg"),
-            kind: "thumbnail",
+            kind: PreviewKind::Thumbnail,
             content_type: "image/jpeg",
         };
         args.extend(["-map".into(), format!("[t{i}]")]);
@@ -166,16 +180,16 @@ async fn store_preview(
         .put_file(&key, &path, planned.content_type)
         .await?;
     Ok(PreviewRow {
-        upload_id: upload.as_uuid(),
+        upload_id: upload,
         name: planned.name.clone(),
-        kind: planned.kind.to_owned(),
+        kind: planned.kind,
         content_type: planned.content_type.to_owned(),
         object_key: key.key(),
         width: i32::try_from(width).unwrap_or(i32::MAX),
         height: i32::try_from(height).unwrap_or(i32::MAX),
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
         created_at: Utc::now(),
-        bucket: "temp".to_owned(),
+        bucket: Bucket::Temp,
     })
 }
 
@@ -195,9 +209,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let url = ctx
         .store
         .presign_get(
-            &StorageKey::UploadObject {
-                key: &claimed.row.temp_key,
-            },
+            &claimed.object(),
             upload_storage::Reader::Service,
             ctx.media.config().timeout * 3 + Duration::from_secs(60),
         )

@@ -6,6 +6,7 @@ use upload_db::jobs::UploadJob;
 use upload_db::models::{MetadataRow, UploadRow};
 use upload_db::uploads;
 use upload_domain::{Stage, StageStatus, UploadState};
+use upload_storage::StorageKey;
 
 use crate::JobContext;
 use crate::outcome::JobError;
@@ -30,15 +31,14 @@ pub async fn claim(
     let Some(row) = uploads::find(&mut conn, id).await? else {
         return Ok(None);
     };
-    if row.state()? != UploadState::Processing {
-        tracing::info!(upload = %id, state = %row.state, stage = stage.as_str(), "nothing to do in this state");
+    if row.state != UploadState::Processing {
+        tracing::info!(upload = %id, state = %row.state, %stage, "nothing to do in this state");
         return Ok(None);
     }
     let settled = upload_db::progress::for_upload(&mut conn, id)
         .await?
         .into_iter()
-        .filter(|p| p.stage().ok() == Some(stage))
-        .any(|p| matches!(p.status(), Ok(StageStatus::Done | StageStatus::Skipped)));
+        .any(|p| p.stage == stage && p.status.is_settled());
     if settled {
         return Ok(None);
     }
@@ -50,6 +50,16 @@ pub async fn claim(
     };
     upload_db::progress::set(&mut conn, id, stage, StageStatus::Running, 0, 1, "running").await?;
     Ok(Some(Claimed { row, facts }))
+}
+
+impl Claimed {
+    /// The stored file this job reads.
+    pub fn object(&self) -> StorageKey<'_> {
+        StorageKey::Temp {
+            owner: &self.row.owner_id,
+            upload: self.row.id,
+        }
+    }
 }
 
 /// Settles `stage` and makes the upload ready when it was the last one.

@@ -6,19 +6,36 @@
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
+use futures::future::BoxFuture;
 use md5::Digest;
 use tokio::sync::{mpsc, watch};
 use upload_config::ClamdAddr;
-use upload_db::jobs::UploadJob;
+use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::{MetadataRow, NewNotification, ScanRow, UploadRow};
 use upload_db::pipeline::{self, ScanOutcome};
 use upload_db::uploads::{self, Transition};
-use upload_domain::{SellerId, Stage, StageStatus, UploadEvent, UploadState};
+use upload_domain::{
+    ContentHash, Failure, FailureCode, Md5Digest, NotificationKind, ScanVerdict, Sha256Digest,
+    Stage, StageStatus, UploadEvent, UploadState,
+};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
+use crate::job::Job;
 use crate::outcome::JobError;
 use crate::progress::ProgressReporter;
+
+/// The scan queue's job.
+pub struct Scan;
+
+impl Job for Scan {
+    type Payload = UploadJob;
+    const QUEUE: Queue = Queue::Scan;
+
+    fn run(ctx: &JobContext, job: UploadJob) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(run(ctx, job))
+    }
+}
 
 /// Consumers get the stream in blocks of this size (also clamd's INSTREAM chunk).
 /// Blocks are shared, not copied: with `BLOCKS_IN_FLIGHT` queued per consumer, a
@@ -35,10 +52,8 @@ const SNIFF_LEN: usize = 8192;
 pub struct FileFacts {
     /// Bytes read.
     pub size: u64,
-    /// Lower-case hex MD5.
-    pub md5_hex: String,
-    /// Lower-case hex SHA-256.
-    pub sha256_hex: String,
+    /// MD5 and SHA-256 of the bytes.
+    pub hash: ContentHash,
     /// The type the first bytes reveal.
     pub sniffed_content_type: String,
 }
@@ -53,6 +68,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict recorded for this answer.
+    pub fn verdict(&self) -> ScanVerdict {
+        match self {
+            Self::Clean => ScanVerdict::Clean,
+            Self::Infected(_) => ScanVerdict::Infected,
+        }
+    }
+
     /// Reads clamd's INSTREAM reply (`stream: OK`, `stream: Name FOUND`). Anything
     /// else (`... ERROR`, a size limit) is an error: a file is clean only when
     /// clamd says so.
@@ -79,13 +102,13 @@ pub fn sniff(head: &[u8]) -> String {
 
 fn spawn_hasher<D: Digest + Send + 'static>(
     mut rx: mpsc::Receiver<Bytes>,
-) -> tokio::task::JoinHandle<String> {
+) -> tokio::task::JoinHandle<Vec<u8>> {
     tokio::task::spawn_blocking(move || {
         let mut digest = D::new();
         while let Some(block) = rx.blocking_recv() {
             digest.update(&block);
         }
-        hex::encode(digest.finalize())
+        digest.finalize().to_vec()
     })
 }
 
@@ -194,11 +217,16 @@ where
         verdict_ms = started.elapsed().as_millis() as u64,
         "file read once for clamd and hashes"
     );
+    let md5 = md5_task.await.context("md5 hasher panicked")?;
+    let sha256 = sha_task.await.context("sha256 hasher panicked")?;
+    let sha256 = <[u8; 32]>::try_from(sha256.as_slice()).context("SHA-256 is 32 bytes")?;
     Ok((
         FileFacts {
             size,
-            md5_hex: md5_task.await.context("md5 hasher panicked")?,
-            sha256_hex: sha_task.await.context("sha256 hasher panicked")?,
+            hash: ContentHash {
+                md5: Md5Digest::from_bytes(&md5)?,
+                sha256: Sha256Digest::from_array(sha256),
+            },
             sniffed_content_type: sniff(&head),
         },
         verdict,
@@ -214,7 +242,7 @@ async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, Jo
         tracing::warn!(upload = %id, "scan job for an unknown upload; nothing to do");
         return Ok(None);
     };
-    match row.state()? {
+    match row.state {
         UploadState::Uploaded => {
             match uploads::transition(
                 &mut conn,
@@ -229,7 +257,7 @@ async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, Jo
                 // Someone moved it first: scan only if it is now scanning.
                 _ => Ok(uploads::find(&mut conn, id)
                     .await?
-                    .filter(|r| r.state().ok() == Some(UploadState::Scanning))),
+                    .filter(|r| r.state == UploadState::Scanning)),
             }
         }
         // A previous run died midway: scan again.
@@ -239,7 +267,10 @@ async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, Jo
             // temp object was removed.
             drop(conn);
             ctx.store
-                .delete(&StorageKey::UploadObject { key: &row.temp_key })
+                .delete(&StorageKey::Temp {
+                    owner: &row.owner_id,
+                    upload: id,
+                })
                 .await?;
             Ok(None)
         }
@@ -257,8 +288,11 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let Some(row) = claim(ctx, job).await? else {
         return Ok(());
     };
-    let declared = u64::try_from(row.declared_size).unwrap_or(0);
-    let object = StorageKey::UploadObject { key: &row.temp_key };
+    let declared = row.declared_bytes();
+    let object = StorageKey::Temp {
+        owner: &row.owner_id,
+        upload: id,
+    };
     let body = ctx.store.read(&object).await?;
     let stream = Box::pin(futures::stream::unfold(body, |mut body| async move {
         body.next().await.map(|chunk| (chunk, body))
@@ -282,47 +316,42 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                 "size differs from the declared size",
             )
             .await;
-        return Err(JobError::Abort {
-            code: "size_mismatch",
-            message: format!(
+        return Err(JobError::abort(
+            FailureCode::SizeMismatch,
+            format!(
                 "the stored file has {} bytes, but {declared} were declared",
                 facts.size
             ),
-        });
+        ));
     }
     let size = i64::try_from(facts.size).unwrap_or(i64::MAX);
     let metadata = MetadataRow {
         upload_id: row.id,
         size_bytes: size,
-        md5_hex: facts.md5_hex.clone(),
-        sha256_hex: facts.sha256_hex.clone(),
+        md5: facts.hash.md5,
+        sha256: facts.hash.sha256,
         sniffed_content_type: facts.sniffed_content_type.clone(),
         computed_at: Utc::now(),
     };
     let mut scan = ScanRow {
         upload_id: row.id,
-        verdict: "clean".into(),
+        verdict: verdict.verdict(),
         signature: None,
         bytes_scanned: size,
         quarantine_key: None,
         scanned_at: Utc::now(),
     };
-    let deliver = ctx.config.webhook.is_some();
+    let deliver = ctx.delivers_webhooks();
 
     let outcome = match &verdict {
         Verdict::Infected(signature) => {
-            let owner: SellerId = row
-                .owner_id
-                .parse()
-                .map_err(|e| JobError::retry(anyhow::anyhow!("corrupt owner id: {e}")))?;
             let quarantine = StorageKey::Quarantine {
-                owner: &owner,
+                owner: &row.owner_id,
                 upload: id,
             };
             // Copy first, record second, delete last: a crash anywhere leaves the
             // file in temp (re-scanned) or already recorded (cleanup on re-run).
             ctx.store.copy(&object, &quarantine).await?;
-            scan.verdict = "infected".into();
             scan.signature = Some(signature.clone());
             scan.quarantine_key = Some(quarantine.key());
             let message = format!(
@@ -332,7 +361,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ScanOutcome::Infected {
                 notification: NewNotification::about_upload(
                     &row,
-                    "upload.quarantined",
+                    NotificationKind::UploadQuarantined,
                     message,
                     serde_json::json!({ "signature": signature, "file_name": row.file_name }),
                 ),
@@ -348,18 +377,17 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             Err(rejection) => {
                 let reason = rejection.to_string();
                 ScanOutcome::Rejected {
-                    code: rejection.code(),
                     notification: NewNotification::about_upload(
                         &row,
-                        "upload.rejected",
+                        NotificationKind::UploadRejected,
                         format!("{} was not accepted: {reason}", row.file_name),
                         serde_json::json!({
-                            "code": rejection.code(),
+                            "code": rejection.code().as_str(),
                             "declared_content_type": row.declared_content_type,
                             "sniffed_content_type": facts.sniffed_content_type,
                         }),
                     ),
-                    reason,
+                    failure: Failure::new(rejection.code(), reason),
                 }
             }
         },
@@ -377,7 +405,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             tracing::warn!(upload = %id, %signature, ?recorded, "malware found; file quarantined")
         }
         Verdict::Clean => {
-            tracing::info!(upload = %id, md5 = %facts.md5_hex, sniffed = %facts.sniffed_content_type, ?recorded, "scan clean")
+            tracing::info!(upload = %id, md5 = %facts.hash.md5, sniffed = %facts.sniffed_content_type, ?recorded, "scan clean")
         }
     }
     Ok(())

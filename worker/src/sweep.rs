@@ -15,11 +15,12 @@
 
 use std::time::Duration;
 
+use upload_assembly::{Completion, complete_if_assembled};
 use upload_db::jobs::{self, Queue, SubmissionJob, UploadJob};
 use upload_db::models::UploadRow;
-use upload_db::uploads::{FailureNote, Transition, transition};
-use upload_domain::{UploadEvent, UploadState};
-use upload_storage::StorageKey;
+use upload_db::uploads::{Transition, transition};
+use upload_domain::{Failure, FailureCode, UploadEvent, UploadState};
+use upload_storage::MultipartUpload;
 
 use crate::JobContext;
 
@@ -75,17 +76,8 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
                 }
             } else {
                 drop(conn);
-                let job = UploadJob {
-                    upload_id: id,
-                    attempt: s.attempts,
-                };
-                crate::outcome::fail_upload(
-                    ctx,
-                    job,
-                    "processing_stalled",
-                    "processing stopped and did not recover after every attempt",
-                )
-                .await?;
+                crate::outcome::fail_upload(ctx, id, Failure::of(FailureCode::ProcessingStalled))
+                    .await?;
                 report.failed += 1;
                 conn = ctx.pool.get().await?;
             }
@@ -106,14 +98,10 @@ async fn sweep_submissions(
     let stuck = upload_db::sweep::stalled_submissions(&mut conn, stuck_after, BATCH).await?;
     drop(conn);
     for s in stuck {
-        let job = SubmissionJob {
-            submission_id: s.id,
-            attempt: s.attempts.max(1),
-        };
         if s.attempts < ctx.config.max_attempts {
             let next = SubmissionJob {
+                submission_id: s.id,
                 attempt: s.attempts + 1,
-                ..job
             };
             let mut conn = ctx.pool.get().await?;
             if jobs::enqueue(&mut conn, s.queue, &next, None).await? {
@@ -121,13 +109,8 @@ async fn sweep_submissions(
                 report.requeued_submissions += 1;
             }
         } else {
-            crate::outcome::fail_submission(
-                ctx,
-                job,
-                "submission_stalled",
-                "saving the item stopped and did not recover after every attempt",
-            )
-            .await?;
+            crate::outcome::fail_submission(ctx, s.id, Failure::of(FailureCode::SubmissionStalled))
+                .await?;
             report.failed_submissions += 1;
         }
     }
@@ -146,32 +129,28 @@ enum Overdue {
 
 /// Completes or expires one overdue upload.
 async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Overdue> {
-    let id = row.upload_id();
-    let current = row.state()?;
-    let assembled = ctx
-        .store
-        .object_size(&StorageKey::UploadObject { key: &row.temp_key })
-        .await?;
-    let declared = u64::try_from(row.declared_size).unwrap_or(0);
-    let mut conn = ctx.pool.get().await?;
-    if current == UploadState::Uploading && assembled == Some(declared) {
-        let moved = upload_db::pipeline::record_completion(&mut conn, id, declared).await?;
-        return Ok(if moved == Transition::Lost {
-            Overdue::MovedOn
-        } else {
-            Overdue::Recovered
-        });
+    if row.state == UploadState::Uploading {
+        match complete_if_assembled(&ctx.pool, &ctx.store, row).await? {
+            Completion::Recorded => return Ok(Overdue::Recovered),
+            Completion::AlreadyRecorded => return Ok(Overdue::MovedOn),
+            Completion::NotAssembled => {}
+        }
     }
-    let note = FailureNote {
-        code: "expired",
-        message: "the upload was not completed before its deadline",
-    };
-    match transition(&mut conn, id, current, UploadEvent::Expired, Some(note)).await? {
+    let mut conn = ctx.pool.get().await?;
+    let failure = Failure::of(FailureCode::Expired);
+    match transition(
+        &mut conn,
+        row.id,
+        row.state,
+        UploadEvent::Expired,
+        Some(&failure),
+    )
+    .await?
+    {
         Ok(Transition::Applied(_)) => {
             drop(conn);
-            ctx.store
-                .abort_multipart(&row.temp_key, &row.store_upload_id)
-                .await?;
+            let multipart = MultipartUpload::of(&row.owner_id, row.id, &row.store_upload_id);
+            ctx.store.abort_multipart(&multipart).await?;
             Ok(Overdue::Expired)
         }
         _ => Ok(Overdue::MovedOn),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use upload_domain::UploadId;
+use upload_domain::{FailureCode, NotificationId, SubmissionId, UploadId};
 
 use crate::DbError;
 
@@ -53,7 +53,25 @@ impl Queue {
             Queue::Move => "item.move",
         }
     }
+
+    /// What the job's subject fails with when the queue's attempts run out: the
+    /// upload for the pipeline's queues, the submission for the item's. A failed
+    /// notification never fails anything (`None`): its row keeps the last error.
+    pub fn exhausted_code(self) -> Option<FailureCode> {
+        match self {
+            Queue::Scan => Some(FailureCode::ScanFailed),
+            Queue::Metadata => Some(FailureCode::MetadataFailed),
+            Queue::Preview => Some(FailureCode::PreviewFailed),
+            Queue::Notify => None,
+            Queue::Persist => Some(FailureCode::PersistFailed),
+            Queue::Move => Some(FailureCode::MoveFailed),
+        }
+    }
 }
+
+/// The apalis job statuses of a job that is still to run or running: a subject
+/// with one of these is not stalled.
+pub const LIVE_JOB_STATUSES: [&str; 3] = ["Pending", "Queued", "Running"];
 
 /// A job payload: ids only, which attempt it is, and the key that makes
 /// enqueueing it idempotent.
@@ -94,14 +112,14 @@ macro_rules! attempted_job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmissionJob {
     /// The `item_submissions` row.
-    pub submission_id: uuid::Uuid,
+    pub submission_id: SubmissionId,
     /// 1, 2, 3, ...
     pub attempt: u32,
 }
 
 impl SubmissionJob {
     /// The first attempt for a submission.
-    pub fn first(submission_id: uuid::Uuid) -> Self {
+    pub fn first(submission_id: SubmissionId) -> Self {
         Self {
             submission_id,
             attempt: 1,
@@ -115,9 +133,19 @@ attempted_job!(SubmissionJob, submission_id);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyJob {
     /// The `notifications` row.
-    pub notification_id: uuid::Uuid,
+    pub notification_id: NotificationId,
     /// 1, 2, 3, ...
     pub attempt: u32,
+}
+
+impl NotifyJob {
+    /// The first delivery of a notification.
+    pub fn first(notification_id: NotificationId) -> Self {
+        Self {
+            notification_id,
+            attempt: 1,
+        }
+    }
 }
 
 attempted_job!(NotifyJob, notification_id);

@@ -1,6 +1,15 @@
 #![doc = include_str!("../README.md")]
+//!
+//! Where things live: `models` the rows (typed at this edge) and `schema` the
+//! tables; `uploads` guarded upload transitions and signed parts; `pipeline` the
+//! steps that move an upload through processing; `snapshot` the one read of an
+//! upload the API shows; `results` and `progress` what jobs record; `submit`,
+//! `submissions`, `items`, `grants` and `versions` the item side; `jobs` queue
+//! names and enqueueing; `notifications` what sellers are told; `sweep` what the
+//! sweeper looks for.
 
 mod error;
+pub mod grants;
 pub mod items;
 pub mod jobs;
 mod migrate;
@@ -11,6 +20,9 @@ mod pool;
 pub mod progress;
 pub mod results;
 pub mod schema;
+pub mod snapshot;
+pub mod submissions;
+pub mod submit;
 pub mod sweep;
 pub mod uploads;
 pub mod versions;

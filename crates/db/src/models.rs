@@ -1,11 +1,14 @@
-//! Rows as read (`...Row`) and as inserted (`New...`).
+//! Rows as read (`...Row`) and as inserted (`New...`). Columns holding a domain
+//! word, id or digest are read as that type: an unknown word fails the read, so
+//! nothing past this edge ever sees a raw state, verdict, code or kind.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use upload_domain::{
-    ItemKind, PartPlan, Stage, StageStatus, SubmissionState, UploadId, UploadState,
+    Bucket, ContentHash, Failure, FailureCode, FileId, ItemId, ItemKind, Md5Digest, NotificationId,
+    NotificationKind, PartPlan, PreviewKind, ScanVerdict, SellerGroup, SellerId, Sha256Digest,
+    Stage, StageStatus, SubmissionId, SubmissionState, UploadId, UploadState,
 };
-use uuid::Uuid;
 
 use crate::DbError;
 use crate::schema::{
@@ -14,23 +17,30 @@ use crate::schema::{
     upload_progress, upload_scans, uploads,
 };
 
+/// The failure recorded beside a state, when there is one.
+fn failure(code: Option<FailureCode>, message: Option<&str>) -> Option<Failure> {
+    code.map(|code| Failure::new(code, message.unwrap_or(code.meaning())))
+}
+
 /// An upload as stored.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = uploads)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct UploadRow {
-    pub id: Uuid,
-    pub owner_id: String,
-    pub owner_group: String,
+    pub id: UploadId,
+    pub owner_id: SellerId,
+    pub owner_group: SellerGroup,
     pub file_name: String,
     pub declared_size: i64,
     pub declared_content_type: String,
+    /// The temp object's key as made at creation, for operators' queries; code
+    /// derives it from the owner and the id (`StorageKey::Temp`).
     pub temp_key: String,
     pub store_upload_id: String,
     pub part_size: i64,
     pub part_count: i32,
-    pub state: String,
-    pub failure_code: Option<String>,
+    pub state: UploadState,
+    pub failure_code: Option<FailureCode>,
     pub failure_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -39,16 +49,6 @@ pub struct UploadRow {
 }
 
 impl UploadRow {
-    /// The upload's id.
-    pub fn upload_id(&self) -> UploadId {
-        UploadId::from(self.id)
-    }
-
-    /// The parsed state.
-    pub fn state(&self) -> Result<UploadState, DbError> {
-        self.state.parse().map_err(DbError::Corrupt)
-    }
-
     /// The part plan fixed at creation.
     pub fn plan(&self) -> Result<PartPlan, DbError> {
         let size =
@@ -60,15 +60,25 @@ impl UploadRow {
             DbError::Corrupt(format!("upload {} has an inconsistent part plan", self.id))
         })
     }
+
+    /// The declared size in bytes.
+    pub fn declared_bytes(&self) -> u64 {
+        u64::try_from(self.declared_size).unwrap_or(0)
+    }
+
+    /// Why the upload stopped, when it did.
+    pub fn failure(&self) -> Option<Failure> {
+        failure(self.failure_code, self.failure_message.as_deref())
+    }
 }
 
 /// A new upload.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = uploads)]
 pub struct NewUpload<'a> {
-    pub id: Uuid,
-    pub owner_id: &'a str,
-    pub owner_group: &'a str,
+    pub id: UploadId,
+    pub owner_id: &'a SellerId,
+    pub owner_group: SellerGroup,
     pub file_name: &'a str,
     pub declared_size: i64,
     pub declared_content_type: &'a str,
@@ -76,7 +86,7 @@ pub struct NewUpload<'a> {
     pub store_upload_id: &'a str,
     pub part_size: i64,
     pub part_count: i32,
-    pub state: &'a str,
+    pub state: UploadState,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -85,37 +95,39 @@ pub struct NewUpload<'a> {
 #[diesel(table_name = upload_parts)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct PartRow {
-    pub upload_id: Uuid,
+    pub upload_id: UploadId,
     pub part_number: i32,
-    pub content_md5: Vec<u8>,
+    pub content_md5: Md5Digest,
     pub size_bytes: i64,
     pub signed_at: DateTime<Utc>,
 }
 
 /// One stage's progress.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Deserialize)]
 #[diesel(table_name = upload_progress)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct ProgressRow {
-    pub upload_id: Uuid,
-    pub stage: String,
-    pub status: String,
+    pub upload_id: UploadId,
+    #[serde(deserialize_with = "word")]
+    pub stage: Stage,
+    #[serde(deserialize_with = "word")]
+    pub status: StageStatus,
     pub bytes_done: i64,
     pub bytes_total: i64,
     pub detail: String,
     pub updated_at: DateTime<Utc>,
 }
 
-impl ProgressRow {
-    /// The parsed stage.
-    pub fn stage(&self) -> Result<Stage, DbError> {
-        self.stage.parse().map_err(DbError::Corrupt)
-    }
-
-    /// The parsed status.
-    pub fn status(&self) -> Result<StageStatus, DbError> {
-        self.status.parse().map_err(DbError::Corrupt)
-    }
+/// Reads a domain word from JSON (rows aggregated by PostgreSQL), failing on an
+/// unknown one as a column read would.
+pub(crate) fn word<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 /// The facts read from the stored file.
@@ -123,12 +135,29 @@ impl ProgressRow {
 #[diesel(table_name = upload_metadata)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct MetadataRow {
-    pub upload_id: Uuid,
+    pub upload_id: UploadId,
     pub size_bytes: i64,
-    pub md5_hex: String,
-    pub sha256_hex: String,
+    #[diesel(column_name = md5_hex)]
+    pub md5: Md5Digest,
+    #[diesel(column_name = sha256_hex)]
+    pub sha256: Sha256Digest,
     pub sniffed_content_type: String,
     pub computed_at: DateTime<Utc>,
+}
+
+impl MetadataRow {
+    /// The content's MD5 and SHA-256 together.
+    pub fn content_hash(&self) -> ContentHash {
+        ContentHash {
+            md5: self.md5,
+            sha256: self.sha256,
+        }
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        u64::try_from(self.size_bytes).unwrap_or(0)
+    }
 }
 
 /// The scan verdict of an upload's file.
@@ -137,9 +166,9 @@ pub struct MetadataRow {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct ScanRow {
     /// The upload scanned.
-    pub upload_id: Uuid,
-    /// `clean` or `infected`.
-    pub verdict: String,
+    pub upload_id: UploadId,
+    /// What the scanner concluded.
+    pub verdict: ScanVerdict,
     /// The signature clamd named, when infected.
     pub signature: Option<String>,
     /// Bytes streamed to the scanner.
@@ -156,7 +185,7 @@ pub struct ScanRow {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct MediaRow {
     /// The upload probed.
-    pub upload_id: Uuid,
+    pub upload_id: UploadId,
     /// Container format names, as ffprobe gives them (`mov,mp4,m4a,3gp,3g2,mj2`).
     pub container: String,
     /// Duration in milliseconds.
@@ -178,16 +207,17 @@ pub struct MediaRow {
 }
 
 /// One preview object made from an upload.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Deserialize)]
 #[diesel(table_name = upload_previews)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct PreviewRow {
     /// The upload previewed.
-    pub upload_id: Uuid,
-    /// Unique per upload (`thumb-256`, `clip`).
+    pub upload_id: UploadId,
+    /// Unique per upload (`thumb-256.jpg`, `clip.mp4`).
     pub name: String,
-    /// `thumbnail` or `clip`.
-    pub kind: String,
+    /// Still or clip.
+    #[serde(deserialize_with = "word")]
+    pub kind: PreviewKind,
     /// MIME type of the preview object.
     pub content_type: String,
     /// Key of the preview object in `bucket`.
@@ -200,8 +230,9 @@ pub struct PreviewRow {
     pub size_bytes: i64,
     /// When it was made.
     pub created_at: DateTime<Utc>,
-    /// `temp` until the file is stored, then `regular`.
-    pub bucket: String,
+    /// Temp until the file is stored, then regular.
+    #[serde(deserialize_with = "word")]
+    pub bucket: Bucket,
 }
 
 /// Something a seller was told.
@@ -210,13 +241,13 @@ pub struct PreviewRow {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct NotificationRow {
     /// Notification id (also sent to webhooks, for de-duplication).
-    pub id: Uuid,
+    pub id: NotificationId,
     /// The seller told.
-    pub seller_id: String,
+    pub seller_id: SellerId,
     /// The upload it is about.
-    pub upload_id: Option<Uuid>,
-    /// `upload.quarantined`, `upload.rejected`, `upload.failed`, ...
-    pub kind: String,
+    pub upload_id: Option<UploadId>,
+    /// What it announces.
+    pub kind: NotificationKind,
     /// A sentence for the seller.
     pub message: String,
     /// Machine-readable details.
@@ -230,7 +261,7 @@ pub struct NotificationRow {
     /// The last webhook error.
     pub last_error: Option<String>,
     /// The item submission it is about.
-    pub submission_id: Option<Uuid>,
+    pub submission_id: Option<SubmissionId>,
 }
 
 /// A notification to record.
@@ -238,37 +269,55 @@ pub struct NotificationRow {
 #[diesel(table_name = notifications)]
 pub struct NewNotification {
     /// Fresh id.
-    pub id: Uuid,
+    pub id: NotificationId,
     /// The seller to tell.
-    pub seller_id: String,
+    pub seller_id: SellerId,
     /// The upload it is about.
-    pub upload_id: Option<Uuid>,
-    /// The kind.
-    pub kind: String,
+    pub upload_id: Option<UploadId>,
+    /// What it announces.
+    pub kind: NotificationKind,
     /// A sentence for the seller.
     pub message: String,
     /// Machine-readable details.
     pub details: serde_json::Value,
     /// The item submission it is about.
-    pub submission_id: Option<Uuid>,
+    pub submission_id: Option<SubmissionId>,
 }
 
 impl NewNotification {
     /// A fresh notification to the owner of `upload`.
     pub fn about_upload(
         upload: &UploadRow,
-        kind: &str,
+        kind: NotificationKind,
         message: String,
         details: serde_json::Value,
     ) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: NotificationId::new(),
             seller_id: upload.owner_id.clone(),
             upload_id: Some(upload.id),
-            kind: kind.to_owned(),
+            kind,
             message,
             details,
             submission_id: None,
+        }
+    }
+
+    /// A fresh notification to the owner of a submission.
+    pub fn about_submission(
+        submission: &SubmissionRow,
+        kind: NotificationKind,
+        message: String,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: NotificationId::new(),
+            seller_id: submission.owner_id.clone(),
+            upload_id: None,
+            kind,
+            message,
+            details,
+            submission_id: Some(submission.id),
         }
     }
 }
@@ -278,10 +327,9 @@ impl NewNotification {
 #[diesel(table_name = items)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct ItemRow {
-    pub id: Uuid,
-    pub owner_id: String,
-    /// `digital_file` or `video`.
-    pub kind: String,
+    pub id: ItemId,
+    pub owner_id: SellerId,
+    pub kind: ItemKind,
     pub title: String,
     pub description: String,
     /// The submission (by `seq`) whose fields these are.
@@ -290,38 +338,31 @@ pub struct ItemRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl ItemRow {
-    /// The parsed kind.
-    pub fn kind(&self) -> Result<ItemKind, DbError> {
-        self.kind.parse().map_err(DbError::Corrupt)
-    }
-}
-
 /// One SubmitItem call and how far its background work has come.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = item_submissions)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct SubmissionRow {
-    pub id: Uuid,
+    pub id: SubmissionId,
     /// Order of submissions.
     pub seq: i64,
-    pub item_id: Uuid,
-    pub owner_id: String,
+    pub item_id: ItemId,
+    pub owner_id: SellerId,
     pub idempotency_key: String,
     pub request_digest: String,
     pub title: String,
     pub description: String,
-    pub state: String,
-    pub failure_code: Option<String>,
+    pub state: SubmissionState,
+    pub failure_code: Option<FailureCode>,
     pub failure_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl SubmissionRow {
-    /// The parsed state.
-    pub fn state(&self) -> Result<SubmissionState, DbError> {
-        self.state.parse().map_err(DbError::Corrupt)
+    /// Why the submission failed, when it did.
+    pub fn failure(&self) -> Option<Failure> {
+        failure(self.failure_code, self.failure_message.as_deref())
     }
 }
 
@@ -330,8 +371,8 @@ impl SubmissionRow {
 #[diesel(table_name = item_files)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct ItemFileRow {
-    pub id: Uuid,
-    pub item_id: Uuid,
+    pub id: FileId,
+    pub item_id: ItemId,
     /// The version buyers get, once one is stored.
     pub current_version: Option<i32>,
     pub created_at: DateTime<Utc>,
@@ -342,9 +383,9 @@ pub struct ItemFileRow {
 #[diesel(table_name = submission_files)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct SubmissionFileRow {
-    pub submission_id: Uuid,
-    pub upload_id: Uuid,
-    pub file_id: Uuid,
+    pub submission_id: SubmissionId,
+    pub upload_id: UploadId,
+    pub file_id: FileId,
     /// Order within the submission.
     pub position: i32,
 }
@@ -354,8 +395,10 @@ pub struct SubmissionFileRow {
 #[diesel(table_name = stored_objects)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct StoredObjectRow {
-    pub md5_hex: String,
-    pub sha256_hex: String,
+    #[diesel(column_name = md5_hex)]
+    pub md5: Md5Digest,
+    #[diesel(column_name = sha256_hex)]
+    pub sha256: Sha256Digest,
     pub size_bytes: i64,
     pub object_key: String,
     pub created_at: DateTime<Utc>,
@@ -366,13 +409,15 @@ pub struct StoredObjectRow {
 #[diesel(table_name = file_versions)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct VersionRow {
-    pub file_id: Uuid,
+    pub file_id: FileId,
     /// 1, 2, 3, ... per file.
     pub version: i32,
-    pub upload_id: Uuid,
-    pub submission_id: Uuid,
-    pub md5_hex: String,
-    pub sha256_hex: String,
+    pub upload_id: UploadId,
+    pub submission_id: SubmissionId,
+    #[diesel(column_name = md5_hex)]
+    pub md5: Md5Digest,
+    #[diesel(column_name = sha256_hex)]
+    pub sha256: Sha256Digest,
     pub size_bytes: i64,
     /// The seller's name for the file, for downloads.
     pub file_name: String,

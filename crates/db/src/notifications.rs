@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
+use upload_domain::{NotificationId, UploadId};
 
 use crate::DbError;
 use crate::jobs::{self, NotifyJob, Queue};
@@ -17,9 +17,9 @@ pub async fn record(
     conn: &mut AsyncPgConnection,
     new: &NewNotification,
     deliver: bool,
-) -> Result<Option<Uuid>, DbError> {
+) -> Result<Option<NotificationId>, DbError> {
     let insert = diesel::insert_into(notifications::table).values(new);
-    let id: Option<Uuid> = if new.submission_id.is_some() {
+    let id: Option<NotificationId> = if new.submission_id.is_some() {
         insert
             .on_conflict((notifications::submission_id, notifications::kind))
             .do_nothing()
@@ -37,11 +37,7 @@ pub async fn record(
             .optional()?
     };
     if let (Some(id), true) = (id, deliver) {
-        let job = NotifyJob {
-            notification_id: id,
-            attempt: 1,
-        };
-        jobs::enqueue(conn, Queue::Notify, &job, None).await?;
+        jobs::enqueue(conn, Queue::Notify, &NotifyJob::first(id), None).await?;
     }
     Ok(id)
 }
@@ -49,7 +45,7 @@ pub async fn record(
 /// One notification.
 pub async fn find(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: NotificationId,
 ) -> Result<Option<NotificationRow>, DbError> {
     Ok(notifications::table
         .find(id)
@@ -62,7 +58,7 @@ pub async fn find(
 /// An upload's notifications, oldest first.
 pub async fn for_upload(
     conn: &mut AsyncPgConnection,
-    upload: Uuid,
+    upload: UploadId,
 ) -> Result<Vec<NotificationRow>, DbError> {
     Ok(notifications::table
         .filter(notifications::upload_id.eq(upload))
@@ -75,7 +71,7 @@ pub async fn for_upload(
 /// Records one delivery attempt: delivered, or the error it met.
 pub async fn record_attempt(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: NotificationId,
     error: Option<&str>,
 ) -> Result<(), DbError> {
     let delivered = error.is_none().then(chrono::Utc::now);

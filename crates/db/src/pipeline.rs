@@ -2,12 +2,14 @@
 //! transaction: the state change and the job it starts commit together.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use upload_domain::{Stage, StageStatus, UploadEvent, UploadId, UploadState};
+use upload_domain::{
+    Failure, FailureCode, ScanVerdict, Stage, StageStatus, UploadEvent, UploadId, UploadState,
+};
 
 use crate::DbError;
 use crate::jobs::{self, Queue, UploadJob};
 use crate::models::{MetadataRow, NewNotification, ScanRow};
-use crate::uploads::{self, FailureNote, Transition};
+use crate::uploads::{self, Transition};
 
 /// Records that the store assembled the upload (`uploading` → `uploaded`) and
 /// enqueues its first job. Only the caller that wins the guarded transition
@@ -42,7 +44,7 @@ pub async fn record_completion(
         for stage in [Stage::Scan, Stage::Hash] {
             crate::progress::set(conn, id, stage, StageStatus::Pending, 0, size, "queued").await?;
         }
-        for stage in [Stage::Metadata, Stage::Preview] {
+        for stage in PROCESSING_STAGES {
             crate::progress::set(
                 conn,
                 id,
@@ -72,13 +74,28 @@ pub enum ScanOutcome {
     },
     /// Clean but not acceptable (type policy); the seller is told why.
     Rejected {
-        /// Stable code.
-        code: &'static str,
-        /// The reason, for the seller.
-        reason: String,
+        /// The code and the reason, for the seller.
+        failure: Failure,
         /// What to tell the seller.
         notification: NewNotification,
     },
+}
+
+impl ScanOutcome {
+    /// The event that records this outcome, and the failure it records.
+    fn event(&self) -> (UploadEvent, Option<Failure>) {
+        match self {
+            Self::Clean => (UploadEvent::Scanned(ScanVerdict::Clean), None),
+            Self::Infected { notification } => (
+                UploadEvent::Scanned(ScanVerdict::Infected),
+                Some(Failure::new(
+                    FailureCode::Infected,
+                    notification.message.clone(),
+                )),
+            ),
+            Self::Rejected { failure, .. } => (UploadEvent::Rejected, Some(failure.clone())),
+        }
+    }
 }
 
 /// Records a finished scan of an upload in `scanning`: the verdict, the file's
@@ -93,36 +110,20 @@ pub async fn record_scan(
     deliver_webhooks: bool,
 ) -> Result<Transition, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let id = upload_domain::UploadId::from(scan.upload_id);
-        let size = u64::try_from(facts.size_bytes).unwrap_or(0);
-        let (event, failure) = match &outcome {
-            ScanOutcome::Clean => (UploadEvent::ScanClean, None),
-            ScanOutcome::Infected { notification } => (
-                UploadEvent::Infected,
-                Some(FailureNote {
-                    code: "infected",
-                    message: &notification.message,
-                }),
-            ),
-            ScanOutcome::Rejected { code, reason, .. } => (
-                UploadEvent::Rejected,
-                Some(FailureNote {
-                    code,
-                    message: reason,
-                }),
-            ),
-        };
-        let moved = uploads::transition(conn, id, UploadState::Scanning, event, failure).await?;
+        let id = scan.upload_id;
+        let size = facts.size();
+        let (event, failure) = outcome.event();
+        let moved =
+            uploads::transition(conn, id, UploadState::Scanning, event, failure.as_ref()).await?;
         let Ok(Transition::Applied(next)) = moved else {
             return Ok(Transition::Lost);
         };
         crate::results::save_scan(conn, &scan).await?;
         uploads::save_metadata(conn, &facts).await?;
-        let scan_detail = scan
-            .signature
-            .as_deref()
-            .map(|s| format!("found {s}"))
-            .unwrap_or_else(|| "clean".to_owned());
+        let scan_detail = match &scan.signature {
+            Some(signature) => format!("found {signature}"),
+            None => scan.verdict.to_string(),
+        };
         crate::progress::set(
             conn,
             id,
@@ -146,7 +147,7 @@ pub async fn record_scan(
                 }
             }
             ScanOutcome::Infected { notification } | ScanOutcome::Rejected { notification, .. } => {
-                for stage in [Stage::Metadata, Stage::Preview] {
+                for stage in PROCESSING_STAGES {
                     crate::progress::set(
                         conn,
                         id,
@@ -166,6 +167,11 @@ pub async fn record_scan(
     .await
 }
 
+/// The stages that run after a clean scan; the last to settle makes the upload ready.
+pub const PROCESSING_STAGES: [Stage; 2] = [Stage::Metadata, Stage::Preview];
+/// The statuses of a stage that will not run again.
+pub const SETTLED_STATUSES: [StageStatus; 2] = [StageStatus::Done, StageStatus::Skipped];
+
 /// Records that `stage` (metadata or preview) of a processing upload finished
 /// with `status`, and makes the upload ready once every processing stage has.
 /// The upload row is locked first, so two stages finishing at once cannot both
@@ -182,8 +188,8 @@ pub async fn finish_stage(
     let detail = detail.to_owned();
     conn.transaction::<_, DbError, _>(async move |conn| {
         use crate::schema::{upload_progress, uploads as u};
-        let state: Option<String> = u::table
-            .find(id.as_uuid())
+        let state: Option<UploadState> = u::table
+            .find(id)
             .select(u::state)
             .for_update()
             .first(conn)
@@ -192,20 +198,14 @@ pub async fn finish_stage(
         let Some(state) = state else {
             return Ok(None);
         };
-        let state: UploadState = state.parse().map_err(DbError::Corrupt)?;
         if state != UploadState::Processing {
             return Ok(Some(state));
         }
         crate::progress::set(conn, id, stage, status, 1, 1, &detail).await?;
         let unsettled: i64 = upload_progress::table
-            .filter(upload_progress::upload_id.eq(id.as_uuid()))
-            .filter(
-                upload_progress::stage.eq_any([Stage::Metadata.as_str(), Stage::Preview.as_str()]),
-            )
-            .filter(
-                upload_progress::status
-                    .ne_all([StageStatus::Done.as_str(), StageStatus::Skipped.as_str()]),
-            )
+            .filter(upload_progress::upload_id.eq(id))
+            .filter(upload_progress::stage.eq_any(PROCESSING_STAGES))
+            .filter(upload_progress::status.ne_all(SETTLED_STATUSES))
             .count()
             .get_result(conn)
             .await?;

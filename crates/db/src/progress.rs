@@ -23,9 +23,9 @@ pub async fn set(
     let total = i64::try_from(bytes_total).unwrap_or(i64::MAX);
     diesel::insert_into(upload_progress::table)
         .values((
-            upload_progress::upload_id.eq(id.as_uuid()),
-            upload_progress::stage.eq(stage.as_str()),
-            upload_progress::status.eq(status.as_str()),
+            upload_progress::upload_id.eq(id),
+            upload_progress::stage.eq(stage),
+            upload_progress::status.eq(status),
             upload_progress::bytes_done.eq(done),
             upload_progress::bytes_total.eq(total),
             upload_progress::detail.eq(detail),
@@ -50,7 +50,7 @@ pub async fn for_upload(
     id: UploadId,
 ) -> Result<Vec<ProgressRow>, DbError> {
     Ok(upload_progress::table
-        .filter(upload_progress::upload_id.eq(id.as_uuid()))
+        .filter(upload_progress::upload_id.eq(id))
         .select(ProgressRow::as_select())
         .load(conn)
         .await?)

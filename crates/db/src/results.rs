@@ -23,7 +23,7 @@ pub async fn save_scan(conn: &mut AsyncPgConnection, row: &ScanRow) -> Result<()
 /// The scan verdict, if any.
 pub async fn scan(conn: &mut AsyncPgConnection, id: UploadId) -> Result<Option<ScanRow>, DbError> {
     Ok(upload_scans::table
-        .find(id.as_uuid())
+        .find(id)
         .select(ScanRow::as_select())
         .first(conn)
         .await
@@ -47,7 +47,7 @@ pub async fn media(
     id: UploadId,
 ) -> Result<Option<MediaRow>, DbError> {
     Ok(upload_media::table
-        .find(id.as_uuid())
+        .find(id)
         .select(MediaRow::as_select())
         .first(conn)
         .await
@@ -87,7 +87,7 @@ pub async fn previews(
     id: UploadId,
 ) -> Result<Vec<PreviewRow>, DbError> {
     Ok(upload_previews::table
-        .filter(upload_previews::upload_id.eq(id.as_uuid()))
+        .filter(upload_previews::upload_id.eq(id))
         .order(upload_previews::name.asc())
         .select(PreviewRow::as_select())
         .load(conn)

@@ -1,24 +1,23 @@
-//! The sweeper's queries: uploads overdue or stalled.
+//! The sweeper's queries: uploads overdue or stalled, submissions stalled. States,
+//! stages and statuses are bound as parameters, named by the domain.
 
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use upload_domain::{UploadId, UploadState};
+use upload_domain::{Stage, SubmissionId, SubmissionState, UploadId, UploadState};
 
 use crate::DbError;
-use crate::jobs::Queue;
+use crate::jobs::{LIVE_JOB_STATUSES, Queue};
 use crate::models::UploadRow;
+use crate::pipeline::SETTLED_STATUSES;
 use crate::schema::uploads;
 
 /// Unfinished uploads (`created`, `uploading`) past their deadline, oldest first.
 pub async fn overdue(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<UploadRow>, DbError> {
     Ok(uploads::table
-        .filter(uploads::state.eq_any([
-            UploadState::Created.as_str(),
-            UploadState::Uploading.as_str(),
-        ]))
+        .filter(uploads::state.eq_any([UploadState::Created, UploadState::Uploading]))
         .filter(uploads::expires_at.lt(diesel::dsl::now))
         .order(uploads::expires_at.asc())
         .limit(limit)
@@ -38,6 +37,18 @@ pub struct Stalled {
     pub attempts: u32,
 }
 
+/// Which uploads a queue is responsible for: those in `states` and, for a queue
+/// that runs one processing stage, whose `stage` has not settled. Notifications
+/// never hold an upload up; submissions have their own query.
+fn waiting_on(queue: Queue) -> Option<(&'static [UploadState], Option<Stage>)> {
+    match queue {
+        Queue::Scan => Some((&[UploadState::Uploaded, UploadState::Scanning], None)),
+        Queue::Metadata => Some((&[UploadState::Processing], Some(Stage::Metadata))),
+        Queue::Preview => Some((&[UploadState::Processing], Some(Stage::Preview))),
+        Queue::Notify | Queue::Persist | Queue::Move => None,
+    }
+}
+
 /// Uploads waiting on `queue` (scan: `uploaded`/`scanning`; metadata and preview:
 /// `processing` with that stage unfinished) unchanged for `stuck_after`, with no
 /// pending, queued or running job on `queue`.
@@ -50,67 +61,69 @@ pub async fn stalled(
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: uuid::Uuid,
+        id: UploadId,
         #[diesel(sql_type = Text)]
-        state: String,
+        state: UploadState,
         #[diesel(sql_type = BigInt)]
         attempts: i64,
     }
-    // Which uploads the queue is responsible for: the scan for uploaded and
-    // scanning files; metadata and previews for processing files whose stage has
-    // not finished. Notifications never hold an upload up.
-    let waiting_on = match queue {
-        Queue::Scan => "u.state IN ('uploaded', 'scanning')",
-        Queue::Metadata => {
-            "u.state = 'processing' AND NOT EXISTS (SELECT 1 FROM upload_progress p
-                 WHERE p.upload_id = u.id AND p.stage = 'metadata' AND p.status IN ('done', 'skipped'))"
-        }
-        Queue::Preview => {
-            "u.state = 'processing' AND NOT EXISTS (SELECT 1 FROM upload_progress p
-                 WHERE p.upload_id = u.id AND p.stage = 'preview' AND p.status IN ('done', 'skipped'))"
-        }
-        // Notifications never hold an upload up; submissions have their own query.
-        Queue::Notify | Queue::Persist | Queue::Move => return Ok(Vec::new()),
+    let Some((states, stage)) = waiting_on(queue) else {
+        return Ok(Vec::new());
     };
-    let rows: Vec<Row> = diesel::sql_query(format!(
+    let rows: Vec<Row> = diesel::sql_query(
         "SELECT u.id, u.state,
                 (SELECT count(*) FROM apalis.jobs j
                   WHERE j.job_type = $1 AND j.idempotency_key LIKE u.id::text || '#%') AS attempts
          FROM uploads u
-         WHERE {waiting_on}
+         WHERE u.state = ANY($4)
+           AND ($5::text IS NULL OR NOT EXISTS (
+               SELECT 1 FROM upload_progress p
+               WHERE p.upload_id = u.id AND p.stage = $5 AND p.status = ANY($6)))
            AND u.updated_at < now() - make_interval(secs => $2)
            AND NOT EXISTS (
                SELECT 1 FROM apalis.jobs j
                WHERE j.job_type = $1 AND j.idempotency_key LIKE u.id::text || '#%'
-                 AND j.status IN ('Pending', 'Queued', 'Running'))
+                 AND j.status = ANY($7))
          ORDER BY u.updated_at
-         LIMIT $3"
-    ))
+         LIMIT $3",
+    )
     .bind::<Text, _>(queue.name())
     .bind::<Double, _>(stuck_after.as_secs_f64())
     .bind::<BigInt, _>(limit)
+    .bind::<Array<Text>, _>(states)
+    .bind::<Nullable<Text>, _>(stage)
+    .bind::<Array<Text>, _>(&SETTLED_STATUSES[..])
+    .bind::<Array<Text>, _>(&LIVE_JOB_STATUSES[..])
     .load(conn)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Stalled {
-                id: UploadId::from(r.id),
-                state: r.state.parse().map_err(DbError::Corrupt)?,
-                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| Stalled {
+            id: r.id,
+            state: r.state,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
         })
-        .collect()
+        .collect())
 }
 
 /// A submission whose background work has no live job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StalledSubmission {
     /// The submission.
-    pub id: uuid::Uuid,
+    pub id: SubmissionId,
     /// The queue it waits on: persist when queued, move when persisted.
     pub queue: Queue,
     /// Job rows ever enqueued for it on that queue (one per attempt).
     pub attempts: u32,
+}
+
+/// The queue an unsettled submission waits on.
+fn submission_queue(state: SubmissionState) -> Queue {
+    if state == SubmissionState::Queued {
+        Queue::Persist
+    } else {
+        Queue::Move
+    }
 }
 
 /// Submissions queued or persisted, unchanged for `stuck_after`, with no pending,
@@ -123,18 +136,18 @@ pub async fn stalled_submissions(
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: uuid::Uuid,
+        id: SubmissionId,
         #[diesel(sql_type = Text)]
-        state: String,
+        state: SubmissionState,
         #[diesel(sql_type = BigInt)]
         attempts: i64,
     }
     let rows: Vec<Row> = diesel::sql_query(
         "WITH waiting AS (
              SELECT s.id, s.state, s.updated_at,
-                    CASE s.state WHEN 'queued' THEN $1 ELSE $2 END AS queue
+                    CASE s.state WHEN $5 THEN $1 ELSE $2 END AS queue
              FROM item_submissions s
-             WHERE s.state IN ('queued', 'persisted')
+             WHERE s.state = ANY($6)
                AND s.updated_at < now() - make_interval(secs => $3))
          SELECT w.id, w.state,
                 (SELECT count(*) FROM apalis.jobs j
@@ -143,26 +156,51 @@ pub async fn stalled_submissions(
          WHERE NOT EXISTS (
                SELECT 1 FROM apalis.jobs j
                WHERE j.job_type = w.queue AND j.idempotency_key LIKE w.id::text || '#%'
-                 AND j.status IN ('Pending', 'Queued', 'Running'))
+                 AND j.status = ANY($7))
          ORDER BY w.updated_at
          LIMIT $4",
     )
-    .bind::<Text, _>(Queue::Persist.name())
-    .bind::<Text, _>(Queue::Move.name())
+    .bind::<Text, _>(submission_queue(SubmissionState::Queued).name())
+    .bind::<Text, _>(submission_queue(SubmissionState::Persisted).name())
     .bind::<Double, _>(stuck_after.as_secs_f64())
     .bind::<BigInt, _>(limit)
+    .bind::<Text, _>(SubmissionState::Queued)
+    .bind::<Array<Text>, _>(&[SubmissionState::Queued, SubmissionState::Persisted][..])
+    .bind::<Array<Text>, _>(&LIVE_JOB_STATUSES[..])
     .load(conn)
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| StalledSubmission {
             id: r.id,
-            queue: if r.state == "queued" {
-                Queue::Persist
-            } else {
-                Queue::Move
-            },
+            queue: submission_queue(r.state),
             attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_processing_state_is_some_queues_responsibility() {
+        // An upload between completion and ready waits on some queue, or the
+        // sweeper could never pick it up when its job is lost.
+        for state in [
+            UploadState::Uploaded,
+            UploadState::Scanning,
+            UploadState::Processing,
+        ] {
+            assert!(
+                Queue::ALL
+                    .iter()
+                    .filter_map(|q| waiting_on(*q))
+                    .any(|(states, _)| states.contains(&state)),
+                "{state}"
+            );
+        }
+        assert_eq!(submission_queue(SubmissionState::Queued), Queue::Persist);
+        assert_eq!(submission_queue(SubmissionState::Persisted), Queue::Move);
+    }
 }

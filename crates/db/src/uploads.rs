@@ -1,10 +1,9 @@
 //! Reads and guarded writes of uploads and their signed parts.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Int4, Int8, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bytea, Int4, Int8, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use upload_domain::{TransitionError, UploadEvent, UploadId, UploadState};
-use uuid::Uuid;
+use upload_domain::{Failure, Md5Digest, TransitionError, UploadEvent, UploadId, UploadState};
 
 use crate::DbError;
 use crate::models::{MetadataRow, NewUpload, PartRow, UploadRow};
@@ -25,7 +24,7 @@ pub async fn find(
     id: UploadId,
 ) -> Result<Option<UploadRow>, DbError> {
     Ok(uploads::table
-        .find(id.as_uuid())
+        .find(id)
         .select(UploadRow::as_select())
         .first(conn)
         .await
@@ -41,24 +40,16 @@ pub enum Transition {
     Lost,
 }
 
-/// Why a failure state was entered, recorded with it.
-#[derive(Debug, Clone, Copy)]
-pub struct FailureNote<'a> {
-    /// A stable code for programs.
-    pub code: &'a str,
-    /// A sentence for the seller.
-    pub message: &'a str,
-}
-
 /// Moves upload `id` from `expected` by `event`, only if it is still in `expected`.
 /// The state machine decides the target; the `WHERE state = expected` guard makes
-/// sure two actors racing on the same upload cannot both win.
+/// sure two actors racing on the same upload cannot both win. A failure is recorded
+/// with the state it explains.
 pub async fn transition(
     conn: &mut AsyncPgConnection,
     id: UploadId,
     expected: UploadState,
     event: UploadEvent,
-    failure: Option<FailureNote<'_>>,
+    failure: Option<&Failure>,
 ) -> Result<Result<Transition, TransitionError>, DbError> {
     let next = match expected.apply(event) {
         Ok(next) => next,
@@ -68,14 +59,14 @@ pub async fn transition(
     let completed_at = (event == UploadEvent::Completed).then_some(now);
     let updated = diesel::update(
         uploads::table
-            .filter(uploads::id.eq(id.as_uuid()))
-            .filter(uploads::state.eq(expected.as_str())),
+            .filter(uploads::id.eq(id))
+            .filter(uploads::state.eq(expected)),
     )
     .set((
-        uploads::state.eq(next.as_str()),
+        uploads::state.eq(next),
         uploads::updated_at.eq(now),
         uploads::failure_code.eq(failure.map(|f| f.code)),
-        uploads::failure_message.eq(failure.map(|f| f.message)),
+        uploads::failure_message.eq(failure.map(|f| f.message.as_str())),
         completed_at.map(|at| uploads::completed_at.eq(at)),
     ))
     .execute(conn)
@@ -91,11 +82,11 @@ pub async fn transition(
 #[derive(Debug, Clone)]
 pub struct SignedPartRecord {
     /// The upload.
-    pub upload_id: Uuid,
+    pub upload_id: UploadId,
     /// The part number.
     pub part_number: i32,
-    /// The raw MD5 the signature pins.
-    pub content_md5: Vec<u8>,
+    /// The MD5 the signature pins.
+    pub content_md5: Md5Digest,
     /// The length the signature pins.
     pub size_bytes: i64,
 }
@@ -107,11 +98,11 @@ pub struct SignedPartRecord {
 pub async fn record_signed_parts(
     conn: &mut AsyncPgConnection,
     parts: &[SignedPartRecord],
-) -> Result<Vec<(Uuid, i32)>, DbError> {
+) -> Result<Vec<(UploadId, i32)>, DbError> {
     let query = RecordSignedParts {
         ids: parts.iter().map(|p| p.upload_id).collect(),
         numbers: parts.iter().map(|p| p.part_number).collect(),
-        md5s: parts.iter().map(|p| p.content_md5.clone()).collect(),
+        md5s: parts.iter().map(|p| p.content_md5).collect(),
         sizes: parts.iter().map(|p| p.size_bytes).collect(),
     };
     Ok(query.load(conn).await?)
@@ -122,12 +113,13 @@ pub async fn record_signed_parts(
 /// round trips. With a static query id diesel prepares it once per connection, and
 /// every later call is one round trip (Bind and Execute).
 ///
-/// One round trip in all: the CTE moves fresh uploads to 'uploading' (firing their
+/// One round trip in all: the CTE moves fresh uploads to uploading (firing their
 /// NOTIFY once) and the insert keeps only parts of uploads that still accept them.
+/// The states are bound as parameters, named by the state machine.
 struct RecordSignedParts {
-    ids: Vec<Uuid>,
+    ids: Vec<UploadId>,
     numbers: Vec<i32>,
-    md5s: Vec<Vec<u8>>,
+    md5s: Vec<Md5Digest>,
     sizes: Vec<i64>,
 }
 
@@ -156,14 +148,26 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
         out.push_sql(
             ") AS t(upload_id, part_number, content_md5, size_bytes)
              ), started AS (
-                 UPDATE uploads SET state = 'uploading', updated_at = now()
-                 WHERE id IN (SELECT DISTINCT upload_id FROM incoming) AND state = 'created'
+                 UPDATE uploads SET state = ",
+        );
+        out.push_bind_param::<Text, _>(&UploadState::Uploading)?;
+        out.push_sql(
+            ", updated_at = now()
+                 WHERE id IN (SELECT DISTINCT upload_id FROM incoming) AND state = ",
+        );
+        out.push_bind_param::<Text, _>(&UploadState::Created)?;
+        out.push_sql(
+            "
                  RETURNING id
              )
              INSERT INTO upload_parts (upload_id, part_number, content_md5, size_bytes)
              SELECT i.upload_id, i.part_number, i.content_md5, i.size_bytes
              FROM incoming i JOIN uploads u ON u.id = i.upload_id
-             WHERE u.state IN ('created', 'uploading')
+             WHERE u.state = ANY(",
+        );
+        out.push_bind_param::<Array<Text>, _>(ACCEPTING_PARTS)?;
+        out.push_sql(
+            ")
              ON CONFLICT (upload_id, part_number) DO UPDATE
                  SET content_md5 = excluded.content_md5,
                      size_bytes = excluded.size_bytes,
@@ -174,13 +178,16 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
     }
 }
 
+/// The states in which parts are still signed and recorded.
+static ACCEPTING_PARTS: &[UploadState] = &[UploadState::Created, UploadState::Uploading];
+
 /// The parts signed for an upload, by part number.
 pub async fn signed_parts(
     conn: &mut AsyncPgConnection,
     id: UploadId,
 ) -> Result<Vec<PartRow>, DbError> {
     Ok(upload_parts::table
-        .filter(upload_parts::upload_id.eq(id.as_uuid()))
+        .filter(upload_parts::upload_id.eq(id))
         .order(upload_parts::part_number.asc())
         .select(PartRow::as_select())
         .load(conn)
@@ -204,9 +211,25 @@ pub async fn metadata(
     id: UploadId,
 ) -> Result<Option<MetadataRow>, DbError> {
     Ok(upload_metadata::table
-        .find(id.as_uuid())
+        .find(id)
         .select(MetadataRow::as_select())
         .first(conn)
         .await
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_states_that_accept_parts_record_them() {
+        for state in UploadState::ALL {
+            assert_eq!(
+                ACCEPTING_PARTS.contains(state),
+                state.accepts_parts(),
+                "{state}"
+            );
+        }
+    }
 }

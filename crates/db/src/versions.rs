@@ -5,8 +5,10 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use upload_domain::{FileId, ItemId, UploadEvent, UploadId, UploadState};
-use uuid::Uuid;
+use upload_domain::{
+    Bucket, FileId, ItemId, Md5Digest, Sha256Digest, SubmissionId, UploadEvent, UploadId,
+    UploadState,
+};
 
 use crate::DbError;
 use crate::models::{ItemFileRow, StoredObjectRow, VersionRow};
@@ -14,23 +16,23 @@ use crate::schema::{file_versions, item_files, stored_objects, upload_previews};
 use crate::uploads::{self, Transition};
 
 /// Holds, until the caller's transaction ends, the right to check and write the
-/// object for `md5_hex`: two moves of different content with the same MD5 cannot
+/// object for `md5`: two moves of different content with the same MD5 cannot
 /// both find the key free.
-pub async fn lock_content(conn: &mut AsyncPgConnection, md5_hex: &str) -> Result<(), DbError> {
+pub async fn lock_content(conn: &mut AsyncPgConnection, md5: Md5Digest) -> Result<(), DbError> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>(format!("content:{md5_hex}"))
+        .bind::<Text, _>(format!("content:{md5}"))
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// The record of the object stored under `md5_hex`.
+/// The record of the object stored under `md5`.
 pub async fn stored_object(
     conn: &mut AsyncPgConnection,
-    md5_hex: &str,
+    md5: Md5Digest,
 ) -> Result<Option<StoredObjectRow>, DbError> {
     Ok(stored_objects::table
-        .find(md5_hex)
+        .find(md5)
         .select(StoredObjectRow::as_select())
         .first(conn)
         .await
@@ -43,7 +45,7 @@ pub async fn for_upload(
     upload: UploadId,
 ) -> Result<Option<VersionRow>, DbError> {
     Ok(file_versions::table
-        .filter(file_versions::upload_id.eq(upload.as_uuid()))
+        .filter(file_versions::upload_id.eq(upload))
         .select(VersionRow::as_select())
         .first(conn)
         .await
@@ -58,7 +60,7 @@ pub struct NewVersion<'a> {
     /// The upload it came from.
     pub upload: UploadId,
     /// The submission that brought it.
-    pub submission_id: Uuid,
+    pub submission_id: SubmissionId,
     /// The object holding the content.
     pub object: &'a StoredObjectRow,
     /// The seller's file name.
@@ -71,12 +73,12 @@ pub struct NewVersion<'a> {
 
 /// The content under an MD5 key is not the content being stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the regular bucket holds different content (SHA-256 {existing}) under MD5 {md5_hex}")]
+#[error("the regular bucket holds different content (SHA-256 {existing}) under MD5 {md5}")]
 pub struct ContentConflict {
     /// The key's MD5.
-    pub md5_hex: String,
+    pub md5: Md5Digest,
     /// The SHA-256 of what is there.
-    pub existing: String,
+    pub existing: Sha256Digest,
 }
 
 /// Records a stored version inside the caller's transaction: the object (unless
@@ -92,13 +94,13 @@ pub async fn record(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    let held = stored_object(conn, &new.object.md5_hex)
+    let held = stored_object(conn, new.object.md5)
         .await?
         .ok_or_else(|| DbError::Corrupt("stored object vanished inside its transaction".into()))?;
-    if held.sha256_hex != new.object.sha256_hex {
+    if held.sha256 != new.object.sha256 {
         return Ok(Err(ContentConflict {
-            md5_hex: held.md5_hex,
-            existing: held.sha256_hex,
+            md5: held.md5,
+            existing: held.sha256,
         }));
     }
     if let Some(done) = for_upload(conn, new.upload).await? {
@@ -106,7 +108,7 @@ pub async fn record(
     }
     // The file's row is the lock that numbers its versions one at a time.
     let file: ItemFileRow = item_files::table
-        .find(new.file_id.as_uuid())
+        .find(new.file_id)
         .for_update()
         .select(ItemFileRow::as_select())
         .first(conn)
@@ -119,10 +121,10 @@ pub async fn record(
     let row = VersionRow {
         file_id: file.id,
         version: last.unwrap_or(0) + 1,
-        upload_id: new.upload.as_uuid(),
+        upload_id: new.upload,
         submission_id: new.submission_id,
-        md5_hex: held.md5_hex.clone(),
-        sha256_hex: held.sha256_hex.clone(),
+        md5: held.md5,
+        sha256: held.sha256,
         size_bytes: held.size_bytes,
         file_name: new.file_name.to_owned(),
         content_type: new.content_type.to_owned(),
@@ -139,11 +141,11 @@ pub async fn record(
     for (name, key) in new.previews {
         diesel::update(
             upload_previews::table
-                .filter(upload_previews::upload_id.eq(new.upload.as_uuid()))
+                .filter(upload_previews::upload_id.eq(new.upload))
                 .filter(upload_previews::name.eq(name)),
         )
         .set((
-            upload_previews::bucket.eq("regular"),
+            upload_previews::bucket.eq(Bucket::Regular),
             upload_previews::object_key.eq(key),
         ))
         .execute(conn)
@@ -174,10 +176,10 @@ pub async fn list(
 ) -> Result<Vec<(VersionRow, bool)>, DbError> {
     let mut query = file_versions::table
         .inner_join(item_files::table)
-        .filter(item_files::item_id.eq(item.as_uuid()))
+        .filter(item_files::item_id.eq(item))
         .into_boxed();
     if let Some(file) = file {
-        query = query.filter(file_versions::file_id.eq(file.as_uuid()));
+        query = query.filter(file_versions::file_id.eq(file));
     }
     let rows: Vec<(VersionRow, Option<i32>)> = query
         .order((
@@ -205,8 +207,8 @@ pub async fn find(
     version: Option<i32>,
 ) -> Result<Option<(VersionRow, bool)>, DbError> {
     let file_row: Option<ItemFileRow> = item_files::table
-        .find(file.as_uuid())
-        .filter(item_files::item_id.eq(item.as_uuid()))
+        .find(file)
+        .filter(item_files::item_id.eq(item))
         .select(ItemFileRow::as_select())
         .first(conn)
         .await
@@ -239,8 +241,8 @@ pub async fn set_current(
 ) -> Result<Option<ItemFileRow>, DbError> {
     let exists: i64 = file_versions::table
         .inner_join(item_files::table)
-        .filter(item_files::item_id.eq(item.as_uuid()))
-        .filter(file_versions::file_id.eq(file.as_uuid()))
+        .filter(item_files::item_id.eq(item))
+        .filter(file_versions::file_id.eq(file))
         .filter(file_versions::version.eq(version))
         .count()
         .get_result(conn)
@@ -248,7 +250,7 @@ pub async fn set_current(
     if exists == 0 {
         return Ok(None);
     }
-    Ok(diesel::update(item_files::table.find(file.as_uuid()))
+    Ok(diesel::update(item_files::table.find(file))
         .set(item_files::current_version.eq(version))
         .returning(ItemFileRow::as_returning())
         .get_result(conn)

@@ -30,6 +30,15 @@ pub enum DomainError {
     /// The content type is not of the form type/subtype.
     #[error("content type {0:?} is invalid; expected type/subtype, for example video/mp4")]
     InvalidContentType(String),
+    /// The submission id is not a UUID.
+    #[error("submission id {0:?} is not a valid id; use the submission_id returned by SubmitItem")]
+    InvalidSubmissionId(String),
+    /// The notification id is not a UUID.
+    #[error("notification id {0:?} is not a valid id")]
+    InvalidNotificationId(String),
+    /// A hex digest has the wrong length or a character that is not a hex digit.
+    #[error("{0} digest {1:?} is not hex of the right length")]
+    InvalidDigestHex(&'static str, String),
     /// An MD5 digest does not have 16 bytes.
     #[error("content MD5 must be exactly 16 bytes (the raw digest), got {0}")]
     InvalidMd5(usize),

@@ -90,34 +90,6 @@ impl fmt::Display for ContentType {
     }
 }
 
-/// A raw 16-byte MD5 digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Md5Digest([u8; 16]);
-
-impl Md5Digest {
-    /// Wraps raw digest bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DomainError> {
-        <[u8; 16]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| DomainError::InvalidMd5(bytes.len()))
-    }
-
-    /// The raw bytes.
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
-
-    /// Lower-case hex, as S3 writes ETags of single parts.
-    pub fn to_hex(&self) -> String {
-        let mut out = String::with_capacity(32);
-        for b in self.0 {
-            out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,15 +110,5 @@ mod tests {
         for bad in ["video", "/mp4", "video/", "vi deo/mp4", ""] {
             assert!(bad.parse::<ContentType>().is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn md5_needs_sixteen_bytes_and_formats_as_hex() {
-        assert_eq!(
-            Md5Digest::from_bytes(&[1; 15]),
-            Err(DomainError::InvalidMd5(15))
-        );
-        let d = Md5Digest::from_bytes(&[0xab; 16]).unwrap();
-        assert_eq!(d.to_hex(), "ab".repeat(16));
     }
 }

@@ -15,6 +15,8 @@ macro_rules! uuid_id {
             serde::Deserialize,
         )]
         #[serde(transparent)]
+        #[cfg_attr(feature = "diesel", derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow))]
+        #[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Uuid))]
         pub struct $name(Uuid);
 
         impl $name {
@@ -56,6 +58,28 @@ macro_rules! uuid_id {
                 self.0.fmt(f)
             }
         }
+
+        #[cfg(feature = "diesel")]
+        impl diesel::serialize::ToSql<diesel::sql_types::Uuid, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+            ) -> diesel::serialize::Result {
+                <Uuid as diesel::serialize::ToSql<diesel::sql_types::Uuid, diesel::pg::Pg>>::to_sql(
+                    &self.0, out,
+                )
+            }
+        }
+
+        #[cfg(feature = "diesel")]
+        impl diesel::deserialize::FromSql<diesel::sql_types::Uuid, diesel::pg::Pg> for $name {
+            fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+                <Uuid as diesel::deserialize::FromSql<diesel::sql_types::Uuid, diesel::pg::Pg>>::from_sql(
+                    bytes,
+                )
+                .map(Self)
+            }
+        }
     };
 }
 
@@ -75,6 +99,19 @@ uuid_id!(
     /// The id of one file of an item: the line its versions form.
     FileId,
     DomainError::InvalidFileId
+);
+
+uuid_id!(
+    /// The id of one SubmitItem call and its background work.
+    SubmissionId,
+    DomainError::InvalidSubmissionId
+);
+
+uuid_id!(
+    /// A seller notification's id, sent with every delivery so receivers can
+    /// de-duplicate.
+    NotificationId,
+    DomainError::InvalidNotificationId
 );
 
 #[cfg(test)]

@@ -1,46 +1,28 @@
 //! Items: what a seller sells, the submissions that save them, and the rules a
 //! submission's fields must meet.
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::DomainError;
+use crate::words::vocabulary;
 
-/// What an item is, which decides which files it may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ItemKind {
-    /// Any downloadable files (fonts, templates, archives, ...).
-    DigitalFile,
-    /// One video file.
-    Video,
+vocabulary! {
+    /// What an item is, which decides which files it may hold.
+    pub enum ItemKind as "item kind" {
+        /// Any downloadable files (fonts, templates, archives, ...).
+        DigitalFile = "digital_file",
+        /// One video file.
+        Video = "video",
+    }
 }
 
 impl ItemKind {
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DigitalFile => "digital_file",
-            Self::Video => "video",
-        }
-    }
-
     /// How many files an item of this kind holds at most.
     pub fn max_files(self) -> usize {
         match self {
             Self::DigitalFile => MAX_ITEM_FILES,
             Self::Video => 1,
         }
-    }
-}
-
-impl FromStr for ItemKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::DigitalFile, Self::Video]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown item kind {s:?}"))
     }
 }
 
@@ -126,17 +108,18 @@ impl IdempotencyKey {
     }
 }
 
-/// Where a submission is. Changes only through [`SubmissionState::apply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SubmissionState {
-    /// Accepted; the persist job is queued.
-    Queued,
-    /// The item's fields are saved; the move job is queued.
-    Persisted,
-    /// Every file is stored as a new version.
-    Stored,
-    /// The background work gave up; see the failure.
-    Failed,
+vocabulary! {
+    /// Where a submission is. Changes only through [`SubmissionState::apply`].
+    pub enum SubmissionState as "submission state" {
+        /// Accepted; the persist job is queued.
+        Queued = "queued",
+        /// The item's fields are saved; the move job is queued.
+        Persisted = "persisted",
+        /// Every file is stored as a new version.
+        Stored = "stored",
+        /// The background work gave up; see the failure.
+        Failed = "failed",
+    }
 }
 
 /// Something that happens to a submission.
@@ -177,37 +160,6 @@ impl SubmissionState {
     pub fn is_settled(self) -> bool {
         matches!(self, Self::Stored | Self::Failed)
     }
-
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Persisted => "persisted",
-            Self::Stored => "stored",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Every state.
-    pub const ALL: [SubmissionState; 4] =
-        [Self::Queued, Self::Persisted, Self::Stored, Self::Failed];
-}
-
-impl FromStr for SubmissionState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown submission state {s:?}"))
-    }
-}
-
-impl fmt::Display for SubmissionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -229,9 +181,6 @@ mod tests {
         assert!(S::Stored.apply(E::Failed).is_err());
         assert!(S::Failed.apply(E::Persisted).is_err());
         assert!(S::Stored.is_settled() && S::Failed.is_settled() && !S::Persisted.is_settled());
-        for s in S::ALL {
-            assert_eq!(s.as_str().parse::<S>().unwrap(), s);
-        }
     }
 
     #[test]
@@ -259,7 +208,7 @@ mod tests {
     #[test]
     fn a_video_item_holds_one_file() {
         assert_eq!(ItemKind::Video.max_files(), 1);
-        assert_eq!("video".parse::<ItemKind>(), Ok(ItemKind::Video));
+        assert_eq!("video".parse::<ItemKind>().ok(), Some(ItemKind::Video));
         assert!("film".parse::<ItemKind>().is_err());
     }
 }

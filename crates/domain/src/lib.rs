@@ -1,24 +1,46 @@
 #![doc = include_str!("../README.md")]
+//!
+//! Where things live: `words` declares the vocabulary enums; `state` and `item`
+//! hold the two state machines; `failure`, `scan`, `notification` and `bucket`
+//! the words the pipeline records; `hash` the content digests; `ids`, `seller`
+//! and `file` the values a request carries; `plan` the part plan; `policy` the
+//! type allow-list; `submission` the rules of SubmitItem.
 
+mod bucket;
 mod error;
+mod failure;
 mod file;
+mod hash;
 mod ids;
 mod item;
+mod notification;
 mod plan;
 mod policy;
+mod scan;
 mod seller;
 mod stage;
 mod state;
+mod submission;
+mod words;
 
+pub use bucket::{Bucket, PreviewKind};
 pub use error::DomainError;
-pub use file::{ContentType, FileName, Md5Digest};
-pub use ids::{FileId, ItemId, UploadId};
+pub use failure::{Failure, FailureCode, FailureSubject};
+pub use file::{ContentType, FileName};
+pub use hash::{ContentHash, Md5Digest, Sha256Digest};
+pub use ids::{FileId, ItemId, NotificationId, SubmissionId, UploadId};
 pub use item::{
     IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, SubmissionEvent, SubmissionState,
     SubmissionTransitionError,
 };
+pub use notification::NotificationKind;
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
 pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
+pub use scan::ScanVerdict;
 pub use seller::{Caller, SellerGroup, SellerId};
 pub use stage::{Stage, StageStatus};
 pub use state::{TransitionError, UploadEvent, UploadState};
+pub use submission::{
+    ItemOnRecord, SubmissionPlan, SubmitRefusal, UploadOnRecord, plan_submission,
+};
+pub use words::UnknownWord;

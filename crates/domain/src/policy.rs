@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::ContentType;
+use crate::{ContentType, FailureCode};
 
 /// What the bytes of a file say when the sniffer recognises nothing.
 pub const UNKNOWN_TYPE: &str = "application/octet-stream";
@@ -59,11 +59,11 @@ pub enum TypeRejection {
 }
 
 impl TypeRejection {
-    /// A stable code for programs.
-    pub fn code(&self) -> &'static str {
+    /// The failure code the upload is rejected with.
+    pub fn code(&self) -> FailureCode {
         match self {
-            Self::NotAllowed { .. } => "type_not_allowed",
-            Self::Mismatch { .. } => "type_mismatch",
+            Self::NotAllowed { .. } => FailureCode::TypeNotAllowed,
+            Self::Mismatch { .. } => FailureCode::TypeMismatch,
         }
     }
 }
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn a_zip_declared_as_video_is_a_mismatch() {
         let err = policy().check("video/mp4", "application/zip").unwrap_err();
-        assert_eq!(err.code(), "type_mismatch");
+        assert_eq!(err.code(), FailureCode::TypeMismatch);
         assert!(err.to_string().contains("application/zip"), "{err}");
     }
 
@@ -204,7 +204,7 @@ mod tests {
                 .check("video/mp4", UNKNOWN_TYPE)
                 .unwrap_err()
                 .code(),
-            "type_mismatch"
+            FailureCode::TypeMismatch
         );
         assert_eq!(policy().check("text/plain", UNKNOWN_TYPE), Ok(()));
     }
@@ -226,14 +226,14 @@ mod tests {
         let err = policy()
             .check(UNKNOWN_TYPE, "application/x-executable")
             .unwrap_err();
-        assert_eq!(err.code(), "type_not_allowed");
+        assert_eq!(err.code(), FailureCode::TypeNotAllowed);
         let narrow: TypePolicy = "video/*".parse().unwrap();
         assert_eq!(
             narrow
                 .check("application/zip", "application/zip")
                 .unwrap_err()
                 .code(),
-            "type_not_allowed"
+            FailureCode::TypeNotAllowed
         );
     }
 

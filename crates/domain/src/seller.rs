@@ -2,10 +2,16 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::DomainError;
+use crate::words::text_column;
 
 /// A seller's id as the marketplace knows it. Restricted to characters that are
 /// safe inside an object key, because it prefixes the seller's temp keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
+)]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 pub struct SellerId(String);
 
 impl SellerId {
@@ -39,6 +45,11 @@ impl fmt::Display for SellerId {
 
 /// The seller's group, which sets their upload size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "diesel",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
+)]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
 pub enum SellerGroup {
     /// Standard sellers.
     Standard,
@@ -47,6 +58,9 @@ pub enum SellerGroup {
 }
 
 impl SellerGroup {
+    /// Every group.
+    pub const ALL: &'static [SellerGroup] = &[Self::Standard, Self::Premium];
+
     /// The group's name as written in tokens.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -67,6 +81,15 @@ impl FromStr for SellerGroup {
                 other.chars().take(40).collect(),
             )),
         }
+    }
+}
+
+text_column!(SellerId);
+text_column!(SellerGroup);
+
+impl fmt::Display for SellerGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

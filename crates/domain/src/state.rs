@@ -1,35 +1,36 @@
-use std::fmt;
-use std::str::FromStr;
+use crate::ScanVerdict;
+use crate::words::vocabulary;
 
-/// Where an upload is in its life. Changes only through [`UploadState::apply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UploadState {
-    /// The multipart upload exists; no part signed yet.
-    Created,
-    /// Parts are being signed and sent.
-    Uploading,
-    /// The object is assembled in the temp bucket; processing is queued.
-    Uploaded,
-    /// The malware scan is running.
-    Scanning,
-    /// Hashes, metadata and previews are being made.
-    Processing,
-    /// Processed and clean; may be submitted with an item.
-    Ready,
-    /// Attached to an item whose saving is queued.
-    Submitted,
-    /// Moved to the regular bucket as a version of an item's file.
-    Stored,
-    /// Malware found; moved to quarantine.
-    Quarantined,
-    /// Not acceptable (type policy, for example).
-    Rejected,
-    /// Background work failed after its retries.
-    Failed,
-    /// Stopped by the seller or the system before completion.
-    Aborted,
-    /// Not completed before its deadline.
-    Expired,
+vocabulary! {
+    /// Where an upload is in its life. Changes only through [`UploadState::apply`].
+    pub enum UploadState as "upload state" {
+        /// The multipart upload exists; no part signed yet.
+        Created = "created",
+        /// Parts are being signed and sent.
+        Uploading = "uploading",
+        /// The object is assembled in the temp bucket; processing is queued.
+        Uploaded = "uploaded",
+        /// The malware scan is running.
+        Scanning = "scanning",
+        /// Scanned clean; metadata and previews are being made.
+        Processing = "processing",
+        /// Processed and clean; may be submitted with an item.
+        Ready = "ready",
+        /// Attached to an item whose saving is queued.
+        Submitted = "submitted",
+        /// Moved to the regular bucket as a version of an item's file.
+        Stored = "stored",
+        /// Malware found; moved to quarantine.
+        Quarantined = "quarantined",
+        /// Not acceptable (type policy, for example).
+        Rejected = "rejected",
+        /// Background work failed after its retries.
+        Failed = "failed",
+        /// Stopped by the seller or the system before completion.
+        Aborted = "aborted",
+        /// Not completed before its deadline.
+        Expired = "expired",
+    }
 }
 
 /// Something that happens to an upload.
@@ -41,12 +42,9 @@ pub enum UploadEvent {
     Completed,
     /// The scan job picked the file up.
     ScanStarted,
-    /// The scan found nothing.
-    ScanClean,
-    /// The scan found malware.
-    Infected,
-    /// Processing began on a file that needs no scan stage.
-    ProcessingStarted,
+    /// The scan finished with this verdict: clean goes on to processing, and
+    /// nothing else reaches processing.
+    Scanned(ScanVerdict),
     /// Every processing job has finished.
     ProcessingDone,
     /// The file breaks the type policy.
@@ -84,9 +82,8 @@ impl UploadState {
             (S::Created | S::Uploading, E::PartSigned) => S::Uploading,
             (S::Uploading, E::Completed) => S::Uploaded,
             (S::Uploaded, E::ScanStarted) => S::Scanning,
-            (S::Scanning, E::ScanClean) => S::Processing,
-            (S::Scanning, E::Infected) => S::Quarantined,
-            (S::Uploaded, E::ProcessingStarted) => S::Processing,
+            (S::Scanning, E::Scanned(ScanVerdict::Clean)) => S::Processing,
+            (S::Scanning, E::Scanned(ScanVerdict::Infected)) => S::Quarantined,
             (S::Processing, E::ProcessingDone) => S::Ready,
             (S::Scanning | S::Processing, E::Rejected) => S::Rejected,
             (S::Uploaded | S::Scanning | S::Processing | S::Submitted, E::Failed) => S::Failed,
@@ -118,59 +115,6 @@ impl UploadState {
     pub fn accepts_parts(self) -> bool {
         matches!(self, Self::Created | Self::Uploading)
     }
-
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Uploading => "uploading",
-            Self::Uploaded => "uploaded",
-            Self::Scanning => "scanning",
-            Self::Processing => "processing",
-            Self::Ready => "ready",
-            Self::Submitted => "submitted",
-            Self::Stored => "stored",
-            Self::Quarantined => "quarantined",
-            Self::Rejected => "rejected",
-            Self::Failed => "failed",
-            Self::Aborted => "aborted",
-            Self::Expired => "expired",
-        }
-    }
-
-    /// Every state, for exhaustive tests and SQL checks.
-    pub const ALL: [UploadState; 13] = [
-        Self::Created,
-        Self::Uploading,
-        Self::Uploaded,
-        Self::Scanning,
-        Self::Processing,
-        Self::Ready,
-        Self::Submitted,
-        Self::Stored,
-        Self::Quarantined,
-        Self::Rejected,
-        Self::Failed,
-        Self::Aborted,
-        Self::Expired,
-    ];
-}
-
-impl FromStr for UploadState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown upload state {s:?}"))
-    }
-}
-
-impl fmt::Display for UploadState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -187,7 +131,7 @@ mod tests {
             E::PartSigned,
             E::Completed,
             E::ScanStarted,
-            E::ScanClean,
+            E::Scanned(ScanVerdict::Clean),
         ] {
             s = s.apply(e).unwrap();
         }
@@ -201,12 +145,13 @@ mod tests {
     #[test]
     fn settled_states_accept_no_background_event() {
         for s in S::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| s.is_settled() && *s != S::Ready)
         {
             for e in [
                 E::Completed,
-                E::ScanClean,
+                E::Scanned(ScanVerdict::Clean),
                 E::ProcessingDone,
                 E::Failed,
                 E::Aborted,
@@ -225,14 +170,43 @@ mod tests {
 
     #[test]
     fn infected_only_from_scanning() {
-        assert_eq!(S::Scanning.apply(E::Infected), Ok(S::Quarantined));
-        assert!(S::Processing.apply(E::Infected).is_err());
+        let infected = E::Scanned(ScanVerdict::Infected);
+        assert_eq!(S::Scanning.apply(infected), Ok(S::Quarantined));
+        assert!(S::Processing.apply(infected).is_err());
+    }
+
+    /// Every event a test can name, verdicts included.
+    fn every_event() -> Vec<E> {
+        let mut events = vec![
+            E::PartSigned,
+            E::Completed,
+            E::ScanStarted,
+            E::ProcessingDone,
+            E::Rejected,
+            E::Failed,
+            E::Submitted,
+            E::Stored,
+            E::Released,
+            E::Aborted,
+            E::Expired,
+        ];
+        events.extend(ScanVerdict::ALL.iter().map(|v| E::Scanned(*v)));
+        events
     }
 
     #[test]
-    fn names_round_trip() {
-        for s in S::ALL {
-            assert_eq!(s.as_str().parse::<S>().unwrap(), s);
+    fn processing_is_reached_only_by_a_clean_scan() {
+        for from in S::ALL {
+            for event in every_event() {
+                if from.apply(event) == Ok(S::Processing) {
+                    assert_eq!(
+                        (*from, event),
+                        (S::Scanning, E::Scanned(ScanVerdict::Clean)),
+                        "{from} reached processing by {event:?}"
+                    );
+                }
+            }
         }
+        assert!(S::Uploaded.apply(E::Scanned(ScanVerdict::Clean)).is_err());
     }
 }

@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirecti
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use sha2::Digest;
+use upload_domain::Sha256Digest;
 
 use crate::{StorageKey, Store, StoreError};
 
@@ -25,7 +26,7 @@ pub struct ObjectHead {
     /// Its length.
     pub size: u64,
     /// The SHA-256 recorded in its metadata, when it was stored by this service.
-    pub sha256_hex: Option<String>,
+    pub sha256: Option<Sha256Digest>,
     /// Its ETag without quotes (`<md5>` for one-piece objects, `<hash>-<parts>` for
     /// objects assembled from parts).
     pub etag: String,
@@ -56,10 +57,10 @@ impl Store {
                     .content_length()
                     .and_then(|l| u64::try_from(l).ok())
                     .unwrap_or(0),
-                sha256_hex: out
+                sha256: out
                     .metadata()
                     .and_then(|m| m.get(SHA256_METADATA))
-                    .map(|v| v.to_ascii_lowercase()),
+                    .and_then(|v| v.parse().ok()),
                 etag: out.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
             })),
             Err(e) => match StoreError::from_sdk("HeadObject", e) {
@@ -71,7 +72,7 @@ impl Store {
 
     /// The SHA-256 of an object's bytes, read as a stream (for an object whose
     /// metadata does not say).
-    pub async fn sha256_of(&self, key: &StorageKey<'_>) -> Result<String, StoreError> {
+    pub async fn sha256_of(&self, key: &StorageKey<'_>) -> Result<Sha256Digest, StoreError> {
         let mut body = self.read(key).await?;
         let mut sha = sha2::Sha256::new();
         while let Some(chunk) = body.next().await {
@@ -79,10 +80,11 @@ impl Store {
                 chunk.map_err(|e| StoreError::Unavailable(format!("GetObject body: {e}")))?;
             sha.update(&chunk);
         }
-        Ok(hex::encode(sha.finalize()))
+        let digest: [u8; 32] = sha.finalize().into();
+        Ok(Sha256Digest::from_array(digest))
     }
 
-    /// Copies `from` to `to` server side, recording `sha256_hex` and `content_type`
+    /// Copies `from` to `to` server side, recording `sha256` and `content_type`
     /// on the copy. Objects over the configured threshold (at most 5 GiB, S3's limit
     /// for CopyObject) are copied part by part.
     pub async fn copy_content(
@@ -90,12 +92,12 @@ impl Store {
         from: &StorageKey<'_>,
         to: &StorageKey<'_>,
         size: u64,
-        sha256_hex: &str,
+        sha256: Sha256Digest,
         content_type: &str,
     ) -> Result<CopyMethod, StoreError> {
         if size > self.copy_threshold {
             let parts = self
-                .copy_in_parts(from, to, size, self.copy_part, sha256_hex, content_type)
+                .copy_in_parts(from, to, size, self.copy_part, sha256, content_type)
                 .await?;
             return Ok(CopyMethod::Parts(parts));
         }
@@ -105,7 +107,7 @@ impl Store {
             .bucket(self.bucket_name(to.bucket()))
             .key(to.key())
             .metadata_directive(MetadataDirective::Replace)
-            .metadata(SHA256_METADATA, sha256_hex)
+            .metadata(SHA256_METADATA, sha256.to_hex())
             .content_type(content_type)
             .send()
             .await
@@ -122,7 +124,7 @@ impl Store {
         to: &StorageKey<'_>,
         size: u64,
         part_size: u64,
-        sha256_hex: &str,
+        sha256: Sha256Digest,
         content_type: &str,
     ) -> Result<u32, StoreError> {
         if part_size == 0 || size == 0 {
@@ -137,7 +139,7 @@ impl Store {
             .create_multipart_upload()
             .bucket(&bucket)
             .key(&key)
-            .metadata(SHA256_METADATA, sha256_hex)
+            .metadata(SHA256_METADATA, sha256.to_hex())
             .content_type(content_type)
             .send()
             .await

@@ -1,15 +1,4 @@
-use upload_domain::{SellerId, UploadId};
-
-/// The three buckets, by role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Bucket {
-    /// Uploads land here; incomplete uploads and old objects are cleaned by lifecycle rules.
-    Temp,
-    /// Infected files; objects expire after 4 days.
-    Quarantine,
-    /// Content-addressed files and previews.
-    Regular,
-}
+use upload_domain::{Bucket, Md5Digest, SellerId, UploadId};
 
 /// Every object key the service uses comes from here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +10,6 @@ pub enum StorageKey<'a> {
         owner: &'a SellerId,
         /// The upload.
         upload: UploadId,
-    },
-    /// The temp object of an existing upload, by the key recorded in its row when it
-    /// was created: the row is the truth, whatever scheme made the key.
-    UploadObject {
-        /// The recorded temp key.
-        key: &'a str,
     },
     /// An infected upload, moved to quarantine under the same unique name.
     Quarantine {
@@ -46,14 +29,14 @@ pub enum StorageKey<'a> {
     },
     /// A stored file in the regular bucket, named by the hex MD5 of its content.
     Content {
-        /// Lower-case hex MD5 of the content.
-        md5_hex: &'a str,
+        /// The content's MD5.
+        md5: Md5Digest,
     },
     /// A preview of a stored file, moved beside it into the regular bucket. Named
     /// by the content's MD5 too: the same bytes give the same previews.
     StoredPreview {
-        /// Lower-case hex MD5 of the previewed content.
-        md5_hex: &'a str,
+        /// The previewed content's MD5.
+        md5: Md5Digest,
         /// `thumb-256.jpg`, `clip.mp4`, ...
         name: &'a str,
     },
@@ -63,9 +46,7 @@ impl StorageKey<'_> {
     /// The bucket the key lives in.
     pub fn bucket(&self) -> Bucket {
         match self {
-            StorageKey::Temp { .. }
-            | StorageKey::UploadObject { .. }
-            | StorageKey::Preview { .. } => Bucket::Temp,
+            StorageKey::Temp { .. } | StorageKey::Preview { .. } => Bucket::Temp,
             StorageKey::Quarantine { .. } => Bucket::Quarantine,
             StorageKey::Content { .. } | StorageKey::StoredPreview { .. } => Bucket::Regular,
         }
@@ -75,11 +56,31 @@ impl StorageKey<'_> {
     pub fn key(&self) -> String {
         match self {
             StorageKey::Temp { owner, upload } => format!("uploads/{owner}/{upload}"),
-            StorageKey::UploadObject { key } => (*key).to_owned(),
             StorageKey::Quarantine { owner, upload } => format!("infected/{owner}/{upload}"),
             StorageKey::Preview { upload, name } => format!("previews/{upload}/{name}"),
-            StorageKey::Content { md5_hex } => format!("files/{md5_hex}"),
-            StorageKey::StoredPreview { md5_hex, name } => format!("previews/{md5_hex}/{name}"),
+            StorageKey::Content { md5 } => format!("files/{md5}"),
+            StorageKey::StoredPreview { md5, name } => format!("previews/{md5}/{name}"),
+        }
+    }
+}
+
+/// A multipart upload in the store: the object it assembles and the store's id
+/// for it. Built from an upload's row (owner, id, recorded store id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload<'a> {
+    /// The object being assembled.
+    pub key: StorageKey<'a>,
+    /// The store's id of the multipart upload.
+    pub store_upload_id: &'a str,
+}
+
+impl<'a> MultipartUpload<'a> {
+    /// The multipart upload of `owner`'s upload `upload`, which the store knows as
+    /// `store_upload_id`.
+    pub fn of(owner: &'a SellerId, upload: UploadId, store_upload_id: &'a str) -> Self {
+        Self {
+            key: StorageKey::Temp { owner, upload },
+            store_upload_id,
         }
     }
 }
@@ -118,13 +119,12 @@ mod tests {
 
     #[test]
     fn content_keys_are_the_md5() {
-        let key = StorageKey::Content {
-            md5_hex: "44d88612fea8a8f36de82e1278abb02f",
-        };
+        let md5: Md5Digest = "44d88612fea8a8f36de82e1278abb02f".parse().unwrap();
+        let key = StorageKey::Content { md5 };
         assert_eq!(key.bucket(), Bucket::Regular);
         assert_eq!(key.key(), "files/44d88612fea8a8f36de82e1278abb02f");
         let preview = StorageKey::StoredPreview {
-            md5_hex: "44d88612fea8a8f36de82e1278abb02f",
+            md5,
             name: "poster.jpg",
         };
         assert_eq!(preview.bucket(), Bucket::Regular);

@@ -1,6 +1,12 @@
 #![doc = include_str!("../README.md")]
+//!
+//! Where things live: `keys` makes every object key and the multipart handle;
+//! `store` the S3 client and the upload-side operations; `part_signer` signs part
+//! URLs; `content` the regular bucket's copies and downloads; `lifecycle` the
+//! buckets' rules; `credentials` the access key both clients use.
 
 mod content;
+mod credentials;
 mod error;
 mod keys;
 mod lifecycle;
@@ -9,6 +15,7 @@ mod store;
 
 pub use content::{CopyMethod, ObjectHead, SHA256_METADATA, content_disposition};
 pub use error::StoreError;
-pub use keys::{Bucket, StorageKey};
+pub use keys::{MultipartUpload, StorageKey};
 pub use lifecycle::{LifecycleRules, apply_bucket_rules};
 pub use store::{ObjectStream, Reader, SignedRequest, Store, StoredPart};
+pub use upload_domain::Bucket;

@@ -60,7 +60,7 @@ impl PartSigner {
     /// A signer for `bucket` at the public endpoint of `cfg` (AWS when unset).
     pub fn new(cfg: &StoreConfig, bucket: &str) -> Self {
         Self {
-            identity: crate::store::credentials(cfg).into(),
+            identity: crate::credentials::credentials(cfg).into(),
             region: cfg.region.clone(),
             bucket_url: bucket_url(
                 cfg.public_endpoint.as_deref(),
@@ -178,7 +178,7 @@ mod tests {
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
-            .credentials_provider(crate::store::credentials(cfg))
+            .credentials_provider(crate::credentials::credentials(cfg))
             .force_path_style(cfg.path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
         if let Some(e) = &cfg.public_endpoint {

@@ -1,6 +1,5 @@
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -12,8 +11,9 @@ use chrono::{DateTime, Utc};
 use upload_config::StoreConfig;
 use upload_domain::{Md5Digest, PartNumber};
 
+use crate::credentials::credentials;
 use crate::part_signer::{PartSigner, PartToSign};
-use crate::{Bucket, StorageKey, StoreError};
+use crate::{Bucket, MultipartUpload, StorageKey, StoreError};
 
 /// A streaming object body.
 pub type ObjectStream = aws_sdk_s3::primitives::ByteStream;
@@ -65,17 +65,6 @@ pub struct Store {
     regular: String,
     pub(crate) copy_threshold: u64,
     pub(crate) copy_part: u64,
-}
-
-/// The store's access key, from configuration.
-pub(crate) fn credentials(cfg: &StoreConfig) -> Credentials {
-    Credentials::new(
-        cfg.access_key_id.clone(),
-        cfg.secret_access_key.clone(),
-        None,
-        None,
-        "upload-config",
-    )
 }
 
 impl Store {
@@ -152,54 +141,59 @@ impl Store {
         })
     }
 
-    /// Presigns the PUT of one part with its MD5 and length signed in: a body that
-    /// differs from the MD5 is refused by the store, and the URL works for no other
-    /// part number, upload or key. Signed for the public address, in memory.
-    pub fn presign_part(
+    /// Presigns the PUT of each part (number, MD5, length) of `upload` with its
+    /// MD5 and length signed in: a body that differs from the MD5 is refused by the
+    /// store, and a URL works for no other part number, upload or key. Signed for
+    /// the public address, in memory.
+    pub fn presign_parts(
         &self,
-        key: &str,
-        store_upload_id: &str,
-        part: PartNumber,
-        md5: &Md5Digest,
-        length: u64,
+        upload: &MultipartUpload<'_>,
+        parts: &[(PartNumber, Md5Digest, u64)],
         expires_in: Duration,
-    ) -> Result<SignedRequest, StoreError> {
+    ) -> Result<Vec<SignedRequest>, StoreError> {
         let now = SystemTime::now();
-        let md5 = base64::engine::general_purpose::STANDARD.encode(md5.as_bytes());
-        let signed = self.part_signer.sign(
-            &PartToSign {
-                key,
-                store_upload_id,
-                part_number: part.get(),
-                content_md5: &md5,
-                length,
-            },
-            now,
-            expires_in,
-        )?;
-        Ok(SignedRequest {
-            method: "PUT".to_owned(),
-            url: signed.url,
-            headers: signed.headers,
-            expires_at: DateTime::<Utc>::from(now + expires_in),
-        })
+        let key = upload.key.key();
+        let expires_at = DateTime::<Utc>::from(now + expires_in);
+        parts
+            .iter()
+            .map(|(part, md5, length)| {
+                let md5 = base64::engine::general_purpose::STANDARD.encode(md5.as_bytes());
+                let signed = self.part_signer.sign(
+                    &PartToSign {
+                        key: &key,
+                        store_upload_id: upload.store_upload_id,
+                        part_number: part.get(),
+                        content_md5: &md5,
+                        length: *length,
+                    },
+                    now,
+                    expires_in,
+                )?;
+                Ok(SignedRequest {
+                    method: "PUT".to_owned(),
+                    url: signed.url,
+                    headers: signed.headers,
+                    expires_at,
+                })
+            })
+            .collect()
     }
 
     /// Every part the store holds for a multipart upload, in part order.
     pub async fn list_parts(
         &self,
-        key: &str,
-        store_upload_id: &str,
+        upload: &MultipartUpload<'_>,
     ) -> Result<Vec<StoredPart>, StoreError> {
+        let key = upload.key.key();
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let out = self
                 .client
                 .list_parts()
-                .bucket(&self.temp)
-                .key(key)
-                .upload_id(store_upload_id)
+                .bucket(self.bucket_name(upload.key.bucket()))
+                .key(&key)
+                .upload_id(upload.store_upload_id)
                 .set_part_number_marker(marker.take())
                 .send()
                 .await
@@ -226,8 +220,7 @@ impl Store {
     /// Assembles the object from the given parts.
     pub async fn complete_multipart(
         &self,
-        key: &str,
-        store_upload_id: &str,
+        upload: &MultipartUpload<'_>,
         parts: &[StoredPart],
     ) -> Result<(), StoreError> {
         let completed = CompletedMultipartUpload::builder()
@@ -245,9 +238,9 @@ impl Store {
             .build();
         self.client
             .complete_multipart_upload()
-            .bucket(&self.temp)
-            .key(key)
-            .upload_id(store_upload_id)
+            .bucket(self.bucket_name(upload.key.bucket()))
+            .key(upload.key.key())
+            .upload_id(upload.store_upload_id)
             .multipart_upload(completed)
             .send()
             .await
@@ -256,17 +249,13 @@ impl Store {
     }
 
     /// Aborts a multipart upload; an upload already gone counts as aborted.
-    pub async fn abort_multipart(
-        &self,
-        key: &str,
-        store_upload_id: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn abort_multipart(&self, upload: &MultipartUpload<'_>) -> Result<(), StoreError> {
         match self
             .client
             .abort_multipart_upload()
-            .bucket(&self.temp)
-            .key(key)
-            .upload_id(store_upload_id)
+            .bucket(self.bucket_name(upload.key.bucket()))
+            .key(upload.key.key())
+            .upload_id(upload.store_upload_id)
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("AbortMultipartUpload", e))

@@ -4,10 +4,10 @@ use upload_domain::{
     Caller, ContentType, FileName, PartPlan, Stage, StageStatus, UploadId, UploadState,
 };
 use upload_proto::v1 as pb;
-use upload_storage::StorageKey;
+use upload_storage::{MultipartUpload, StorageKey};
 
-use crate::convert;
 use crate::error::ApiError;
+use crate::snapshot::UploadSnapshot;
 use crate::state::AppState;
 
 /// CreateUpload: validate, start the multipart upload, record it.
@@ -19,19 +19,15 @@ pub async fn handle_create_upload(
     let file_name: FileName = req.file_name.parse()?;
     let content_type: ContentType = req.content_type.parse()?;
     if !state.policy.allowed_types.allows(content_type.as_str()) {
-        return Err(ApiError::InvalidArgument(format!(
-            "files of type {content_type} are not accepted on the marketplace; \
-             declare one of the accepted types (videos, images, audio, documents, archives)"
-        )));
+        return Err(ApiError::TypeNotAccepted(content_type.to_string()));
     }
     let limit = state.size_limit(caller.group);
     if req.size_bytes > limit {
-        return Err(ApiError::ResourceExhausted(format!(
-            "the file is {} bytes but {} sellers may upload at most {} bytes per file",
-            req.size_bytes,
-            caller.group.as_str(),
-            limit
-        )));
+        return Err(ApiError::OverSizeLimit {
+            size: req.size_bytes,
+            group: caller.group,
+            limit,
+        });
     }
     let requested = (req.part_size_bytes != 0).then_some(req.part_size_bytes);
     let plan = PartPlan::new(
@@ -55,9 +51,9 @@ pub async fn handle_create_upload(
         + chrono::Duration::from_std(state.policy.upload_ttl)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
     let new = NewUpload {
-        id: id.as_uuid(),
-        owner_id: caller.seller_id.as_str(),
-        owner_group: caller.group.as_str(),
+        id,
+        owner_id: &caller.seller_id,
+        owner_group: caller.group,
         file_name: file_name.as_str(),
         declared_size: i64::try_from(plan.size())
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
@@ -68,7 +64,7 @@ pub async fn handle_create_upload(
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
         part_count: i32::try_from(plan.part_count())
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
-        state: UploadState::Created.as_str(),
+        state: UploadState::Created,
         expires_at,
     };
     let recorded = async {
@@ -84,20 +80,20 @@ pub async fn handle_create_upload(
             "",
         )
         .await?;
-        upload_db::uploads::find(&mut conn, id)
-            .await?
-            .ok_or_else(|| ApiError::Internal(format!("upload {id} vanished after insert")))
+        Ok::<_, ApiError>(())
     }
     .await;
     match recorded {
-        Ok(row) => convert::upload(&row, &convert::Findings::default()),
+        Ok(()) => {
+            UploadSnapshot::load(state, caller, id)
+                .await?
+                .upload(state)
+                .await
+        }
         Err(e) => {
             // Leave nothing behind: the multipart upload has no row to belong to.
-            if let Err(abort) = state
-                .store
-                .abort_multipart(&temp_key, &store_upload_id)
-                .await
-            {
+            let multipart = MultipartUpload::of(&caller.seller_id, id, &store_upload_id);
+            if let Err(abort) = state.store.abort_multipart(&multipart).await {
                 tracing::warn!(error = %abort, %temp_key, "could not abort orphan multipart upload; lifecycle rules will");
             }
             Err(e)

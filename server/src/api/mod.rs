@@ -17,6 +17,7 @@ use upload_proto::v1 as pb;
 use upload_proto::v1::upload_service_server::UploadService;
 
 use crate::error::ApiError;
+use crate::snapshot::UploadSnapshot;
 use crate::state::AppState;
 
 /// The gRPC service.
@@ -135,8 +136,8 @@ impl UploadService for UploadApi {
     ) -> Result<Response<pb::GetUploadResponse>, Status> {
         let caller = caller(&req)?;
         let id = upload_id(&req.get_ref().upload_id)?;
-        let row = self.state.owned_upload(&caller, id).await?;
-        let (upload, stages) = watch::snapshot(&self.state, row).await?;
+        let snapshot = UploadSnapshot::load(&self.state, &caller, id).await?;
+        let (upload, stages) = snapshot.to_proto(&self.state).await?;
         Ok(Response::new(pb::GetUploadResponse {
             upload: Some(upload),
             stages,

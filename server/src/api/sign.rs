@@ -36,10 +36,10 @@ pub async fn handle_sign_parts(
     let facts = state.owned_facts(caller, id).await?;
     let now = Utc::now();
     if facts.expires_at <= now {
-        return Err(ApiError::FailedPrecondition(format!(
-            "upload {id} expired at {}; start a new upload",
-            facts.expires_at
-        )));
+        return Err(ApiError::UploadExpired {
+            upload: id,
+            at: facts.expires_at,
+        });
     }
     let mut seen = HashSet::with_capacity(parts.len());
     let mut checked = Vec::with_capacity(parts.len());
@@ -60,9 +60,9 @@ pub async fn handle_sign_parts(
     let records: Vec<SignedPartRecord> = checked
         .iter()
         .map(|(number, md5, length)| SignedPartRecord {
-            upload_id: id.as_uuid(),
+            upload_id: id,
             part_number: i32::try_from(number.get()).unwrap_or(i32::MAX),
-            content_md5: md5.as_bytes().to_vec(),
+            content_md5: *md5,
             size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
         })
         .collect();
@@ -76,10 +76,8 @@ pub async fn handle_sign_parts(
         presign_parts(state, &facts, &checked, expires_in)
     });
     let recorded = recorded?;
-    if !recorded.contains(&(id.as_uuid(), i32::try_from(checked[0].0.get()).unwrap_or(0))) {
-        return Err(ApiError::FailedPrecondition(format!(
-            "upload {id} no longer accepts parts (it was completed, aborted or expired)"
-        )));
+    if !recorded.contains(&(id, i32::try_from(checked[0].0.get()).unwrap_or(0))) {
+        return Err(ApiError::NotAcceptingParts(id));
     }
     signed
 }
@@ -91,17 +89,13 @@ fn presign_parts(
     checked: &[(PartNumber, Md5Digest, u64)],
     expires_in: Duration,
 ) -> Result<Vec<pb::SignedPart>, ApiError> {
-    let mut signed = Vec::with_capacity(checked.len());
-    for (number, md5, length) in checked {
-        let request = state.store.presign_part(
-            &facts.temp_key,
-            &facts.store_upload_id,
-            *number,
-            md5,
-            *length,
-            expires_in,
-        )?;
-        signed.push(pb::SignedPart {
+    let signed = state
+        .store
+        .presign_parts(&facts.multipart(), checked, expires_in)?;
+    Ok(checked
+        .iter()
+        .zip(signed)
+        .map(|((number, _, _), request)| pb::SignedPart {
             part_number: number.get(),
             method: request.method,
             url: request.url,
@@ -111,7 +105,6 @@ fn presign_parts(
                 .map(|(name, value)| pb::Header { name, value })
                 .collect(),
             expires_at: Some(convert::timestamp(request.expires_at)),
-        });
-    }
-    Ok(signed)
+        })
+        .collect())
 }

@@ -1,75 +1,28 @@
+//! WatchProgress: the upload's snapshot at once, then again at each change, until
+//! it settles or the client goes away. Each update is one snapshot read.
+
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use upload_db::models::UploadRow;
-use upload_domain::{Caller, UploadId, UploadState};
+use upload_assembly::{inspect_parts, record_upload_progress};
+use upload_domain::{Caller, UploadId};
 use upload_proto::v1 as pb;
 
 use super::WatchStream;
-use crate::convert;
 use crate::error::ApiError;
 use crate::progress_hub;
+use crate::snapshot::UploadSnapshot;
 use crate::state::AppState;
-
-/// The upload and its stages as the API shows them.
-pub async fn snapshot(
-    state: &AppState,
-    row: UploadRow,
-) -> Result<(pb::Upload, Vec<pb::StageProgress>), ApiError> {
-    let id = row.upload_id();
-    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-    let progress = upload_db::progress::for_upload(&mut conn, id).await?;
-    let mut found = convert::Findings::default();
-    // Before the scan has a verdict there is nothing to find: spare the queries.
-    let scanned = !matches!(
-        row.state()?,
-        UploadState::Created
-            | UploadState::Uploading
-            | UploadState::Uploaded
-            | UploadState::Scanning
-    );
-    if scanned {
-        found.metadata = upload_db::uploads::metadata(&mut conn, id).await?;
-        found.scan = upload_db::results::scan(&mut conn, id).await?;
-        found.media = upload_db::results::media(&mut conn, id).await?;
-        let previews = upload_db::results::previews(&mut conn, id).await?;
-        drop(conn);
-        for p in previews {
-            // A stored file's previews moved with it to the regular bucket.
-            let stored_md5 = found.metadata.as_ref().map(|m| m.md5_hex.as_str());
-            let key = match (p.bucket.as_str(), stored_md5) {
-                ("regular", Some(md5_hex)) => upload_storage::StorageKey::StoredPreview {
-                    md5_hex,
-                    name: &p.name,
-                },
-                _ => upload_storage::StorageKey::Preview {
-                    upload: id,
-                    name: &p.name,
-                },
-            };
-            let url = state
-                .store
-                .presign_get(
-                    &key,
-                    upload_storage::Reader::Client,
-                    state.policy.sign_expiry,
-                )
-                .await?;
-            found.previews.push((p, url));
-        }
-    }
-    Ok((convert::upload(&row, &found)?, convert::stages(&progress)?))
-}
 
 async fn current(
     state: &AppState,
     caller: &Caller,
     id: UploadId,
 ) -> Result<(pb::WatchProgressResponse, bool), ApiError> {
-    let row = state.owned_upload(caller, id).await?;
-    let settled = row.state()?.is_settled();
-    let (upload, stages) = snapshot(state, row).await?;
+    let snapshot = UploadSnapshot::load(state, caller, id).await?;
+    let settled = snapshot.state().is_settled();
+    let (upload, stages) = snapshot.to_proto(state).await?;
     Ok((
         pb::WatchProgressResponse {
             upload: Some(upload),
@@ -79,6 +32,9 @@ async fn current(
     ))
 }
 
+/// The bytes travel straight to the store, so only the store knows how far an
+/// unfinished upload is: ask it, and record what changed (the write notifies every
+/// watcher, on every replica).
 async fn refresh_upload_progress(
     state: &AppState,
     caller: &Caller,
@@ -87,15 +43,12 @@ async fn refresh_upload_progress(
 ) {
     let result = async {
         let row = state.owned_upload(caller, id).await?;
-        if !row.state()?.accepts_parts() {
+        if !row.state.accepts_parts() {
             return Ok(());
         }
         let plan = row.plan()?;
         // None: the store no longer has the multipart upload; nothing to show.
-        let Some(report) =
-            super::parts::stored_vs_signed(state, id, &row.temp_key, &row.store_upload_id, &plan)
-                .await?
-        else {
+        let Some(report) = inspect_parts(&state.pool, &state.store, &row).await? else {
             return Ok(());
         };
         let shown = last
@@ -104,7 +57,7 @@ async fn refresh_upload_progress(
             .find(|s| s.stage == pb::Stage::Upload as i32)
             .map(|s| s.bytes_done);
         if shown != Some(report.bytes_done()) {
-            super::parts::record_upload_progress(state, id, &plan, &report).await;
+            record_upload_progress(&state.pool, &row, &plan, &report).await;
         }
         Ok::<_, ApiError>(())
     }
@@ -114,8 +67,7 @@ async fn refresh_upload_progress(
     }
 }
 
-/// WatchProgress: the current progress at once, then each change, until the upload
-/// settles or the client goes away.
+/// Handles WatchProgress.
 pub async fn handle_watch_progress(
     state: Arc<AppState>,
     caller: &Caller,
@@ -140,9 +92,6 @@ pub async fn handle_watch_progress(
             });
             let event = tokio::select! {
                 event = events.recv() => event,
-                // The bytes travel straight to the store, so only the store knows how
-                // far the upload is: ask it while someone is watching. The progress
-                // write notifies every watcher, on every replica.
                 _ = refresh.tick(), if uploading => {
                     refresh_upload_progress(&state, &caller, id, &last).await;
                     continue;

@@ -65,21 +65,18 @@ async fn item_for(
 ) -> Result<ItemRow, ApiError> {
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some(item) = upload_db::items::item(&mut conn, id).await? else {
-        return Err(ApiError::ItemNotFound(id.to_string()));
+        return Err(ApiError::ItemNotFound(id));
     };
-    let me = caller.seller_id.as_str();
-    if item.owner_id == me {
+    if item.owner_id == caller.seller_id {
         return Ok(item);
     }
-    if !upload_db::items::is_granted(&mut conn, id, me).await? {
-        return Err(ApiError::ItemNotFound(id.to_string()));
+    if !upload_db::grants::is_granted(&mut conn, id, &caller.seller_id).await? {
+        return Err(ApiError::ItemNotFound(id));
     }
     match need {
         Need::Read => Ok(item),
         // A granted user knows the item exists; they may not change it.
-        Need::Own => Err(ApiError::PermissionDenied(format!(
-            "only the owner of item {id} may change it or its access"
-        ))),
+        Need::Own => Err(ApiError::NotTheOwner(id)),
     }
 }
 
@@ -199,9 +196,9 @@ async fn change_grant(
     item_for(state, caller, id, Need::Own).await?;
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     if grant {
-        upload_db::items::grant(&mut conn, id, user.as_str()).await?;
+        upload_db::grants::grant(&mut conn, id, &user).await?;
     } else {
-        upload_db::items::revoke(&mut conn, id, user.as_str()).await?;
+        upload_db::grants::revoke(&mut conn, id, &user).await?;
     }
     Ok(())
 }

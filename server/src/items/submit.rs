@@ -1,7 +1,7 @@
 //! SubmitItem: parse, check and queue in one transaction; answer at once.
 
 use sha2::Digest;
-use upload_db::items::{Accepted, SubmitRefusal, SubmitRequest};
+use upload_db::submit::{Accepted, SubmitRequest};
 use upload_domain::{
     Caller, FileId, IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, UploadId,
 };
@@ -74,25 +74,6 @@ fn digest(req: &pb::SubmitItemRequest) -> String {
     hex::encode(sha.finalize())
 }
 
-impl From<SubmitRefusal> for ApiError {
-    fn from(refusal: SubmitRefusal) -> Self {
-        match refusal {
-            SubmitRefusal::KeyReused(_) => ApiError::AlreadyExists(refusal.to_string()),
-            SubmitRefusal::ItemNotFound(id) => ApiError::ItemNotFound(id.to_string()),
-            SubmitRefusal::UploadNotFound(id) => ApiError::NotFound(id.to_string()),
-            SubmitRefusal::UploadNotReady { .. } => {
-                ApiError::FailedPrecondition(refusal.to_string())
-            }
-            SubmitRefusal::KindChanged { .. }
-            | SubmitRefusal::NoFiles
-            | SubmitRefusal::TooManyFiles { .. }
-            | SubmitRefusal::UnknownFile(_)
-            | SubmitRefusal::DuplicateFile(_)
-            | SubmitRefusal::NotAVideo { .. } => ApiError::InvalidArgument(refusal.to_string()),
-        }
-    }
-}
-
 /// Handles SubmitItem.
 pub async fn handle_submit_item(
     state: &AppState,
@@ -110,10 +91,10 @@ pub async fn handle_submit_item(
     };
     let digest = digest(&req);
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-    let accepted: Accepted = upload_db::items::submit(
+    let accepted: Accepted = upload_db::submit::submit(
         &mut conn,
         SubmitRequest {
-            owner: caller.seller_id.as_str(),
+            owner: &caller.seller_id,
             item_id: existing,
             kind,
             fields: &fields,

@@ -1,7 +1,7 @@
 //! ListVersions, SetCurrentVersion and GetDownloadUrl. The caller's access to the
 //! item is checked before these run.
 
-use upload_domain::{FileId, ItemId, UploadId, UploadState};
+use upload_domain::{FileId, ItemId, UploadState};
 use upload_proto::v1 as pb;
 use upload_storage::StorageKey;
 
@@ -29,11 +29,9 @@ pub async fn handle_list_versions(
         let known = upload_db::items::files(&mut conn, item)
             .await?
             .iter()
-            .any(|f| f.id == file.as_uuid());
+            .any(|f| f.id == file);
         if !known {
-            return Err(ApiError::InvalidArgument(format!(
-                "file {file} is not a file of item {item}"
-            )));
+            return Err(ApiError::FileNotFound { item, file });
         }
     }
     Ok(rows
@@ -52,9 +50,11 @@ pub async fn handle_set_current(
     let wanted = version_number(raw_version)?;
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some(row) = upload_db::versions::set_current(&mut conn, item, file, wanted).await? else {
-        return Err(ApiError::FailedPrecondition(format!(
-            "file {file} of item {item} has no version {wanted}; ListVersions shows the stored ones"
-        )));
+        return Err(ApiError::VersionNotFound {
+            item,
+            file,
+            version: Some(wanted),
+        });
     };
     let versions = upload_db::versions::list(&mut conn, item, Some(file)).await?;
     Ok(super::view::item_file(&row, &versions))
@@ -76,38 +76,33 @@ pub async fn handle_download(
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some((row, current)) = upload_db::versions::find(&mut conn, item, file, wanted).await?
     else {
-        return Err(ApiError::FailedPrecondition(match wanted {
-            Some(v) => format!(
-                "file {file} of item {item} has no version {v}; ListVersions shows the stored ones"
-            ),
-            None => format!("file {file} of item {item} has no stored version yet"),
-        }));
+        return Err(ApiError::VersionNotFound {
+            item,
+            file,
+            version: wanted,
+        });
     };
     // A version exists only for a clean, stored file; check anyway, so that no
     // path can ever hand out a link to anything else.
-    let upload = UploadId::from(row.upload_id);
+    let upload = row.upload_id;
     let stored = upload_db::uploads::find(&mut conn, upload)
         .await?
-        .map(|u| u.state())
-        .transpose()?
-        == Some(UploadState::Stored);
+        .is_some_and(|u| u.state == UploadState::Stored);
     let clean = upload_db::results::scan(&mut conn, upload)
         .await?
-        .is_some_and(|s| s.verdict == "clean");
+        .is_some_and(|s| s.verdict.is_clean());
     drop(conn);
     if !(stored && clean) {
         tracing::error!(%upload, stored, clean, "a version whose file is not stored clean");
-        return Err(ApiError::FailedPrecondition(format!(
-            "version {} of file {file} cannot be downloaded: its file is not stored after a clean scan",
-            row.version
-        )));
+        return Err(ApiError::NotDownloadable {
+            file,
+            version: row.version,
+        });
     }
     let (url, expires_at) = state
         .store
         .presign_download(
-            &StorageKey::Content {
-                md5_hex: &row.md5_hex,
-            },
+            &StorageKey::Content { md5: row.md5 },
             &row.file_name,
             &row.content_type,
             state.policy.download_expiry,

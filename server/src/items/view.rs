@@ -41,8 +41,8 @@ pub fn version(v: &VersionRow, current: bool) -> pb::FileVersion {
     pb::FileVersion {
         file_id: v.file_id.to_string(),
         version: u32::try_from(v.version).unwrap_or(0),
-        md5_hex: v.md5_hex.clone(),
-        sha256_hex: v.sha256_hex.clone(),
+        md5_hex: v.md5.to_hex(),
+        sha256_hex: v.sha256.to_hex(),
         size_bytes: u64::try_from(v.size_bytes).unwrap_or(0),
         file_name: v.file_name.clone(),
         content_type: v.content_type.clone(),
@@ -67,26 +67,24 @@ pub fn item_file(file: &ItemFileRow, versions: &[(VersionRow, bool)]) -> pb::Ite
 /// The item with its files and its latest submission's state; true when that
 /// submission has settled (nothing more happens on its own).
 pub async fn snapshot(state: &AppState, row: ItemRow) -> Result<(pb::Item, bool), ApiError> {
-    let id = ItemId::from(row.id);
+    let id = row.id;
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let latest: Option<SubmissionRow> = upload_db::items::latest_submission(&mut conn, id).await?;
     let files = upload_db::items::files(&mut conn, id).await?;
     let versions = upload_db::versions::list(&mut conn, id, None).await?;
     drop(conn);
     let out_files = files.iter().map(|f| item_file(f, &versions)).collect();
-    let sub_state = latest.as_ref().map(SubmissionRow::state).transpose()?;
+    let sub_state = latest.as_ref().map(|s| s.state);
     let item = pb::Item {
         item_id: row.id.to_string(),
-        kind: kind(row.kind()?) as i32,
+        kind: kind(row.kind) as i32,
         title: row.title.clone(),
         description: row.description.clone(),
         state: sub_state.map_or(pb::SubmissionState::Unspecified, submission_state) as i32,
-        failure: latest.as_ref().and_then(|s| {
-            s.failure_code.as_ref().map(|code| pb::Failure {
-                code: code.clone(),
-                message: s.failure_message.clone().unwrap_or_default(),
-            })
-        }),
+        failure: latest
+            .as_ref()
+            .and_then(SubmissionRow::failure)
+            .map(crate::convert::failure),
         submission_id: latest
             .as_ref()
             .map(|s| s.id.to_string())

@@ -1,0 +1,168 @@
+//! The store's parts compared with the signed ones.
+
+use std::collections::HashMap;
+
+use upload_db::DbPool;
+use upload_db::models::{PartRow, UploadRow};
+use upload_domain::{PartPlan, Stage, StageStatus};
+use upload_storage::{MultipartUpload, Store, StoreError, StoredPart};
+
+use crate::AssemblyError;
+
+/// The store's parts compared with what was signed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PartsReport {
+    /// Parts stored exactly as signed, in order.
+    pub matched: Vec<StoredPart>,
+    /// Parts not stored yet (or never signed).
+    pub missing: Vec<u32>,
+    /// Parts stored with a body other than the one last signed for them.
+    pub mismatched: Vec<u32>,
+}
+
+impl PartsReport {
+    /// Bytes stored as signed.
+    pub fn bytes_done(&self) -> u64 {
+        self.matched.iter().map(|p| p.size).sum()
+    }
+
+    /// Parts still to send: missing or stored with other content, in order.
+    pub fn to_send(&self) -> Vec<u32> {
+        let mut out = self.missing.clone();
+        out.extend(&self.mismatched);
+        out.sort_unstable();
+        out
+    }
+}
+
+/// Compares the store's parts with the signed ones, part by part over the plan.
+/// A stored part counts only when its ETag is the hex MD5 that was signed for it
+/// and its size is the signed size.
+pub fn compare_parts(plan: &PartPlan, signed: &[PartRow], stored: &[StoredPart]) -> PartsReport {
+    let signed: HashMap<i32, &PartRow> = signed.iter().map(|p| (p.part_number, p)).collect();
+    let stored: HashMap<u32, &StoredPart> = stored.iter().map(|p| (p.part_number, p)).collect();
+    let mut report = PartsReport::default();
+    for number in plan.parts() {
+        let n = number.get();
+        let promised = signed.get(&i32::try_from(n).unwrap_or(i32::MAX));
+        match (promised, stored.get(&n)) {
+            (Some(promised), Some(held)) => {
+                let size_ok = i64::try_from(held.size).ok() == Some(promised.size_bytes);
+                if size_ok && promised.content_md5.to_hex() == held.etag {
+                    report.matched.push((*held).clone());
+                } else {
+                    report.mismatched.push(n);
+                }
+            }
+            _ => report.missing.push(n),
+        }
+    }
+    report
+}
+
+/// Loads the parts signed for `upload` and the store's parts, and compares them.
+/// `None` when the store no longer has the multipart upload (assembled already, or
+/// aborted).
+pub async fn inspect_parts(
+    pool: &DbPool,
+    store: &Store,
+    upload: &UploadRow,
+) -> Result<Option<PartsReport>, AssemblyError> {
+    let plan = upload.plan()?;
+    let signed = {
+        let mut conn = pool.get().await.map_err(upload_db::DbError::from)?;
+        upload_db::uploads::signed_parts(&mut conn, upload.id).await?
+    };
+    let multipart = MultipartUpload::of(&upload.owner_id, upload.id, &upload.store_upload_id);
+    match store.list_parts(&multipart).await {
+        Ok(stored) => Ok(Some(compare_parts(&plan, &signed, &stored))),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records how many bytes the store holds, for the upload stage of WatchProgress.
+/// Best effort: progress is shown, never relied on.
+pub async fn record_upload_progress(
+    pool: &DbPool,
+    upload: &UploadRow,
+    plan: &PartPlan,
+    report: &PartsReport,
+) {
+    let done = report.bytes_done();
+    let status = if done == plan.size() {
+        StageStatus::Done
+    } else {
+        StageStatus::Running
+    };
+    let detail = format!(
+        "{} of {} parts stored",
+        report.matched.len(),
+        plan.part_count()
+    );
+    let result = async {
+        let mut conn = pool.get().await.map_err(upload_db::DbError::from)?;
+        upload_db::progress::set(
+            &mut conn,
+            upload.id,
+            Stage::Upload,
+            status,
+            done,
+            plan.size(),
+            &detail,
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, upload = %upload.id, "could not record upload progress");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upload_domain::{Md5Digest, UploadId};
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn signed(n: i32, md5: u8, size: u64) -> PartRow {
+        PartRow {
+            upload_id: UploadId::new(),
+            part_number: n,
+            content_md5: Md5Digest::from_bytes(&[md5; 16]).unwrap(),
+            size_bytes: i64::try_from(size).unwrap(),
+            signed_at: chrono::Utc::now(),
+        }
+    }
+
+    fn stored(n: u32, md5: u8, size: u64) -> StoredPart {
+        StoredPart {
+            part_number: n,
+            size,
+            etag: Md5Digest::from_bytes(&[md5; 16]).unwrap().to_hex(),
+        }
+    }
+
+    #[test]
+    fn parts_match_only_with_signed_md5_and_size() {
+        let plan = PartPlan::new(20 * MIB, Some(5 * MIB), 5 * MIB).unwrap();
+        let signed = vec![
+            signed(1, 1, 5 * MIB),
+            signed(2, 2, 5 * MIB),
+            signed(3, 3, 5 * MIB),
+        ];
+        let held = vec![
+            stored(1, 1, 5 * MIB),
+            stored(2, 9, 5 * MIB),
+            stored(4, 4, 5 * MIB),
+        ];
+        let report = compare_parts(&plan, &signed, &held);
+        assert_eq!(report.matched, vec![stored(1, 1, 5 * MIB)]);
+        assert_eq!(report.mismatched, vec![2]);
+        // Part 3 was signed but not sent; part 4 was sent but never signed.
+        assert_eq!(report.missing, vec![3, 4]);
+        assert_eq!(report.bytes_done(), 5 * MIB);
+        assert_eq!(report.to_send(), vec![2, 3, 4]);
+    }
+}

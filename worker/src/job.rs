@@ -1,0 +1,127 @@
+//! One generic way every job runs: the job's body, then its outcome. A job is a
+//! queue ([`Job::QUEUE`], which names it and the code its subject fails with when
+//! attempts run out) and a body; its payload names the subject (an upload, a
+//! submission, a notification) and knows how that subject fails.
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::Utc;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use upload_db::jobs::{self, JobPayload, NotifyJob, Queue, SubmissionJob, UploadJob};
+use upload_domain::Failure;
+
+use crate::JobContext;
+use crate::outcome::{JobError, fail_submission, fail_upload, retry_delay};
+
+/// A job: the queue it runs on and its body.
+pub trait Job: Send + Sync + 'static {
+    /// What it carries: ids and an attempt number.
+    type Payload: Subject;
+    /// Its queue.
+    const QUEUE: Queue;
+    /// The job's body. Boxed: bodies hold diesel-async transactions whose Send-ness
+    /// the compiler cannot prove through apalis's higher-ranked bounds otherwise.
+    fn run(ctx: &JobContext, job: Self::Payload) -> BoxFuture<'_, Result<(), JobError>>;
+}
+
+/// What a job works on, and how it ends when the job gives up.
+pub trait Subject: JobPayload + std::fmt::Debug + Send + Sync + 'static {
+    /// Records that the subject failed (and tells the seller), once.
+    fn fail<'a>(
+        self,
+        ctx: &'a JobContext,
+        failure: Failure,
+    ) -> BoxFuture<'a, Result<(), upload_db::DbError>>;
+}
+
+impl Subject for UploadJob {
+    fn fail<'a>(
+        self,
+        ctx: &'a JobContext,
+        failure: Failure,
+    ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
+        Box::pin(fail_upload(ctx, self.upload_id, failure))
+    }
+}
+
+impl Subject for SubmissionJob {
+    fn fail<'a>(
+        self,
+        ctx: &'a JobContext,
+        failure: Failure,
+    ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
+        Box::pin(fail_submission(ctx, self.submission_id, failure))
+    }
+}
+
+impl Subject for NotifyJob {
+    /// A notification that cannot be delivered fails nothing: its row keeps the
+    /// last error for operators.
+    fn fail<'a>(
+        self,
+        _ctx: &'a JobContext,
+        failure: Failure,
+    ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
+        tracing::error!(notification = %self.notification_id, code = %failure.code, message = %failure.message, "notification given up");
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The apalis handler of every queue: runs the job, then settles its outcome.
+pub async fn run_job<J: Job>(
+    job: J::Payload,
+    ctx: Data<Arc<JobContext>>,
+) -> Result<(), BoxDynError> {
+    let result = J::run(&ctx, job).await;
+    Box::pin(settle(&ctx, J::QUEUE, job, result)).await
+}
+
+/// Turns a job's result into its follow-up: nothing, a scheduled retry, or its
+/// subject's failure. Returns the error to apalis so `apalis.jobs` shows it.
+async fn settle<P: Subject>(
+    ctx: &JobContext,
+    queue: Queue,
+    job: P,
+    result: Result<(), JobError>,
+) -> Result<(), BoxDynError> {
+    let Err(err) = result else {
+        return Ok(());
+    };
+    if let Some(failure) = retry_or_give_up(ctx, queue, job, &err).await? {
+        tracing::error!(?job, queue = queue.name(), code = %failure.code, message = %failure.message, "job gave up");
+        job.fail(ctx, failure).await?;
+    }
+    Err(err.into())
+}
+
+/// After a failed attempt: schedules the next one when the error is retryable and
+/// attempts remain (returns None), else returns the failure to record.
+async fn retry_or_give_up<P: Subject>(
+    ctx: &JobContext,
+    queue: Queue,
+    job: P,
+    err: &JobError,
+) -> Result<Option<Failure>, upload_db::DbError> {
+    match err {
+        JobError::Retry(e) if job.attempt() < ctx.config.max_attempts => {
+            let next = job.next_attempt();
+            let delay = retry_delay(ctx.config.retry_base, next.attempt());
+            tracing::warn!(?job, queue = queue.name(), ?delay, error = %e, "job failed; retry scheduled");
+            let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let mut conn = ctx.pool.get().await?;
+            jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
+            Ok(None)
+        }
+        JobError::Retry(e) => {
+            let message = format!("failed after {} attempts: {e:#}", job.attempt());
+            Ok(Some(match queue.exhausted_code() {
+                Some(code) => Failure::new(code, message),
+                None => {
+                    tracing::error!(?job, queue = queue.name(), %message, "job gave up; nothing to fail");
+                    return Ok(None);
+                }
+            }))
+        }
+        JobError::Abort(failure) => Ok(Some(failure.clone())),
+    }
+}
