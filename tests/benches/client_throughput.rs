@@ -189,7 +189,7 @@ async fn main() {
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(size, 7);
+    let file = TestFile::random(size);
     // Warm the page cache and the connections once, unmeasured.
     let _ = plain_upload(&app, &file, part, concurrency).await;
 

@@ -73,7 +73,7 @@ async fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1024);
-    let file = TestFile::random(size_mib * MIB, seed);
+    let file = TestFile::random_seeded(size_mib * MIB, seed);
     let client = app.client("bench-premium", SellerGroup::Premium).await;
     let upload = client
         .create(

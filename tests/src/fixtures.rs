@@ -2,15 +2,13 @@
 //! images made with the real ffmpeg, a clamd of the test's own, and a webhook
 //! receiver.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-
-use crate::TestFile;
 
 /// The EICAR test file, 68 bytes.
 pub const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
@@ -24,90 +22,6 @@ pub fn zipped(name: &str, content: &[u8]) -> Vec<u8> {
     zip.start_file(name, options).expect("zip entry");
     zip.write_all(content).expect("zip content");
     zip.finish().expect("zip finish").into_inner()
-}
-
-fn digest_file(path: &Path) -> (u64, String, String) {
-    use md5::Digest;
-    let data = std::fs::read(path).expect("reading the test file");
-    (
-        data.len() as u64,
-        hex::encode(md5::Md5::digest(&data)),
-        hex::encode(sha2::Sha256::digest(&data)),
-    )
-}
-
-impl TestFile {
-    /// A file holding `bytes`, named `name`.
-    pub fn from_bytes(name: &str, bytes: &[u8]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join(name);
-        std::fs::write(&path, bytes).expect("write test file");
-        Self::at(path, dir)
-    }
-
-    fn at(path: PathBuf, dir: tempfile::TempDir) -> Self {
-        let (size, md5_hex, sha256_hex) = digest_file(&path);
-        Self {
-            path,
-            size,
-            md5_hex,
-            sha256_hex,
-            _dir: Arc::new(dir),
-        }
-    }
-
-    /// An MP4 (H.264 + AAC) of `seconds` at `width`×`height`, made by ffmpeg from
-    /// its test pattern and a tone.
-    pub fn video(seconds: u32, width: u32, height: u32) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("trailer.mp4");
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=duration={seconds}:size={width}x{height}:rate=25"),
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:duration={seconds}"),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            &path.to_string_lossy(),
-        ]);
-        Self::at(path, dir)
-    }
-
-    /// A PNG of `width`×`height`, made by ffmpeg.
-    pub fn image(width: u32, height: u32) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("cover.png");
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={width}x{height}"),
-            "-frames:v",
-            "1",
-            &path.to_string_lossy(),
-        ]);
-        Self::at(path, dir)
-    }
-}
-
-fn ffmpeg(args: &[&str]) {
-    let status = Command::new("/usr/bin/ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg runs (the stack installs it)");
-    assert!(status.success(), "ffmpeg {args:?} failed");
 }
 
 /// What ffprobe says about a local file: (duration in seconds, width, height, codec).

@@ -176,3 +176,63 @@ pub async fn submit_new_item(
         .expect("SubmitItem")
         .into_inner()
 }
+
+/// An item of one file stored twice, for the calls that read and choose versions.
+pub struct TwoVersions {
+    /// The owner's client.
+    pub client: UploadClient,
+    /// The item.
+    pub item_id: String,
+    /// Its one file.
+    pub file_id: String,
+    /// Version 1, stored as `pack v1.zip`.
+    pub first: TestFile,
+    /// Version 2 (current), stored as `pack v2.zip`.
+    pub second: TestFile,
+}
+
+impl TestApp {
+    /// Stores an item for `seller` whose one file has two versions, the second current.
+    pub async fn item_with_two_versions(&self, seller: &str) -> TwoVersions {
+        let first = TestFile::random(6 * crate::MIB);
+        let second = TestFile::random(6 * crate::MIB);
+        let (client, up1) = self
+            .ready_upload(seller, &first, "pack v1.zip", "application/octet-stream")
+            .await;
+        let res = submit_new_item(
+            &client,
+            "v1",
+            pb::ItemKind::DigitalFile,
+            "Font pack",
+            &up1.upload_id,
+        )
+        .await;
+        let item_id = res.item.expect("item").item_id;
+        let item = wait_item(&client, &item_id, crate::WAIT).await;
+        assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+        let file_id = item.files[0].file_id.clone();
+        let (_, up2) = self
+            .ready_upload(seller, &second, "pack v2.zip", "application/octet-stream")
+            .await;
+        client
+            .items()
+            .submit_item(submission(
+                "v2",
+                &item_id,
+                pb::ItemKind::DigitalFile,
+                "Font pack",
+                &[(&up2.upload_id, &file_id)],
+            ))
+            .await
+            .expect("SubmitItem update");
+        let item = wait_item(&client, &item_id, crate::WAIT).await;
+        assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+        TwoVersions {
+            client,
+            item_id,
+            file_id,
+            first,
+            second,
+        }
+    }
+}

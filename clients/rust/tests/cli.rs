@@ -96,9 +96,11 @@ fn text(out: &Output) -> String {
 async fn kill_at_half_then_resume(concurrency: usize) -> u64 {
     let proxy = Proxy::start(&store_url(), ProxyRules::default()).await;
     let app = app_behind(&proxy, false, &[]).await;
+    // CompleteUpload queues the scan, and no worker runs here.
+    app.expect_unfinished_jobs(1);
     let seller = format!("seller-kill-{}", uuid::Uuid::now_v7().simple());
     let token = app.token(&seller, SellerGroup::Standard);
-    let file = TestFile::random(300_000_000, 41);
+    let file = TestFile::random(300_000_000);
     let state_dir = tempfile::tempdir().unwrap();
     let state_arg = state_dir.path().to_str().unwrap().to_owned();
     let c = concurrency.to_string();
@@ -257,7 +259,7 @@ async fn cut_connections_are_retried_and_the_upload_reaches_ready() {
     .await;
     let app = app_behind(&proxy, true, &[]).await;
     let token = app.token("seller-flaky", SellerGroup::Standard);
-    let file = TestFile::random(40 * MIB + 123, 42);
+    let file = TestFile::random(40 * MIB + 123);
     let state_dir = tempfile::tempdir().unwrap();
     let part_size = (5 * MIB).to_string();
     let out = run(
@@ -310,8 +312,10 @@ async fn an_expired_url_is_signed_again_without_an_error() {
     )
     .await;
     let app = app_behind(&proxy, false, &[("UPLOAD_SIGN_EXPIRY_SECS", "1")]).await;
+    // CompleteUpload queues the scan, and no worker runs here.
+    app.expect_unfinished_jobs(1);
     let client = app.client("seller-slow", SellerGroup::Standard).await;
-    let file = TestFile::random(20 * MIB, 43);
+    let file = TestFile::random(20 * MIB);
     let upload = client
         .start_file(&file.path, "application/octet-stream", Some(5 * MIB))
         .await
@@ -358,7 +362,7 @@ async fn item_status_versions_and_download_from_the_cli() {
     let app = TestApp::spawn().await;
     let seller = format!("seller-cli-{}", uuid::Uuid::now_v7().simple());
     let token = app.token(&seller, SellerGroup::Standard);
-    let file = TestFile::random(6 * MIB + 7, 44);
+    let file = TestFile::random(6 * MIB + 7);
     let (client, upload) = app
         .ready_upload(&seller, &file, "manual.pdf", "application/octet-stream")
         .await;

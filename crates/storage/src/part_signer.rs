@@ -156,6 +156,7 @@ mod tests {
     use aws_sdk_s3::config::{BehaviorVersion, Region};
     use aws_sdk_s3::presigning::PresigningConfig;
     use aws_smithy_types::checksum_config::RequestChecksumCalculation;
+    use upload_domain::Bucket;
 
     fn config(endpoint: Option<&str>, region: &str, path_style: bool) -> StoreConfig {
         StoreConfig {
@@ -165,9 +166,9 @@ mod tests {
             access_key_id: "GK0123456789abcdef".into(),
             secret_access_key: "0123456789abcdef0123456789abcdef".into(),
             path_style,
-            temp_bucket: "temp".into(),
-            quarantine_bucket: "quarantine".into(),
-            regular_bucket: "regular".into(),
+            temp_bucket: Bucket::Temp.as_str().into(),
+            quarantine_bucket: Bucket::Quarantine.as_str().into(),
+            regular_bucket: Bucket::Regular.as_str().into(),
             copy_threshold_bytes: 5 << 30,
             copy_part_bytes: 1 << 30,
         }

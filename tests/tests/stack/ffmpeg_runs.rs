@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-
 use upload_config::MediaConfig;
 use upload_worker::media::{Media, MediaError};
 

@@ -1,18 +1,15 @@
-//! Resuming: a client that lost its memory asks the server what the store holds
-//! and sends only the rest.
+//! ListUploadedParts: a client that lost its memory asks the server what the store
+//! holds and sends only the rest.
 
 use std::time::Duration;
-
 use upload_client::SendOptions;
 use upload_domain::SellerGroup;
-use upload_e2e::{TestApp, TestFile, pb};
-
-const MIB: u64 = 1024 * 1024;
+use upload_e2e::{MIB, TestApp, TestFile, pb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_sends_only_the_parts_the_store_lacks() {
     let app = TestApp::spawn().await;
-    let file = TestFile::random(60 * MIB + 12_345, 7);
+    let file = TestFile::random(60 * MIB + 12_345);
     let upload = {
         let first = app.client("seller-resume", SellerGroup::Standard).await;
         let upload = first
@@ -87,7 +84,7 @@ async fn a_part_resent_with_other_content_counts_as_missing_until_sent_as_signed
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(10 * MIB, 8);
+    let file = TestFile::random(10 * MIB);
     let client = app.client("seller-resign", SellerGroup::Standard).await;
     let upload = client
         .create(

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::time::Duration;
-
 use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, TestApp, TestFile, pb};
 
@@ -20,7 +19,7 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
     .await;
     let seller = format!("seller-web-{}", uuid::Uuid::now_v7().simple());
     let token = app.token(&seller, SellerGroup::Standard);
-    let file = TestFile::random(60 * 1024 * 1024 + 11, 51);
+    let file = TestFile::random(60 * 1024 * 1024 + 11);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let shots = repo.join("target/web");
     std::fs::create_dir_all(&shots).unwrap();

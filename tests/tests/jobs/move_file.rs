@@ -1,91 +1,14 @@
-//! The move job on the real stack: a crash between the copy and the delete is
-//! finished by running it again (one version, no orphan), objects over the copy
-//! threshold go part by part (UploadPartCopy), and a store that is down is retried
-//! until the submission fails with the temp object kept.
+//! The move job: content at its MD5 key, shared by identical content and never
+//! overwritten by other content; a crash between the copy and the delete finished by
+//! running again (one version, no orphan); objects over the copy threshold copied
+//! part by part; a store that stays down fails the submission with nothing lost.
 
-use std::time::Duration;
-
+use crate::{assert_moved_once, ready_then_no_worker, submit};
 use upload_db::jobs::SubmissionJob;
-use upload_e2e::{AppOptions, TestApp, TestFile, free_port, pb, submit_new_item, wait_item};
+use upload_e2e::{
+    AppOptions, MIB, TestApp, TestFile, WAIT, free_port, pb, submit_new_item, wait_item,
+};
 use upload_storage::StorageKey;
-
-const MIB: u64 = 1024 * 1024;
-const WAIT: Duration = Duration::from_secs(60);
-
-/// An app whose pipeline worker ran and stopped: uploads are ready, and item jobs
-/// queue up with nobody to run them.
-async fn ready_then_no_worker(
-    seller: &str,
-    files: &[&TestFile],
-) -> (TestApp, upload_client::UploadClient, Vec<pb::Upload>) {
-    let app = TestApp::spawn_with(AppOptions {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
-    let worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
-    let mut ready = Vec::new();
-    let mut client = None;
-    for (i, file) in files.iter().enumerate() {
-        let (c, up) = app
-            .ready_upload(
-                seller,
-                file,
-                &format!("file-{i}.bin"),
-                "application/octet-stream",
-            )
-            .await;
-        ready.push(up);
-        client = Some(c);
-    }
-    drop(worker);
-    (app, client.expect("at least one file"), ready)
-}
-
-async fn submit(
-    client: &upload_client::UploadClient,
-    key: &str,
-    upload: &pb::Upload,
-) -> upload_domain::SubmissionId {
-    let res = submit_new_item(
-        client,
-        key,
-        pb::ItemKind::DigitalFile,
-        key,
-        &upload.upload_id,
-    )
-    .await;
-    res.submission_id.parse().expect("submission id")
-}
-
-/// Asserts the end state of a moved upload: one version, the content at its MD5 key,
-/// and nothing of the upload left in the temp bucket.
-async fn assert_moved_once(app: &TestApp, upload: &pb::Upload, file: &TestFile) {
-    let id = &upload.upload_id;
-    assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) FROM file_versions WHERE upload_id = '{id}'"
-        ))
-        .await,
-        1
-    );
-    let key = format!("files/{}", file.md5_hex);
-    assert_eq!(
-        app.object_bytes(app.regular_bucket(), &key).await.unwrap(),
-        std::fs::read(&file.path).unwrap()
-    );
-    let temp_key = app.temp_key(id).await;
-    assert!(
-        app.object_bytes(app.temp_bucket(), &temp_key)
-            .await
-            .is_none()
-    );
-    assert_eq!(
-        app.keys(app.temp_bucket(), &format!("previews/{id}/"))
-            .await,
-        Vec::<String>::new()
-    );
-}
 
 /// No orphan: each content is one recorded object (the buckets are shared by
 /// every test, so only this test's keys are looked at), and nothing of the
@@ -114,14 +37,13 @@ async fn assert_no_orphan(app: &TestApp, seller: &str, files: &[&TestFile]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_orphan() {
-    let (a, b) = (
-        TestFile::random(6 * MIB, 601),
-        TestFile::random(6 * MIB, 602),
-    );
+    let (a, b) = (TestFile::random(6 * MIB), TestFile::random(6 * MIB));
     // A seller of this run alone: the buckets outlive test runs.
     let seller = format!("crash-{}", uuid::Uuid::now_v7().simple());
     let (app, client, ups) = ready_then_no_worker(&seller, &[&a, &b]).await;
     let ctx = app.job_context().await;
+    // Persist and move run by hand here; their queued rows stay with no worker.
+    app.expect_unfinished_jobs(4);
 
     // Killed after the copy, before the version committed.
     let sub_a = submit(&client, "crash-a", &ups[0]).await;
@@ -218,7 +140,7 @@ async fn objects_over_the_copy_threshold_are_copied_part_by_part() {
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(12 * MIB + 3, 700);
+    let file = TestFile::random(12 * MIB + 3);
     let (client, up) = app
         .ready_upload("seller-big", &file, "big.bin", "application/octet-stream")
         .await;
@@ -257,7 +179,7 @@ async fn objects_over_the_copy_threshold_are_copied_part_by_part() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_the_temp_object() {
-    let file = TestFile::random(MIB, 800);
+    let file = TestFile::random(MIB);
     let (app, client, ups) = ready_then_no_worker("seller-down", &[&file]).await;
     // The item worker cannot reach the store.
     let _worker = TestApp::spawn_worker_for(
@@ -329,36 +251,112 @@ async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_submission_whose_job_was_lost_is_picked_up_by_the_sweeper() {
-    let file = TestFile::random(MIB, 900);
-    let (app, client, ups) = ready_then_no_worker("seller-lost", &[&file]).await;
-    let sub = submit(&client, "lost", &ups[0]).await;
-    // The persist job row vanished (a crash before the worker claimed it, a purge).
-    app.execute("DELETE FROM apalis.jobs WHERE job_type = 'item.persist'")
+async fn the_same_content_from_two_sellers_is_one_object_and_two_versions() {
+    let app = TestApp::spawn().await;
+    let file = TestFile::random(5 * MIB + 17);
+    let key = format!("files/{}", file.md5_hex);
+    let mut items = Vec::new();
+    for seller in ["seller-ann", "seller-bob"] {
+        let (client, up) = app
+            .ready_upload(seller, &file, "same.bin", "application/octet-stream")
+            .await;
+        let res = submit_new_item(
+            &client,
+            "same",
+            pb::ItemKind::DigitalFile,
+            seller,
+            &up.upload_id,
+        )
         .await;
-    let ctx = app.job_context().await;
-    let report = upload_worker::sweep::sweep_once(&ctx, Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(report.requeued_submissions, 1, "{report:?}");
+        let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
+        assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+        items.push(item.item_id);
+    }
+    assert_ne!(items[0], items[1]);
+    assert_eq!(
+        app.keys(app.regular_bucket(), &key).await,
+        vec![key.clone()]
+    );
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'item.persist' AND idempotency_key = '{sub}#1'"
+            "SELECT count(*) FROM stored_objects WHERE md5_hex = '{}'",
+            file.md5_hex
         ))
         .await,
-        1,
-        "attempt 1 again: no attempt row had survived"
+        1
     );
-    // A worker now finishes it.
-    let _worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
-    let mut conn = app.db().await;
-    let item_id = upload_db::submissions::find(&mut conn, sub)
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM file_versions WHERE md5_hex = '{}'",
+            file.md5_hex
+        ))
+        .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_md5_key_holding_other_content_is_refused_and_never_overwritten() {
+    let app = TestApp::spawn().await;
+    let file = TestFile::random(MIB);
+    let (client, up) = app
+        .ready_upload(
+            "seller-clash",
+            &file,
+            "mine.bin",
+            "application/octet-stream",
+        )
+        .await;
+    // Someone else's bytes already sit at this content's MD5 key.
+    let key = format!("files/{}", file.md5_hex);
+    let squatter = b"other bytes under the same name".to_vec();
+    app.store
+        .client()
+        .put_object()
+        .bucket(app.regular_bucket())
+        .key(&key)
+        .body(squatter.clone().into())
+        .send()
         .await
-        .unwrap()
-        .unwrap()
-        .item_id;
-    drop(conn);
-    let item = wait_item(&client, &item_id.to_string(), WAIT).await;
-    assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
-    assert_moved_once(&app, &ups[0], &file).await;
+        .expect("placing the other object");
+    let temp = app.temp_key(&up.upload_id).await;
+
+    let res = submit_new_item(
+        &client,
+        "clash",
+        pb::ItemKind::DigitalFile,
+        "Clash",
+        &up.upload_id,
+    )
+    .await;
+    let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
+    assert_eq!(item.state, pb::SubmissionState::Failed as i32, "{item:?}");
+    let failure = item.failure.expect("a failure");
+    assert_eq!(failure.code, "content_conflict");
+    assert!(
+        failure.message.contains("nothing was overwritten"),
+        "{failure:?}"
+    );
+    // Nothing overwritten, nothing lost, nothing recorded.
+    assert_eq!(
+        app.object_bytes(app.regular_bucket(), &key).await.unwrap(),
+        squatter
+    );
+    assert_eq!(
+        app.object_bytes(app.temp_bucket(), &temp).await.unwrap(),
+        std::fs::read(&file.path).unwrap()
+    );
+    assert_eq!(app.count("SELECT count(*) FROM file_versions").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM stored_objects").await, 0);
+    // The upload is the seller's again, and they were told.
+    let upload = client.get(&up.upload_id).await.unwrap().upload.unwrap();
+    assert_eq!(upload.state, pb::UploadState::Ready as i32);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM notifications WHERE kind = 'item.failed'
+               AND details->>'code' = 'content_conflict'"
+        )
+        .await,
+        1
+    );
 }

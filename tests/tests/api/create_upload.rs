@@ -1,11 +1,9 @@
-//! CreateUpload: limits by seller group, validation, and unique temp keys.
+//! CreateUpload: limits by seller group, validation, the type allow-list, unique
+//! temp keys, and the buckets' rules.
 
 use std::collections::HashSet;
-
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, TestApp, code, pb};
-
-const MIB: u64 = 1024 * 1024;
+use upload_e2e::{AppOptions, MIB, TestApp, code, pb};
 
 fn request(size: u64) -> pb::CreateUploadRequest {
     pb::CreateUploadRequest {
@@ -179,4 +177,27 @@ async fn buckets_carry_their_lifecycle_rules() {
             == Some(1)),
         "temp must abort incomplete uploads after 1 day: {temp:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_off_the_allow_list_is_refused_at_create_and_nothing_is_made() {
+    let app = TestApp::spawn().await;
+    let client = app
+        .client("seller-exe", upload_domain::SellerGroup::Standard)
+        .await;
+    let err = client
+        .create("setup.exe", 10_000_000, "application/x-msdownload", None)
+        .await
+        .expect_err("refused");
+    let status = match err {
+        upload_client::ClientError::Rpc(s) => s,
+        other => panic!("expected a gRPC status, got {other:?}"),
+    };
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("application/x-msdownload"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0);
 }

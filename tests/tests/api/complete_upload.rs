@@ -1,13 +1,12 @@
-//! CompleteUpload: checks against what was signed, idempotency, one job only, and
-//! recovery when a previous completion died between the store and the database.
+//! CompleteUpload: checks against what was signed, idempotency, one job only,
+//! recovery when a previous completion died between the store and the database, and
+//! the store's refusals turned into answers a client can act on.
 
+use md5::Digest;
 use std::time::Duration;
-
 use upload_client::SendOptions;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, TestApp, TestFile, code, pb};
-
-const MIB: u64 = 1024 * 1024;
+use upload_e2e::{AppOptions, MIB, TestApp, TestFile, pb};
 
 fn jobs_for(id: &str) -> String {
     format!(
@@ -22,7 +21,9 @@ async fn completing_twice_gives_the_same_answer_and_one_job() {
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(12 * MIB, 1);
+    // CompleteUpload queues the scan, and no worker runs here.
+    app.expect_unfinished_jobs(1);
+    let file = TestFile::random(12 * MIB);
     let (client, upload) = app
         .upload_parts("seller-twice", &file, Some(&[1, 2, 3]))
         .await;
@@ -57,7 +58,9 @@ async fn racing_completes_enqueue_exactly_one_job() {
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(11 * MIB, 2);
+    // CompleteUpload queues the scan, and no worker runs here.
+    app.expect_unfinished_jobs(1);
+    let file = TestFile::random(11 * MIB);
     let (client, upload) = app
         .upload_parts("seller-race", &file, Some(&[1, 2, 3]))
         .await;
@@ -89,7 +92,9 @@ async fn complete_with_missing_parts_names_them_and_changes_nothing() {
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(16 * MIB, 3);
+    // CompleteUpload queues the scan, and no worker runs here.
+    app.expect_unfinished_jobs(1);
+    let file = TestFile::random(16 * MIB);
     let (client, upload) = app
         .upload_parts("seller-missing", &file, Some(&[1, 3]))
         .await;
@@ -129,7 +134,7 @@ async fn complete_with_missing_parts_names_them_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completion_interrupted_after_the_store_is_finished_by_calling_again() {
     let app = TestApp::spawn().await;
-    let file = TestFile::random(10 * MIB + 3, 4);
+    let file = TestFile::random(10 * MIB + 3);
     let (client, upload) = app
         .upload_parts("seller-crash", &file, Some(&[1, 2, 3]))
         .await;
@@ -155,66 +160,6 @@ async fn a_completion_interrupted_after_the_store_is_finished_by_calling_again()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abort_stops_signing_and_completion_and_is_idempotent() {
-    let app = TestApp::spawn_with(AppOptions {
-        worker: false,
-        ..Default::default()
-    })
-    .await;
-    let file = TestFile::random(10 * MIB, 5);
-    let (client, upload) = app.upload_parts("seller-abort", &file, Some(&[1])).await;
-    let id = upload.upload_id.clone();
-    let mut api = client.api();
-
-    let aborted = api
-        .abort_upload(pb::AbortUploadRequest {
-            upload_id: id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        aborted.upload.unwrap().state,
-        pb::UploadState::Aborted as i32
-    );
-    api.abort_upload(pb::AbortUploadRequest {
-        upload_id: id.clone(),
-    })
-    .await
-    .expect("abort is idempotent");
-
-    let part = pb::PartToSign {
-        part_number: 2,
-        content_md5: vec![0; 16],
-        content_length: 5 * MIB,
-    };
-    // The signing path reads the upload's fixed facts from cache; the state check
-    // happens where the signed part is recorded.
-    let status = api
-        .sign_parts(pb::SignPartsRequest {
-            upload_id: id.clone(),
-            parts: vec![part],
-        })
-        .await
-        .expect_err("no signing after abort");
-    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert_eq!(
-        code(
-            api.complete_upload(pb::CompleteUploadRequest {
-                upload_id: id.clone()
-            })
-            .await
-        ),
-        tonic::Code::FailedPrecondition
-    );
-    // The store no longer holds the multipart upload.
-    assert!(
-        app.first_upload_parts().await.is_err(),
-        "multipart upload should be gone"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_upload_ids_are_invalid_arguments() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
@@ -232,4 +177,81 @@ async fn bad_upload_ids_are_invalid_arguments() {
             .expect_err(bad);
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
     }
+}
+
+/// A re-upload of an already stored part that dies mid-body: on Garage the part is
+/// then unusable until sent again, and CompleteUpload must say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_whose_resend_broke_off_must_be_sent_again_before_completing() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    // CompleteUpload queues the scan, and no worker runs here.
+    app.expect_unfinished_jobs(1);
+    let file = TestFile::random(10 * MIB);
+    let (client, upload) = app.upload_parts("seller-quirk", &file, None).await;
+
+    // Re-send part 2 with the same content, but cut the body off halfway.
+    let body = std::fs::read(&file.path).unwrap()[(5 * MIB) as usize..].to_vec();
+    let signed = client
+        .api()
+        .sign_parts(pb::SignPartsRequest {
+            upload_id: upload.upload_id.clone(),
+            parts: vec![pb::PartToSign {
+                part_number: 2,
+                content_md5: md5::Md5::digest(&body).to_vec(),
+                content_length: body.len() as u64,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .parts
+        .remove(0);
+    let half = bytes::Bytes::copy_from_slice(&body[..body.len() / 2]);
+    let broken = futures::stream::iter(vec![
+        Ok::<_, std::io::Error>(half),
+        Err(std::io::Error::other("connection lost")),
+    ]);
+    let mut req = reqwest::Client::new()
+        .put(&signed.url)
+        .body(reqwest::Body::wrap_stream(broken));
+    for h in &signed.headers {
+        req = req.header(h.name.as_str(), h.value.as_str());
+    }
+    assert!(req.send().await.is_err(), "the broken re-send must fail");
+
+    let outcome = client
+        .api()
+        .complete_upload(pb::CompleteUploadRequest {
+            upload_id: upload.upload_id.clone(),
+        })
+        .await;
+    // Garage lost the stored copy when the re-send broke off; the seller is told what to do.
+    let status = outcome.expect_err("completing must be refused until the part is sent again");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("send again"),
+        "{}",
+        status.message()
+    );
+    // The store's part list still shows the old copy, so only the client knows which
+    // part it was re-sending; it sends that one again, and completing works.
+    client
+        .send_parts(
+            &upload,
+            &file.path,
+            &[2],
+            upload_client::SendOptions::default(),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let done = client
+        .complete(&upload.upload_id)
+        .await
+        .expect("complete after re-sending");
+    assert_eq!(done.state, pb::UploadState::Uploaded as i32);
 }

@@ -3,12 +3,9 @@
 //! WatchProgress following every stage to ready.
 
 use std::time::Duration;
-
 use upload_client::SendOptions;
 use upload_domain::SellerGroup;
-use upload_e2e::{TestApp, TestFile, pb};
-
-const MIB: u64 = 1024 * 1024;
+use upload_e2e::{MIB, TestApp, TestFile, pb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_progress() {
@@ -17,7 +14,7 @@ async fn three_hundred_mb_upload_reaches_ready_with_matching_hashes_and_live_pro
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(300_000_000, 300);
+    let file = TestFile::random(300_000_000);
     let client = app.client("seller-300", SellerGroup::Standard).await;
 
     let upload = client

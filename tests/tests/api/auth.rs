@@ -4,10 +4,8 @@
 use futures::StreamExt;
 use tonic::metadata::MetadataValue;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, TestApp, code, pb};
+use upload_e2e::{AppOptions, MIB, TestApp, code, pb};
 use upload_proto::v1::upload_service_client::UploadServiceClient;
-
-const MIB: u64 = 1024 * 1024;
 
 async fn raw(app: &TestApp) -> UploadServiceClient<tonic::transport::Channel> {
     UploadServiceClient::connect(app.endpoint.clone())

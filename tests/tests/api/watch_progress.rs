@@ -1,20 +1,17 @@
 //! WatchProgress: any replica serves any upload, because changes travel through
 //! PostgreSQL, not through the process that made them.
 
-use std::time::Duration;
-
 use futures::StreamExt;
+use std::time::Duration;
 use upload_client::UploadClient;
 use upload_domain::SellerGroup;
-use upload_e2e::{TestApp, TestFile, pb};
-
-const MIB: u64 = 1024 * 1024;
+use upload_e2e::{MIB, TestApp, TestFile, pb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_did_none_of_the_work_streams_the_progress() {
     let app = TestApp::spawn().await;
     let (replica, _replica) = TestApp::spawn_replica(&app).await;
-    let file = TestFile::random(40 * MIB, 31);
+    let file = TestFile::random(40 * MIB);
 
     // Everything happens through the first server...
     let (client, upload) = app.upload_parts("seller-replica", &file, None).await;
@@ -57,7 +54,7 @@ async fn a_replica_that_did_none_of_the_work_streams_the_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watching_a_settled_upload_sends_one_update_and_ends() {
     let app = TestApp::spawn().await;
-    let file = TestFile::random(MIB, 32);
+    let file = TestFile::random(MIB);
     let (client, upload) = app.upload_parts("seller-settled", &file, None).await;
     client.complete(&upload.upload_id).await.unwrap();
     app.wait_settled(&client, &upload.upload_id, Duration::from_secs(30))

@@ -1,10 +1,9 @@
-//! The sweeper: nothing stays stuck after a crash or an abandoned upload.
+//! The sweeper: nothing stays stuck after a crash or an abandoned upload or
+//! submission.
 
+use crate::{assert_moved_once, ready_then_no_worker, submit};
 use std::time::Duration;
-
-use upload_e2e::{AppOptions, TestApp, TestFile, pb};
-
-const MIB: u64 = 1024 * 1024;
+use upload_e2e::{AppOptions, MIB, TestApp, TestFile, WAIT, pb, wait_item};
 
 fn fast_sweeper() -> AppOptions {
     AppOptions {
@@ -19,7 +18,7 @@ fn fast_sweeper() -> AppOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
     let app = TestApp::spawn_with(fast_sweeper()).await;
-    let file = TestFile::random(10 * MIB, 21);
+    let file = TestFile::random(10 * MIB);
     let (client, upload) = app.upload_parts("seller-gone", &file, Some(&[1])).await;
     app.execute("UPDATE uploads SET expires_at = now() - interval '1 second'")
         .await;
@@ -38,7 +37,7 @@ async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_assembled_but_never_recorded_is_completed_and_processed() {
     let app = TestApp::spawn_with(fast_sweeper()).await;
-    let file = TestFile::random(10 * MIB + 7, 22);
+    let file = TestFile::random(10 * MIB + 7);
     let (client, upload) = app
         .upload_parts("seller-crashed", &file, Some(&[1, 2, 3]))
         .await;
@@ -61,7 +60,7 @@ async fn a_scan_whose_job_vanished_is_enqueued_again() {
         ..fast_sweeper()
     })
     .await;
-    let file = TestFile::random(6 * MIB, 23);
+    let file = TestFile::random(6 * MIB);
     let (client, upload) = app.upload_parts("seller-stalled", &file, None).await;
     client.complete(&upload.upload_id).await.unwrap();
     // The job row is lost (say, deleted by hand) while the upload says scanning.
@@ -77,4 +76,39 @@ async fn a_scan_whose_job_vanished_is_enqueued_again() {
     assert_eq!(ready.state, pb::UploadState::Ready as i32);
     assert_eq!(ready.metadata.unwrap().sha256_hex, file.sha256_hex);
     drop(worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_whose_job_was_lost_is_picked_up_by_the_sweeper() {
+    let file = TestFile::random(MIB);
+    let (app, client, ups) = ready_then_no_worker("seller-lost", &[&file]).await;
+    let sub = submit(&client, "lost", &ups[0]).await;
+    // The persist job row vanished (a crash before the worker claimed it, a purge).
+    app.execute("DELETE FROM apalis.jobs WHERE job_type = 'item.persist'")
+        .await;
+    let ctx = app.job_context().await;
+    let report = upload_worker::sweep::sweep_once(&ctx, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.requeued_submissions, 1, "{report:?}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'item.persist' AND idempotency_key = '{sub}#1'"
+        ))
+        .await,
+        1,
+        "attempt 1 again: no attempt row had survived"
+    );
+    // A worker now finishes it.
+    let _worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
+    let mut conn = app.db().await;
+    let item_id = upload_db::submissions::find(&mut conn, sub)
+        .await
+        .unwrap()
+        .unwrap()
+        .item_id;
+    drop(conn);
+    let item = wait_item(&client, &item_id.to_string(), WAIT).await;
+    assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+    assert_moved_once(&app, &ups[0], &file).await;
 }

@@ -4,11 +4,17 @@
 //! `# NAME=value` lines are the defaults, exactly.
 
 use std::collections::{BTreeSet, HashMap};
-
 use upload_config::{ServerConfig, WorkerConfig};
 
-const TEMPLATE: &str = include_str!("../../deploy/production/upload.env.example");
-const CONFIG_SOURCE: &str = include_str!("../../crates/config/src/lib.rs");
+const TEMPLATE: &str = include_str!("../../../deploy/production/upload.env.example");
+/// Every file of the configuration crate.
+const CONFIG_SOURCES: [&str; 5] = [
+    include_str!("../../../crates/config/src/lib.rs"),
+    include_str!("../../../crates/config/src/source.rs"),
+    include_str!("../../../crates/config/src/shared.rs"),
+    include_str!("../../../crates/config/src/server.rs"),
+    include_str!("../../../crates/config/src/worker.rs"),
+];
 
 fn is_variable(name: &str) -> bool {
     name.starts_with("UPLOAD_")
@@ -43,10 +49,9 @@ fn names_in(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_template_names_every_variable_the_services_read_and_no_other() {
-    let read: BTreeSet<String> = CONFIG_SOURCE
-        .split('"')
-        .skip(1)
-        .step_by(2)
+    let read: BTreeSet<String> = CONFIG_SOURCES
+        .iter()
+        .flat_map(|source| source.split('"').skip(1).step_by(2))
         .filter(|s| is_variable(s))
         .map(str::to_owned)
         .collect();

@@ -1,0 +1,157 @@
+//! What the gRPC server reads: the upload policy, token verification, the
+//! listen address.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use upload_domain::TypePolicy;
+
+use crate::source::{MIB, at_most, parsed, positive, required};
+use crate::{ConfigError, DatabaseConfig, Env, Source, StoreConfig};
+
+/// The rules an upload must follow.
+#[derive(Debug, Clone)]
+pub struct UploadPolicyConfig {
+    /// `UPLOAD_LIMIT_STANDARD_BYTES`: largest file for standard sellers (default 500 MiB).
+    pub standard_limit_bytes: u64,
+    /// `UPLOAD_LIMIT_PREMIUM_BYTES`: largest file for premium sellers (default 1 GiB).
+    pub premium_limit_bytes: u64,
+    /// `UPLOAD_DEFAULT_PART_SIZE_BYTES`: part size when the client has no preference (default 16 MiB).
+    pub default_part_size_bytes: u64,
+    /// `UPLOAD_SIGN_EXPIRY_SECS`: how long a signed part URL stays valid (default 900).
+    pub sign_expiry: Duration,
+    /// `UPLOAD_TTL_SECS`: time to finish an upload before it expires (default 1 day).
+    pub upload_ttl: Duration,
+    /// `UPLOAD_PROGRESS_REFRESH_MS`: while someone watches an unfinished upload, how
+    /// often the server asks the store how much it holds (default 2000).
+    pub progress_refresh: Duration,
+    /// `UPLOAD_ALLOWED_TYPES`: comma-separated content types, `type/*` for a family
+    /// (default: media, documents, archives, fonts; see [`TypePolicy::DEFAULT`]).
+    pub allowed_types: TypePolicy,
+    /// `UPLOAD_DOWNLOAD_URL_EXPIRY_SECS`: how long a version's download URL stays
+    /// valid (default 300, at most 1 day).
+    pub download_expiry: Duration,
+}
+
+impl UploadPolicyConfig {
+    /// Reads the upload policy.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            standard_limit_bytes: positive(
+                "UPLOAD_LIMIT_STANDARD_BYTES",
+                parsed(src, "UPLOAD_LIMIT_STANDARD_BYTES", 500 * MIB)?,
+            )?,
+            premium_limit_bytes: positive(
+                "UPLOAD_LIMIT_PREMIUM_BYTES",
+                parsed(src, "UPLOAD_LIMIT_PREMIUM_BYTES", 1024 * MIB)?,
+            )?,
+            default_part_size_bytes: positive(
+                "UPLOAD_DEFAULT_PART_SIZE_BYTES",
+                parsed(src, "UPLOAD_DEFAULT_PART_SIZE_BYTES", 16 * MIB)?,
+            )?,
+            sign_expiry: Duration::from_secs(at_most(
+                "UPLOAD_SIGN_EXPIRY_SECS",
+                positive(
+                    "UPLOAD_SIGN_EXPIRY_SECS",
+                    parsed(src, "UPLOAD_SIGN_EXPIRY_SECS", 900)?,
+                )?,
+                // SigV4 presigned URLs live at most 7 days.
+                7 * 24 * 3600,
+            )?),
+            upload_ttl: Duration::from_secs(positive(
+                "UPLOAD_TTL_SECS",
+                parsed(src, "UPLOAD_TTL_SECS", 24 * 3600)?,
+            )?),
+            download_expiry: Duration::from_secs(at_most(
+                "UPLOAD_DOWNLOAD_URL_EXPIRY_SECS",
+                positive(
+                    "UPLOAD_DOWNLOAD_URL_EXPIRY_SECS",
+                    parsed(src, "UPLOAD_DOWNLOAD_URL_EXPIRY_SECS", 300)?,
+                )?,
+                24 * 3600,
+            )?),
+            progress_refresh: Duration::from_millis(positive(
+                "UPLOAD_PROGRESS_REFRESH_MS",
+                parsed(src, "UPLOAD_PROGRESS_REFRESH_MS", 2000)?,
+            )?),
+            allowed_types: parsed(
+                src,
+                "UPLOAD_ALLOWED_TYPES",
+                TypePolicy::DEFAULT
+                    .parse()
+                    .map_err(|reason| ConfigError::Invalid {
+                        name: "UPLOAD_ALLOWED_TYPES",
+                        value: TypePolicy::DEFAULT.into(),
+                        reason,
+                    })?,
+            )?,
+        })
+    }
+}
+
+/// Token verification settings.
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// `UPLOAD_JWT_SECRET`: the HS256 secret that signs bearer tokens.
+    pub jwt_secret: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// Reads the auth settings; the secret must be at least 32 bytes.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let jwt_secret = required(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
+        if jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_JWT_SECRET",
+                value: "<redacted>".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Self { jwt_secret })
+    }
+}
+
+/// Everything the gRPC server needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `UPLOAD_GRPC_ADDR` (default 127.0.0.1:50051).
+    pub listen_addr: SocketAddr,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// Upload rules.
+    pub policy: UploadPolicyConfig,
+    /// Token settings.
+    pub auth: AuthConfig,
+}
+
+impl ServerConfig {
+    /// Reads the server's configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads the server's configuration from `src`.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen_addr: parsed(
+                src,
+                "UPLOAD_GRPC_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 50051)),
+            )?,
+            database: DatabaseConfig::from_source(src)?,
+            store: StoreConfig::from_source(src)?,
+            policy: UploadPolicyConfig::from_source(src)?,
+            auth: AuthConfig::from_source(src)?,
+        })
+    }
+}

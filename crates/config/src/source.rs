@@ -1,0 +1,112 @@
+//! Where variables come from, what a bad one looks like, and the helpers that
+//! read numbers and bounds with an error naming the variable.
+
+use std::str::FromStr;
+
+/// A configuration problem, naming the environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {name} is not set ({hint})")]
+    Missing {
+        /// The variable's name.
+        name: &'static str,
+        /// What the variable is for.
+        hint: &'static str,
+    },
+    /// A variable is set but cannot be parsed.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// The value found.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// Where to read variables from: the process environment, or a map in tests.
+pub trait Source {
+    /// The variable's value, if set and non-empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, String, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+pub(crate) const MIB: u64 = 1024 * 1024;
+pub(crate) const GIB: u64 = 1024 * MIB;
+
+pub(crate) fn required(
+    src: &dyn Source,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<String, ConfigError> {
+    src.get(name).ok_or(ConfigError::Missing { name, hint })
+}
+
+pub(crate) fn parsed<T>(src: &dyn Source, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match src.get(name) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+            value,
+        }),
+    }
+}
+
+pub(crate) fn positive(name: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "must be greater than zero".into(),
+        });
+    }
+    Ok(value)
+}
+
+pub(crate) fn at_most(name: &'static str, value: u64, max: u64) -> Result<u64, ConfigError> {
+    if value > max {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: format!("must be at most {max}"),
+        });
+    }
+    Ok(value)
+}
+
+pub(crate) fn between(
+    name: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    if value < min {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: format!("must be at least {min}"),
+        });
+    }
+    at_most(name, value, max)
+}

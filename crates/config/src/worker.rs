@@ -1,0 +1,211 @@
+//! What the workers read: the scanner, the webhook, the media tools, attempts and
+//! delays.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::source::{parsed, positive, required};
+use crate::{ConfigError, DatabaseConfig, Env, Source, StoreConfig, UploadPolicyConfig};
+
+/// Where the malware scanner listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClamdAddr {
+    /// `host:port`.
+    Tcp(String),
+    /// A unix socket path (starts with `/`).
+    Unix(std::path::PathBuf),
+}
+
+impl FromStr for ClamdAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with('/') {
+            Ok(Self::Unix(s.into()))
+        } else if s
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        {
+            Ok(Self::Tcp(s.to_owned()))
+        } else {
+            Err("expected host:port or an absolute unix socket path".into())
+        }
+    }
+}
+
+/// Where the seller notifications are posted, and the key that signs them.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// `UPLOAD_WEBHOOK_URL`.
+    pub url: String,
+    /// `UPLOAD_WEBHOOK_SECRET`: HMAC-SHA256 key, at least 32 bytes.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// Reads the webhook settings; `None` when no URL is set.
+    pub fn from_source(src: &dyn Source) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = src.get("UPLOAD_WEBHOOK_URL") else {
+            return Ok(None);
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_WEBHOOK_URL",
+                value: url,
+                reason: "must be an http:// or https:// URL".into(),
+            });
+        }
+        let secret = required(
+            src,
+            "UPLOAD_WEBHOOK_SECRET",
+            "HMAC key for webhook signatures, needed when UPLOAD_WEBHOOK_URL is set",
+        )?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_WEBHOOK_SECRET",
+                value: "<redacted>".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Some(Self { url, secret }))
+    }
+}
+
+/// How previews and media probes run.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// `UPLOAD_FFMPEG_PATH` (default `/usr/bin/ffmpeg`).
+    pub ffmpeg: std::path::PathBuf,
+    /// `UPLOAD_FFPROBE_PATH` (default `/usr/bin/ffprobe`).
+    pub ffprobe: std::path::PathBuf,
+    /// `UPLOAD_MEDIA_TIMEOUT_SECS`: one ffmpeg or ffprobe run is killed after this (default 300).
+    pub timeout: Duration,
+    /// `UPLOAD_MEDIA_CONCURRENCY`: ffmpeg/ffprobe processes at once per worker (default 1).
+    pub concurrency: usize,
+    /// `UPLOAD_THUMBNAIL_SIZES`: longest side of each image thumbnail, in pixels (default `256,1024`).
+    pub thumbnail_sizes: Vec<u32>,
+    /// `UPLOAD_VIDEO_THUMBNAIL_SIZE`: longest side of a video's thumbnail (default 640).
+    pub video_thumbnail_size: u32,
+    /// `UPLOAD_CLIP_SECONDS`: length of a video's preview clip (default 6).
+    pub clip_seconds: u32,
+    /// `UPLOAD_CLIP_HEIGHT`: height of the preview clip in pixels (default 240).
+    pub clip_height: u32,
+}
+
+impl MediaConfig {
+    /// Reads the media settings.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let sizes = src
+            .get("UPLOAD_THUMBNAIL_SIZES")
+            .unwrap_or_else(|| "256,1024".into());
+        let thumbnail_sizes = sizes
+            .split(',')
+            .map(|s| s.trim().parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .filter(|v| !v.is_empty() && v.iter().all(|s| (16..=4096).contains(s)))
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "UPLOAD_THUMBNAIL_SIZES",
+                value: sizes.clone(),
+                reason: "expected comma-separated pixel sizes between 16 and 4096".into(),
+            })?;
+        Ok(Self {
+            ffmpeg: parsed(src, "UPLOAD_FFMPEG_PATH", "/usr/bin/ffmpeg".into())?,
+            ffprobe: parsed(src, "UPLOAD_FFPROBE_PATH", "/usr/bin/ffprobe".into())?,
+            timeout: Duration::from_secs(positive(
+                "UPLOAD_MEDIA_TIMEOUT_SECS",
+                parsed(src, "UPLOAD_MEDIA_TIMEOUT_SECS", 300)?,
+            )?),
+            concurrency: positive(
+                "UPLOAD_MEDIA_CONCURRENCY",
+                parsed(src, "UPLOAD_MEDIA_CONCURRENCY", 1u64)?,
+            )? as usize,
+            thumbnail_sizes,
+            video_thumbnail_size: positive(
+                "UPLOAD_VIDEO_THUMBNAIL_SIZE",
+                parsed(src, "UPLOAD_VIDEO_THUMBNAIL_SIZE", 640)?,
+            )? as u32,
+            clip_seconds: positive(
+                "UPLOAD_CLIP_SECONDS",
+                parsed(src, "UPLOAD_CLIP_SECONDS", 6)?,
+            )? as u32,
+            clip_height: positive(
+                "UPLOAD_CLIP_HEIGHT",
+                parsed(src, "UPLOAD_CLIP_HEIGHT", 240)?,
+            )? as u32,
+        })
+    }
+}
+
+/// Everything the workers need.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// Upload rules (the type allow-list).
+    pub policy: UploadPolicyConfig,
+    /// `UPLOAD_CLAMD_ADDR`: the malware scanner (default 127.0.0.1:3310).
+    pub clamd: ClamdAddr,
+    /// Previews and probes.
+    pub media: MediaConfig,
+    /// Seller notification webhook, when configured.
+    pub webhook: Option<WebhookConfig>,
+    /// `UPLOAD_JOB_MAX_ATTEMPTS`: attempts per job before the upload fails (default 5).
+    pub max_attempts: u32,
+    /// `UPLOAD_JOB_RETRY_BASE_SECS`: first retry delay, doubled each attempt (default 5).
+    pub retry_base: Duration,
+    /// `UPLOAD_WORKER_CONCURRENCY`: jobs run at once per queue (default 4).
+    pub concurrency: usize,
+    /// `UPLOAD_SWEEP_INTERVAL_SECS`: how often the sweeper looks for stuck uploads (default 60).
+    pub sweep_interval: Duration,
+    /// `UPLOAD_STUCK_AFTER_SECS`: processing with no live job this long is stuck (default 900).
+    pub stuck_after: Duration,
+}
+
+impl WorkerConfig {
+    /// Reads the worker's configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    /// Reads the worker's configuration from `src`.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::from_source(src)?,
+            store: StoreConfig::from_source(src)?,
+            policy: UploadPolicyConfig::from_source(src)?,
+            clamd: parsed(
+                src,
+                "UPLOAD_CLAMD_ADDR",
+                ClamdAddr::Tcp("127.0.0.1:3310".into()),
+            )?,
+            media: MediaConfig::from_source(src)?,
+            webhook: WebhookConfig::from_source(src)?,
+            max_attempts: positive(
+                "UPLOAD_JOB_MAX_ATTEMPTS",
+                parsed(src, "UPLOAD_JOB_MAX_ATTEMPTS", 5u64)?,
+            )? as u32,
+            retry_base: Duration::from_secs(parsed(src, "UPLOAD_JOB_RETRY_BASE_SECS", 5)?),
+            concurrency: positive(
+                "UPLOAD_WORKER_CONCURRENCY",
+                parsed(src, "UPLOAD_WORKER_CONCURRENCY", 4u64)?,
+            )? as usize,
+            sweep_interval: Duration::from_secs(positive(
+                "UPLOAD_SWEEP_INTERVAL_SECS",
+                parsed(src, "UPLOAD_SWEEP_INTERVAL_SECS", 60)?,
+            )?),
+            stuck_after: Duration::from_secs(parsed(src, "UPLOAD_STUCK_AFTER_SECS", 900)?),
+        })
+    }
+}

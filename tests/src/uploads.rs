@@ -1,0 +1,185 @@
+//! Uploads as tests make them: clients and tokens for sellers, whole or partial
+//! uploads, waiting for an upload to settle, and following its progress.
+
+use std::time::Duration;
+
+use upload_client::UploadClient;
+use upload_domain::{SellerGroup, SellerId};
+
+use crate::{TestApp, TestFile, pb};
+
+impl TestApp {
+    /// and completes it.
+    pub async fn upload_whole(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        name: &str,
+        content_type: &str,
+    ) -> (UploadClient, pb::Upload) {
+        let client = self.client(seller, SellerGroup::Standard).await;
+        let upload = client
+            .create(name, file.size, content_type, None)
+            .await
+            .expect("CreateUpload");
+        let all: Vec<u32> = (1..=upload.part_count).collect();
+        client
+            .send_parts(
+                &upload,
+                &file.path,
+                &all,
+                upload_client::SendOptions::default(),
+                |_, _| {},
+            )
+            .await
+            .expect("sending parts");
+        let done = client
+            .complete(&upload.upload_id)
+            .await
+            .expect("CompleteUpload");
+        (client, done)
+    }
+
+    /// Reads a whole object (small ones: previews) into memory.
+    pub async fn object_bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .store
+            .client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
+    /// A bearer token for a seller.
+    pub fn token(&self, seller: &str, group: SellerGroup) -> String {
+        let seller: SellerId = seller.parse().expect("valid seller id");
+        self.keys
+            .mint(&seller, group, Duration::from_secs(3600))
+            .expect("minting a token")
+    }
+
+    /// A connected client for a seller.
+    pub async fn client(&self, seller: &str, group: SellerGroup) -> UploadClient {
+        UploadClient::connect(&self.endpoint, &self.token(seller, group))
+            .await
+            .expect("connecting to the test server")
+    }
+
+    /// `parts` of it (every part when `None`); does not complete it.
+    pub async fn upload_parts(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        parts: Option<&[u32]>,
+    ) -> (UploadClient, pb::Upload) {
+        let client = self.client(seller, SellerGroup::Standard).await;
+        let upload = client
+            .create(
+                "product.bin",
+                file.size,
+                "application/octet-stream",
+                Some(5 * 1024 * 1024),
+            )
+            .await
+            .expect("CreateUpload");
+        let all: Vec<u32> = (1..=upload.part_count).collect();
+        client
+            .send_parts(
+                &upload,
+                &file.path,
+                parts.unwrap_or(&all),
+                upload_client::SendOptions::default(),
+                |_, _| {},
+            )
+            .await
+            .expect("sending parts");
+        (client, upload)
+    }
+
+    /// died between CompleteMultipartUpload and its database write would leave it.
+    pub async fn complete_in_store_only(&self) {
+        let row = self.first_upload().await;
+        let multipart =
+            upload_storage::MultipartUpload::of(&row.owner_id, row.id, &row.store_upload_id);
+        let parts = self.store.list_parts(&multipart).await.expect("ListParts");
+        self.store
+            .complete_multipart(&multipart, &parts)
+            .await
+            .expect("CompleteMultipartUpload");
+    }
+
+    /// multipart upload is gone).
+    pub async fn first_upload_parts(
+        &self,
+    ) -> Result<Vec<upload_storage::StoredPart>, upload_storage::StoreError> {
+        let row = self.first_upload().await;
+        self.store
+            .list_parts(&upload_storage::MultipartUpload::of(
+                &row.owner_id,
+                row.id,
+                &row.store_upload_id,
+            ))
+            .await
+    }
+
+    /// Waits until the upload settles, or panics after `timeout`.
+    pub async fn wait_settled(
+        &self,
+        client: &UploadClient,
+        upload_id: &str,
+        timeout: Duration,
+    ) -> pb::Upload {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let upload = client
+                .get(upload_id)
+                .await
+                .expect("GetUpload")
+                .upload
+                .expect("upload");
+            let state = pb::UploadState::try_from(upload.state).unwrap_or_default();
+            if matches!(
+                state,
+                pb::UploadState::Ready
+                    | pb::UploadState::Failed
+                    | pb::UploadState::Rejected
+                    | pb::UploadState::Quarantined
+                    | pb::UploadState::Aborted
+                    | pb::UploadState::Expired
+            ) {
+                return upload;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "upload {upload_id} still {state:?} after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Opens WatchProgress on `upload_id` and collects every update in the background
+/// until the stream ends (the upload settled).
+pub async fn follow(
+    client: &UploadClient,
+    upload_id: &str,
+) -> tokio::task::JoinHandle<Vec<pb::WatchProgressResponse>> {
+    use futures::StreamExt;
+    let mut watch = client.watch(upload_id).await.expect("WatchProgress");
+    tokio::spawn(async move {
+        let mut updates = Vec::new();
+        while let Some(update) = watch.next().await {
+            updates.push(update.expect("progress update"));
+        }
+        updates
+    })
+}
+
+/// The gRPC status code of a failed call.
+pub fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> tonic::Code {
+    result.expect_err("the call should have failed").code()
+}

@@ -1,0 +1,26 @@
+//! The API on the real stack, one module per RPC (the ItemService's access calls
+//! together in `access`), plus authentication and gRPC-web across them.
+
+mod abort_upload;
+mod access;
+mod auth;
+mod complete_upload;
+mod create_upload;
+mod get_download_url;
+mod get_item;
+mod get_upload;
+mod grpc_web;
+mod list_uploaded_parts;
+mod list_versions;
+mod set_current_version;
+mod sign_part;
+mod submit_item;
+mod watch_item;
+mod watch_progress;
+
+use upload_e2e::pb;
+
+pub(crate) fn only_file(item: &pb::Item) -> &pb::ItemFile {
+    assert_eq!(item.files.len(), 1, "{item:?}");
+    &item.files[0]
+}

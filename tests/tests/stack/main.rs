@@ -1,0 +1,10 @@
+//! The stack's parts and the whole path through them: clamd with the shipped
+//! signatures, ffmpeg runs, migrations, the production settings template, a large
+//! upload end to end, and the browser page.
+
+mod clamd;
+mod ffmpeg_runs;
+mod migrations;
+mod production_config;
+mod upload_flow;
+mod web_page;
