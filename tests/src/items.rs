@@ -134,8 +134,7 @@ impl TestApp {
 
 /// Polls GetItem until the item's latest submission is stored or failed.
 pub async fn wait_item(client: &UploadClient, item_id: &str, timeout: Duration) -> pb::Item {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
+    crate::poll_until(&format!("item {item_id} to settle"), timeout, || async {
         let item = client
             .items()
             .get_item(pb::GetItemRequest {
@@ -147,18 +146,13 @@ pub async fn wait_item(client: &UploadClient, item_id: &str, timeout: Duration) 
             .item
             .expect("item");
         let state = pb::SubmissionState::try_from(item.state).unwrap_or_default();
-        if matches!(
+        let settled = matches!(
             state,
             pb::SubmissionState::Stored | pb::SubmissionState::Failed
-        ) {
-            return item;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "item {item_id} still {state:?} after {timeout:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (settled, item)
+    })
+    .await
 }
 
 /// Submits a new item of one upload and returns the answer; panics if refused.
@@ -177,6 +171,29 @@ pub async fn submit_new_item(
         .into_inner()
 }
 
+/// Submits `upload_id` as the next version of `file_id` of the digital-file item
+/// `item_id` (titled "Font pack"), and waits until the submission settles.
+pub async fn submit_version(
+    client: &UploadClient,
+    key: &str,
+    item_id: &str,
+    file_id: &str,
+    upload_id: &str,
+) -> pb::Item {
+    client
+        .items()
+        .submit_item(submission(
+            key,
+            item_id,
+            pb::ItemKind::DigitalFile,
+            "Font pack",
+            &[(upload_id, file_id)],
+        ))
+        .await
+        .expect("SubmitItem update");
+    wait_item(client, item_id, crate::WAIT).await
+}
+
 /// An item of one file stored twice, for the calls that read and choose versions.
 pub struct TwoVersions {
     /// The owner's client.
@@ -189,6 +206,40 @@ pub struct TwoVersions {
     pub first: TestFile,
     /// Version 2 (current), stored as `pack v2.zip`.
     pub second: TestFile,
+}
+
+impl TwoVersions {
+    /// GetDownloadUrl of `version` (0: the current one).
+    pub async fn download(
+        &self,
+        version: u32,
+    ) -> Result<pb::GetDownloadUrlResponse, tonic::Status> {
+        self.client
+            .items()
+            .get_download_url(pb::GetDownloadUrlRequest {
+                item_id: self.item_id.clone(),
+                file_id: self.file_id.clone(),
+                version,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// SetCurrentVersion to `version`.
+    pub async fn set_current(
+        &self,
+        version: u32,
+    ) -> Result<pb::SetCurrentVersionResponse, tonic::Status> {
+        self.client
+            .items()
+            .set_current_version(pb::SetCurrentVersionRequest {
+                item_id: self.item_id.clone(),
+                file_id: self.file_id.clone(),
+                version,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
 }
 
 impl TestApp {
@@ -214,18 +265,7 @@ impl TestApp {
         let (_, up2) = self
             .ready_upload(seller, &second, "pack v2.zip", "application/octet-stream")
             .await;
-        client
-            .items()
-            .submit_item(submission(
-                "v2",
-                &item_id,
-                pb::ItemKind::DigitalFile,
-                "Font pack",
-                &[(&up2.upload_id, &file_id)],
-            ))
-            .await
-            .expect("SubmitItem update");
-        let item = wait_item(&client, &item_id, crate::WAIT).await;
+        let item = submit_version(&client, "v2", &item_id, &file_id, &up2.upload_id).await;
         assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
         TwoVersions {
             client,

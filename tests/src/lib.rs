@@ -29,4 +29,4 @@ pub use upload_client::pb;
 pub const MIB: u64 = 1024 * 1024;
 /// How long a test waits for background work to settle.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-pub use uploads::{code, follow};
+pub use uploads::{code, follow, poll_until};

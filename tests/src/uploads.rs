@@ -9,6 +9,7 @@ use upload_domain::{SellerGroup, SellerId};
 use crate::{TestApp, TestFile, pb};
 
 impl TestApp {
+    /// Uploads `file` whole as `name` of type `content_type` for a standard seller
     /// and completes it.
     pub async fn upload_whole(
         &self,
@@ -17,22 +18,9 @@ impl TestApp {
         name: &str,
         content_type: &str,
     ) -> (UploadClient, pb::Upload) {
-        let client = self.client(seller, SellerGroup::Standard).await;
-        let upload = client
-            .create(name, file.size, content_type, None)
-            .await
-            .expect("CreateUpload");
-        let all: Vec<u32> = (1..=upload.part_count).collect();
-        client
-            .send_parts(
-                &upload,
-                &file.path,
-                &all,
-                upload_client::SendOptions::default(),
-                |_, _| {},
-            )
-            .await
-            .expect("sending parts");
+        let (client, upload) = self
+            .create_and_send(seller, file, (name, content_type, None), None)
+            .await;
         let done = client
             .complete(&upload.upload_id)
             .await
@@ -69,6 +57,7 @@ impl TestApp {
             .expect("connecting to the test server")
     }
 
+    /// Creates an upload of `file` in 5 MiB parts for a standard seller and sends
     /// `parts` of it (every part when `None`); does not complete it.
     pub async fn upload_parts(
         &self,
@@ -76,14 +65,26 @@ impl TestApp {
         file: &TestFile,
         parts: Option<&[u32]>,
     ) -> (UploadClient, pb::Upload) {
+        let declared = (
+            "product.bin",
+            "application/octet-stream",
+            Some(5 * crate::MIB),
+        );
+        self.create_and_send(seller, file, declared, parts).await
+    }
+
+    /// Creates an upload of `file` for a standard seller, declared as (name,
+    /// content type, part size), and sends `parts` of it (every part when `None`).
+    async fn create_and_send(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        (name, content_type, part_size): (&str, &str, Option<u64>),
+        parts: Option<&[u32]>,
+    ) -> (UploadClient, pb::Upload) {
         let client = self.client(seller, SellerGroup::Standard).await;
         let upload = client
-            .create(
-                "product.bin",
-                file.size,
-                "application/octet-stream",
-                Some(5 * 1024 * 1024),
-            )
+            .create(name, file.size, content_type, part_size)
             .await
             .expect("CreateUpload");
         let all: Vec<u32> = (1..=upload.part_count).collect();
@@ -100,6 +101,7 @@ impl TestApp {
         (client, upload)
     }
 
+    /// Assembles the test's first upload in the store directly, as a server that
     /// died between CompleteMultipartUpload and its database write would leave it.
     pub async fn complete_in_store_only(&self) {
         let row = self.first_upload().await;
@@ -112,6 +114,7 @@ impl TestApp {
             .expect("CompleteMultipartUpload");
     }
 
+    /// What the store lists of the test's first upload's parts (an error once the
     /// multipart upload is gone).
     pub async fn first_upload_parts(
         &self,
@@ -133,32 +136,52 @@ impl TestApp {
         upload_id: &str,
         timeout: Duration,
     ) -> pb::Upload {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let upload = client
-                .get(upload_id)
-                .await
-                .expect("GetUpload")
-                .upload
-                .expect("upload");
-            let state = pb::UploadState::try_from(upload.state).unwrap_or_default();
-            if matches!(
-                state,
-                pb::UploadState::Ready
-                    | pb::UploadState::Failed
-                    | pb::UploadState::Rejected
-                    | pb::UploadState::Quarantined
-                    | pb::UploadState::Aborted
-                    | pb::UploadState::Expired
-            ) {
-                return upload;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "upload {upload_id} still {state:?} after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        poll_until(
+            &format!("upload {upload_id} to settle"),
+            timeout,
+            || async {
+                let upload = client
+                    .get(upload_id)
+                    .await
+                    .expect("GetUpload")
+                    .upload
+                    .expect("upload");
+                let state = pb::UploadState::try_from(upload.state).unwrap_or_default();
+                let settled = matches!(
+                    state,
+                    pb::UploadState::Ready
+                        | pb::UploadState::Failed
+                        | pb::UploadState::Rejected
+                        | pb::UploadState::Quarantined
+                        | pb::UploadState::Aborted
+                        | pb::UploadState::Expired
+                );
+                (settled, upload)
+            },
+        )
+        .await
+    }
+}
+
+/// Calls `probe` every 100 ms until it reports done, and returns what it found
+/// then; panics with the last finding after `timeout`.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    T: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = (bool, T)>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (done, found) = probe().await;
+        if done {
+            return found;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {timeout:?} for {what}; last seen: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

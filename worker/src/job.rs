@@ -24,6 +24,29 @@ pub trait Job: Send + Sync + 'static {
     fn run(ctx: &JobContext, job: Self::Payload) -> BoxFuture<'_, Result<(), JobError>>;
 }
 
+/// Declares a job: a unit type named for it, its payload and queue, and its body
+/// (an async fn taking the context and the payload).
+macro_rules! job {
+    ($(#[$doc:meta])* $name:ident, $payload:ty, $queue:expr, $body:path) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl $crate::job::Job for $name {
+            type Payload = $payload;
+            const QUEUE: upload_db::jobs::Queue = $queue;
+
+            fn run(
+                ctx: &$crate::JobContext,
+                job: $payload,
+            ) -> futures::future::BoxFuture<'_, Result<(), $crate::outcome::JobError>> {
+                Box::pin($body(ctx, job))
+            }
+        }
+    };
+}
+
+pub(crate) use job;
+
 /// What a job works on, and how it ends when the job gives up.
 pub trait Subject: JobPayload + std::fmt::Debug + Send + Sync + 'static {
     /// Records that the subject failed (and tells the seller), once.

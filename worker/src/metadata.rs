@@ -5,28 +5,23 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::future::BoxFuture;
 use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::MediaRow;
 use upload_domain::{MediaKind, Stage, StageStatus};
 
 use crate::JobContext;
-use crate::job::Job;
+use crate::job::job;
 use crate::media::{MediaError, ProbeReport};
 use crate::outcome::JobError;
 use crate::processing;
 
-/// The metadata queue's job.
-pub struct Metadata;
-
-impl Job for Metadata {
-    type Payload = UploadJob;
-    const QUEUE: Queue = Queue::Metadata;
-
-    fn run(ctx: &JobContext, job: UploadJob) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(run(ctx, job))
-    }
-}
+job!(
+    /// The metadata queue's job.
+    Metadata,
+    UploadJob,
+    Queue::Metadata,
+    run
+);
 
 /// How a probe's failure is treated: a tool that would not start, ran out of time
 /// or met a store error may do better next time; so may an exit with an error (the

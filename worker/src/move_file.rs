@@ -15,7 +15,6 @@
 //! overwritten.
 
 use diesel_async::AsyncConnection;
-use futures::future::BoxFuture;
 use upload_db::jobs::{Queue, SubmissionJob};
 use upload_db::models::{
     MetadataRow, NewNotification, PreviewRow, StoredObjectRow, SubmissionFileRow, SubmissionRow,
@@ -29,20 +28,16 @@ use upload_domain::{
 use upload_storage::StorageKey;
 
 use crate::JobContext;
-use crate::job::Job;
+use crate::job::job;
 use crate::outcome::JobError;
 
-/// The move queue's job.
-pub struct Move;
-
-impl Job for Move {
-    type Payload = SubmissionJob;
-    const QUEUE: Queue = Queue::Move;
-
-    fn run(ctx: &JobContext, job: SubmissionJob) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(run(ctx, job))
-    }
-}
+job!(
+    /// The move queue's job.
+    Move,
+    SubmissionJob,
+    Queue::Move,
+    run
+);
 
 /// Runs the move job for one submission.
 pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {

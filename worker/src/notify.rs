@@ -7,26 +7,21 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::future::BoxFuture;
 use hmac::{KeyInit, Mac};
 use upload_db::jobs::{NotifyJob, Queue};
 use upload_db::models::NotificationRow;
 
 use crate::JobContext;
-use crate::job::Job;
+use crate::job::job;
 use crate::outcome::JobError;
 
-/// The notify queue's job.
-pub struct Notify;
-
-impl Job for Notify {
-    type Payload = NotifyJob;
-    const QUEUE: Queue = Queue::Notify;
-
-    fn run(ctx: &JobContext, job: NotifyJob) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(run(ctx, job))
-    }
-}
+job!(
+    /// The notify queue's job.
+    Notify,
+    NotifyJob,
+    Queue::Notify,
+    run
+);
 
 /// The signature header's value for `body` sent at `timestamp`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {

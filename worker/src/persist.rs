@@ -1,25 +1,20 @@
 //! The persist job: saves a submitted item's fields in Postgres, then queues the
 //! move of its files. One transaction, so running it twice changes nothing.
 
-use futures::future::BoxFuture;
 use upload_db::jobs::{Queue, SubmissionJob};
 use upload_db::submissions;
 
 use crate::JobContext;
-use crate::job::Job;
+use crate::job::job;
 use crate::outcome::JobError;
 
-/// The persist queue's job.
-pub struct Persist;
-
-impl Job for Persist {
-    type Payload = SubmissionJob;
-    const QUEUE: Queue = Queue::Persist;
-
-    fn run(ctx: &JobContext, job: SubmissionJob) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(run(ctx, job))
-    }
-}
+job!(
+    /// The persist queue's job.
+    Persist,
+    SubmissionJob,
+    Queue::Persist,
+    run
+);
 
 /// Runs the persist job for one submission.
 pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {

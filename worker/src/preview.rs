@@ -8,30 +8,25 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::future::BoxFuture;
 use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::PreviewRow;
 use upload_domain::{Bucket, MediaKind, PreviewKind, Stage, StageStatus, UploadId};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
-use crate::job::Job;
+use crate::job::job;
 use crate::media::{self, Media};
 use crate::metadata::media_failure;
 use crate::outcome::JobError;
 use crate::processing;
 
-/// The preview queue's job.
-pub struct Preview;
-
-impl Job for Preview {
-    type Payload = UploadJob;
-    const QUEUE: Queue = Queue::Preview;
-
-    fn run(ctx: &JobContext, job: UploadJob) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(run(ctx, job))
-    }
-}
+job!(
+    /// The preview queue's job.
+    Preview,
+    UploadJob,
+    Queue::Preview,
+    run
+);
 
 /// One preview to make: its name (also its file and key name), kind and type.
 #[derive(Debug, Clone, PartialEq, Eq)]

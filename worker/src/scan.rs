@@ -6,7 +6,6 @@
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
-use futures::future::BoxFuture;
 use md5::Digest;
 use tokio::sync::{mpsc, watch};
 use upload_config::ClamdAddr;
@@ -21,21 +20,17 @@ use upload_domain::{
 use upload_storage::StorageKey;
 
 use crate::JobContext;
-use crate::job::Job;
+use crate::job::job;
 use crate::outcome::JobError;
 use crate::progress::ProgressReporter;
 
-/// The scan queue's job.
-pub struct Scan;
-
-impl Job for Scan {
-    type Payload = UploadJob;
-    const QUEUE: Queue = Queue::Scan;
-
-    fn run(ctx: &JobContext, job: UploadJob) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(run(ctx, job))
-    }
-}
+job!(
+    /// The scan queue's job.
+    Scan,
+    UploadJob,
+    Queue::Scan,
+    run
+);
 
 /// Consumers get the stream in blocks of this size (also clamd's INSTREAM chunk).
 /// Blocks are shared, not copied: with `BLOCKS_IN_FLIGHT` queued per consumer, a

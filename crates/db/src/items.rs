@@ -8,15 +8,13 @@ use crate::DbError;
 use crate::models::{ItemFileRow, ItemRow, SubmissionRow};
 use crate::schema::{item_files, item_submissions, items};
 
-/// One item.
-pub async fn item(conn: &mut AsyncPgConnection, id: ItemId) -> Result<Option<ItemRow>, DbError> {
-    Ok(items::table
-        .find(id)
-        .select(ItemRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// One item.
+    item,
+    items,
+    ItemId,
+    ItemRow
+);
 
 /// The item's latest submission.
 pub async fn latest_submission(

@@ -8,6 +8,27 @@
 //! names and enqueueing; `notifications` what sellers are told; `sweep` what the
 //! sweeper looks for.
 
+/// Declares `pub async fn $name(conn, key) -> Result<Option<$row>, DbError>`: the
+/// row of schema table `$table` (in scope) with that primary key, read as `$row`.
+macro_rules! find_by_key {
+    ($(#[$doc:meta])* $name:ident, $table:ident, $key:ty, $row:ty) => {
+        $(#[$doc])*
+        pub async fn $name(
+            conn: &mut diesel_async::AsyncPgConnection,
+            key: $key,
+        ) -> Result<Option<$row>, $crate::DbError> {
+            use diesel::prelude::*;
+            use diesel_async::RunQueryDsl;
+            Ok($table::table
+                .find(key)
+                .select(<$row>::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        }
+    };
+}
+
 mod error;
 pub mod grants;
 pub mod items;

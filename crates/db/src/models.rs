@@ -285,6 +285,25 @@ pub struct NewNotification {
 }
 
 impl NewNotification {
+    /// A fresh notification of `kind` to `seller`, about an upload or a submission.
+    fn to(
+        seller: &SellerId,
+        about: (Option<UploadId>, Option<SubmissionId>),
+        kind: NotificationKind,
+        message: String,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: NotificationId::new(),
+            seller_id: seller.clone(),
+            upload_id: about.0,
+            kind,
+            message,
+            details,
+            submission_id: about.1,
+        }
+    }
+
     /// A fresh notification to the owner of `upload`.
     pub fn about_upload(
         upload: &UploadRow,
@@ -292,15 +311,13 @@ impl NewNotification {
         message: String,
         details: serde_json::Value,
     ) -> Self {
-        Self {
-            id: NotificationId::new(),
-            seller_id: upload.owner_id.clone(),
-            upload_id: Some(upload.id),
+        Self::to(
+            &upload.owner_id,
+            (Some(upload.id), None),
             kind,
             message,
             details,
-            submission_id: None,
-        }
+        )
     }
 
     /// A fresh notification to the owner of a submission.
@@ -310,15 +327,13 @@ impl NewNotification {
         message: String,
         details: serde_json::Value,
     ) -> Self {
-        Self {
-            id: NotificationId::new(),
-            seller_id: submission.owner_id.clone(),
-            upload_id: None,
+        Self::to(
+            &submission.owner_id,
+            (None, Some(submission.id)),
             kind,
             message,
             details,
-            submission_id: Some(submission.id),
-        }
+        )
     }
 }
 

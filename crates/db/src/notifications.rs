@@ -42,18 +42,13 @@ pub async fn record(
     Ok(id)
 }
 
-/// One notification.
-pub async fn find(
-    conn: &mut AsyncPgConnection,
-    id: NotificationId,
-) -> Result<Option<NotificationRow>, DbError> {
-    Ok(notifications::table
-        .find(id)
-        .select(NotificationRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// One notification.
+    find,
+    notifications,
+    NotificationId,
+    NotificationRow
+);
 
 /// An upload's notifications, oldest first.
 pub async fn for_upload(

@@ -20,15 +20,13 @@ pub async fn save_scan(conn: &mut AsyncPgConnection, row: &ScanRow) -> Result<()
     Ok(())
 }
 
-/// The scan verdict, if any.
-pub async fn scan(conn: &mut AsyncPgConnection, id: UploadId) -> Result<Option<ScanRow>, DbError> {
-    Ok(upload_scans::table
-        .find(id)
-        .select(ScanRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// The scan verdict, if any.
+    scan,
+    upload_scans,
+    UploadId,
+    ScanRow
+);
 
 /// Records media facts; the first probe recorded stands.
 pub async fn save_media(conn: &mut AsyncPgConnection, row: &MediaRow) -> Result<(), DbError> {
@@ -41,18 +39,13 @@ pub async fn save_media(conn: &mut AsyncPgConnection, row: &MediaRow) -> Result<
     Ok(())
 }
 
-/// Media facts, if probed.
-pub async fn media(
-    conn: &mut AsyncPgConnection,
-    id: UploadId,
-) -> Result<Option<MediaRow>, DbError> {
-    Ok(upload_media::table
-        .find(id)
-        .select(MediaRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// Media facts, if probed.
+    media,
+    upload_media,
+    UploadId,
+    MediaRow
+);
 
 /// Records previews. A preview made again replaces the row for its name (its object
 /// was overwritten at the same key).

@@ -158,18 +158,13 @@ async fn lock(
         .optional()?)
 }
 
-/// One submission.
-pub async fn find(
-    conn: &mut AsyncPgConnection,
-    id: SubmissionId,
-) -> Result<Option<SubmissionRow>, DbError> {
-    Ok(item_submissions::table
-        .find(id)
-        .select(SubmissionRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// One submission.
+    find,
+    item_submissions,
+    SubmissionId,
+    SubmissionRow
+);
 
 /// A submission's uploads, in the order given.
 pub async fn files_of(

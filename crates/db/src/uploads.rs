@@ -18,18 +18,13 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUpload<'_>) -> Result
     Ok(())
 }
 
-/// The upload with this id, whoever owns it.
-pub async fn find(
-    conn: &mut AsyncPgConnection,
-    id: UploadId,
-) -> Result<Option<UploadRow>, DbError> {
-    Ok(uploads::table
-        .find(id)
-        .select(UploadRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// The upload with this id, whoever owns it.
+    find,
+    uploads,
+    UploadId,
+    UploadRow
+);
 
 /// The outcome of a guarded transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,18 +200,13 @@ pub async fn save_metadata(conn: &mut AsyncPgConnection, row: &MetadataRow) -> R
     Ok(())
 }
 
-/// The facts read from a file, once computed.
-pub async fn metadata(
-    conn: &mut AsyncPgConnection,
-    id: UploadId,
-) -> Result<Option<MetadataRow>, DbError> {
-    Ok(upload_metadata::table
-        .find(id)
-        .select(MetadataRow::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
+find_by_key!(
+    /// The facts read from a file, once computed.
+    metadata,
+    upload_metadata,
+    UploadId,
+    MetadataRow
+);
 
 #[cfg(test)]
 mod tests {

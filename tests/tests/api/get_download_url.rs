@@ -2,31 +2,19 @@
 //! one's), named as the seller named the file; a version that does not exist is
 //! not found.
 
-use upload_e2e::{TestApp, TwoVersions, code, fetch, pb};
+use upload_e2e::{TestApp, code, fetch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_version_downloads_its_own_bytes_under_its_own_name() {
     let app = TestApp::spawn().await;
-    let TwoVersions {
-        client,
-        item_id,
-        file_id,
-        first,
-        second,
-    } = app.item_with_two_versions("seller-download").await;
+    let item = app.item_with_two_versions("seller-download").await;
 
     // Both versions download with their own bytes, named as the seller named them.
-    for (version, file, name) in [(1, &first, "pack v1.zip"), (2, &second, "pack v2.zip")] {
-        let link = client
-            .items()
-            .get_download_url(pb::GetDownloadUrlRequest {
-                item_id: item_id.clone(),
-                file_id: file_id.clone(),
-                version,
-            })
-            .await
-            .expect("GetDownloadUrl")
-            .into_inner();
+    for (version, file, name) in [
+        (1, &item.first, "pack v1.zip"),
+        (2, &item.second, "pack v2.zip"),
+    ] {
+        let link = item.download(version).await.expect("GetDownloadUrl");
         let got = fetch(&link.url).await;
         assert_eq!(got.status, 200);
         assert_eq!(
@@ -52,29 +40,11 @@ async fn every_version_downloads_its_own_bytes_under_its_own_name() {
     }
 
     // Version 0 is the current one.
-    let current = client
-        .items()
-        .get_download_url(pb::GetDownloadUrlRequest {
-            item_id: item_id.clone(),
-            file_id: file_id.clone(),
-            version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let current = item.download(0).await.expect("GetDownloadUrl");
     assert_eq!(current.version.unwrap().version, 2);
     assert_eq!(
         fetch(&current.url).await.body,
-        std::fs::read(&second.path).unwrap()
+        std::fs::read(&item.second.path).unwrap()
     );
-
-    let missing = client
-        .items()
-        .get_download_url(pb::GetDownloadUrlRequest {
-            item_id: item_id.clone(),
-            file_id: file_id.clone(),
-            version: 3,
-        })
-        .await;
-    assert_eq!(code(missing), tonic::Code::NotFound);
+    assert_eq!(code(item.download(3).await), tonic::Code::NotFound);
 }

@@ -6,18 +6,19 @@ use upload_e2e::{TestApp, TwoVersions, code, pb};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_are_listed_newest_first_with_the_current_one_marked() {
     let app = TestApp::spawn().await;
+    let item = app.item_with_two_versions("seller-list").await;
     let TwoVersions {
         client,
         item_id,
         file_id,
         first,
         second,
-    } = app.item_with_two_versions("seller-list").await;
-    for file in [String::new(), file_id.clone()] {
+    } = &item;
+    for file in [String::new(), file_id.to_string()] {
         let versions = client
             .items()
             .list_versions(pb::ListVersionsRequest {
-                item_id: item_id.clone(),
+                item_id: item_id.to_string(),
                 file_id: file,
             })
             .await
@@ -41,7 +42,7 @@ async fn versions_are_listed_newest_first_with_the_current_one_marked() {
     let stranger = client
         .items()
         .list_versions(pb::ListVersionsRequest {
-            item_id: item_id.clone(),
+            item_id: item_id.to_string(),
             file_id: upload_domain::FileId::new().to_string(),
         })
         .await;

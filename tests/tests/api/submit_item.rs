@@ -3,7 +3,10 @@
 //! taken, and a refusal writes nothing.
 
 use crate::only_file;
-use upload_e2e::{EICAR, MIB, TestApp, TestFile, WAIT, pb, submission, submit_new_item, wait_item};
+use upload_domain::NotificationKind;
+use upload_e2e::{
+    EICAR, MIB, TestApp, TestFile, WAIT, pb, submission, submit_new_item, submit_version, wait_item,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2() {
@@ -69,18 +72,7 @@ async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2(
             "application/octet-stream",
         )
         .await;
-    client
-        .items()
-        .submit_item(submission(
-            "second",
-            &item_id,
-            pb::ItemKind::DigitalFile,
-            "Font pack",
-            &[(&up2.upload_id, &file_id)],
-        ))
-        .await
-        .expect("SubmitItem update");
-    let item = wait_item(&client, &item_id, WAIT).await;
+    let item = submit_version(&client, "second", &item_id, &file_id, &up2.upload_id).await;
     assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
     let file = only_file(&item);
     assert_eq!(
@@ -90,8 +82,11 @@ async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2(
 
     // The seller was told twice, once per submission.
     assert_eq!(
-        app.count("SELECT count(*) FROM notifications WHERE kind = 'item.stored'")
-            .await,
+        app.count(&format!(
+            "SELECT count(*) FROM notifications WHERE kind = '{}'",
+            NotificationKind::ItemStored
+        ))
+        .await,
         2
     );
 }

@@ -5,6 +5,7 @@
 
 use crate::{assert_moved_once, ready_then_no_worker, submit};
 use upload_db::jobs::SubmissionJob;
+use upload_domain::{FailureCode, NotificationKind};
 use upload_e2e::{
     AppOptions, MIB, TestApp, TestFile, WAIT, free_port, pb, submit_new_item, wait_item,
 };
@@ -116,7 +117,8 @@ async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_
         );
         assert_eq!(
             app.count(&format!(
-                "SELECT count(*) FROM notifications WHERE submission_id = '{id}' AND kind = 'item.stored'"
+                "SELECT count(*) FROM notifications WHERE submission_id = '{id}' AND kind = '{}'",
+                NotificationKind::ItemStored
             ))
             .await,
             1,
@@ -209,7 +211,7 @@ async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_th
     let item = wait_item(&client, &item_id.to_string(), WAIT).await;
     assert_eq!(item.state, pb::SubmissionState::Failed as i32, "{item:?}");
     let failure = item.failure.expect("failure");
-    assert_eq!(failure.code, "move_failed");
+    assert_eq!(failure.code, FailureCode::MoveFailed.as_str());
     assert!(failure.message.contains("3 attempts"), "{failure:?}");
     // Persisted once; the move tried three times, each attempt later than the last.
     assert_eq!(item.title, "down");
@@ -242,7 +244,8 @@ async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_th
     assert_eq!(upload.state, pb::UploadState::Ready as i32);
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM notifications WHERE submission_id = '{sub}' AND kind = 'item.failed'"
+            "SELECT count(*) FROM notifications WHERE submission_id = '{sub}' AND kind = '{}'",
+            NotificationKind::ItemFailed
         ))
         .await,
         1
@@ -332,7 +335,7 @@ async fn an_md5_key_holding_other_content_is_refused_and_never_overwritten() {
     let item = wait_item(&client, &res.item.unwrap().item_id, WAIT).await;
     assert_eq!(item.state, pb::SubmissionState::Failed as i32, "{item:?}");
     let failure = item.failure.expect("a failure");
-    assert_eq!(failure.code, "content_conflict");
+    assert_eq!(failure.code, FailureCode::ContentConflict.as_str());
     assert!(
         failure.message.contains("nothing was overwritten"),
         "{failure:?}"
@@ -352,10 +355,12 @@ async fn an_md5_key_holding_other_content_is_refused_and_never_overwritten() {
     let upload = client.get(&up.upload_id).await.unwrap().upload.unwrap();
     assert_eq!(upload.state, pb::UploadState::Ready as i32);
     assert_eq!(
-        app.count(
-            "SELECT count(*) FROM notifications WHERE kind = 'item.failed'
-               AND details->>'code' = 'content_conflict'"
-        )
+        app.count(&format!(
+            "SELECT count(*) FROM notifications WHERE kind = '{}'
+               AND details->>'code' = '{}'",
+            NotificationKind::ItemFailed,
+            FailureCode::ContentConflict
+        ))
         .await,
         1
     );

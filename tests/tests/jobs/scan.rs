@@ -5,8 +5,9 @@
 
 use crate::{SECRET, app_with_webhook};
 use std::time::Duration;
+use upload_domain::{FailureCode, NotificationKind, ScanVerdict};
 use upload_e2e::{
-    AppOptions, Clamd, EICAR, MIB, TestApp, TestFile, free_port, pb, signature_valid, zipped,
+    AppOptions, Clamd, EICAR, MIB, TestApp, TestFile, WAIT, free_port, pb, signature_valid, zipped,
 };
 
 async fn assert_quarantined(file: TestFile, name: &str, content_type: &str) {
@@ -36,7 +37,7 @@ async fn assert_quarantined(file: TestFile, name: &str, content_type: &str) {
         .expect("an update");
     assert_eq!(last.state, pb::UploadState::Quarantined as i32, "{last:?}");
     let failure = last.failure.expect("the reason is on the stream");
-    assert_eq!(failure.code, "infected");
+    assert_eq!(failure.code, FailureCode::Infected.as_str());
     let scan = last.scan.expect("the verdict is on the stream");
     assert_eq!(scan.verdict, pb::ScanVerdict::Infected as i32);
     assert!(scan.signature.contains("EICAR"), "{scan:?}");
@@ -68,8 +69,9 @@ async fn assert_quarantined(file: TestFile, name: &str, content_type: &str) {
     );
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM upload_scans WHERE upload_id = '{id}' AND verdict = 'infected'
-               AND quarantine_key = '{quarantine_key}' AND signature LIKE '%EICAR%'"
+            "SELECT count(*) FROM upload_scans WHERE upload_id = '{id}' AND verdict = '{}'
+               AND quarantine_key = '{quarantine_key}' AND signature LIKE '%EICAR%'",
+            ScanVerdict::Infected
         ))
         .await,
         1
@@ -86,8 +88,9 @@ async fn assert_quarantined(file: TestFile, name: &str, content_type: &str) {
     // The seller is told: a notification row, and the webhook, signed.
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM notifications WHERE upload_id = '{id}' AND kind = 'upload.quarantined'
-               AND seller_id = 'seller-eicar' AND details->>'signature' LIKE '%EICAR%'"
+            "SELECT count(*) FROM notifications WHERE upload_id = '{id}' AND kind = '{}'
+               AND seller_id = 'seller-eicar' AND details->>'signature' LIKE '%EICAR%'",
+            NotificationKind::UploadQuarantined
         ))
         .await,
         1
@@ -97,9 +100,12 @@ async fn assert_quarantined(file: TestFile, name: &str, content_type: &str) {
         .expect("the webhook is called")
         .expect("a request");
     let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json body");
-    assert_eq!(body["kind"], "upload.quarantined");
+    assert_eq!(body["kind"], NotificationKind::UploadQuarantined.as_str());
     assert_eq!(body["upload_id"], id.as_str());
-    assert_eq!(request.header("x-upload-event"), Some("upload.quarantined"));
+    assert_eq!(
+        request.header("x-upload-event"),
+        Some(NotificationKind::UploadQuarantined.as_str())
+    );
     let signature = request.header("x-upload-signature").expect("signed");
     assert!(
         signature_valid(signature, &request.body, SECRET),
@@ -138,23 +144,26 @@ async fn eicar_inside_a_zip_is_quarantined_too() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zip_declared_as_a_video_is_rejected_with_a_readable_reason() {
+/// Uploads `file` as `name` of type `declared` on an app of its own; returns the
+/// app and the upload, which must have ended rejected.
+async fn rejected_upload(file: &TestFile, name: &str, declared: &str) -> (TestApp, pb::Upload) {
     let app = TestApp::spawn().await;
-    let archive = TestFile::from_bytes("movie.mp4", &zipped("movie.mp4", &[7u8; 100_000]));
-    let (client, upload) = app
-        .upload_whole("seller-liar", &archive, "movie.mp4", "video/mp4")
-        .await;
-    let rejected = app
-        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
-        .await;
+    let (client, upload) = app.upload_whole("seller-liar", file, name, declared).await;
+    let rejected = app.wait_settled(&client, &upload.upload_id, WAIT).await;
     assert_eq!(
         rejected.state,
         pb::UploadState::Rejected as i32,
         "{rejected:?}"
     );
+    (app, rejected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_declared_as_a_video_is_rejected_with_a_readable_reason() {
+    let archive = TestFile::from_bytes("movie.mp4", &zipped("movie.mp4", &[7u8; 100_000]));
+    let (app, rejected) = rejected_upload(&archive, "movie.mp4", "video/mp4").await;
     let failure = rejected.failure.expect("a reason");
-    assert_eq!(failure.code, "type_mismatch");
+    assert_eq!(failure.code, FailureCode::TypeMismatch.as_str());
     assert!(
         failure.message.contains("video/mp4") && failure.message.contains("application/zip"),
         "{}",
@@ -171,32 +180,25 @@ async fn a_zip_declared_as_a_video_is_rejected_with_a_readable_reason() {
         0
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM notifications WHERE kind = 'upload.rejected' AND details->>'code' = 'type_mismatch'")
-            .await,
+        app.count(&format!(
+            "SELECT count(*) FROM notifications WHERE kind = '{}' AND details->>'code' = '{}'",
+            NotificationKind::UploadRejected,
+            FailureCode::TypeMismatch
+        ))
+        .await,
         1
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_of_a_type_off_the_allow_list_are_rejected_whatever_was_declared() {
-    let app = TestApp::spawn().await;
     // An ELF executable header, declared as a generic binary.
     let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
     elf.resize(64 * 1024, 0);
     let file = TestFile::from_bytes("tool.bin", &elf);
-    let (client, upload) = app
-        .upload_whole("seller-elf", &file, "tool.bin", "application/octet-stream")
-        .await;
-    let rejected = app
-        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
-        .await;
-    assert_eq!(
-        rejected.state,
-        pb::UploadState::Rejected as i32,
-        "{rejected:?}"
-    );
+    let (_app, rejected) = rejected_upload(&file, "tool.bin", "application/octet-stream").await;
     let failure = rejected.failure.expect("a reason");
-    assert_eq!(failure.code, "type_not_allowed");
+    assert_eq!(failure.code, FailureCode::TypeNotAllowed.as_str());
     assert!(
         failure.message.contains("not accepted"),
         "{}",
@@ -236,7 +238,7 @@ async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_st
     assert_eq!(failed.state, pb::UploadState::Failed as i32);
     let failure = failed.failure.expect("a failure is recorded");
     // The scan is the first job to read the file.
-    assert_eq!(failure.code, "scan_failed");
+    assert_eq!(failure.code, FailureCode::ScanFailed.as_str());
     assert!(
         failure.message.contains("3 attempts"),
         "{}",
@@ -247,8 +249,10 @@ async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_st
     let id = &upload.upload_id;
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM notifications WHERE upload_id = '{id}' AND kind = 'upload.failed'
-               AND details->>'code' = 'scan_failed'"
+            "SELECT count(*) FROM notifications WHERE upload_id = '{id}' AND kind = '{}'
+               AND details->>'code' = '{}'",
+            NotificationKind::UploadFailed,
+            FailureCode::ScanFailed
         ))
         .await,
         1

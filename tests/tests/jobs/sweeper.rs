@@ -3,6 +3,7 @@
 
 use crate::{assert_moved_once, ready_then_no_worker, submit};
 use std::time::Duration;
+use upload_domain::FailureCode;
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, WAIT, pb, wait_item};
 
 fn fast_sweeper() -> AppOptions {
@@ -27,7 +28,7 @@ async fn an_abandoned_upload_expires_and_its_parts_are_freed() {
         .wait_settled(&client, &upload.upload_id, Duration::from_secs(20))
         .await;
     assert_eq!(expired.state, pb::UploadState::Expired as i32);
-    assert_eq!(expired.failure.unwrap().code, "expired");
+    assert_eq!(expired.failure.unwrap().code, FailureCode::Expired.as_str());
     assert!(
         app.first_upload_parts().await.is_err(),
         "the multipart upload is aborted"
