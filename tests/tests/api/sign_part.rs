@@ -112,7 +112,7 @@ async fn store_rejects_a_url_whose_part_number_was_changed() {
     let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
     assert!(signed.url.contains("partNumber=1"), "{}", signed.url);
     let forged = signed.url.replace("partNumber=1", "partNumber=2");
-    let status = put(&signed, &forged, body).await;
+    let status = put(&signed, &forged, body.clone()).await;
     assert!(
         refused(status),
         "a forged part number must be refused, got {status:?}"
@@ -121,6 +121,16 @@ async fn store_rejects_a_url_whose_part_number_was_changed() {
     assert_eq!(
         client.missing_parts(&upload.upload_id).await.unwrap(),
         vec![1, 2]
+    );
+    // The URL as signed works, for the part it names.
+    assert!(
+        put(&signed, &signed.url, body)
+            .await
+            .is_some_and(|s| s.is_success())
+    );
+    assert_eq!(
+        client.missing_parts(&upload.upload_id).await.unwrap(),
+        vec![2]
     );
 }
 
