@@ -38,7 +38,7 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
     let pool = upload_db::connect_pool(&cfg.database.url, cfg.database.pool_size).await?;
     Ok(Arc::new(AppState {
         recorder: PartRecorder::start(pool.clone(), 2),
-        hub: ProgressHub::start(cfg.database.url.clone()),
+        hub: ProgressHub::start(cfg.database.url.clone(), pool.clone()),
         pool,
         store: Store::new(&cfg.store),
         policy: cfg.policy.clone(),

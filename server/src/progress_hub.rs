@@ -34,10 +34,13 @@ pub struct ProgressHub {
 }
 
 impl ProgressHub {
-    /// Starts listening on `database_url`; reconnects by itself.
-    pub fn start(database_url: String) -> Self {
+    /// Starts listening on `database_url`; reconnects by itself. Through `pool`
+    /// it announces itself every [`HEARTBEAT`], so that a listening connection that
+    /// went silent (a dead peer with no reset) is noticed and replaced.
+    pub fn start(database_url: String, pool: upload_db::DbPool) -> Self {
         let watchers: Watchers = Arc::default();
         tokio::spawn(listen_forever(database_url, Arc::downgrade(&watchers)));
+        tokio::spawn(heartbeat(pool, Arc::downgrade(&watchers)));
         Self { watchers }
     }
 
@@ -100,6 +103,41 @@ fn deliver(watchers: &Watchers, id: Option<Uuid>, event: HubEvent) {
     }
 }
 
+/// How often the hub notifies its own channel, proving the listener alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A listener that heard nothing (not even a heartbeat) this long reconnects.
+const SILENCE: Duration = Duration::from_secs(16);
+/// The payload of a heartbeat: not an id, so no watcher hears it.
+const HEARTBEAT_PAYLOAD: &str = "progress-hub-alive";
+
+/// Notifies the channel every [`HEARTBEAT`] until the hub is dropped; best effort.
+async fn heartbeat(
+    pool: upload_db::DbPool,
+    watchers: std::sync::Weak<Mutex<HashMap<Uuid, broadcast::Sender<HubEvent>>>>,
+) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if watchers.strong_count() == 0 {
+            return;
+        }
+        let sent = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<diesel::sql_types::Text, _>(UPLOAD_EVENTS_CHANNEL)
+                .bind::<diesel::sql_types::Text, _>(HEARTBEAT_PAYLOAD)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "progress hub heartbeat not sent");
+        }
+    }
+}
+
 /// Listens until the hub is dropped (the server stopped), reconnecting on errors.
 async fn listen_forever(
     url: String,
@@ -135,18 +173,26 @@ async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Er
     deliver(watchers, None, HubEvent::Resync);
     let mut notifications = std::pin::pin!(conn.notifications_stream());
     let mut alive = tokio::time::interval(Duration::from_secs(1));
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             n = notifications.next() => {
                 let Some(n) = n else { return Ok(()) };
+                heard = tokio::time::Instant::now();
                 if let Ok(id) = n?.payload.parse::<Uuid>() {
                     deliver(watchers, Some(id), HubEvent::Changed);
                 }
             }
-            // Stop listening once the hub itself is gone.
             _ = alive.tick() => {
+                // Stop listening once the hub itself is gone.
                 if Arc::strong_count(watchers) == 1 {
                     return Ok(());
+                }
+                // Not even our own heartbeat came through: the connection is dead.
+                if heard.elapsed() > SILENCE {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        format!("the listening connection was silent for {SILENCE:?}").into(),
+                    ));
                 }
             }
         }

@@ -52,6 +52,9 @@ pub struct AppOptions {
     pub env: Vec<(String, String)>,
     /// Settings for the worker alone, applied after `env`.
     pub worker_env: Vec<(String, String)>,
+    /// The PostgreSQL server to make the test's database on (its `postgres`
+    /// database's URL); the stack's when `None`.
+    pub admin_database_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -60,6 +63,7 @@ impl Default for AppOptions {
             worker: true,
             env: Vec::new(),
             worker_env: Vec::new(),
+            admin_database_url: None,
         }
     }
 }
@@ -81,10 +85,13 @@ impl TestApp {
     async fn try_spawn(options: AppOptions) -> anyhow::Result<Self> {
         let _ = tracing_subscriber_init();
         let stack = stack_env();
-        let admin_url = stack
-            .get("UPLOAD_ADMIN_DATABASE_URL")
-            .cloned()
-            .context("UPLOAD_ADMIN_DATABASE_URL missing from the stack env")?;
+        let admin_url = match options.admin_database_url.clone() {
+            Some(url) => url,
+            None => stack
+                .get("UPLOAD_ADMIN_DATABASE_URL")
+                .cloned()
+                .context("UPLOAD_ADMIN_DATABASE_URL missing from the stack env")?,
+        };
         let db_name = format!("upload_test_{}", uuid::Uuid::now_v7().simple());
         let database_url = create_database(&admin_url, &db_name).await?;
         let buckets = TestBuckets::fresh();
@@ -101,7 +108,9 @@ impl TestApp {
         env.extend(buckets.env());
         let base = env.clone();
         env.extend(options.env);
-        let store = Store::new(&StoreConfig::from_source(&env)?);
+        // The harness reaches the store directly, whatever the services are given
+        // (a fault proxy, for example).
+        let store = Store::new(&StoreConfig::from_source(&base)?);
         buckets.create(&store).await?;
         let config = ServerConfig::from_source(&env)?;
         let (endpoint, server) = start_server(config.clone()).await?;

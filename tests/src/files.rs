@@ -36,6 +36,26 @@ impl TestFile {
         Self::random_seeded(size, seed)
     }
 
+    /// Writes `size` random bytes (a fresh seed), then `tail`.
+    pub fn random_with_tail(size: u64, tail: &[u8]) -> Self {
+        let file = Self::random(size);
+        {
+            use std::io::Write;
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&file.path)
+                .expect("reopen the test file");
+            out.write_all(tail).expect("append the tail");
+        }
+        let (size, md5_hex, sha256_hex) = digest_file(&file.path);
+        Self {
+            size,
+            md5_hex,
+            sha256_hex,
+            ..file
+        }
+    }
+
     /// Writes `size` random bytes from `seed`.
     pub fn random_seeded(size: u64, seed: u64) -> Self {
         use md5::Digest;
@@ -71,11 +91,24 @@ impl TestFile {
 
 fn digest_file(path: &Path) -> (u64, String, String) {
     use md5::Digest;
-    let data = std::fs::read(path).expect("reading the test file");
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).expect("reading the test file");
+    let (mut md5, mut sha) = (md5::Md5::new(), sha2::Sha256::new());
+    let mut block = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut block).expect("reading the test file");
+        if n == 0 {
+            break;
+        }
+        md5.update(&block[..n]);
+        sha.update(&block[..n]);
+        size += n as u64;
+    }
     (
-        data.len() as u64,
-        hex::encode(md5::Md5::digest(&data)),
-        hex::encode(sha2::Sha256::digest(&data)),
+        size,
+        hex::encode(md5.finalize()),
+        hex::encode(sha.finalize()),
     )
 }
 

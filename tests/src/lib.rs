@@ -2,15 +2,17 @@
 //!
 //! Where things live: `app` the test app (server, worker, database, buckets, the
 //! unfinished-job check at its end); `stack` the stack's environment and database
-//! templates; `buckets` a test's own buckets; `uploads` clients and uploads;
+//! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `proxy` a misbehaving network.
+//! checks; `items` item helpers; `postgres` a cluster of a test's own; `proxy` a misbehaving network.
 
 mod app;
 mod buckets;
+mod faults;
 mod files;
 mod fixtures;
 mod items;
+mod postgres;
 mod proxy;
 mod queries;
 mod stack;
@@ -18,9 +20,11 @@ mod uploads;
 
 pub use app::{AppOptions, Running, TestApp};
 pub use buckets::TestBuckets;
+pub use faults::{Fault, FaultRules, FaultStats, StoreFaults};
 pub use files::{TestFile, peak_rss_kib};
 pub use fixtures::*;
 pub use items::*;
+pub use postgres::PrivatePostgres;
 pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;
 pub use upload_client::pb;

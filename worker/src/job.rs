@@ -125,26 +125,27 @@ async fn retry_or_give_up<P: Subject>(
     job: P,
     err: &JobError,
 ) -> Result<Option<Failure>, upload_db::DbError> {
-    match err {
-        JobError::Retry(e) if job.attempt() < ctx.config.max_attempts => {
-            let next = job.next_attempt();
-            let delay = retry_delay(ctx.config.retry_base, next.attempt());
-            tracing::warn!(?job, queue = queue.name(), ?delay, error = %e, "job failed; retry scheduled");
-            let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            let mut conn = ctx.pool.get().await?;
-            jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
-            Ok(None)
-        }
-        JobError::Retry(e) => {
-            let message = format!("failed after {} attempts: {e:#}", job.attempt());
-            Ok(Some(match queue.exhausted_code() {
-                Some(code) => Failure::new(code, message),
-                None => {
-                    tracing::error!(?job, queue = queue.name(), %message, "job gave up; nothing to fail");
-                    return Ok(None);
-                }
-            }))
-        }
-        JobError::Abort(failure) => Ok(Some(failure.clone())),
+    if let JobError::Abort { failure, .. } = err {
+        return Ok(Some(failure.clone()));
     }
+    if job.attempt() < err.attempts_allowed(ctx.config.max_attempts) {
+        let next = job.next_attempt();
+        let delay = retry_delay(ctx.config.retry_base, next.attempt(), ctx.config.retry_max);
+        tracing::warn!(?job, queue = queue.name(), ?delay, error = %err, "job failed; retry scheduled");
+        let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let mut conn = ctx.pool.get().await?;
+        jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
+        return Ok(None);
+    }
+    let Some(code) = queue.exhausted_code() else {
+        tracing::error!(?job, queue = queue.name(), error = %err, "job gave up; nothing to fail");
+        return Ok(None);
+    };
+    // The seller reads what failed and how often it was tried; the cause (which
+    // may name internal addresses) stays in the log and the job's row.
+    tracing::error!(?job, queue = queue.name(), error = %err, "job gave up");
+    Ok(Some(Failure::new(
+        code,
+        format!("{} ({} attempts)", code.meaning(), job.attempt()),
+    )))
 }

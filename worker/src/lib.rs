@@ -7,6 +7,7 @@
 //! pipeline's jobs and `media` running ffmpeg; `sweep` the sweeper loop.
 
 mod context;
+pub mod failpoint;
 pub mod job;
 pub mod media;
 pub mod metadata;
@@ -18,6 +19,7 @@ pub mod preview;
 mod processing;
 mod progress;
 pub mod scan;
+mod supervise;
 pub mod sweep;
 
 use std::sync::Arc;
@@ -31,6 +33,13 @@ use upload_db::jobs::Queue;
 pub use context::JobContext;
 use job::{Job, run_job};
 
+/// How often each queue's worker tells the database it is alive (the heartbeat
+/// also records finished jobs when the queue is idle).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Heartbeats a worker may miss before its running jobs are handed to another:
+/// a killed worker's jobs are picked up again about six seconds later.
+const MISSED_HEARTBEATS: usize = 3;
+
 /// The queue's storage, named explicitly. Callers add pub/sub, which wakes the
 /// worker as soon as a job is inserted (plain polling would wait for the 30 s
 /// heartbeat).
@@ -42,60 +51,91 @@ where
         Config::default()
             .queue(queue.name())
             .batch_size(batch)
-            .heartbeat_interval(Duration::from_secs(5))
-            .missed_heartbeats(3),
+            .heartbeat_interval(HEARTBEAT)
+            .missed_heartbeats(MISSED_HEARTBEATS),
     )
 }
 
-/// Runs every queue's worker until `shutdown` resolves.
+/// Runs every queue's worker until `shutdown` resolves. Each queue's worker is
+/// supervised: a worker that stops on an error (its database went away) is started
+/// again under a fresh name, after a delay that doubles up to 30 s; its unfinished
+/// jobs go back to the queue once the old name misses its heartbeats. A queue that
+/// keeps failing for `give_up_after` ends the whole process with an error.
 pub async fn run(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Lazy: the database may be away when the worker starts; the supervisors wait.
     let queue_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(10)
-        .connect(&config.database.url)
-        .await?;
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy(&config.database.url)?;
     let concurrency = config.concurrency;
+    let give_up_after = config.give_up_after;
+    let database_url = config.database.url.clone();
     let ctx = Arc::new(JobContext::connect(config).await?);
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown) as supervise::Signal);
     let sweeper = tokio::spawn(sweep::sweep_forever(
         Arc::clone(&ctx),
         ctx.config.sweep_interval,
         ctx.config.stuck_after,
     ));
     let worker_name = format!("upload-worker-{}", uuid::Uuid::now_v7());
-    let name = move |queue: Queue| format!("{worker_name}-{}", queue.name());
     // One worker per queue, each with its own handles, all running the one generic
     // handler. The worker types differ per job, hence a macro rather than a function.
-    macro_rules! queue_worker {
+    macro_rules! supervised {
         ($job:ty) => {{
             let queue = <$job as Job>::QUEUE;
-            let (ctx, pool, name) = (Arc::clone(&ctx), queue_pool.clone(), name(queue));
-            move |_| {
-                WorkerBuilder::new(name.clone())
+            let (ctx, pool, name) = (
+                Arc::clone(&ctx),
+                queue_pool.clone(),
+                format!("{worker_name}-{}", queue.name()),
+            );
+            let stop = shutdown.clone();
+            let run_once = move |restarts: usize| {
+                let worker = WorkerBuilder::new(format!("{name}-{restarts}"))
                     .backend(
                         storage::<<$job as Job>::Payload>(&pool, queue, concurrency).with_pubsub(),
                     )
                     .data(Arc::clone(&ctx))
                     .concurrency(concurrency)
-                    .build(run_job::<$job>)
-            }
+                    .build(run_job::<$job>);
+                let stop = stop.clone();
+                async move {
+                    worker
+                        .run_until(async move {
+                            stop.await;
+                            Ok::<(), std::io::Error>(())
+                        })
+                        .await
+                }
+            };
+            let url = database_url.clone();
+            tokio::spawn(supervise::supervise(
+                queue,
+                give_up_after,
+                shutdown.clone(),
+                run_once,
+                move || supervise::database_answers(url.clone()),
+            ))
         }};
     }
-    let monitor = Monitor::new()
-        .register(queue_worker!(scan::Scan))
-        .register(queue_worker!(metadata::Metadata))
-        .register(queue_worker!(preview::Preview))
-        .register(queue_worker!(notify::Notify))
-        .register(queue_worker!(persist::Persist))
-        .register(queue_worker!(move_file::Move));
-    monitor
-        .shutdown_timeout(Duration::from_secs(30))
-        .run_with_signal(async move {
-            shutdown.await;
-            Ok(())
-        })
-        .await?;
+    let queues = [
+        supervised!(scan::Scan),
+        supervised!(metadata::Metadata),
+        supervised!(preview::Preview),
+        supervised!(notify::Notify),
+        supervised!(persist::Persist),
+        supervised!(move_file::Move),
+    ];
+    let mut result = Ok(());
+    for queue in queues {
+        match queue.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(e) => result = Err(anyhow::anyhow!("a queue supervisor panicked: {e}")),
+        }
+    }
     sweeper.abort();
-    Ok(())
+    result
 }

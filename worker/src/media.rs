@@ -15,6 +15,20 @@ use upload_config::MediaConfig;
 /// Protocols a store input (a presigned URL) may use; a crafted file cannot make
 /// ffmpeg open local files or anything but HTTP (`concat:`, `subfile:`, `data:`).
 const NETWORK_PROTOCOLS: &str = "http,https,tcp,tls";
+/// How a store input is read: a dropped connection, a 5xx answer or a read silent
+/// for 30 s is retried from where it broke off, for up to 4 s between tries.
+const NETWORK_INPUT: [&str; 10] = [
+    "-reconnect",
+    "1",
+    "-reconnect_on_network_error",
+    "1",
+    "-reconnect_on_http_error",
+    "5xx",
+    "-reconnect_delay_max",
+    "4",
+    "-rw_timeout",
+    "30000000",
+];
 /// Protocols a local input (a preview we made) may use.
 const LOCAL_PROTOCOLS: &str = "file";
 
@@ -108,9 +122,22 @@ impl Media {
     {
         const TOOL: &str = "ffmpeg";
         let _permit = self.permits.acquire().await.map_err(spawn_error(TOOL))?;
-        let mut command = FfmpegCommand::new_with_path(&self.config.ffmpeg);
-        // Global options first: ffmpeg ignores options after the last output.
-        command.hide_banner().overwrite().args(args);
+        // Through prlimit, which caps the address space and then runs ffmpeg: a
+        // crafted file cannot take the host's memory.
+        let mut inner = std::process::Command::new(PRLIMIT);
+        self.sandbox(&mut inner, &self.config.ffmpeg);
+        inner
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut command = FfmpegCommand::from(inner);
+        // Global options first: ffmpeg ignores options after the last output. The
+        // log level is the one ffmpeg-sidecar's event parser expects.
+        command
+            .args(["-loglevel", "level+info"])
+            .hide_banner()
+            .overwrite()
+            .args(args);
         let mut child = command.spawn().map_err(spawn_error(TOOL))?;
         let events = child.iter();
         // From here on the process dies with this future, whatever happens to it.
@@ -118,7 +145,10 @@ impl Media {
         let mut events = events.map_err(|source| MediaError::Spawn { tool: TOOL, source })?;
         // The events end when ffmpeg closes its stderr, that is when it exits.
         let errors = tokio::task::spawn_blocking(move || {
-            let mut errors = Vec::new();
+            // Only the last lines are kept: a broken file can make ffmpeg complain
+            // once per frame.
+            let mut first = None;
+            let mut errors = std::collections::VecDeque::with_capacity(ERROR_LINES);
             for event in events.by_ref() {
                 match event {
                     // ffmpeg-sidecar reports "No streams found" on every run; it means nothing.
@@ -126,12 +156,19 @@ impl Media {
                     | FfmpegEvent::Error(line)
                         if !line.contains("No streams found") =>
                     {
-                        errors.push(line);
+                        if first.is_none() {
+                            first = Some(line);
+                            continue;
+                        }
+                        if errors.len() == ERROR_LINES {
+                            errors.pop_front();
+                        }
+                        errors.push_back(line);
                     }
                     _ => {}
                 }
             }
-            errors
+            first.into_iter().chain(errors).collect::<Vec<_>>()
         });
         let limit = self.config.timeout;
         let errors = match tokio::time::timeout(limit, errors).await {
@@ -161,8 +198,16 @@ impl Media {
     pub async fn probe(&self, input: &str) -> Result<ProbeReport, MediaError> {
         const TOOL: &str = "ffprobe";
         let _permit = self.permits.acquire().await.map_err(spawn_error(TOOL))?;
-        let child = tokio::process::Command::new(&self.config.ffprobe)
+        let mut command = std::process::Command::new(PRLIMIT);
+        self.sandbox(&mut command, &self.config.ffprobe);
+        let child = tokio::process::Command::from(command)
             .args(["-v", "error", "-protocol_whitelist", protocols(input)])
+            .args(["-max_pixels", &self.config.max_pixels.to_string()])
+            .args(if protocols(input) == NETWORK_PROTOCOLS {
+                &NETWORK_INPUT[..]
+            } else {
+                &[]
+            })
             .args(["-print_format", "json", "-show_format", "-show_streams"])
             .arg(input)
             .stdin(std::process::Stdio::null())
@@ -188,29 +233,47 @@ impl Media {
     }
 
     /// The input arguments for a store URL or a local path: only the protocols a
-    /// reader of our own objects needs.
-    pub fn input_args(input: &str) -> [String; 4] {
-        [
+    /// reader of our own objects needs, and no picture larger than the limit.
+    pub fn input_args(&self, input: &str) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-max_pixels".into(),
+            self.config.max_pixels.to_string(),
             "-protocol_whitelist".into(),
             protocols(input).into(),
-            "-i".into(),
-            input.into(),
-        ]
+        ];
+        if protocols(input) == NETWORK_PROTOCOLS {
+            args.extend(NETWORK_INPUT.iter().map(|a| (*a).to_owned()));
+        }
+        args.extend(["-i".into(), input.into()]);
+        args
+    }
+
+    /// Makes `command` (prlimit) run `tool` with an address-space limit and an empty
+    /// environment: the files it parses come from strangers, and the worker's
+    /// environment holds the store's keys and the database's address.
+    fn sandbox(&self, command: &mut std::process::Command, tool: &Path) {
+        command
+            .env_clear()
+            .arg(format!("--as={}", self.config.memory_bytes))
+            .arg("--")
+            .arg(tool);
     }
 }
 
+/// Runs a program under resource limits (util-linux).
+const PRLIMIT: &str = "/usr/bin/prlimit";
+/// Error lines of an ffmpeg run kept for its failure message.
+const ERROR_LINES: usize = 16;
+
+/// The first error line (usually the cause) and the last two (where it ended).
 fn last_lines(lines: &[String]) -> String {
-    let tail: Vec<&str> = lines
-        .iter()
-        .rev()
-        .take(3)
-        .rev()
-        .map(String::as_str)
-        .collect();
-    if tail.is_empty() {
+    let mut shown: Vec<&str> = lines.first().map(String::as_str).into_iter().collect();
+    let tail = lines.len().saturating_sub(2).max(1);
+    shown.extend(lines.iter().skip(tail).map(String::as_str));
+    if shown.is_empty() {
         "no error output".into()
     } else {
-        tail.join(" / ")
+        shown.join(" / ")
     }
 }
 
@@ -372,7 +435,15 @@ mod tests {
             "http,https,tcp,tls"
         );
         assert_eq!(protocols("/tmp/upload-preview-1/poster.jpg"), "file");
-        assert_eq!(Media::input_args("/tmp/a.jpg")[1], "file");
+        let media = Media::new(
+            upload_config::MediaConfig::from_source(
+                &std::collections::HashMap::<String, String>::new(),
+            )
+            .unwrap(),
+        );
+        let args = media.input_args("/tmp/a.jpg");
+        assert_eq!(args[3], "file");
+        assert_eq!(&args[..2], ["-max_pixels", "100000000"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use upload_domain::{MediaKind, Stage, StageStatus};
 
 use crate::JobContext;
 use crate::job::job;
-use crate::media::{MediaError, ProbeReport};
+use crate::media::ProbeReport;
 use crate::outcome::JobError;
 use crate::processing;
 
@@ -22,13 +22,6 @@ job!(
     Queue::Metadata,
     run
 );
-
-/// How a probe's failure is treated: a tool that would not start, ran out of time
-/// or met a store error may do better next time; so may an exit with an error (the
-/// store may have dropped the connection). Bounded attempts end it either way.
-pub fn media_failure(e: MediaError) -> JobError {
-    JobError::retry(e)
-}
 
 /// A one-line summary for the progress stream.
 pub fn summary(report: &ProbeReport) -> String {
@@ -70,7 +63,10 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ctx.media.config().timeout + Duration::from_secs(60),
         )
         .await?;
-    let report = ctx.media.probe(&url).await.map_err(media_failure)?;
+    let report = match ctx.media.probe(&url).await {
+        Ok(report) => report,
+        Err(e) => return Err(claimed.media_failure(ctx, e).await),
+    };
     let row = MediaRow {
         upload_id: claimed.row.id,
         container: report.container.clone(),

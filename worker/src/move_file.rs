@@ -21,7 +21,7 @@ use upload_db::models::{
     UploadRow, VersionRow,
 };
 use upload_db::submissions;
-use upload_db::versions::{self, NewVersion};
+use upload_db::versions::{self, ContentLock, NewVersion};
 use upload_domain::{
     Bucket, FailureCode, Md5Digest, NotificationKind, SubmissionState, UNKNOWN_TYPE, UploadId,
 };
@@ -55,6 +55,7 @@ pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
     let mut stored = Vec::with_capacity(files.len());
     for file in &files {
         let version = place_and_record(ctx, &sub, file).await?;
+        crate::failpoint::reached("move.after-record").await;
         remove_temp(ctx, file.upload_id).await?;
         stored.push(version);
     }
@@ -104,27 +105,27 @@ pub async fn place_and_record(
         ));
     };
     let previews = upload_db::results::previews(&mut conn, upload).await?;
-    let sub = sub.clone();
-    let file_id = file.file_id;
-    conn.transaction::<_, JobError, _>(async move |conn| {
-        versions::lock_content(conn, facts.md5).await?;
-        let object = place_content(ctx, conn, &row, &facts).await?;
-        let moved = place_previews(ctx, &facts, &previews).await?;
-        let new = NewVersion {
-            file_id,
-            upload,
-            submission_id: sub.id,
-            object: &object,
-            file_name: &row.file_name,
-            content_type: &content_type(&row, &facts),
-            previews: &moved,
-        };
-        match versions::record(conn, &new).await? {
-            Ok(version) => Ok(version),
-            Err(conflict) => Err(conflict_abort(conflict.md5)),
-        }
-    })
-    .await
+    // Held on a connection of its own while the store copies: no transaction stays
+    // open across the copy, and the lock goes with the connection if we die.
+    let _lock = ContentLock::acquire(&ctx.config.database.url, facts.md5).await?;
+    let object = place_content(ctx, &mut conn, &row, &facts).await?;
+    let moved = place_previews(ctx, &facts, &previews).await?;
+    crate::failpoint::reached("move.after-copy").await;
+    let new = NewVersion {
+        file_id: file.file_id,
+        upload,
+        submission_id: sub.id,
+        object: &object,
+        file_name: &row.file_name,
+        content_type: &content_type(&row, &facts),
+        previews: &moved,
+    };
+    let recorded = conn
+        .transaction::<_, upload_db::DbError, _>(async move |conn| {
+            versions::record(conn, &new).await
+        })
+        .await?;
+    recorded.map_err(|conflict| conflict_abort(conflict.md5))
 }
 
 /// The type recorded for downloads: what the bytes are, when the sniffer knew.
@@ -176,6 +177,7 @@ async fn place_content(
             if known.is_some() {
                 tracing::warn!(%md5, "recorded object missing from the store; copying it again");
             }
+            crate::failpoint::reached("move.before-copy").await;
             let method = ctx
                 .store
                 .copy_content(

@@ -12,15 +12,31 @@ use upload_domain::{
 
 use crate::JobContext;
 
+/// How many attempts a job gets when a failure may as well be the file's as the
+/// infrastructure's (a media tool failing on it): enough to ride out a blip, few
+/// enough that a broken file fails in minutes, not hours.
+pub const FEW_ATTEMPTS: u32 = 3;
+
 /// Why a job did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// A passing problem (store 5xx, dropped connection, database trouble): try again later.
+    /// A passing problem (store 5xx, dropped connection, scanner or database away):
+    /// try again later, over a horizon that outlasts an outage.
     #[error("retryable: {0:#}")]
     Retry(anyhow::Error),
-    /// The file or the upload is wrong; trying again cannot help.
-    #[error("aborted ({}): {}", .0.code, .0.message)]
-    Abort(Failure),
+    /// A failure that may be the file's or a passing one's: a few attempts.
+    #[error("retryable a few times: {0:#}")]
+    RetryFew(anyhow::Error),
+    /// The file or the upload is wrong; trying again cannot help. The failure is
+    /// what the seller reads; the cause, when there is one, stays in the logs and
+    /// the job's row.
+    #[error("aborted ({}): {}{}", .failure.code, .failure.message, .cause.as_ref().map(|c| format!(" ({c:#})")).unwrap_or_default())]
+    Abort {
+        /// Code and seller-facing message.
+        failure: Failure,
+        /// What went wrong inside, for operators.
+        cause: Option<anyhow::Error>,
+    },
 }
 
 impl JobError {
@@ -31,7 +47,28 @@ impl JobError {
 
     /// An abort with `code` and a message for the seller.
     pub fn abort(code: FailureCode, message: impl Into<String>) -> Self {
-        JobError::Abort(Failure::new(code, message))
+        JobError::Abort {
+            failure: Failure::new(code, message),
+            cause: None,
+        }
+    }
+
+    /// An abort with `code`, the seller reading its meaning and the cause kept
+    /// for operators (it may name internal addresses).
+    pub fn abort_because(code: FailureCode, cause: impl Into<anyhow::Error>) -> Self {
+        JobError::Abort {
+            failure: Failure::of(code),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The attempts this error allows, of `max` for passing failures.
+    pub fn attempts_allowed(&self, max: u32) -> u32 {
+        match self {
+            JobError::Retry(_) => max,
+            JobError::RetryFew(_) => FEW_ATTEMPTS.min(max),
+            JobError::Abort { .. } => 0,
+        }
     }
 }
 
@@ -52,15 +89,15 @@ impl From<upload_storage::StoreError> for JobError {
         if e.is_retryable() {
             JobError::Retry(e.into())
         } else {
-            JobError::abort(FailureCode::StoreRejected, e.to_string())
+            JobError::abort_because(FailureCode::StoreRejected, e)
         }
     }
 }
 
-/// The delay before attempt `next` (2, 3, ...): base, 2×base, 4×base, ... capped at an hour.
-pub fn retry_delay(base: Duration, next: u32) -> Duration {
-    let exp = next.saturating_sub(2).min(16);
-    (base * 2u32.pow(exp)).min(Duration::from_secs(3600))
+/// The delay before attempt `next` (2, 3, ...): base, 2×base, 4×base, ... capped at `max`.
+pub fn retry_delay(base: Duration, next: u32, max: Duration) -> Duration {
+    let exp = next.saturating_sub(2).min(20);
+    base.saturating_mul(2u32.saturating_pow(exp)).min(max)
 }
 
 /// Fails a submission, gives its unstored uploads back to the seller and tells
@@ -139,10 +176,32 @@ mod tests {
 
     #[test]
     fn delays_grow_and_are_capped() {
-        let base = Duration::from_secs(5);
-        assert_eq!(retry_delay(base, 2), Duration::from_secs(5));
-        assert_eq!(retry_delay(base, 3), Duration::from_secs(10));
-        assert_eq!(retry_delay(base, 4), Duration::from_secs(20));
-        assert_eq!(retry_delay(base, 40), Duration::from_secs(3600));
+        let (base, max) = (Duration::from_secs(5), Duration::from_secs(3600));
+        assert_eq!(retry_delay(base, 2, max), Duration::from_secs(5));
+        assert_eq!(retry_delay(base, 3, max), Duration::from_secs(10));
+        assert_eq!(retry_delay(base, 4, max), Duration::from_secs(20));
+        assert_eq!(retry_delay(base, 40, max), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn twelve_attempts_outlast_a_two_hour_outage() {
+        let (base, max) = (Duration::from_secs(5), Duration::from_secs(3600));
+        let horizon: Duration = (2..=12).map(|n| retry_delay(base, n, max)).sum();
+        assert!(horizon > Duration::from_secs(2 * 3600), "{horizon:?}");
+        assert!(horizon < Duration::from_secs(3 * 3600), "{horizon:?}");
+    }
+
+    #[test]
+    fn what_may_be_the_files_fault_gets_few_attempts() {
+        let e = JobError::RetryFew(anyhow::anyhow!("ffmpeg failed"));
+        assert_eq!(e.attempts_allowed(12), FEW_ATTEMPTS);
+        assert_eq!(
+            JobError::retry(anyhow::anyhow!("store away")).attempts_allowed(12),
+            12
+        );
+        assert_eq!(
+            JobError::abort(FailureCode::SizeMismatch, "x").attempts_allowed(12),
+            0
+        );
     }
 }

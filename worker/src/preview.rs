@@ -16,7 +16,6 @@ use upload_storage::StorageKey;
 use crate::JobContext;
 use crate::job::job;
 use crate::media::{self, Media};
-use crate::metadata::media_failure;
 use crate::outcome::JobError;
 use crate::processing;
 
@@ -74,7 +73,7 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
         kind: PreviewKind::Clip,
         content_type: "video/mp4",
     };
-    let mut poster_args: Vec<String> = Media::input_args(input).into();
+    let mut poster_args: Vec<String> = media.input_args(input);
     poster_args.extend([
         "-map".into(),
         "0:v:0".into(),
@@ -83,7 +82,7 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
         format!("thumbnail=50,{}", fit(cfg.video_thumbnail_size)),
     ]);
     poster_args.extend(jpeg_frame(&dir.join(&poster.name)));
-    let mut clip_args: Vec<String> = Media::input_args(input).into();
+    let mut clip_args: Vec<String> = media.input_args(input);
     clip_args.extend([
         "-map".into(),
         "0:v:0".into(),
@@ -139,7 +138,7 @@ pub fn image_run(media: &Media, input: &str, dir: &Path) -> (Vec<String>, Vec<Pl
     for (i, size) in sizes.iter().enumerate() {
         graph.push_str(&format!(";[s{i}]{}[t{i}]", fit(*size)));
     }
-    let mut args: Vec<String> = Media::input_args(input).into();
+    let mut args: Vec<String> = media.input_args(input);
     args.extend(["-filter_complex".into(), graph]);
     let mut planned = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
@@ -165,7 +164,7 @@ async fn store_preview(
     let path = dir.join(&planned.name);
     let (width, height) = media::dimensions(&ctx.media, &path)
         .await
-        .map_err(media_failure)?;
+        .map_err(|e| JobError::RetryFew(e.into()))?;
     let key = StorageKey::Preview {
         upload,
         name: &planned.name,
@@ -209,7 +208,10 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ctx.media.config().timeout * 3 + Duration::from_secs(60),
         )
         .await?;
-    let probe = ctx.media.probe(&url).await.map_err(media_failure)?;
+    let probe = match ctx.media.probe(&url).await {
+        Ok(probe) => probe,
+        Err(e) => return Err(claimed.media_failure(ctx, e).await),
+    };
     if probe.width.is_none() {
         let detail = format!("no picture to preview in this {sniffed} file");
         return processing::finish(ctx, job, Stage::Preview, StageStatus::Skipped, &detail).await;
@@ -223,13 +225,18 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     match kind {
         MediaKind::Video => {
             for (args, made) in video_runs(&ctx.media, &url, dir) {
-                ctx.media.ffmpeg(&args).await.map_err(media_failure)?;
+                if let Err(e) = ctx.media.ffmpeg(&args).await {
+                    return Err(claimed.media_failure(ctx, e).await);
+                }
                 planned.push(made);
+                crate::failpoint::reached("preview.mid").await;
             }
         }
         _ => {
             let (args, made) = image_run(&ctx.media, &url, dir);
-            ctx.media.ffmpeg(&args).await.map_err(media_failure)?;
+            if let Err(e) = ctx.media.ffmpeg(&args).await {
+                return Err(claimed.media_failure(ctx, e).await);
+            }
             planned.extend(made);
         }
     }
@@ -280,6 +287,7 @@ mod tests {
         assert_eq!(clip[t + 1], "6");
         assert!(clip.iter().any(|a| a == "libx264"));
         // Inputs may only use the protocols our own objects need.
-        assert_eq!(clip[0], "-protocol_whitelist");
+        assert_eq!(clip[2], "-protocol_whitelist");
+        assert_eq!(clip[0], "-max_pixels");
     }
 }

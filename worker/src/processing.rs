@@ -9,6 +9,7 @@ use upload_domain::{Stage, StageStatus, UploadState};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
+use crate::media::MediaError;
 use crate::outcome::JobError;
 
 /// An upload a processing job may work on, with the facts its scan recorded.
@@ -58,6 +59,16 @@ impl Claimed {
         StorageKey::Temp {
             owner: &self.row.owner_id,
             upload: self.row.id,
+        }
+    }
+
+    /// How a media tool's failure on this file is retried. While the store still
+    /// answers, the failure may be the file's own (a broken video): a few attempts.
+    /// When the store does not answer, it is an outage: the long horizon.
+    pub async fn media_failure(&self, ctx: &JobContext, e: MediaError) -> JobError {
+        match ctx.store.object_size(&self.object()).await {
+            Ok(_) => JobError::RetryFew(e.into()),
+            Err(_) => JobError::retry(e),
         }
     }
 }

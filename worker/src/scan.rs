@@ -151,10 +151,12 @@ async fn feed(
 
 /// Reads `stream` once, feeding clamd at `clamd`, both hashers (each on its own
 /// thread, so the cores share the work) and the sniffer; publishes bytes done on
-/// `progress`.
+/// `progress`. clamd must take every block, and answer once it has them all,
+/// within `clamd_timeout`; a scanner that hangs fails the read, never passes it.
 pub async fn read_and_scan<S, E>(
     mut stream: S,
     clamd: ClamdAddr,
+    clamd_timeout: std::time::Duration,
     progress: &watch::Sender<u64>,
 ) -> anyhow::Result<(FileFacts, Verdict)>
 where
@@ -167,8 +169,17 @@ where
     let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
     let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
-    let scan_task = tokio::spawn(clamd_scan(clamd, scan_rx));
+    let mut scan_task = tokio::spawn(clamd_scan(clamd, scan_rx));
     let sinks = [("clamd", scan_tx), ("md5", md5_tx), ("sha256", sha_tx)];
+    let feed = |block: Bytes| {
+        let sinks = &sinks;
+        async move {
+            match tokio::time::timeout(clamd_timeout, feed(sinks, block)).await {
+                Ok(fed) => fed.map_err(|who| anyhow::anyhow!("{who} stopped reading")),
+                Err(_) => Err(anyhow::anyhow!("clamd took no data for {clamd_timeout:?}")),
+            }
+        }
+    };
 
     let read = async {
         let mut head = Vec::with_capacity(SNIFF_LEN);
@@ -183,16 +194,12 @@ where
             size += chunk.len() as u64;
             block.extend_from_slice(&chunk);
             while block.len() >= BLOCK {
-                feed(&sinks, block.split_to(BLOCK).freeze())
-                    .await
-                    .map_err(|who| anyhow::anyhow!("{who} stopped reading"))?;
+                feed(block.split_to(BLOCK).freeze()).await?;
                 progress.send_replace(size);
             }
         }
         if !block.is_empty() {
-            feed(&sinks, block.split().freeze())
-                .await
-                .map_err(|who| anyhow::anyhow!("{who} stopped reading"))?;
+            feed(block.split().freeze()).await?;
         }
         progress.send_replace(size);
         anyhow::Ok((head, size))
@@ -203,8 +210,26 @@ where
     drop(sinks);
     // clamd's own error (unreachable, refused) explains a stopped read best. A read
     // that failed on the store's side ends clamd's stream early, so its verdict on
-    // part of the file is dropped below.
-    let verdict = scan_task.await.context("the scan task panicked")??;
+    // part of the file is dropped. After a failed read clamd is given a moment, not
+    // the whole time-out, to say what went wrong on its side.
+    let wait = if read.is_ok() {
+        clamd_timeout
+    } else {
+        std::time::Duration::from_secs(1)
+    };
+    let verdict = match tokio::time::timeout(wait, &mut scan_task).await {
+        Ok(joined) => joined.context("the scan task panicked")?,
+        Err(_) if read.is_err() => {
+            // Silent after a failed read: the read's own error says what happened.
+            scan_task.abort();
+            read?;
+            anyhow::bail!("the read failed")
+        }
+        Err(_) => {
+            scan_task.abort();
+            anyhow::bail!("clamd gave no verdict within {wait:?}")
+        }
+    }?;
     let (head, size) = read?;
     tracing::info!(
         bytes = size,
@@ -288,21 +313,34 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         owner: &row.owner_id,
         upload: id,
     };
-    let body = ctx.store.read(&object).await?;
-    let stream = Box::pin(futures::stream::unfold(body, |mut body| async move {
-        body.next().await.map(|chunk| (chunk, body))
+    let stream = ctx.store.read(&object).await?;
+    // A crash test's point a third of the way through the read.
+    let read_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stream = Box::pin(futures::StreamExt::then(stream, move |chunk| {
+        let read_so_far = std::sync::Arc::clone(&read_so_far);
+        async move {
+            if let Ok(bytes) = &chunk {
+                let before =
+                    read_so_far.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if before < declared / 3 && before + bytes.len() as u64 >= declared / 3 {
+                    crate::failpoint::reached("scan.mid-read").await;
+                }
+            }
+            chunk
+        }
     }));
 
     let mut progress =
         ProgressReporter::new(ctx.pool.clone(), id, &[Stage::Scan, Stage::Hash], declared);
     let (done_tx, done_rx) = watch::channel(0u64);
     // The read never waits on progress writes: the reporter follows on the side.
-    let clamd = ctx.config.clamd.clone();
+    let (clamd, clamd_timeout) = (ctx.config.clamd.clone(), ctx.config.clamd_timeout);
     let (read, ()) = tokio::join!(
-        async move { read_and_scan(stream, clamd, &done_tx).await },
+        async move { read_and_scan(stream, clamd, clamd_timeout, &done_tx).await },
         progress.follow(done_rx)
     );
     let (facts, verdict) = read.map_err(JobError::retry)?;
+    crate::failpoint::reached("scan.verdict").await;
     if facts.size != declared {
         progress
             .finish(

@@ -20,7 +20,7 @@ use upload_db::jobs::{self, Queue, SubmissionJob, UploadJob};
 use upload_db::models::UploadRow;
 use upload_db::uploads::{Transition, transition};
 use upload_domain::{Failure, FailureCode, UploadEvent, UploadState};
-use upload_storage::MultipartUpload;
+use upload_storage::{MultipartUpload, StorageKey};
 
 use crate::JobContext;
 
@@ -39,6 +39,8 @@ pub struct SweepReport {
     pub requeued_submissions: usize,
     /// Stuck submissions failed after their attempts were spent.
     pub failed_submissions: usize,
+    /// Ready uploads never submitted, expired before their bytes expire.
+    pub expired_ready: usize,
 }
 
 const BATCH: i64 = 100;
@@ -85,7 +87,51 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
     }
     drop(conn);
     sweep_submissions(ctx, stuck_after, &mut report).await?;
+    report.expired_ready = expire_unsubmitted(ctx).await?;
     Ok(report)
+}
+
+/// Expires ready uploads not submitted within the ready TTL, and removes their
+/// temp object and previews: the temp bucket's lifecycle would take the bytes a few
+/// days later anyway, and a submission must never find them gone.
+async fn expire_unsubmitted(ctx: &JobContext) -> anyhow::Result<usize> {
+    let mut conn = ctx.pool.get().await?;
+    let overdue = upload_db::sweep::ready_overdue(&mut conn, ctx.config.ready_ttl, BATCH).await?;
+    let failure = Failure::of(FailureCode::Expired);
+    let mut expired = 0;
+    for row in overdue {
+        let moved = transition(
+            &mut conn,
+            row.id,
+            UploadState::Ready,
+            UploadEvent::Expired,
+            Some(&failure),
+        )
+        .await?;
+        if !matches!(moved, Ok(Transition::Applied(_))) {
+            continue;
+        }
+        expired += 1;
+        let previews = upload_db::results::previews(&mut conn, row.id).await?;
+        let temp = StorageKey::Temp {
+            owner: &row.owner_id,
+            upload: row.id,
+        };
+        // Best effort: the lifecycle rule removes what a failed delete leaves.
+        if let Err(e) = ctx.store.delete(&temp).await {
+            tracing::warn!(upload = %row.id, error = %e, "could not delete an expired upload's object");
+        }
+        for p in previews {
+            let key = StorageKey::Preview {
+                upload: row.id,
+                name: &p.name,
+            };
+            if let Err(e) = ctx.store.delete(&key).await {
+                tracing::warn!(upload = %row.id, error = %e, "could not delete an expired upload's preview");
+            }
+        }
+    }
+    Ok(expired)
 }
 
 /// Re-enqueues (or, attempts spent, fails) submissions whose job is gone.

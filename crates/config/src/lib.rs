@@ -12,7 +12,7 @@ mod worker;
 
 pub use server::{AuthConfig, ServerConfig, UploadPolicyConfig};
 pub use shared::{DatabaseConfig, StoreConfig};
-pub use source::{ConfigError, Env, Source};
+pub use source::{ConfigError, Env, PLACEHOLDER, Source};
 pub use upload_domain::TypePolicy;
 pub use worker::{ClamdAddr, MediaConfig, WebhookConfig, WorkerConfig};
 
@@ -138,5 +138,69 @@ mod tests {
         env.insert("UPLOAD_ALLOWED_TYPES".into(), "video".into());
         let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
         assert!(err.contains("UPLOAD_ALLOWED_TYPES"), "{err}");
+    }
+
+    #[test]
+    fn the_examples_placeholder_secrets_are_refused_and_never_shown() {
+        for name in [
+            "UPLOAD_JWT_SECRET",
+            "UPLOAD_S3_ACCESS_KEY_ID",
+            "UPLOAD_S3_SECRET_ACCESS_KEY",
+        ] {
+            let mut env = base();
+            env.insert(
+                name.into(),
+                format!("{PLACEHOLDER}-to-something-32-bytes-long-xx"),
+            );
+            let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains("placeholder"), "{err}");
+            assert!(!err.contains(PLACEHOLDER), "{err}");
+        }
+        let mut env = worker_env();
+        env.insert(
+            "UPLOAD_WEBHOOK_URL".into(),
+            "https://hooks.example/x".into(),
+        );
+        env.insert(
+            "UPLOAD_WEBHOOK_SECRET".into(),
+            format!("{PLACEHOLDER}-to-32-or-more-random-bytes"),
+        );
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_WEBHOOK_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn no_configuration_prints_a_secret() {
+        let mut env = worker_env();
+        env.insert(
+            "UPLOAD_DATABASE_URL".into(),
+            "postgres://upload:db-password-9@db.internal:5432/upload".into(),
+        );
+        env.insert("UPLOAD_S3_ACCESS_KEY_ID".into(), "GKkey-id-1234".into());
+        env.insert(
+            "UPLOAD_S3_SECRET_ACCESS_KEY".into(),
+            "s3-secret-5678".into(),
+        );
+        env.insert(
+            "UPLOAD_WEBHOOK_URL".into(),
+            "https://hooks.example/x".into(),
+        );
+        env.insert("UPLOAD_WEBHOOK_SECRET".into(), "w".repeat(40));
+        env.insert("UPLOAD_JWT_SECRET".into(), "j".repeat(40));
+        let shown = format!(
+            "{:?} {:?}",
+            WorkerConfig::from_source(&env).unwrap(),
+            ServerConfig::from_source(&env).unwrap()
+        );
+        for secret in [
+            "db-password-9",
+            "GKkey-id-1234",
+            "s3-secret-5678",
+            &"w".repeat(40),
+            &"j".repeat(40),
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(shown.contains("postgres://upload:<redacted>@db.internal:5432/upload"));
     }
 }

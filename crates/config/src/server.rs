@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use upload_domain::TypePolicy;
 
-use crate::source::{MIB, at_most, parsed, positive, required};
+use crate::source::{MIB, at_most, parsed, positive, secret};
 use crate::{ConfigError, DatabaseConfig, Env, Source, StoreConfig};
 
 /// The rules an upload must follow.
@@ -107,7 +107,7 @@ impl std::fmt::Debug for AuthConfig {
 impl AuthConfig {
     /// Reads the auth settings; the secret must be at least 32 bytes.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let jwt_secret = required(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
+        let jwt_secret = secret(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
         if jwt_secret.len() < 32 {
             return Err(ConfigError::Invalid {
                 name: "UPLOAD_JWT_SECRET",

@@ -1,17 +1,28 @@
 //! What server and worker both read: the database and the object store.
 
+use std::time::Duration;
+
 use upload_domain::Bucket;
 
-use crate::source::{GIB, MIB, at_most, between, parsed, required};
+use crate::source::{GIB, MIB, at_most, between, parsed, required, secret, without_password};
 use crate::{ConfigError, Source};
 
 /// PostgreSQL connection settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseConfig {
     /// `UPLOAD_DATABASE_URL`, a `postgres://` URL.
     pub url: String,
     /// `UPLOAD_DATABASE_POOL_SIZE`, connections per process (default 16).
     pub pool_size: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &without_password(&self.url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 impl DatabaseConfig {
@@ -29,7 +40,7 @@ impl DatabaseConfig {
 }
 
 /// Object store settings: endpoint, credentials and the three buckets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `UPLOAD_S3_ENDPOINT`; unset means AWS S3's own endpoints.
     pub endpoint: Option<String>,
@@ -59,6 +70,37 @@ pub struct StoreConfig {
     /// `UPLOAD_S3_COPY_PART_BYTES`: part size of a part-by-part copy (default 1 GiB;
     /// between 5 MiB and 5 GiB).
     pub copy_part_bytes: u64,
+    /// `UPLOAD_S3_CONNECT_TIMEOUT_MS`: how long a connection to the store may take
+    /// (default 3000).
+    pub connect_timeout: Duration,
+    /// `UPLOAD_S3_READ_TIMEOUT_SECS`: how long the store may keep silent, before its
+    /// answer and between chunks of a body being read (default 60).
+    pub read_timeout: Duration,
+    /// `UPLOAD_S3_MAX_ATTEMPTS`: tries per store request, with exponential backoff
+    /// and jitter between them, for what retrying can fix: 5xx, throttling, dropped
+    /// connections, time-outs (default 4).
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("endpoint", &self.endpoint)
+            .field("public_endpoint", &self.public_endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field("path_style", &self.path_style)
+            .field("temp_bucket", &self.temp_bucket)
+            .field("quarantine_bucket", &self.quarantine_bucket)
+            .field("regular_bucket", &self.regular_bucket)
+            .field("copy_threshold_bytes", &self.copy_threshold_bytes)
+            .field("copy_part_bytes", &self.copy_part_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
 }
 
 impl StoreConfig {
@@ -74,8 +116,8 @@ impl StoreConfig {
             region: src
                 .get("UPLOAD_S3_REGION")
                 .unwrap_or_else(|| "us-east-1".into()),
-            access_key_id: required(src, "UPLOAD_S3_ACCESS_KEY_ID", "S3 access key id")?,
-            secret_access_key: required(src, "UPLOAD_S3_SECRET_ACCESS_KEY", "S3 secret key")?,
+            access_key_id: secret(src, "UPLOAD_S3_ACCESS_KEY_ID", "S3 access key id")?,
+            secret_access_key: secret(src, "UPLOAD_S3_SECRET_ACCESS_KEY", "S3 secret key")?,
             temp_bucket: src
                 .get("UPLOAD_BUCKET_TEMP")
                 .unwrap_or_else(|| Bucket::Temp.as_str().into()),
@@ -96,6 +138,25 @@ impl StoreConfig {
                 5 * MIB,
                 5 * GIB,
             )?,
+            connect_timeout: Duration::from_millis(between(
+                "UPLOAD_S3_CONNECT_TIMEOUT_MS",
+                parsed(src, "UPLOAD_S3_CONNECT_TIMEOUT_MS", 3000)?,
+                100,
+                60_000,
+            )?),
+            read_timeout: Duration::from_secs(between(
+                "UPLOAD_S3_READ_TIMEOUT_SECS",
+                parsed(src, "UPLOAD_S3_READ_TIMEOUT_SECS", 60)?,
+                1,
+                3600,
+            )?),
+            max_attempts: u32::try_from(between(
+                "UPLOAD_S3_MAX_ATTEMPTS",
+                parsed(src, "UPLOAD_S3_MAX_ATTEMPTS", 4)?,
+                1,
+                10,
+            )?)
+            .unwrap_or(4),
         })
     }
 }

@@ -50,6 +50,43 @@ impl<S: std::hash::BuildHasher> Source for std::collections::HashMap<String, Str
 pub(crate) const MIB: u64 = 1024 * 1024;
 pub(crate) const GIB: u64 = 1024 * MIB;
 
+/// How the example settings (`deploy/production/upload.env.example`) mark a secret
+/// to replace; a value that still starts with it is refused.
+pub const PLACEHOLDER: &str = "change-me";
+
+/// A required secret: set, and not the example's placeholder. Errors never show it.
+pub(crate) fn secret(
+    src: &dyn Source,
+    name: &'static str,
+    hint: &'static str,
+) -> Result<String, ConfigError> {
+    let value = required(src, name, hint)?;
+    if value.starts_with(PLACEHOLDER) {
+        return Err(ConfigError::Invalid {
+            name,
+            value: "<redacted>".into(),
+            reason:
+                "still holds the example placeholder from upload.env.example; set the real secret"
+                    .into(),
+        });
+    }
+    Ok(value)
+}
+
+/// `url` with the password it may carry replaced, for logs and `Debug`.
+pub(crate) fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 pub(crate) fn required(
     src: &dyn Source,
     name: &'static str,

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::source::{parsed, positive, required};
+use crate::source::{GIB, MIB, between, parsed, positive, secret};
 use crate::{ConfigError, DatabaseConfig, Env, Source, StoreConfig, UploadPolicyConfig};
 
 /// Where the malware scanner listens.
@@ -64,7 +64,7 @@ impl WebhookConfig {
                 reason: "must be an http:// or https:// URL".into(),
             });
         }
-        let secret = required(
+        let secret = secret(
             src,
             "UPLOAD_WEBHOOK_SECRET",
             "HMAC key for webhook signatures, needed when UPLOAD_WEBHOOK_URL is set",
@@ -99,6 +99,12 @@ pub struct MediaConfig {
     pub clip_seconds: u32,
     /// `UPLOAD_CLIP_HEIGHT`: height of the preview clip in pixels (default 240).
     pub clip_height: u32,
+    /// `UPLOAD_MEDIA_MEMORY_BYTES`: address space one ffmpeg or ffprobe process may
+    /// take; a file that needs more fails its run (default 2 GiB).
+    pub memory_bytes: u64,
+    /// `UPLOAD_MEDIA_MAX_PIXELS`: the largest picture (width × height) a decoder
+    /// accepts (default 100,000,000: a 10,000 × 10,000 image).
+    pub max_pixels: u64,
 }
 
 impl MediaConfig {
@@ -142,6 +148,18 @@ impl MediaConfig {
                 "UPLOAD_CLIP_HEIGHT",
                 parsed(src, "UPLOAD_CLIP_HEIGHT", 240)?,
             )? as u32,
+            memory_bytes: between(
+                "UPLOAD_MEDIA_MEMORY_BYTES",
+                parsed(src, "UPLOAD_MEDIA_MEMORY_BYTES", 2 * GIB)?,
+                256 * MIB,
+                64 * GIB,
+            )?,
+            max_pixels: between(
+                "UPLOAD_MEDIA_MAX_PIXELS",
+                parsed(src, "UPLOAD_MEDIA_MAX_PIXELS", 100_000_000)?,
+                1_000_000,
+                1_000_000_000,
+            )?,
         })
     }
 }
@@ -161,10 +179,26 @@ pub struct WorkerConfig {
     pub media: MediaConfig,
     /// Seller notification webhook, when configured.
     pub webhook: Option<WebhookConfig>,
-    /// `UPLOAD_JOB_MAX_ATTEMPTS`: attempts per job before the upload fails (default 5).
+    /// `UPLOAD_JOB_MAX_ATTEMPTS`: attempts per job before its upload or submission
+    /// fails, when the failure is passing (store, scanner or database away). With the
+    /// default delays, 12 attempts span about 2.4 hours (default 12).
     pub max_attempts: u32,
     /// `UPLOAD_JOB_RETRY_BASE_SECS`: first retry delay, doubled each attempt (default 5).
     pub retry_base: Duration,
+    /// `UPLOAD_JOB_RETRY_MAX_SECS`: the longest delay between two attempts (default 3600).
+    pub retry_max: Duration,
+    /// `UPLOAD_CLAMD_TIMEOUT_SECS`: how long clamd may take to accept a block of the
+    /// stream, or to answer once it has it all, before the scan counts as failed
+    /// and is retried (default 120).
+    pub clamd_timeout: Duration,
+    /// `UPLOAD_READY_TTL_SECS`: how long a ready upload waits to be submitted before
+    /// it expires; shorter than the temp bucket's object expiry (7 days), so a file
+    /// never vanishes under a submission (default 432000, 5 days).
+    pub ready_ttl: Duration,
+    /// `UPLOAD_WORKER_GIVE_UP_SECS`: a queue whose worker keeps failing (its
+    /// database gone) for this long ends the process with an error, for its
+    /// supervisor to restart it (default 900).
+    pub give_up_after: Duration,
     /// `UPLOAD_WORKER_CONCURRENCY`: jobs run at once per queue (default 4).
     pub concurrency: usize,
     /// `UPLOAD_SWEEP_INTERVAL_SECS`: how often the sweeper looks for stuck uploads (default 60).
@@ -194,9 +228,27 @@ impl WorkerConfig {
             webhook: WebhookConfig::from_source(src)?,
             max_attempts: positive(
                 "UPLOAD_JOB_MAX_ATTEMPTS",
-                parsed(src, "UPLOAD_JOB_MAX_ATTEMPTS", 5u64)?,
+                parsed(src, "UPLOAD_JOB_MAX_ATTEMPTS", 12u64)?,
             )? as u32,
             retry_base: Duration::from_secs(parsed(src, "UPLOAD_JOB_RETRY_BASE_SECS", 5)?),
+            retry_max: Duration::from_secs(positive(
+                "UPLOAD_JOB_RETRY_MAX_SECS",
+                parsed(src, "UPLOAD_JOB_RETRY_MAX_SECS", 3600)?,
+            )?),
+            clamd_timeout: Duration::from_secs(positive(
+                "UPLOAD_CLAMD_TIMEOUT_SECS",
+                parsed(src, "UPLOAD_CLAMD_TIMEOUT_SECS", 120)?,
+            )?),
+            ready_ttl: Duration::from_secs(between(
+                "UPLOAD_READY_TTL_SECS",
+                parsed(src, "UPLOAD_READY_TTL_SECS", 5 * 86_400)?,
+                1,
+                6 * 86_400,
+            )?),
+            give_up_after: Duration::from_secs(positive(
+                "UPLOAD_WORKER_GIVE_UP_SECS",
+                parsed(src, "UPLOAD_WORKER_GIVE_UP_SECS", 900)?,
+            )?),
             concurrency: positive(
                 "UPLOAD_WORKER_CONCURRENCY",
                 parsed(src, "UPLOAD_WORKER_CONCURRENCY", 4u64)?,

@@ -26,6 +26,24 @@ pub async fn overdue(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<Upl
         .await?)
 }
 
+/// Ready uploads not submitted within `ttl` of becoming ready, oldest first.
+pub async fn ready_overdue(
+    conn: &mut AsyncPgConnection,
+    ttl: Duration,
+    limit: i64,
+) -> Result<Vec<UploadRow>, DbError> {
+    let since = chrono::Utc::now()
+        - chrono::Duration::from_std(ttl).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    Ok(uploads::table
+        .filter(uploads::state.eq(UploadState::Ready))
+        .filter(uploads::updated_at.lt(since))
+        .order(uploads::updated_at.asc())
+        .limit(limit)
+        .select(UploadRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// An upload whose processing has no live job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stalled {

@@ -15,15 +15,28 @@ use crate::models::{ItemFileRow, StoredObjectRow, VersionRow};
 use crate::schema::{file_versions, item_files, stored_objects, upload_previews};
 use crate::uploads::{self, Transition};
 
-/// Holds, until the caller's transaction ends, the right to check and write the
-/// object for `md5`: two moves of different content with the same MD5 cannot
-/// both find the key free.
-pub async fn lock_content(conn: &mut AsyncPgConnection, md5: Md5Digest) -> Result<(), DbError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>(format!("content:{md5}"))
-        .execute(conn)
-        .await?;
-    Ok(())
+/// The right to check and fill the regular bucket's key for one MD5: two moves of
+/// different content with the same MD5 cannot both find the key free. A session
+/// lock on a connection of its own, so no transaction stays open while the store
+/// copies; it is released when this is dropped, and by PostgreSQL if the process
+/// dies (the connection goes with it).
+pub struct ContentLock {
+    _conn: AsyncPgConnection,
+}
+
+impl ContentLock {
+    /// Waits for the lock on `md5`'s key, on a new connection to `database_url`.
+    pub async fn acquire(database_url: &str, md5: Md5Digest) -> Result<Self, DbError> {
+        use diesel_async::AsyncConnection;
+        let mut conn = AsyncPgConnection::establish(database_url)
+            .await
+            .map_err(|e| DbError::Connect(e.to_string()))?;
+        diesel::sql_query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+            .bind::<Text, _>(format!("content:{md5}"))
+            .execute(&mut conn)
+            .await?;
+        Ok(Self { _conn: conn })
+    }
 }
 
 /// The record of the object stored under `md5`.

@@ -10,7 +10,7 @@ vocabulary! {
     pub enum FailureCode as "failure code" {
         /// The seller called AbortUpload.
         Aborted = "aborted",
-        /// Not completed before its deadline.
+        /// Not completed, or not submitted, before its deadline.
         Expired = "expired",
         /// clamd found malware.
         Infected = "infected",
@@ -57,7 +57,7 @@ impl FailureCode {
     pub const fn meaning(self) -> &'static str {
         match self {
             Self::Aborted => "the upload was aborted by the seller",
-            Self::Expired => "the upload was not completed before its deadline",
+            Self::Expired => "the upload was not completed, or not submitted, before its deadline",
             Self::Infected => "malware was found in the file; it is quarantined",
             Self::TypeMismatch => "the file's contents are not the type it was declared as",
             Self::TypeNotAllowed => "files of this type are not accepted on the marketplace",

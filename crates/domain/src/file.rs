@@ -2,6 +2,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::DomainError;
+use crate::text::is_invisible_format;
 
 /// The seller's name for a file. Kept for downloads and display; never used to
 /// build a storage key.
@@ -30,8 +31,18 @@ impl FromStr for FileName {
                 "it contains control characters",
             ));
         }
+        if s.chars().any(is_invisible_format) {
+            return Err(DomainError::InvalidFileName(
+                "it contains invisible formatting characters (such as right-to-left overrides) that can disguise a name",
+            ));
+        }
         if s.contains('/') || s.contains('\\') {
             return Err(DomainError::InvalidFileName("it contains a path separator"));
+        }
+        if s.chars().all(|c| c == '.' || c.is_whitespace()) {
+            return Err(DomainError::InvalidFileName(
+                "it is made only of dots and spaces",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -97,7 +108,21 @@ mod tests {
     #[test]
     fn file_names_refuse_paths_and_control_characters() {
         assert!("Holiday video (final).mp4".parse::<FileName>().is_ok());
-        for bad in ["", "   ", "a/b.mp4", "..\\x", "a\nb", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "   ",
+            "a/b.mp4",
+            "..\\x",
+            "a\nb",
+            "a\0b",
+            &"x".repeat(256),
+            "..",
+            ". .",
+            "gpj.\u{202E}exe",
+            "a\u{2067}b.pdf",
+            "x\u{200F}.zip",
+            "zero\u{200B}width.png",
+        ] {
             assert!(bad.parse::<FileName>().is_err(), "{bad:?} accepted");
         }
     }

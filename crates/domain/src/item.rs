@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use crate::DomainError;
+use crate::text::is_invisible_format;
 use crate::words::vocabulary;
 
 vocabulary! {
@@ -60,9 +61,22 @@ impl ItemFields {
                 "title must be one line without control characters",
             ));
         }
+        if title.chars().any(is_invisible_format) {
+            return Err(DomainError::InvalidItemField(
+                "title must not contain invisible formatting characters (such as right-to-left overrides)",
+            ));
+        }
         if description.chars().count() > MAX_DESCRIPTION_CHARS {
             return Err(DomainError::InvalidItemField(
                 "description is longer than 20000 characters",
+            ));
+        }
+        if description
+            .chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || is_invisible_format(c))
+        {
+            return Err(DomainError::InvalidItemField(
+                "description may hold line breaks and tabs, but no other control or invisible formatting characters",
             ));
         }
         Ok(Self {
@@ -195,6 +209,10 @@ mod tests {
         );
         assert!(ItemFields::parse("a\nb", "").is_err());
         assert!(ItemFields::parse("ok", &"d".repeat(20_001)).is_err());
+        assert!(ItemFields::parse("Fonts \u{202E}exe.", "").is_err());
+        assert!(ItemFields::parse("Fonts", "two\nlines\tand a tab").is_ok());
+        assert!(ItemFields::parse("Fonts", "bell\u{7}").is_err());
+        assert!(ItemFields::parse("Fonts", "hidden \u{2066}text").is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod seller;
 mod stage;
 mod state;
 mod submission;
+mod text;
 mod words;
 
 pub use bucket::{Bucket, PreviewKind};
@@ -43,4 +44,5 @@ pub use state::{TransitionError, UploadEvent, UploadState};
 pub use submission::{
     ItemOnRecord, SubmissionPlan, SubmitRefusal, UploadOnRecord, plan_submission,
 };
+pub use text::is_invisible_format;
 pub use words::UnknownWord;

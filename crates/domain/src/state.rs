@@ -91,7 +91,9 @@ impl UploadState {
             (S::Submitted, E::Stored) => S::Stored,
             (S::Submitted, E::Released) => S::Ready,
             (S::Created | S::Uploading, E::Aborted) => S::Aborted,
-            (S::Created | S::Uploading, E::Expired) => S::Expired,
+            // Unfinished past its deadline, or ready but never submitted in time (its
+            // bytes would otherwise vanish under a late submission).
+            (S::Created | S::Uploading | S::Ready, E::Expired) => S::Expired,
             (from, event) => return Err(TransitionError { from, event }),
         };
         Ok(next)

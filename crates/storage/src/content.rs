@@ -76,9 +76,7 @@ impl Store {
         let mut body = self.read(key).await?;
         let mut sha = sha2::Sha256::new();
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| StoreError::Unavailable(format!("GetObject body: {e}")))?;
-            sha.update(&chunk);
+            sha.update(&chunk?);
         }
         let digest: [u8; 32] = sha.finalize().into();
         Ok(Sha256Digest::from_array(digest))

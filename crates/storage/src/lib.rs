@@ -17,5 +17,5 @@ pub use content::{CopyMethod, ObjectHead, SHA256_METADATA, content_disposition};
 pub use error::StoreError;
 pub use keys::{MultipartUpload, StorageKey};
 pub use lifecycle::{LifecycleRules, apply_bucket_rules};
-pub use store::{ObjectStream, Reader, SignedRequest, Store, StoredPart};
+pub use store::{ObjectChunks, ObjectStream, Reader, SignedRequest, Store, StoredPart};
 pub use upload_domain::Bucket;

@@ -171,6 +171,9 @@ mod tests {
             regular_bucket: Bucket::Regular.as_str().into(),
             copy_threshold_bytes: 5 << 30,
             copy_part_bytes: 1 << 30,
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(60),
+            max_attempts: 4,
         }
     }
 

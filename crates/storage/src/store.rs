@@ -1,6 +1,8 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -15,8 +17,12 @@ use crate::credentials::credentials;
 use crate::part_signer::{PartSigner, PartToSign};
 use crate::{Bucket, MultipartUpload, StorageKey, StoreError};
 
-/// A streaming object body.
+/// A streaming object body, as the SDK gives it.
 pub type ObjectStream = aws_sdk_s3::primitives::ByteStream;
+
+/// An object's body as chunks, each within the read time-out of the last.
+pub type ObjectChunks =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, StoreError>> + Send>>;
 
 /// A presigned HTTP request a client sends straight to the store.
 #[derive(Debug, Clone)]
@@ -65,6 +71,7 @@ pub struct Store {
     regular: String,
     pub(crate) copy_threshold: u64,
     pub(crate) copy_part: u64,
+    read_timeout: Duration,
 }
 
 impl Store {
@@ -79,7 +86,17 @@ impl Store {
             // Checksums only where S3 requires them: a presigned part must carry no
             // header beyond the MD5 and length the client is told to send.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            // A store that does not answer is a failure, not a wait; the SDK retries
+            // what retrying can fix (5xx, throttling, dropped connections, time-outs)
+            // with exponential backoff and jitter.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(cfg.connect_timeout)
+                    .read_timeout(cfg.read_timeout)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(cfg.max_attempts));
         let mut public = builder.clone();
         if let Some(endpoint) = &cfg.endpoint {
             builder = builder.endpoint_url(endpoint);
@@ -96,6 +113,7 @@ impl Store {
             regular: cfg.regular_bucket.clone(),
             copy_threshold: cfg.copy_threshold_bytes,
             copy_part: cfg.copy_part_bytes,
+            read_timeout: cfg.read_timeout,
         }
     }
 
@@ -283,8 +301,10 @@ impl Store {
         }
     }
 
-    /// Streams an object's body; nothing is buffered beyond the transport's chunks.
-    pub async fn read(&self, key: &StorageKey<'_>) -> Result<ObjectStream, StoreError> {
+    /// Streams an object's body in the transport's chunks; nothing is buffered
+    /// beyond them. A store that stays silent for the read time-out mid-body ends
+    /// the stream with [`StoreError::Unavailable`].
+    pub async fn read(&self, key: &StorageKey<'_>) -> Result<ObjectChunks, StoreError> {
         let out = self
             .client
             .get_object()
@@ -293,7 +313,27 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("GetObject", e))?;
-        Ok(out.body)
+        let idle = self.read_timeout;
+        Ok(Box::pin(futures::stream::unfold(
+            Some(out.body),
+            move |body| async move {
+                let mut body = body?;
+                match tokio::time::timeout(idle, body.next()).await {
+                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                    Ok(Some(Err(e))) => Some((
+                        Err(StoreError::Unavailable(format!("GetObject body: {e}"))),
+                        None,
+                    )),
+                    Ok(None) => None,
+                    Err(_) => Some((
+                        Err(StoreError::Unavailable(format!(
+                            "GetObject body: the store sent nothing for {idle:?}"
+                        ))),
+                        None,
+                    )),
+                }
+            },
+        )))
     }
 
     /// Copies an object (server side, no bytes through us). Objects up to 5 GiB.

@@ -34,6 +34,13 @@ pub async fn handle_complete_upload(
                 .await;
         }
     }
+    // Past its deadline an upload is the sweeper's to expire, whatever the store holds.
+    if row.expires_at <= chrono::Utc::now() {
+        return Err(ApiError::UploadExpired {
+            upload: id,
+            at: row.expires_at,
+        });
+    }
     let plan = row.plan()?;
 
     // When the store no longer has the multipart upload, a racing or interrupted

@@ -255,3 +255,37 @@ async fn a_part_whose_resend_broke_off_must_be_sent_again_before_completing() {
         .expect("complete after re-sending");
     assert_eq!(done.state, pb::UploadState::Uploaded as i32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_past_its_deadline_cannot_be_completed() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let file = TestFile::random(10 * MIB);
+    let (client, upload) = app.upload_parts("seller-late", &file, None).await;
+    app.execute("UPDATE uploads SET expires_at = now() - interval '1 second'")
+        .await;
+    let refused = client
+        .api()
+        .complete_upload(pb::CompleteUploadRequest {
+            upload_id: upload.upload_id.clone(),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("expired"),
+        "{}",
+        refused.message()
+    );
+    // Nothing changed: still uploading, nothing queued, the parts still in the store.
+    assert_eq!(
+        app.count("SELECT count(*) FROM uploads WHERE state = 'uploading'")
+            .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 0);
+    assert_eq!(app.first_upload_parts().await.expect("parts").len(), 2);
+}

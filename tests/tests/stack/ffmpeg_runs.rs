@@ -124,3 +124,76 @@ async fn a_failing_run_reports_ffmpegs_own_error() {
         other => panic!("expected a failed run, got {other}"),
     }
 }
+
+#[tokio::test]
+async fn a_run_gets_an_empty_environment_and_a_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("seen");
+    let tool = dir.path().join("ffmpeg");
+    // Stands in for ffmpeg: writes down what it was started with.
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\n{{ env; echo \"limit=$(ulimit -v)\"; }} > {}\n",
+            report.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env: HashMap<String, String> = [
+        ("UPLOAD_FFMPEG_PATH", tool.to_string_lossy().into_owned()),
+        ("UPLOAD_MEDIA_MEMORY_BYTES", (512u64 << 20).to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    let media = Media::new(MediaConfig::from_source(&env).unwrap());
+    media.ffmpeg(["-version"]).await.expect("the stand-in runs");
+    let seen = std::fs::read_to_string(&report).unwrap();
+    // The test's own environment (PATH, HOME, CARGO_*) did not reach it.
+    assert!(std::env::var("PATH").is_ok() && std::env::var("CARGO_MANIFEST_DIR").is_ok());
+    for inherited in ["PATH=", "HOME=", "CARGO"] {
+        assert!(
+            !seen.lines().any(|l| l.starts_with(inherited)),
+            "{inherited} reached the tool:\n{seen}"
+        );
+    }
+    assert!(seen.contains(&format!("limit={}", 512 * 1024)), "{seen}");
+}
+
+#[tokio::test]
+async fn a_picture_over_the_pixel_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.png");
+    let made = std::process::Command::new("/usr/bin/ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=2000x1000",
+        ])
+        .args(["-frames:v", "1"])
+        .arg(&big)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let env: HashMap<String, String> =
+        [("UPLOAD_MEDIA_MAX_PIXELS".to_string(), "1000000".to_string())].into();
+    let media = Media::new(MediaConfig::from_source(&env).unwrap());
+    let mut args: Vec<String> = media.input_args(&big.to_string_lossy());
+    args.extend(["-f", "null", "-"].map(String::from));
+    match media.ffmpeg(&args).await {
+        Err(MediaError::Failed { message, .. }) => {
+            assert!(message.contains("max pixel"), "{message}")
+        }
+        other => panic!("a 2-megapixel picture passed a 1-megapixel limit: {other:?}"),
+    }
+    // The same picture within the limit decodes.
+    let env: HashMap<String, String> =
+        [("UPLOAD_MEDIA_MAX_PIXELS".to_string(), "3000000".to_string())].into();
+    let media = Media::new(MediaConfig::from_source(&env).unwrap());
+    let mut args: Vec<String> = media.input_args(&big.to_string_lossy());
+    args.extend(["-f", "null", "-"].map(String::from));
+    media.ffmpeg(&args).await.expect("within the limit");
+}

@@ -1,0 +1,148 @@
+//! A PostgreSQL cluster of a test's own, for tests that restart or stop their
+//! database: the stack's cluster is shared by every test running at once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A private cluster on a free loopback port; stopped and removed when dropped.
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// Initialises and starts a cluster (trust authentication, loopback only).
+    pub fn start() -> Self {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("upload-test-pg-")
+            .tempdir_in("/tmp")
+            .expect("a directory for the cluster");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).expect("data directory");
+        if is_root() {
+            // initdb and pg_ctl refuse to run as root; postgres owns the cluster.
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of the cluster's directory failed");
+        }
+        let initdb = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let pg = Self {
+            port: crate::free_port(),
+            dir,
+            bin,
+        };
+        pg.pg_ctl(&["start", "-w", "-t", "30"]);
+        pg
+    }
+
+    /// The URL of the cluster's `postgres` database.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Restarts the cluster as an operator would (`pg_ctl restart -m fast`):
+    /// every connection is cut. Returns how long it was away.
+    pub fn restart(&self) -> Duration {
+        let started = Instant::now();
+        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", "30"]);
+        started.elapsed()
+    }
+
+    /// Stops the cluster (`-m immediate`, as a crash would).
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w", "-t", "30"]);
+    }
+
+    /// Starts a stopped cluster again.
+    pub fn resume(&self) {
+        self.pg_ctl(&["start", "-w", "-t", "30"]);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("postgres.log");
+        let out = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-o", &self.options()])
+            .args(args)
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn options(&self) -> String {
+        format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        )
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["stop", "-m", "immediate", "-w"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program`, run as the postgres user when this process is root.
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command
+            .current_dir("/")
+            .args(["-u", "postgres", "--"])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// The newest installed PostgreSQL's programs.
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (the stack installs it)")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("an initdb under /usr/lib/postgresql")
+}

@@ -1,0 +1,164 @@
+//! Faults survived with nothing lost: a store that fails a tenth of its requests,
+//! a database restarted and stopped under load, a scanner restarted mid-scan, and
+//! the worker killed at every step that matters.
+
+mod clamd_restart;
+mod database_outage;
+mod store_faults;
+mod worker_kills;
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use upload_client::UploadClient;
+use upload_domain::SellerGroup;
+use upload_e2e::{TestApp, TestFile, pb, poll_until};
+
+/// The worker as its own process (the `test-worker` binary, which runs the same
+/// `upload_worker::run`), for tests that kill it.
+pub struct WorkerProcess {
+    child: tokio::process::Child,
+    reached: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl WorkerProcess {
+    /// Starts a worker for `app`, armed to stop at `failpoint` when one is given.
+    pub fn start(app: &TestApp, failpoint: Option<&str>) -> Self {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_test-worker"));
+        command
+            .env_clear()
+            .envs(&app.worker_env)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(point) = failpoint {
+            command.env("UPLOAD_FAILPOINT", point);
+        }
+        let mut child = command.spawn().expect("the test worker starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, reached) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(point) = line.strip_prefix("failpoint ") {
+                    let _ = tx.send(point.trim_end_matches(" reached").to_owned());
+                }
+            }
+        });
+        Self { child, reached }
+    }
+
+    /// Waits until the worker stops at its failpoint; panics after `timeout`.
+    pub async fn wait_for_failpoint(&mut self, timeout: Duration) -> String {
+        tokio::time::timeout(timeout, self.reached.recv())
+            .await
+            .expect("the failpoint is reached in time")
+            .expect("the worker announces its failpoint")
+    }
+
+    /// SIGKILLs the worker; returns when it is gone.
+    pub async fn kill(mut self) -> Instant {
+        self.child.start_kill().expect("SIGKILL");
+        let _ = self.child.wait().await;
+        Instant::now()
+    }
+}
+
+/// Polls GetUpload until the upload is in `state`; panics after `timeout`.
+pub async fn wait_state(
+    client: &UploadClient,
+    upload_id: &str,
+    state: pb::UploadState,
+    timeout: Duration,
+) -> pb::Upload {
+    poll_until(
+        &format!("upload {upload_id} to be {state:?}"),
+        timeout,
+        || async {
+            let upload = match client.get(upload_id).await {
+                Ok(got) => got.upload,
+                // The server may answer UNAVAILABLE while its database is away.
+                Err(_) => None,
+            };
+            let reached = upload.as_ref().is_some_and(|u| u.state == state as i32);
+            (reached, upload)
+        },
+    )
+    .await
+    .expect("the upload")
+}
+
+/// Creates, sends and completes an upload of `file` as `name` (`content_type`)
+/// for `seller`, retrying CompleteUpload while the server answers UNAVAILABLE.
+pub async fn upload(
+    app: &TestApp,
+    seller: &str,
+    file: &TestFile,
+    name: &str,
+    content_type: &str,
+) -> (UploadClient, pb::Upload) {
+    let client = app.client(seller, SellerGroup::Premium).await;
+    let upload = client
+        .create(name, file.size, content_type, None)
+        .await
+        .expect("CreateUpload");
+    let all: Vec<u32> = (1..=upload.part_count).collect();
+    client
+        .send_parts(&upload, &file.path, &all, Default::default(), |_, _| {})
+        .await
+        .expect("sending parts");
+    for attempt in 1.. {
+        match client.complete(&upload.upload_id).await {
+            Ok(done) => return (client, done),
+            Err(e) if attempt < 20 => {
+                eprintln!("CompleteUpload attempt {attempt}: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("CompleteUpload kept failing: {e}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
+/// Everything in `bucket` that is not one of `expected` keys or under one of
+/// `expected_prefixes`.
+pub async fn strays(
+    app: &TestApp,
+    bucket: &str,
+    expected: &BTreeSet<String>,
+    expected_prefixes: &[String],
+) -> Vec<String> {
+    app.keys(bucket, "")
+        .await
+        .into_iter()
+        .filter(|k| !expected.contains(k) && !expected_prefixes.iter().any(|p| k.starts_with(p)))
+        .collect()
+}
+
+/// Counts rows per upload in `table`: every upload must have exactly one.
+pub async fn one_row_each(app: &TestApp, table: &str, uploads: &[pb::Upload]) {
+    for up in uploads {
+        let n = app
+            .count(&format!(
+                "SELECT count(*) FROM {table} WHERE upload_id = '{}'",
+                up.upload_id
+            ))
+            .await;
+        assert_eq!(n, 1, "{table} rows of upload {}", up.upload_id);
+    }
+}
+
+/// A printed table row, for the suite's summary in the test output.
+pub fn report(name: &str, figures: &HashMap<&str, String>) {
+    let mut keys: Vec<&&str> = figures.keys().collect();
+    keys.sort();
+    let shown: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{k}={}", figures[**k]))
+        .collect();
+    eprintln!("FAULT REPORT {name}: {}", shown.join(" "));
+}
