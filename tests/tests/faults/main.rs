@@ -66,6 +66,22 @@ impl WorkerProcess {
         let _ = self.child.wait().await;
         Instant::now()
     }
+
+    /// Stops the worker in order (SIGINT): running jobs finish and are recorded.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+    }
 }
 
 /// Polls GetUpload until the upload is in `state`; panics after `timeout`.

@@ -1,12 +1,19 @@
-//! The production settings template, `deploy/production/upload.env.example`, held to
-//! the services' own configuration code: it names every variable they read and no
-//! other, it parses as a server's and a worker's configuration, and its commented
+//! The production settings templates (`deploy/production/*.env.example`) held to
+//! the services' own configuration code: together they name every variable the
+//! services read and no other, their placeholders are refused, with real values
+//! they parse as a server's and a worker's configuration, and their commented
 //! `# NAME=value` lines are the defaults, exactly.
 
 use std::collections::{BTreeSet, HashMap};
 use upload_config::{ServerConfig, WorkerConfig};
 
-const TEMPLATE: &str = include_str!("../../../deploy/production/upload.env.example");
+/// The shared settings and each secrets file, as one text.
+const TEMPLATES: [&str; 4] = [
+    include_str!("../../../deploy/production/upload.env.example"),
+    include_str!("../../../deploy/production/store.secrets.env.example"),
+    include_str!("../../../deploy/production/server.secrets.env.example"),
+    include_str!("../../../deploy/production/worker.secrets.env.example"),
+];
 /// Every file of the configuration crate.
 const CONFIG_SOURCES: [&str; 5] = [
     include_str!("../../../crates/config/src/lib.rs"),
@@ -23,10 +30,11 @@ fn is_variable(name: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// The settings the template makes; with `defaults`, its commented defaults too.
+/// The settings the templates make; with `defaults`, their commented defaults too.
 fn settings(defaults: bool) -> HashMap<String, String> {
-    TEMPLATE
-        .lines()
+    TEMPLATES
+        .iter()
+        .flat_map(|t| t.lines())
         .filter_map(|line| {
             let line = if defaults {
                 line.strip_prefix("# ").unwrap_or(line)
@@ -56,7 +64,7 @@ fn the_template_names_every_variable_the_services_read_and_no_other() {
         .map(str::to_owned)
         .collect();
     assert!(read.len() > 30, "the variables were not found: {read:?}");
-    let named = names_in(TEMPLATE);
+    let named = names_in(&TEMPLATES.concat());
     let missing: Vec<_> = read.difference(&named).collect();
     let unknown: Vec<_> = named.difference(&read).collect();
     assert!(
@@ -69,9 +77,33 @@ fn the_template_names_every_variable_the_services_read_and_no_other() {
     );
 }
 
+/// The templates' settings with every placeholder replaced by a real-looking value.
+fn filled_in(mut env: HashMap<String, String>) -> HashMap<String, String> {
+    for (name, value) in env.iter_mut() {
+        if value.contains(upload_config::PLACEHOLDER) {
+            *value = value.replace(
+                upload_config::PLACEHOLDER,
+                &format!("real-{}", name.to_lowercase().replace('_', "-")),
+            );
+        }
+    }
+    env
+}
+
+#[test]
+fn the_placeholders_are_refused_as_they_stand() {
+    let env = settings(false);
+    let server = ServerConfig::from_source(&env).unwrap_err().to_string();
+    let worker = WorkerConfig::from_source(&env).unwrap_err().to_string();
+    for err in [&server, &worker] {
+        assert!(err.contains("placeholder"), "{err}");
+        assert!(!err.contains("change-me"), "the value is not shown: {err}");
+    }
+}
+
 #[test]
 fn the_template_is_a_valid_server_and_worker_configuration() {
-    let env = settings(false);
+    let env = filled_in(settings(false));
     let server = ServerConfig::from_source(&env).expect("the server's configuration");
     let worker = WorkerConfig::from_source(&env).expect("the worker's configuration");
     // AWS S3 unless an endpoint is set, with virtual-hosted addresses.
@@ -82,8 +114,8 @@ fn the_template_is_a_valid_server_and_worker_configuration() {
 
 #[test]
 fn commented_values_are_the_defaults() {
-    let set = settings(false);
-    let with_defaults = settings(true);
+    let set = filled_in(settings(false));
+    let with_defaults = filled_in(settings(true));
     assert!(
         with_defaults.len() > set.len() + 20,
         "too few commented defaults found: {}",
