@@ -13,14 +13,27 @@ use upload_domain::{Caller, SellerGroup, SellerId};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// The seller's id.
-    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
     /// The seller's group: `standard` or `premium`.
-    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Expiry, seconds since the epoch.
-    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
     /// Issue time, seconds since the epoch.
+    #[serde(default)]
     pub iat: u64,
+    /// Not valid before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
+
+/// The longest bearer token accepted, in bytes: ours are a few hundred.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The one signing algorithm tokens may name.
+const ALGORITHM: &str = "HS256";
 
 /// Checks and issues HS256 tokens with one secret.
 #[derive(Clone)]
@@ -35,6 +48,7 @@ impl TokenKeys {
     pub fn new(secret: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 5;
         Self {
             decoding: Arc::new(DecodingKey::from_secret(secret.as_bytes())),
@@ -55,10 +69,11 @@ impl TokenKeys {
             .map_err(|e| e.to_string())?
             .as_secs();
         let claims = Claims {
-            sub: seller.to_string(),
-            group: group.as_str().to_owned(),
+            sub: Some(seller.to_string()),
+            group: Some(group.as_str().to_owned()),
             iat: now,
-            exp: now + ttl.as_secs(),
+            exp: Some(now + ttl.as_secs()),
+            nbf: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| e.to_string())
@@ -66,24 +81,87 @@ impl TokenKeys {
 
     /// The caller a token names, or a message saying what is wrong with it.
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(format!(
+                "the bearer token is {} bytes long; tokens of at most {MAX_TOKEN_BYTES} bytes are accepted",
+                token.len()
+            ));
+        }
+        let alg = signing_algorithm(token)?;
+        if alg != ALGORITHM {
+            return Err(format!(
+                "the bearer token is signed with {alg:?}; only {ALGORITHM} tokens are accepted"
+            ));
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    "the bearer token has expired; get a new one".to_owned()
-                }
-                _ => "the bearer token is invalid".to_owned(),
-            })?;
+            .map_err(|e| refusal(e.kind()))?;
         let seller_id = data
             .claims
             .sub
+            .ok_or("the bearer token has no sub claim")?
             .parse::<SellerId>()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("the bearer token's subject is unusable: {e}"))?;
         let group = data
             .claims
             .group
+            .ok_or("the bearer token has no group claim (standard or premium)")?
             .parse::<SellerGroup>()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("the bearer token's group is unusable: {e}"))?;
         Ok(Caller { seller_id, group })
+    }
+}
+
+/// The `alg` a token's header names, read before anything is trusted, so a token
+/// for another algorithm (or `none`) is refused by name.
+fn signing_algorithm(token: &str) -> Result<String, String> {
+    use base64::Engine;
+    const MALFORMED: &str =
+        "the bearer token is not a well-formed JWT (header.claims.signature, base64url)";
+    let mut segments = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(MALFORMED.to_owned());
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| MALFORMED.to_owned())?;
+    #[derive(Deserialize)]
+    struct Head {
+        alg: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(&bytes).map_err(|_| MALFORMED.to_owned())?;
+    head.alg
+        .ok_or_else(|| "the bearer token's header names no algorithm".to_owned())
+}
+
+/// What is wrong with a token the library refused, in words the caller can act on.
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::ExpiredSignature => "the bearer token has expired; get a new one".to_owned(),
+        ErrorKind::ImmatureSignature => {
+            "the bearer token is not valid yet (its nbf is in the future)".to_owned()
+        }
+        ErrorKind::InvalidSignature => {
+            "the bearer token's signature does not match: it was not issued for this service"
+                .to_owned()
+        }
+        ErrorKind::MissingRequiredClaim(claim) => {
+            format!("the bearer token has no {claim} claim")
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            format!("the bearer token's {claim} claim is malformed")
+        }
+        ErrorKind::Json(e) => format!("the bearer token's claims are malformed: {e}"),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            format!("only {ALGORITHM} tokens are accepted")
+        }
+        _ => "the bearer token is not a well-formed JWT (header.claims.signature, base64url)"
+            .to_owned(),
     }
 }
 
@@ -201,10 +279,11 @@ mod tests {
     fn expired_tokens_are_refused_with_a_reason() {
         let keys = TokenKeys::new("0123456789abcdef0123456789abcdef");
         let claims = Claims {
-            sub: "s-1".into(),
-            group: "standard".into(),
+            sub: Some("s-1".into()),
+            group: Some("standard".into()),
             iat: 1,
-            exp: 2,
+            exp: Some(2),
+            nbf: None,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();

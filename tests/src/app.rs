@@ -163,6 +163,29 @@ impl TestApp {
             .expect("job context")
     }
 
+    /// Lets the worker finish every job due now, then stops it (in order, so every
+    /// outcome is recorded): from here on nothing changes unless a call changes it.
+    pub async fn settle_and_stop_worker(&mut self) {
+        assert!(self.has_worker, "this app runs no worker");
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        loop {
+            let due = unfinished_jobs(&self.database_url, true)
+                .await
+                .expect("reading the test's jobs");
+            if due.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jobs still due after {:?}: {due:?}",
+                crate::WAIT
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        drop(self.running.pop());
+        self.has_worker = false;
+    }
+
     /// Declares that the test leaves `count` jobs unfinished on purpose (queued with
     /// no worker to run them, or a retry scheduled for later); the check at the end
     /// of the test then wants exactly that many.

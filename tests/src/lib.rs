@@ -2,7 +2,8 @@
 //!
 //! Where things live: `app` the test app (server, worker, database, buckets, the
 //! unfinished-job check at its end); `stack` the stack's environment and database
-//! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `uploads` clients and uploads;
+//! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
+//! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
 //! checks; `items` item helpers; `postgres` a cluster of a test's own; `proxy` a misbehaving network.
 
@@ -10,6 +11,7 @@ mod app;
 mod buckets;
 mod faults;
 mod files;
+mod fingerprint;
 mod fixtures;
 mod items;
 mod postgres;
@@ -22,6 +24,7 @@ pub use app::{AppOptions, Running, TestApp};
 pub use buckets::TestBuckets;
 pub use faults::{Fault, FaultRules, FaultStats, StoreFaults};
 pub use files::{TestFile, peak_rss_kib};
+pub use fingerprint::Fingerprint;
 pub use fixtures::*;
 pub use items::*;
 pub use postgres::PrivatePostgres;

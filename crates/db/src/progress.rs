@@ -21,7 +21,7 @@ pub async fn set(
 ) -> Result<(), DbError> {
     let done = i64::try_from(bytes_done).unwrap_or(i64::MAX);
     let total = i64::try_from(bytes_total).unwrap_or(i64::MAX);
-    diesel::insert_into(upload_progress::table)
+    let upsert = diesel::insert_into(upload_progress::table)
         .values((
             upload_progress::upload_id.eq(id),
             upload_progress::stage.eq(stage),
@@ -38,9 +38,19 @@ pub async fn set(
             upload_progress::bytes_total.eq(excluded(upload_progress::bytes_total)),
             upload_progress::detail.eq(excluded(upload_progress::detail)),
             upload_progress::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+        ));
+    // Unchanged progress is not written again: no new updated_at, no wake-up for
+    // watchers, and a refused call that looked at the parts leaves no trace.
+    diesel::query_dsl::methods::FilterDsl::filter(
+        upsert,
+        upload_progress::status
+            .ne(excluded(upload_progress::status))
+            .or(upload_progress::bytes_done.ne(excluded(upload_progress::bytes_done)))
+            .or(upload_progress::bytes_total.ne(excluded(upload_progress::bytes_total)))
+            .or(upload_progress::detail.ne(excluded(upload_progress::detail))),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -74,6 +74,13 @@ impl FromStr for ContentType {
     type Err = DomainError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Parameters are dropped, but not before the whole value is seen to be
+        // plain visible text of a sane length.
+        if s.len() > 255 || !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(DomainError::InvalidContentType(
+                s.chars().take(80).collect(),
+            ));
+        }
         let essence = s
             .split(';')
             .next()
@@ -132,7 +139,17 @@ mod tests {
         let ct: ContentType = "Video/MP4; codecs=avc1".parse().unwrap();
         assert_eq!(ct.as_str(), "video/mp4");
         assert_eq!(ct.top_level(), "video");
-        for bad in ["video", "/mp4", "video/", "vi deo/mp4", ""] {
+        let long = format!("video/mp4; x={}", "a".repeat(250));
+        for bad in [
+            "video",
+            "/mp4",
+            "video/",
+            "vi deo/mp4",
+            "",
+            "video/mp4\r\nx-injected: 1",
+            "video/mp4; name=\u{202E}4pm.exe",
+            &long,
+        ] {
             assert!(bad.parse::<ContentType>().is_err(), "{bad:?} accepted");
         }
     }

@@ -292,4 +292,54 @@ mod tests {
             "attachment; filename=\"cr_me _br_l_e_.mp4\"; filename*=UTF-8''cr%C3%A8me%20%22br%C3%BBl%C3%A9e%22.mp4"
         );
     }
+
+    /// RFC 6266 with RFC 8187's `filename*`: whatever a name holds, the header is
+    /// visible ASCII, the quoted fallback cannot be closed early, the extended value
+    /// holds only attr-chars and %XX, and decoding it gives back the name exactly.
+    #[test]
+    fn any_name_makes_a_well_formed_header_that_decodes_back() {
+        let names = [
+            "a\"; filename=evil.exe",
+            "a\\\"b",
+            "line\r\nX-Injected: 1",
+            "nul\0.bin",
+            "100%25 real%.zip",
+            "it's.mp4",
+            "gpj.\u{202E}exe",
+            "\u{2067}\u{200F}\u{FEFF}",
+            "😀 emoji.mp4",
+            "=?utf-8?B?ZXZpbC5leGU=?=",
+            "tab\there",
+            "",
+            "日本語のファイル.pdf",
+        ];
+        for name in names {
+            let header = content_disposition(name);
+            assert!(
+                header.bytes().all(|b| b == b' ' || b.is_ascii_graphic()),
+                "{name:?}: {header:?}"
+            );
+            let (fallback, extended) = header
+                .strip_prefix("attachment; filename=\"")
+                .and_then(|rest| rest.split_once("\"; filename*=UTF-8''"))
+                .unwrap_or_else(|| panic!("{name:?}: {header:?}"));
+            assert!(!fallback.contains(['"', '\\']), "{name:?}: {fallback:?}");
+            let mut decoded = Vec::new();
+            let mut bytes = extended.bytes();
+            while let Some(b) = bytes.next() {
+                if b == b'%' {
+                    let hex = [bytes.next().unwrap(), bytes.next().unwrap()];
+                    let hex = std::str::from_utf8(&hex).unwrap();
+                    decoded.push(u8::from_str_radix(hex, 16).unwrap());
+                } else {
+                    assert!(
+                        b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b),
+                        "{name:?}: {extended:?}"
+                    );
+                    decoded.push(b);
+                }
+            }
+            assert_eq!(decoded, name.as_bytes(), "{name:?}");
+        }
+    }
 }

@@ -26,18 +26,35 @@ pub async fn handle_list_versions(
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let rows = upload_db::versions::list(&mut conn, item, file).await?;
     if let (Some(file), true) = (file, rows.is_empty()) {
-        let known = upload_db::items::files(&mut conn, item)
-            .await?
-            .iter()
-            .any(|f| f.id == file);
-        if !known {
-            return Err(ApiError::FileNotFound { item, file });
-        }
+        return Err(not_found(&mut conn, item, file, None).await?);
     }
     Ok(rows
         .iter()
         .map(|(v, current)| version(v, *current))
         .collect())
+}
+
+/// Why a version was not found: the item has no such file, or the file has no
+/// such version.
+async fn not_found(
+    conn: &mut diesel_async::AsyncPgConnection,
+    item: ItemId,
+    file: FileId,
+    version: Option<i32>,
+) -> Result<ApiError, ApiError> {
+    let known = upload_db::items::files(conn, item)
+        .await?
+        .iter()
+        .any(|f| f.id == file);
+    Ok(if known {
+        ApiError::VersionNotFound {
+            item,
+            file,
+            version,
+        }
+    } else {
+        ApiError::FileNotFound { item, file }
+    })
 }
 
 /// Makes a stored version the current one.
@@ -50,11 +67,7 @@ pub async fn handle_set_current(
     let wanted = version_number(raw_version)?;
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some(row) = upload_db::versions::set_current(&mut conn, item, file, wanted).await? else {
-        return Err(ApiError::VersionNotFound {
-            item,
-            file,
-            version: Some(wanted),
-        });
+        return Err(not_found(&mut conn, item, file, Some(wanted)).await?);
     };
     let versions = upload_db::versions::list(&mut conn, item, Some(file)).await?;
     Ok(super::view::item_file(&row, &versions))
@@ -76,11 +89,7 @@ pub async fn handle_download(
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some((row, current)) = upload_db::versions::find(&mut conn, item, file, wanted).await?
     else {
-        return Err(ApiError::VersionNotFound {
-            item,
-            file,
-            version: wanted,
-        });
+        return Err(not_found(&mut conn, item, file, wanted).await?);
     };
     // A version exists only for a clean, stored file; check anyway, so that no
     // path can ever hand out a link to anything else.

@@ -1,5 +1,6 @@
 //! The API on the real stack, one module per RPC (the ItemService's access calls
-//! together in `access`), plus authentication and gRPC-web across them.
+//! together in `access`), plus authentication and gRPC-web across them, and the
+//! hostile-input suite (`hostile_input`) across every RPC and the store.
 
 mod abort_upload;
 mod access;
@@ -10,6 +11,7 @@ mod get_download_url;
 mod get_item;
 mod get_upload;
 mod grpc_web;
+mod hostile_input;
 mod list_uploaded_parts;
 mod list_versions;
 mod set_current_version;

@@ -113,3 +113,73 @@ async fn a_submission_whose_job_was_lost_is_picked_up_by_the_sweeper() {
     assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
     assert_moved_once(&app, &ups[0], &file).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_upload_never_submitted_expires_before_the_store_drops_its_bytes() {
+    let app = TestApp::spawn_with(fast_sweeper()).await;
+    let image = TestFile::image(320, 240);
+    let (client, old) = app
+        .ready_upload("seller-idle", &image, "cover.png", "image/png")
+        .await;
+    assert!(!old.previews.is_empty(), "{old:?}");
+    let (_, fresh) = app
+        .ready_upload(
+            "seller-idle",
+            &TestFile::random(MIB),
+            "pack.zip",
+            "application/octet-stream",
+        )
+        .await;
+    // Ready for a day longer than UPLOAD_READY_TTL_SECS (5 days by default), and
+    // so two days short of the temp bucket's 7-day lifecycle.
+    app.execute(&format!(
+        "UPDATE uploads SET updated_at = now() - interval '6 days' WHERE id = '{}'",
+        old.upload_id
+    ))
+    .await;
+
+    poll_expired(&client, &old.upload_id).await;
+    let expired = client.get(&old.upload_id).await.unwrap().upload.unwrap();
+    assert_eq!(
+        expired.state,
+        pb::UploadState::Expired as i32,
+        "{expired:?}"
+    );
+    assert_eq!(expired.failure.unwrap().code, FailureCode::Expired.as_str());
+    // Its bytes and previews are gone at once; the fresh upload is untouched.
+    let temp = app.temp_bucket().to_owned();
+    let keys = app.keys(&temp, "").await;
+    assert!(!keys.iter().any(|k| k.contains(&old.upload_id)), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.contains(&fresh.upload_id)),
+        "{keys:?}"
+    );
+    let still = client.get(&fresh.upload_id).await.unwrap().upload.unwrap();
+    assert_eq!(still.state, pb::UploadState::Ready as i32);
+    // A late submission is refused with a reason instead of failing on lost bytes.
+    let late = client
+        .items()
+        .submit_item(upload_e2e::submission(
+            "late",
+            "",
+            pb::ItemKind::DigitalFile,
+            "Cover",
+            &[(&old.upload_id, "")],
+        ))
+        .await
+        .expect_err("an expired upload cannot be submitted");
+    assert_eq!(late.code(), tonic::Code::FailedPrecondition, "{late:?}");
+    assert!(late.message().contains("cannot be submitted"), "{late:?}");
+}
+
+/// Waits until the upload's state is expired (a ready upload counts as settled).
+async fn poll_expired(client: &upload_client::UploadClient, id: &str) {
+    upload_e2e::poll_until("the upload to expire", Duration::from_secs(20), || async {
+        let upload = client.get(id).await.unwrap().upload.unwrap();
+        (
+            upload.state == pb::UploadState::Expired as i32,
+            upload.state,
+        )
+    })
+    .await;
+}
