@@ -107,6 +107,8 @@ fn deliver(watchers: &Watchers, id: Option<Uuid>, event: HubEvent) {
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A listener that heard nothing (not even a heartbeat) this long reconnects.
 const SILENCE: Duration = Duration::from_secs(16);
+/// How long connecting and starting to listen may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The payload of a heartbeat: not an id, so no watcher hears it.
 const HEARTBEAT_PAYLOAD: &str = "progress-hub-alive";
 
@@ -163,12 +165,23 @@ async fn listen_forever(
 }
 
 async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Error> {
-    let mut conn = AsyncPgConnection::establish(url)
+    // A peer that accepts and then says nothing must not hold the listener forever.
+    let setup = async {
+        let mut conn = AsyncPgConnection::establish(url)
+            .await
+            .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+        diesel::sql_query(format!("LISTEN {UPLOAD_EVENTS_CHANNEL}"))
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, diesel::result::Error>(conn)
+    };
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, setup)
         .await
-        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-    diesel::sql_query(format!("LISTEN {UPLOAD_EVENTS_CHANNEL}"))
-        .execute(&mut conn)
-        .await?;
+        .map_err(|_| {
+            diesel::result::Error::QueryBuilderError(
+                format!("no listening connection within {CONNECT_TIMEOUT:?}").into(),
+            )
+        })??;
     // Anything that happened while we were not listening is unknown: everyone re-reads.
     deliver(watchers, None, HubEvent::Resync);
     let mut notifications = std::pin::pin!(conn.notifications_stream());

@@ -1,5 +1,7 @@
-//! A TCP proxy between a client and the store, on 127.0.0.1: it counts the bytes the
-//! client sends, and can cut connections or hold them back, as a bad network does.
+//! A TCP proxy between a client and the store (or PostgreSQL), on 127.0.0.1: it
+//! counts the bytes the client sends, and can cut connections, hold them back, or
+//! freeze them (silent forever, never closed, as behind a NAT that forgot them),
+//! as a bad network does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +45,10 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// Its counters.
     pub stats: Arc<ProxyStats>,
+    /// Bumped by [`Proxy::freeze`]: connections older than the bump go silent.
+    freezes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// While set, new connections are held silent too.
+    frozen: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,7 +59,7 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Starts a proxy to the store named by `upstream_url` (`http://127.0.0.1:port`).
+    /// Starts a proxy to the server named by `upstream_url` (`http://127.0.0.1:port`).
     pub async fn start(upstream_url: &str, rules: ProxyRules) -> Self {
         let upstream: SocketAddr = upstream_url
             .trim_start_matches("http://")
@@ -68,6 +74,9 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let stats = Arc::new(ProxyStats::default());
         let counters = Arc::clone(&stats);
+        let freezes = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (freezes_seen, frozen_seen) = (Arc::clone(&freezes), Arc::clone(&frozen));
         let task = tokio::spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
             let mut planned_cuts = 0u64;
@@ -80,7 +89,14 @@ impl Proxy {
                     && (rules.cut_at_most == 0 || planned_cuts < rules.cut_at_most);
                 planned_cuts += u64::from(cut);
                 let delay = (n <= rules.delay_first).then_some(rules.delay);
+                let mut freeze = freezes_seen.subscribe();
+                let held = frozen_seen.load(Ordering::SeqCst);
                 tasks.spawn(async move {
+                    if held {
+                        // Accepted, then nothing: the client waits forever.
+                        let _client = client;
+                        return std::future::pending::<()>().await;
+                    }
                     if let Some(delay) = delay {
                         tokio::time::sleep(delay).await;
                     }
@@ -88,13 +104,39 @@ impl Proxy {
                         return;
                     };
                     let limit = cut.then_some(rules.cut_after_bytes);
-                    pipe(client, server, limit, &counters).await;
+                    let piping = pipe(client, server, limit, &counters);
+                    tokio::pin!(piping);
+                    tokio::select! {
+                        () = &mut piping => {}
+                        _ = freeze.changed() => {
+                            // Frozen: both sockets stay open, nothing moves again.
+                            std::future::pending::<()>().await;
+                        }
+                    }
                 });
                 // Reap finished connections so the set stays small.
                 while tasks.try_join_next().is_some() {}
             }
         });
-        Self { addr, stats, task }
+        Self {
+            addr,
+            stats,
+            freezes,
+            frozen,
+            task,
+        }
+    }
+
+    /// Freezes every open connection for good (silent, never closed) and holds new
+    /// ones silent until [`Proxy::thaw`].
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+        self.freezes.send_modify(|n| *n += 1);
+    }
+
+    /// Lets new connections through again; frozen ones stay frozen.
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
     }
 
     /// The proxy's URL, for `UPLOAD_S3_PUBLIC_ENDPOINT`.

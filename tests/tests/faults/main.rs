@@ -1,9 +1,11 @@
 //! Faults survived with nothing lost: a store that fails a tenth of its requests,
-//! a database restarted and stopped under load, a scanner restarted mid-scan, and
-//! the worker killed at every step that matters.
+//! a database restarted and stopped under load, a scanner restarted mid-scan, the
+//! progress listener's connection gone silent, and the worker killed at every step
+//! that matters.
 
 mod clamd_restart;
 mod database_outage;
+mod listener_silence;
 mod store_faults;
 mod worker_kills;
 

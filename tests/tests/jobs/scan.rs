@@ -216,11 +216,12 @@ fn closed_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_stable_code() {
+    let port = closed_port();
     let app = TestApp::spawn_with(AppOptions {
         worker_env: vec![
             (
                 "UPLOAD_S3_ENDPOINT".into(),
-                format!("http://127.0.0.1:{}", closed_port()),
+                format!("http://127.0.0.1:{port}"),
             ),
             ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "3".into()),
             ("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()),
@@ -245,8 +246,37 @@ async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_st
         failure.message
     );
 
-    // The seller is told, once.
+    // What the seller reads (the failure, the notification a webhook carries) says
+    // what happened, never where the store is or which key the worker holds.
     let id = &upload.upload_id;
+    let details: Vec<String> = {
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let mut conn = app.db().await;
+        diesel_async::RunQueryDsl::load::<Text>(
+            diesel::sql_query(format!(
+                "SELECT details::text AS t FROM notifications WHERE upload_id = '{id}'"
+            )),
+            &mut conn,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.t)
+        .collect()
+    };
+    assert!(!details.is_empty());
+    let key_id = &app.worker_env["UPLOAD_S3_ACCESS_KEY_ID"];
+    for text in details.iter().chain([&failure.message]) {
+        for secret in ["127.0.0.1", &port.to_string(), key_id, "http", "X-Amz"] {
+            assert!(!text.contains(secret), "{secret:?} reaches the seller: {text}");
+        }
+    }
+
+    // The seller is told, once.
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM notifications WHERE upload_id = '{id}' AND kind = '{}'
