@@ -5,7 +5,7 @@
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `postgres` a cluster of a test's own; `proxy` a misbehaving network.
+//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `postgres` a cluster of a test's own; `proxy` a misbehaving network.
 
 mod app;
 mod buckets;
@@ -14,6 +14,7 @@ mod files;
 mod fingerprint;
 mod fixtures;
 mod items;
+mod media_sandbox;
 mod postgres;
 mod proxy;
 mod queries;
@@ -27,6 +28,7 @@ pub use files::{TestFile, peak_rss_kib};
 pub use fingerprint::Fingerprint;
 pub use fixtures::*;
 pub use items::*;
+pub use media_sandbox::{MediaSandbox, SANDBOX_UID};
 pub use postgres::PrivatePostgres;
 pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;

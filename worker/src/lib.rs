@@ -4,12 +4,14 @@
 //! handler (run, then retry or fail the subject); `outcome` retry/abort and how
 //! uploads and submissions fail; one file per job (`scan`, `metadata`, `preview`,
 //! `notify`, `persist`, `move_file`) with `processing` and `progress` shared by the
-//! pipeline's jobs and `media` running ffmpeg; `sweep` the sweeper loop.
+//! pipeline's jobs and `media` running ffmpeg (here, or in `media_sandbox` as
+//! another user); `sweep` the sweeper loop; `supervise` the queues' restarts.
 
 mod context;
 pub mod failpoint;
 pub mod job;
 pub mod media;
+pub mod media_sandbox;
 pub mod metadata;
 pub mod move_file;
 pub mod notify;

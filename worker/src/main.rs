@@ -8,6 +8,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // `upload-worker media-sandbox`: one media run over stdin/stdout, as the media
+    // sandbox's socket-activated unit starts it (see `media_sandbox`).
+    if std::env::args().nth(1).as_deref() == Some("media-sandbox") {
+        let config = upload_config::MediaConfig::from_source(&upload_config::Env)?;
+        return upload_worker::media_sandbox::serve(
+            config,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+        )
+        .await;
+    }
     let config = WorkerConfig::from_env()?;
     tracing::info!(concurrency = config.concurrency, "upload worker starting");
     // SIGTERM (what orchestrators send) or Ctrl-C; without a SIGTERM handler, Ctrl-C only.

@@ -1,8 +1,11 @@
 //! ffmpeg and ffprobe, run as child processes: each run holds a permit of a
 //! per-worker limit, is killed when its time runs out or when the job that started
-//! it is dropped, and is judged by its exit status.
+//! it is dropped, and is judged by its exit status. With a media sandbox configured
+//! (`UPLOAD_MEDIA_SANDBOX_SOCKET`) every run happens there instead, as another
+//! user (see `media_sandbox`); otherwise here, with an empty environment and an
+//! address-space limit.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +91,8 @@ fn spawn_error<E: Into<anyhow::Error>>(tool: &'static str) -> impl FnOnce(E) -> 
 pub struct Media {
     config: MediaConfig,
     permits: Arc<Semaphore>,
+    /// The media sandbox's socket, when runs happen there.
+    sandbox: Option<PathBuf>,
 }
 
 /// Kills a child process when dropped before it was reaped.
@@ -106,7 +111,12 @@ impl Media {
     /// A runner with `config`'s paths and limits.
     pub fn new(config: MediaConfig) -> Self {
         let permits = Arc::new(Semaphore::new(config.concurrency));
-        Self { config, permits }
+        let sandbox = config.sandbox_socket.clone();
+        Self {
+            config,
+            permits,
+            sandbox,
+        }
     }
 
     /// The settings.
@@ -114,19 +124,43 @@ impl Media {
         &self.config
     }
 
-    /// Runs ffmpeg with `args` (input, filters, output). Succeeds when ffmpeg exits 0.
-    pub async fn ffmpeg<I, S>(&self, args: I) -> Result<(), MediaError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
-    {
+    /// Runs ffmpeg with `args` (input, filters, outputs in `dir`). Succeeds when
+    /// ffmpeg exits 0; its outputs are then in `dir`.
+    pub async fn ffmpeg(&self, dir: &Path, args: &[String]) -> Result<(), MediaError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(spawn_error("ffmpeg"))?;
+        match &self.sandbox {
+            Some(socket) => crate::media_sandbox::ffmpeg(socket, &self.config, dir, args).await,
+            None => self.ffmpeg_here(dir, args).await,
+        }
+    }
+
+    /// Probes `input` (a URL or a path) with ffprobe and parses its report.
+    pub async fn probe(&self, input: &str) -> Result<ProbeReport, MediaError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(spawn_error("ffprobe"))?;
+        let json = match &self.sandbox {
+            Some(socket) => crate::media_sandbox::probe(socket, &self.config, input).await?,
+            None => self.probe_here(input, None).await?,
+        };
+        ProbeReport::parse(&json)
+    }
+
+    /// Runs ffmpeg in this process's sandbox (empty environment, memory cap), in `dir`.
+    pub(crate) async fn ffmpeg_here(&self, dir: &Path, args: &[String]) -> Result<(), MediaError> {
         const TOOL: &str = "ffmpeg";
-        let _permit = self.permits.acquire().await.map_err(spawn_error(TOOL))?;
         // Through prlimit, which caps the address space and then runs ffmpeg: a
         // crafted file cannot take the host's memory.
         let mut inner = std::process::Command::new(PRLIMIT);
-        self.sandbox(&mut inner, &self.config.ffmpeg);
+        self.limits(&mut inner, &self.config.ffmpeg);
         inner
+            .current_dir(dir)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -194,12 +228,19 @@ impl Media {
         }
     }
 
-    /// Probes `input` (a URL or a path) with ffprobe and parses its report.
-    pub async fn probe(&self, input: &str) -> Result<ProbeReport, MediaError> {
+    /// Runs ffprobe on `input` here (empty environment, memory cap), in `dir` when
+    /// given; returns its JSON report.
+    pub(crate) async fn probe_here(
+        &self,
+        input: &str,
+        dir: Option<&Path>,
+    ) -> Result<Vec<u8>, MediaError> {
         const TOOL: &str = "ffprobe";
-        let _permit = self.permits.acquire().await.map_err(spawn_error(TOOL))?;
         let mut command = std::process::Command::new(PRLIMIT);
-        self.sandbox(&mut command, &self.config.ffprobe);
+        self.limits(&mut command, &self.config.ffprobe);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         let child = tokio::process::Command::from(command)
             .args(["-v", "error", "-protocol_whitelist", protocols(input)])
             .args(["-max_pixels", &self.config.max_pixels.to_string()])
@@ -229,7 +270,7 @@ impl Media {
                 message: last_lines(&stderr.lines().map(str::to_owned).collect::<Vec<_>>()),
             });
         }
-        ProbeReport::parse(&output.stdout)
+        Ok(output.stdout)
     }
 
     /// The input arguments for a store URL or a local path: only the protocols a
@@ -251,7 +292,7 @@ impl Media {
     /// Makes `command` (prlimit) run `tool` with an address-space limit and an empty
     /// environment: the files it parses come from strangers, and the worker's
     /// environment holds the store's keys and the database's address.
-    fn sandbox(&self, command: &mut std::process::Command, tool: &Path) {
+    fn limits(&self, command: &mut std::process::Command, tool: &Path) {
         command
             .env_clear()
             .arg(format!("--as={}", self.config.memory_bytes))

@@ -225,7 +225,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     match kind {
         MediaKind::Video => {
             for (args, made) in video_runs(&ctx.media, &url, dir) {
-                if let Err(e) = ctx.media.ffmpeg(&args).await {
+                if let Err(e) = ctx.media.ffmpeg(dir, &args).await {
                     return Err(claimed.media_failure(ctx, e).await);
                 }
                 planned.push(made);
@@ -234,7 +234,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         }
         _ => {
             let (args, made) = image_run(&ctx.media, &url, dir);
-            if let Err(e) = ctx.media.ffmpeg(&args).await {
+            if let Err(e) = ctx.media.ffmpeg(dir, &args).await {
                 return Err(claimed.media_failure(ctx, e).await);
             }
             planned.extend(made);

@@ -105,6 +105,10 @@ pub struct MediaConfig {
     /// `UPLOAD_MEDIA_MAX_PIXELS`: the largest picture (width × height) a decoder
     /// accepts (default 100,000,000: a 10,000 × 10,000 image).
     pub max_pixels: u64,
+    /// `UPLOAD_MEDIA_SANDBOX_SOCKET`: the media sandbox's socket; when set, every
+    /// ffmpeg and ffprobe run happens there, as the sandbox's own user (unset: runs
+    /// happen in the worker's process, under its limits).
+    pub sandbox_socket: Option<std::path::PathBuf>,
 }
 
 impl MediaConfig {
@@ -160,6 +164,10 @@ impl MediaConfig {
                 1_000_000,
                 1_000_000_000,
             )?,
+            sandbox_socket: src
+                .get("UPLOAD_MEDIA_SANDBOX_SOCKET")
+                .filter(|s| !s.trim().is_empty())
+                .map(std::path::PathBuf::from),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! thumbnails of the configured sizes for images, each stored under its own key.
 
 use std::time::Duration;
-use upload_e2e::{AppOptions, TestApp, TestFile, decodes, pb, probe};
+use upload_e2e::{AppOptions, MediaSandbox, SANDBOX_UID, TestApp, TestFile, decodes, pb, probe};
 
 async fn stored_preview(app: &TestApp, upload: &pb::Upload, name: &str) -> TestFile {
     let preview = upload
@@ -134,4 +134,70 @@ async fn an_image_gets_thumbnails_of_the_configured_sizes() {
     let media = ready.media.expect("images are probed too");
     assert_eq!((media.width, media.height), (800, 600));
     assert_eq!(media.video_codec, "png");
+}
+
+/// The worker with a media sandbox and no ffmpeg or ffprobe of its own: any media
+/// run it did itself would fail.
+fn sandboxed(sandbox: &MediaSandbox) -> AppOptions {
+    AppOptions {
+        worker_env: vec![
+            (
+                "UPLOAD_MEDIA_SANDBOX_SOCKET".into(),
+                sandbox.socket.display().to_string(),
+            ),
+            ("UPLOAD_FFMPEG_PATH".into(), "/nonexistent/ffmpeg".into()),
+            ("UPLOAD_FFPROBE_PATH".into(), "/nonexistent/ffprobe".into()),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_and_media_facts_are_made_in_the_sandbox_as_another_user() {
+    let sandbox = MediaSandbox::start(env!("CARGO_BIN_EXE_test-media-sandbox"), true);
+    let app = TestApp::spawn_with(sandboxed(&sandbox)).await;
+    let video = TestFile::video(2, 640, 360);
+    let (client, upload) = app
+        .upload_whole("seller-sandboxed", &video, "clip.mp4", "video/mp4")
+        .await;
+    let ready = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+    let media = ready.media.clone().expect("media facts");
+    assert_eq!((media.width, media.height), (640, 360));
+    let poster = stored_preview(&app, &ready, "poster.jpg").await;
+    assert!(decodes(&poster.path));
+    let clip = stored_preview(&app, &ready, "clip.mp4").await;
+    assert!(decodes(&clip.path));
+    // Probes for metadata and previews, the two preview runs, and the previews'
+    // own dimensions: every one through the sandbox, run as uid 65534.
+    let runs = sandbox.runs();
+    assert!(runs >= 6, "{runs} sandbox runs");
+    eprintln!("media sandbox: {runs} runs as uid {SANDBOX_UID}, none in the worker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_running_as_the_workers_own_user_is_refused() {
+    let sandbox = MediaSandbox::start(env!("CARGO_BIN_EXE_test-media-sandbox"), false);
+    let mut options = sandboxed(&sandbox);
+    options
+        .worker_env
+        .push(("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()));
+    let app = TestApp::spawn_with(options).await;
+    let video = TestFile::video(1, 320, 240);
+    let (client, upload) = app
+        .upload_whole("seller-unsandboxed", &video, "clip.mp4", "video/mp4")
+        .await;
+    let settled = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(settled.state, pb::UploadState::Failed as i32, "{settled:?}");
+    assert!(sandbox.runs() >= 1);
+    let refused = app
+        .count(
+            "SELECT count(*) FROM apalis.jobs WHERE last_result::text LIKE '%must run as a user of its own%'",
+        )
+        .await;
+    assert!(refused >= 1, "the refusal is on record for ops");
 }

@@ -272,7 +272,10 @@ async fn unreachable_store_is_retried_with_delay_then_the_upload_fails_with_a_st
     let key_id = &app.worker_env["UPLOAD_S3_ACCESS_KEY_ID"];
     for text in details.iter().chain([&failure.message]) {
         for secret in ["127.0.0.1", &port.to_string(), key_id, "http", "X-Amz"] {
-            assert!(!text.contains(secret), "{secret:?} reaches the seller: {text}");
+            assert!(
+                !text.contains(secret),
+                "{secret:?} reaches the seller: {text}"
+            );
         }
     }
 

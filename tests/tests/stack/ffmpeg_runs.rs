@@ -66,7 +66,7 @@ async fn wait_until(mut check: impl FnMut() -> bool, what: &str) {
 async fn a_run_past_its_time_limit_is_stopped_and_reported() {
     let marker = format!("limit-{}", uuid::Uuid::now_v7());
     let err = media(1, 1)
-        .ffmpeg(args(&marker, None))
+        .ffmpeg(&std::env::temp_dir(), &args(&marker, None))
         .await
         .expect_err("an endless run cannot succeed");
     assert!(matches!(err, MediaError::Timeout { .. }), "{err}");
@@ -79,7 +79,7 @@ async fn a_run_whose_job_is_dropped_is_killed() {
     let marker = format!("dropped-{}", uuid::Uuid::now_v7());
     let m = media(600, 1);
     let run_args = args(&marker, None);
-    let task = tokio::spawn(async move { m.ffmpeg(run_args).await });
+    let task = tokio::spawn(async move { m.ffmpeg(&std::env::temp_dir(), &run_args).await });
     wait_until(|| !running(&marker).is_empty(), "ffmpeg started").await;
     task.abort();
     let _ = task.await;
@@ -93,7 +93,7 @@ async fn no_more_runs_than_the_limit_are_alive_at_once() {
     let runs = (0..3).map(|_| {
         let m = m.clone();
         let a = args(&marker, Some(0.6));
-        tokio::spawn(async move { m.ffmpeg(a).await })
+        tokio::spawn(async move { m.ffmpeg(&std::env::temp_dir(), &a).await })
     });
     let runs: Vec<_> = runs.collect();
     let mut most = 0;
@@ -114,7 +114,10 @@ async fn no_more_runs_than_the_limit_are_alive_at_once() {
 #[tokio::test]
 async fn a_failing_run_reports_ffmpegs_own_error() {
     let err = media(60, 1)
-        .ffmpeg(["-i", "/nonexistent/input.mp4", "-f", "null", "-"])
+        .ffmpeg(
+            &std::env::temp_dir(),
+            &["-i", "/nonexistent/input.mp4", "-f", "null", "-"].map(String::from),
+        )
         .await
         .expect_err("no such input");
     match err {
@@ -147,7 +150,10 @@ async fn a_run_gets_an_empty_environment_and_a_memory_limit() {
     .map(|(k, v)| (k.to_string(), v))
     .into();
     let media = Media::new(MediaConfig::from_source(&env).unwrap());
-    media.ffmpeg(["-version"]).await.expect("the stand-in runs");
+    media
+        .ffmpeg(&std::env::temp_dir(), &["-version".to_owned()])
+        .await
+        .expect("the stand-in runs");
     let seen = std::fs::read_to_string(&report).unwrap();
     // The test's own environment (PATH, HOME, CARGO_*) did not reach it.
     assert!(std::env::var("PATH").is_ok() && std::env::var("CARGO_MANIFEST_DIR").is_ok());
@@ -183,7 +189,7 @@ async fn a_picture_over_the_pixel_limit_is_refused() {
     let media = Media::new(MediaConfig::from_source(&env).unwrap());
     let mut args: Vec<String> = media.input_args(&big.to_string_lossy());
     args.extend(["-f", "null", "-"].map(String::from));
-    match media.ffmpeg(&args).await {
+    match media.ffmpeg(&std::env::temp_dir(), &args).await {
         Err(MediaError::Failed { message, .. }) => {
             assert!(message.contains("max pixel"), "{message}")
         }
@@ -195,5 +201,8 @@ async fn a_picture_over_the_pixel_limit_is_refused() {
     let media = Media::new(MediaConfig::from_source(&env).unwrap());
     let mut args: Vec<String> = media.input_args(&big.to_string_lossy());
     args.extend(["-f", "null", "-"].map(String::from));
-    media.ffmpeg(&args).await.expect("within the limit");
+    media
+        .ffmpeg(&std::env::temp_dir(), &args)
+        .await
+        .expect("within the limit");
 }

@@ -137,3 +137,91 @@ fn commented_values_are_the_defaults() {
         ),
     );
 }
+
+/// `Key=value` settings of a systemd unit, in order (a key may repeat).
+fn unit(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+fn values<'a>(unit: &[(&'a str, &'a str)], key: &str) -> Vec<&'a str> {
+    unit.iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+#[test]
+fn each_unit_reads_only_the_secrets_it_uses() {
+    let server = unit(include_str!(
+        "../../../deploy/production/upload-server.service"
+    ));
+    let worker = unit(include_str!(
+        "../../../deploy/production/upload-worker.service"
+    ));
+    let media = unit(include_str!(
+        "../../../deploy/production/upload-media@.service"
+    ));
+    assert_eq!(
+        values(&server, "EnvironmentFile"),
+        [
+            "/etc/upload/upload.env",
+            "/etc/upload/store.secrets.env",
+            "/etc/upload/server.secrets.env"
+        ]
+    );
+    assert_eq!(
+        values(&worker, "EnvironmentFile"),
+        [
+            "/etc/upload/upload.env",
+            "/etc/upload/store.secrets.env",
+            "/etc/upload/worker.secrets.env"
+        ]
+    );
+    // ffmpeg and ffprobe: no secrets at all.
+    assert_eq!(
+        values(&media, "EnvironmentFile"),
+        ["/etc/upload/upload.env"]
+    );
+}
+
+#[test]
+fn media_runs_happen_in_a_sandbox_unit_of_their_own_user() {
+    let worker = unit(include_str!(
+        "../../../deploy/production/upload-worker.service"
+    ));
+    let socket = unit(include_str!(
+        "../../../deploy/production/upload-media.socket"
+    ));
+    let media = unit(include_str!(
+        "../../../deploy/production/upload-media@.service"
+    ));
+    let env = settings(false);
+    // The worker is told to use the socket systemd listens on, and may connect to it.
+    assert_eq!(
+        values(&socket, "ListenStream"),
+        [env["UPLOAD_MEDIA_SANDBOX_SOCKET"].as_str()]
+    );
+    assert_eq!(values(&socket, "SocketGroup"), values(&worker, "Group"));
+    assert_eq!(values(&socket, "SocketMode"), ["0660"]);
+    assert_eq!(values(&socket, "Accept"), ["yes"]);
+    // Each connection: one run, as a user that is not the worker's, sandboxed.
+    assert_ne!(values(&media, "User"), values(&worker, "User"));
+    assert_ne!(values(&media, "User"), ["root"]);
+    assert!(values(&media, "ExecStart")[0].ends_with("upload-worker media-sandbox"));
+    assert_eq!(values(&media, "StandardInput"), ["socket"]);
+    assert_eq!(values(&media, "StandardOutput"), ["socket"]);
+    for (key, value) in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ] {
+        assert_eq!(values(&media, key), [value], "{key}");
+    }
+    assert!(!values(&media, "MemoryMax").is_empty());
+}
