@@ -148,25 +148,40 @@ TOML
   log "garage S3 API on 127.0.0.1:$s3"
 }
 
+# The signatures and limits clamd runs with; a running clamd started with others
+# (an older checkout) is restarted.
+clamd_wanted() {
+  cat "$repo/deploy/clamav/testdb/daily.cud" "$repo/deploy/clamav/upload-unscannable.ndb" \
+    "$repo/deploy/clamav/scan-limits.conf" | sha256sum | cut -d' ' -f1
+}
+
 start_clamd() {
-  if alive "$dir/clamd/pid"; then return 0; fi
   mkdir -p "$dir/clamd"
+  if alive "$dir/clamd/pid"; then
+    if [ "$(cat "$dir/clamd/wanted" 2>/dev/null)" = "$(clamd_wanted)" ]; then return 0; fi
+    log "clamd runs with other signatures or limits; restarting it"
+    kill "$(cat "$dir/clamd/pid")"
+    for _ in $(seq 1 100); do alive "$dir/clamd/pid" || break; sleep 0.1; done
+  fi
+  clamd_wanted > "$dir/clamd/wanted"
   local port
   port=$(free_port)
-  # Limits above the largest upload (1 GiB), and AlertExceedsMax so that a file over
-  # a limit is reported, never passed as clean unscanned.
-  cat > "$dir/clamd/clamd.conf" <<CONF
+  # The project's test signatures (a versioned database, as the official daily one
+  # is) and its own rules for containers clamd would skip in silence; the limits
+  # and alerts every clamd of the service runs with (deploy/clamav/scan-limits.conf).
+  rm -rf "$dir/clamd/db" && mkdir -p "$dir/clamd/db"
+  cp "$repo/deploy/clamav/testdb/daily.cud" "$repo/deploy/clamav/upload-unscannable.ndb" "$dir/clamd/db/"
+  {
+    cat <<CONF
 Foreground yes
 TCPSocket $port
 TCPAddr 127.0.0.1
-DatabaseDirectory $repo/deploy/clamav/testdb
+DatabaseDirectory $dir/clamd/db
 LogFile $dir/clamd/clamd.log
-StreamMaxLength 2000M
-MaxFileSize 2000M
-MaxScanSize 2000M
-AlertExceedsMax yes
 MaxThreads 4
 CONF
+    cat "$repo/deploy/clamav/scan-limits.conf"
+  } > "$dir/clamd/clamd.conf"
   nohup /usr/sbin/clamd -c "$dir/clamd/clamd.conf" > "$dir/clamd/stdout.log" 2>&1 &
   echo $! > "$dir/clamd/pid"
   echo "$port" > "$dir/clamd/port"

@@ -3,7 +3,9 @@
 
 use prost_types::Timestamp;
 use upload_db::models::{MediaRow, MetadataRow, PreviewRow, ProgressRow, ScanRow, UploadRow};
-use upload_domain::{Failure, PreviewKind, ScanVerdict, Stage, StageStatus, UploadState};
+use upload_domain::{
+    Failure, PreviewKind, ScanVerdict, Stage, StageStatus, Uninspected, UploadState,
+};
 use upload_proto::v1 as pb;
 
 /// A timestamp in protobuf form.
@@ -59,6 +61,21 @@ pub fn verdict(v: ScanVerdict) -> pb::ScanVerdict {
     match v {
         ScanVerdict::Clean => pb::ScanVerdict::Clean,
         ScanVerdict::Infected => pb::ScanVerdict::Infected,
+        ScanVerdict::Unscannable => pb::ScanVerdict::Unscannable,
+    }
+}
+
+/// What the scanner did not inspect, in protobuf form.
+pub fn uninspected(u: Uninspected) -> pb::Uninspected {
+    match u {
+        Uninspected::EncryptedArchive => pb::Uninspected::EncryptedArchive,
+        Uninspected::EncryptedDocument => pb::Uninspected::EncryptedDocument,
+        Uninspected::TooLarge => pb::Uninspected::TooLarge,
+        Uninspected::TooDeep => pb::Uninspected::TooDeep,
+        Uninspected::TooManyFiles => pb::Uninspected::TooManyFiles,
+        Uninspected::TooSlow => pb::Uninspected::TooSlow,
+        Uninspected::UnreadableFormat => pb::Uninspected::UnreadableFormat,
+        Uninspected::Damaged => pb::Uninspected::Damaged,
     }
 }
 
@@ -87,6 +104,15 @@ pub fn scan(row: &ScanRow) -> pb::ScanResult {
         verdict: verdict(row.verdict) as i32,
         signature: row.signature.clone().unwrap_or_default(),
         scanned_at: Some(timestamp(row.scanned_at)),
+        engine_version: row.engine_version.clone().unwrap_or_default(),
+        signature_version: row.signature_version.unwrap_or(0),
+        uninspected: row
+            .uninspected
+            .map_or(pb::Uninspected::Unspecified, uninspected) as i32,
+        uninspected_reason: row
+            .uninspected
+            .map(|u| u.sentence().to_owned())
+            .unwrap_or_default(),
     }
 }
 

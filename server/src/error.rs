@@ -82,6 +82,18 @@ pub enum ApiError {
         /// The version.
         version: i32,
     },
+    /// A later scan found malware in the version's file.
+    #[error(
+        "version {version} of file {file} cannot be downloaded: a later malware scan found {signature} in it, and the file was quarantined"
+    )]
+    VersionQuarantined {
+        /// The file.
+        file: FileId,
+        /// The version.
+        version: i32,
+        /// The malware found.
+        signature: String,
+    },
     /// The caller may see the item but not do this to it.
     #[error("only the owner of item {0} may change it or its access")]
     NotTheOwner(ItemId),
@@ -229,7 +241,8 @@ impl ApiError {
             | ApiError::PartResendBrokeOff
             | ApiError::NotAssembled(_)
             | ApiError::PartsGone(_)
-            | ApiError::NotDownloadable { .. } => Code::FailedPrecondition,
+            | ApiError::NotDownloadable { .. }
+            | ApiError::VersionQuarantined { .. } => Code::FailedPrecondition,
             ApiError::Submit(refusal) => match refusal {
                 SubmitRefusal::KeyReused(_) => Code::AlreadyExists,
                 SubmitRefusal::ItemNotFound(_) | SubmitRefusal::UploadNotFound(_) => Code::NotFound,

@@ -82,25 +82,48 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A clamd of the test's own, with the project's signatures, on a loopback port;
-/// killed when dropped.
+/// A clamd of the test's own on a loopback port, with the project's signatures
+/// (database A, version 1) in a directory of its own, and the limits every clamd
+/// of the service runs with; killed when dropped.
 pub struct Clamd {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    port: u16,
 }
+
+/// The project's ClamAV files (`deploy/clamav`).
+fn clamav_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/clamav")
+}
+
+/// The second test signature database (version 2): database A plus a signature
+/// for [`RESCAN_MARKER`].
+pub fn signatures_b() -> std::path::PathBuf {
+    clamav_dir().join("testdb-b")
+}
+
+/// A harmless string that only database B knows as malware.
+pub const RESCAN_MARKER: &[u8] = b"UPLOAD-SERVICE-RESCAN-TEST-MARKER";
 
 impl Clamd {
     /// Starts clamd on `port` and waits until it answers PING.
     pub async fn start(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/clamav/testdb");
+        let db = dir.path().join("db");
+        std::fs::create_dir(&db).expect("signature directory");
+        for file in ["testdb/daily.cud", "upload-unscannable.ndb"] {
+            let from = clamav_dir().join(file);
+            std::fs::copy(&from, db.join(from.file_name().expect("a file name")))
+                .expect("copy the test signatures");
+        }
+        let limits =
+            std::fs::read_to_string(clamav_dir().join("scan-limits.conf")).expect("scan limits");
         let conf = dir.path().join("clamd.conf");
         std::fs::write(
             &conf,
             format!(
                 "Foreground yes\nTCPSocket {port}\nTCPAddr 127.0.0.1\nDatabaseDirectory {}\n\
-                 LogFile {}\nStreamMaxLength 2000M\nMaxFileSize 2000M\nMaxScanSize 2000M\n\
-                 AlertExceedsMax yes\nMaxThreads 2\n",
+                 LogFile {}\nMaxThreads 2\n{limits}",
                 db.display(),
                 dir.path().join("clamd.log").display()
             ),
@@ -113,7 +136,7 @@ impl Clamd {
             .stderr(Stdio::null())
             .spawn()
             .expect("clamd runs (the stack installs it)");
-        let clamd = Self { child, _dir: dir };
+        let clamd = Self { child, dir, port };
         let addr = format!("127.0.0.1:{port}");
         for _ in 0..200 {
             let tcp = clamav_client::tokio::Tcp {
@@ -127,6 +150,43 @@ impl Clamd {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("clamd on {addr} did not answer PING");
+    }
+
+    /// The address workers are given (`UPLOAD_CLAMD_ADDR`).
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The signature version clamd reports.
+    pub async fn signature_version(&self) -> i64 {
+        upload_worker::clamd::version(
+            &upload_config::ClamdAddr::Tcp(self.addr()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("clamd's version")
+        .signatures
+    }
+
+    /// Replaces the signature database with the one in `from` (as freshclam
+    /// would), tells clamd to RELOAD, and waits until it reports the new version.
+    pub async fn switch_signatures(&self, from: &Path) {
+        let before = self.signature_version().await;
+        std::fs::copy(from.join("daily.cud"), self.dir.path().join("db/daily.cud"))
+            .expect("copy the new signatures");
+        let mut conn = tokio::net::TcpStream::connect(self.addr())
+            .await
+            .expect("clamd");
+        tokio::io::AsyncWriteExt::write_all(&mut conn, b"zRELOAD\0")
+            .await
+            .expect("RELOAD");
+        for _ in 0..200 {
+            if self.signature_version().await != before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clamd still reports signatures {before} after RELOAD");
     }
 }
 

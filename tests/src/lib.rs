@@ -1,13 +1,15 @@
 #![doc = include_str!("../README.md")]
 //!
-//! Where things live: `app` the test app (server, worker, database, buckets, the
+//! Where things live: `archives` files built to defeat a scanner; `app` the test app (server, worker, database, buckets, the
 //! unfinished-job check at its end); `stack` the stack's environment and database
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `postgres` a cluster of a test's own; `proxy` a misbehaving network.
+//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
+//! `worker_process` the worker as a process of its own, to kill.
 
 mod app;
+pub mod archives;
 mod buckets;
 mod faults;
 mod files;
@@ -20,6 +22,7 @@ mod proxy;
 mod queries;
 mod stack;
 mod uploads;
+mod worker_process;
 
 pub use app::{AppOptions, Running, TestApp};
 pub use buckets::TestBuckets;
@@ -33,6 +36,7 @@ pub use postgres::PrivatePostgres;
 pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;
 pub use upload_client::pb;
+pub use worker_process::WorkerProcess;
 
 /// One mebibyte.
 pub const MIB: u64 = 1024 * 1024;

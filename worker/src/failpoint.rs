@@ -6,13 +6,14 @@
 use std::sync::OnceLock;
 
 /// The crash points a test can name.
-pub const POINTS: [&str; 6] = [
+pub const POINTS: [&str; 7] = [
     "scan.mid-read",
     "scan.verdict",
     "preview.mid",
     "move.before-copy",
     "move.after-copy",
     "move.after-record",
+    "rescan.target-done",
 ];
 
 fn armed() -> Option<&'static str> {

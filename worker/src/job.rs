@@ -7,7 +7,7 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use upload_db::jobs::{self, JobPayload, NotifyJob, Queue, SubmissionJob, UploadJob};
+use upload_db::jobs::{self, JobPayload, NotifyJob, Queue, RescanJob, SubmissionJob, UploadJob};
 use upload_domain::Failure;
 
 use crate::JobContext;
@@ -86,6 +86,19 @@ impl Subject for NotifyJob {
         failure: Failure,
     ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
         tracing::error!(notification = %self.notification_id, code = %failure.code, message = %failure.message, "notification given up");
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Subject for RescanJob {
+    /// A re-scan that gives up fails nothing: its run stays `running`, and the
+    /// next signature check enqueues it again.
+    fn fail<'a>(
+        self,
+        _ctx: &'a JobContext,
+        failure: Failure,
+    ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
+        tracing::error!(signatures = self.signature_version, code = %failure.code, message = %failure.message, "re-scan attempt given up");
         Box::pin(async { Ok(()) })
     }
 }

@@ -5,8 +5,11 @@
 //! uploads and submissions fail; one file per job (`scan`, `metadata`, `preview`,
 //! `notify`, `persist`, `move_file`) with `processing` and `progress` shared by the
 //! pipeline's jobs and `media` running ffmpeg (here, or in `media_sandbox` as
-//! another user); `sweep` the sweeper loop; `supervise` the queues' restarts.
+//! another user); `clamd` the scanner's protocol; `rescan` the signature watch and
+//! the catalogue re-scans; `sweep` the sweeper loop; `supervise` the queues'
+//! restarts.
 
+pub mod clamd;
 mod context;
 pub mod failpoint;
 pub mod job;
@@ -20,6 +23,7 @@ pub mod persist;
 pub mod preview;
 mod processing;
 mod progress;
+pub mod rescan;
 pub mod scan;
 mod supervise;
 pub mod sweep;
@@ -82,6 +86,10 @@ pub async fn run(
         ctx.config.sweep_interval,
         ctx.config.stuck_after,
     ));
+    let signatures = tokio::spawn(rescan::watch_signatures(
+        Arc::clone(&ctx),
+        ctx.config.signature_check_interval,
+    ));
     let worker_name = format!("upload-worker-{}", uuid::Uuid::now_v7());
     // One worker per queue, each with its own handles, all running the one generic
     // handler. The worker types differ per job, hence a macro rather than a function.
@@ -129,6 +137,7 @@ pub async fn run(
         supervised!(notify::Notify),
         supervised!(persist::Persist),
         supervised!(move_file::Move),
+        supervised!(rescan::Rescan),
     ];
     let mut result = Ok(());
     for queue in queues {
@@ -139,5 +148,6 @@ pub async fn run(
         }
     }
     sweeper.abort();
+    signatures.abort();
     result
 }

@@ -1,7 +1,9 @@
 //! The scan job, first in the pipeline: one streaming read of the assembled object
 //! feeds clamd (INSTREAM, 1 MiB chunks), the MD5 and SHA-256 hashers and the type
-//! sniffer at once. Infected files go to quarantine; clean ones are checked
-//! against the type policy and handed to the metadata and preview jobs.
+//! sniffer at once. Infected files go to quarantine; files the scanner could not
+//! inspect are rejected; clean ones are checked against the type policy and handed
+//! to the metadata and preview jobs. Every verdict records the engine and
+//! signature version clamd had when the scan began.
 
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
@@ -14,8 +16,8 @@ use upload_db::models::{MetadataRow, NewNotification, ScanRow, UploadRow};
 use upload_db::pipeline::{self, ScanOutcome};
 use upload_db::uploads::{self, Transition};
 use upload_domain::{
-    ContentHash, Failure, FailureCode, Md5Digest, NotificationKind, ScanVerdict, Sha256Digest,
-    Stage, StageStatus, UploadEvent, UploadState,
+    ContentHash, Failure, FailureCode, Md5Digest, NotificationKind, ScanVerdict, ScannerAnswer,
+    Sha256Digest, Stage, StageStatus, UploadEvent, UploadState,
 };
 use upload_storage::StorageKey;
 
@@ -53,41 +55,6 @@ pub struct FileFacts {
     pub sniffed_content_type: String,
 }
 
-/// clamd's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Nothing found.
-    Clean,
-    /// A signature matched (its name).
-    Infected(String),
-}
-
-impl Verdict {
-    /// The verdict recorded for this answer.
-    pub fn verdict(&self) -> ScanVerdict {
-        match self {
-            Self::Clean => ScanVerdict::Clean,
-            Self::Infected(_) => ScanVerdict::Infected,
-        }
-    }
-
-    /// Reads clamd's INSTREAM reply (`stream: OK`, `stream: Name FOUND`). Anything
-    /// else (`... ERROR`, a size limit) is an error: a file is clean only when
-    /// clamd says so.
-    pub fn parse(reply: &[u8]) -> Result<Self, String> {
-        let text = String::from_utf8_lossy(reply);
-        let text = text.trim_end_matches(['\0', '\n', ' ']);
-        let body = text.strip_prefix("stream: ").unwrap_or(text);
-        if body == "OK" {
-            Ok(Self::Clean)
-        } else if let Some(name) = body.strip_suffix(" FOUND") {
-            Ok(Self::Infected(name.trim().to_owned()))
-        } else {
-            Err(format!("clamd answered {text:?}"))
-        }
-    }
-}
-
 /// Sniffs a MIME type from a file's first bytes.
 pub fn sniff(head: &[u8]) -> String {
     infer::get(head)
@@ -105,37 +72,6 @@ fn spawn_hasher<D: Digest + Send + 'static>(
         }
         digest.finalize().to_vec()
     })
-}
-
-/// Streams blocks from `rx` to clamd over INSTREAM and reads its verdict.
-async fn clamd_scan(addr: ClamdAddr, rx: mpsc::Receiver<Bytes>) -> anyhow::Result<Verdict> {
-    let blocks = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
-    });
-    let reply = match &addr {
-        ClamdAddr::Tcp(host) => {
-            clamav_client::tokio::scan_stream(
-                blocks,
-                clamav_client::tokio::Tcp {
-                    host_address: host.as_str(),
-                },
-                Some(BLOCK),
-            )
-            .await
-        }
-        ClamdAddr::Unix(path) => {
-            clamav_client::tokio::scan_stream(
-                blocks,
-                clamav_client::tokio::Socket {
-                    socket_path: path.as_path(),
-                },
-                Some(BLOCK),
-            )
-            .await
-        }
-    }
-    .with_context(|| format!("clamd at {addr:?} could not scan the file"))?;
-    Verdict::parse(&reply).map_err(anyhow::Error::msg)
 }
 
 /// Sends one block to every consumer; fails when one has stopped.
@@ -158,7 +94,7 @@ pub async fn read_and_scan<S, E>(
     clamd: ClamdAddr,
     clamd_timeout: std::time::Duration,
     progress: &watch::Sender<u64>,
-) -> anyhow::Result<(FileFacts, Verdict)>
+) -> anyhow::Result<(FileFacts, ScannerAnswer)>
 where
     S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + Send + Sync + 'static,
@@ -169,7 +105,7 @@ where
     let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
     let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
-    let mut scan_task = tokio::spawn(clamd_scan(clamd, scan_rx));
+    let mut scan_task = tokio::spawn(crate::clamd::scan_stream(clamd, scan_rx));
     let sinks = [("clamd", scan_tx), ("md5", md5_tx), ("sha256", sha_tx)];
     let feed = |block: Bytes| {
         let sinks = &sinks;
@@ -313,6 +249,11 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         owner: &row.owner_id,
         upload: id,
     };
+    // Asked before the scan: a database reloaded meanwhile makes the recorded
+    // version older than the one used, which only ever causes one re-scan more.
+    let scanner = crate::clamd::version(&ctx.config.clamd, ctx.config.clamd_timeout)
+        .await
+        .map_err(JobError::retry)?;
     let stream = ctx.store.read(&object).await?;
     // A crash test's point a third of the way through the read.
     let read_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -339,7 +280,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         async move { read_and_scan(stream, clamd, clamd_timeout, &done_tx).await },
         progress.follow(done_rx)
     );
-    let (facts, verdict) = read.map_err(JobError::retry)?;
+    let (facts, answer) = read.map_err(JobError::retry)?;
     crate::failpoint::reached("scan.verdict").await;
     if facts.size != declared {
         progress
@@ -357,6 +298,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ),
         ));
     }
+    let classified = upload_domain::classify(&answer, ctx.config.allow_encrypted_archives);
     let size = i64::try_from(facts.size).unwrap_or(i64::MAX);
     let metadata = MetadataRow {
         upload_id: row.id,
@@ -368,16 +310,20 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     };
     let mut scan = ScanRow {
         upload_id: row.id,
-        verdict: verdict.verdict(),
-        signature: None,
+        verdict: classified.verdict,
+        signature: classified.finding.clone(),
         bytes_scanned: size,
         quarantine_key: None,
         scanned_at: Utc::now(),
+        uninspected: classified.uninspected,
+        engine_version: Some(scanner.engine.clone()),
+        signature_version: Some(scanner.signatures),
     };
     let deliver = ctx.delivers_webhooks();
+    let finding = classified.finding.clone().unwrap_or_default();
 
-    let outcome = match &verdict {
-        Verdict::Infected(signature) => {
+    let outcome = match classified.verdict {
+        ScanVerdict::Infected => {
             let quarantine = StorageKey::Quarantine {
                 owner: &row.owner_id,
                 upload: id,
@@ -385,10 +331,9 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             // Copy first, record second, delete last: a crash anywhere leaves the
             // file in temp (re-scanned) or already recorded (cleanup on re-run).
             ctx.store.copy(&object, &quarantine).await?;
-            scan.signature = Some(signature.clone());
             scan.quarantine_key = Some(quarantine.key());
             let message = format!(
-                "{} contains malware ({signature}); it was quarantined and will be deleted in 4 days",
+                "{} contains malware ({finding}); it was quarantined and will be deleted in 4 days",
                 row.file_name
             );
             ScanOutcome::Infected {
@@ -396,17 +341,18 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                     &row,
                     NotificationKind::UploadQuarantined,
                     message,
-                    serde_json::json!({ "signature": signature, "file_name": row.file_name }),
+                    serde_json::json!({ "signature": finding, "file_name": row.file_name }),
                 ),
             }
         }
-        Verdict::Clean => match ctx
+        // Not infected: a type off the list is said first (the most useful reason),
+        // then a file the scanner could not inspect, else it is clean.
+        verdict => match ctx
             .config
             .policy
             .allowed_types
             .check(&row.declared_content_type, &facts.sniffed_content_type)
         {
-            Ok(()) => ScanOutcome::Clean,
             Err(rejection) => {
                 let reason = rejection.to_string();
                 ScanOutcome::Rejected {
@@ -421,8 +367,31 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                         }),
                     ),
                     failure: Failure::new(rejection.code(), reason),
+                    event: UploadEvent::Rejected,
                 }
             }
+            Ok(()) if verdict == ScanVerdict::Unscannable => {
+                let reason = classified
+                    .uninspected
+                    .unwrap_or(upload_domain::Uninspected::TooLarge);
+                let failure = Failure::new(FailureCode::Unscannable, reason.sentence());
+                ScanOutcome::Rejected {
+                    notification: NewNotification::about_upload(
+                        &row,
+                        NotificationKind::UploadRejected,
+                        format!("{} was not accepted: {}", row.file_name, reason.sentence()),
+                        serde_json::json!({
+                            "code": FailureCode::Unscannable.as_str(),
+                            "reason": reason.as_str(),
+                            "finding": finding,
+                            "file_name": row.file_name,
+                        }),
+                    ),
+                    failure,
+                    event: UploadEvent::Scanned(ScanVerdict::Unscannable),
+                }
+            }
+            Ok(()) => ScanOutcome::Clean,
         },
     };
     let infected = matches!(outcome, ScanOutcome::Infected { .. });
@@ -433,37 +402,23 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         // Recorded (now or by an earlier run): the temp copy must go.
         ctx.store.delete(&object).await?;
     }
-    match verdict {
-        Verdict::Infected(signature) => {
-            tracing::warn!(upload = %id, %signature, ?recorded, "malware found; file quarantined")
-        }
-        Verdict::Clean => {
-            tracing::info!(upload = %id, md5 = %facts.hash.md5, sniffed = %facts.sniffed_content_type, ?recorded, "scan clean")
-        }
-    }
+    tracing::info!(
+        upload = %id,
+        verdict = %classified.verdict,
+        finding,
+        uninspected = ?classified.uninspected,
+        md5 = %facts.hash.md5,
+        sniffed = %facts.sniffed_content_type,
+        scanner = %scanner,
+        ?recorded,
+        "scanned"
+    );
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clamd_replies_are_read_strictly() {
-        assert_eq!(Verdict::parse(b"stream: OK\0"), Ok(Verdict::Clean));
-        assert_eq!(
-            Verdict::parse(b"stream: Upload.Test.EICAR.UNOFFICIAL FOUND\0"),
-            Ok(Verdict::Infected("Upload.Test.EICAR.UNOFFICIAL".into()))
-        );
-        assert_eq!(
-            Verdict::parse(b"stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND\0"),
-            Ok(Verdict::Infected(
-                "Heuristics.Limits.Exceeded.MaxFileSize".into()
-            ))
-        );
-        assert!(Verdict::parse(b"INSTREAM size limit exceeded. ERROR\0").is_err());
-        assert!(Verdict::parse(b"").is_err());
-    }
 
     #[test]
     fn sniffing_uses_magic_bytes_not_names() {

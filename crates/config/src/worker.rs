@@ -197,8 +197,20 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// `UPLOAD_CLAMD_TIMEOUT_SECS`: how long clamd may take to accept a block of the
     /// stream, or to answer once it has it all, before the scan counts as failed
-    /// and is retried (default 120).
+    /// and is retried (default 180: above clamd's own `MaxScanTime` of 150 s, so a
+    /// scan that runs out of time is reported by clamd as such).
     pub clamd_timeout: Duration,
+    /// `UPLOAD_ALLOW_ENCRYPTED_ARCHIVES`: accept password-protected archives, whose
+    /// insides the scanner cannot read; their verdict is clean and says what was
+    /// not inspected (default false: they are rejected as unscannable).
+    pub allow_encrypted_archives: bool,
+    /// `UPLOAD_RESCAN_BYTES_PER_SEC`: how fast a re-scan of the stored catalogue may
+    /// read (default 16777216, 16 MiB/s).
+    pub rescan_bytes_per_sec: u64,
+    /// `UPLOAD_SIGNATURE_CHECK_SECS`: how often the worker asks clamd for its
+    /// signature version, to start a re-scan when it is newer than a stored
+    /// verdict's (default 300).
+    pub signature_check_interval: Duration,
     /// `UPLOAD_READY_TTL_SECS`: how long a ready upload waits to be submitted before
     /// it expires; shorter than the temp bucket's object expiry (7 days), so a file
     /// never vanishes under a submission (default 432000, 5 days).
@@ -245,7 +257,16 @@ impl WorkerConfig {
             )?),
             clamd_timeout: Duration::from_secs(positive(
                 "UPLOAD_CLAMD_TIMEOUT_SECS",
-                parsed(src, "UPLOAD_CLAMD_TIMEOUT_SECS", 120)?,
+                parsed(src, "UPLOAD_CLAMD_TIMEOUT_SECS", 180)?,
+            )?),
+            allow_encrypted_archives: parsed(src, "UPLOAD_ALLOW_ENCRYPTED_ARCHIVES", false)?,
+            rescan_bytes_per_sec: positive(
+                "UPLOAD_RESCAN_BYTES_PER_SEC",
+                parsed(src, "UPLOAD_RESCAN_BYTES_PER_SEC", 16 * 1024 * 1024)?,
+            )?,
+            signature_check_interval: Duration::from_secs(positive(
+                "UPLOAD_SIGNATURE_CHECK_SECS",
+                parsed(src, "UPLOAD_SIGNATURE_CHECK_SECS", 300)?,
             )?),
             ready_ttl: Duration::from_secs(between(
                 "UPLOAD_READY_TTL_SECS",

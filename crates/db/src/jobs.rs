@@ -29,17 +29,20 @@ pub enum Queue {
     Persist,
     /// Stores a submission's files in the regular bucket as new versions.
     Move,
+    /// Re-scans the stored catalogue (and ready uploads) with newer signatures.
+    Rescan,
 }
 
 impl Queue {
     /// Every queue.
-    pub const ALL: [Queue; 6] = [
+    pub const ALL: [Queue; 7] = [
         Queue::Scan,
         Queue::Metadata,
         Queue::Preview,
         Queue::Notify,
         Queue::Persist,
         Queue::Move,
+        Queue::Rescan,
     ];
 
     /// The `job_type` in `apalis.jobs`.
@@ -51,6 +54,7 @@ impl Queue {
             Queue::Notify => "upload.notify",
             Queue::Persist => "item.persist",
             Queue::Move => "item.move",
+            Queue::Rescan => "catalogue.rescan",
         }
     }
 
@@ -62,7 +66,7 @@ impl Queue {
             Queue::Scan => Some(FailureCode::ScanFailed),
             Queue::Metadata => Some(FailureCode::MetadataFailed),
             Queue::Preview => Some(FailureCode::PreviewFailed),
-            Queue::Notify => None,
+            Queue::Notify | Queue::Rescan => None,
             Queue::Persist => Some(FailureCode::PersistFailed),
             Queue::Move => Some(FailureCode::MoveFailed),
         }
@@ -149,6 +153,18 @@ impl NotifyJob {
 }
 
 attempted_job!(NotifyJob, notification_id);
+
+/// A re-scan of the catalogue for one signature database version, and which
+/// attempt this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescanJob {
+    /// The `rescan_runs` row: the signature version objects are brought up to.
+    pub signature_version: i64,
+    /// 1, 2, 3, ...
+    pub attempt: u32,
+}
+
+attempted_job!(RescanJob, signature_version);
 
 /// Every upload job carries the upload's id and which attempt this is; never data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 //! upload the API shows; `results` and `progress` what jobs record; `submit`,
 //! `submissions`, `items`, `grants` and `versions` the item side; `jobs` queue
 //! names and enqueueing; `notifications` what sellers are told; `sweep` what the
-//! sweeper looks for.
+//! sweeper looks for; `rescan` the re-scans of the catalogue when signatures change.
 
 /// Declares `pub async fn $name(conn, key) -> Result<Option<$row>, DbError>`: the
 /// row of schema table `$table` (in scope) with that primary key, read as `$row`.
@@ -39,6 +39,7 @@ pub mod notifications;
 pub mod pipeline;
 mod pool;
 pub mod progress;
+pub mod rescan;
 pub mod results;
 pub mod schema;
 pub mod snapshot;

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use upload_domain::{
     Bucket, ContentHash, Failure, FailureCode, FileId, ItemId, ItemKind, Md5Digest, NotificationId,
     NotificationKind, PartPlan, PreviewKind, ScanVerdict, SellerGroup, SellerId, Sha256Digest,
-    Stage, StageStatus, SubmissionId, SubmissionState, UploadId, UploadState,
+    Stage, StageStatus, SubmissionId, SubmissionState, Uninspected, UploadId, UploadState,
 };
 
 use crate::DbError;
@@ -177,6 +177,13 @@ pub struct ScanRow {
     pub quarantine_key: Option<String>,
     /// When the verdict was recorded.
     pub scanned_at: DateTime<Utc>,
+    /// Why the scanner did not inspect the whole file: the reason for an
+    /// unscannable verdict, or what an allowed encrypted archive kept unread.
+    pub uninspected: Option<Uninspected>,
+    /// The clamd engine that made the verdict (`ClamAV 1.4.6`).
+    pub engine_version: Option<String>,
+    /// The signature database version it was made with.
+    pub signature_version: Option<i64>,
 }
 
 /// Media facts from ffprobe.
@@ -318,6 +325,18 @@ impl NewNotification {
             message,
             details,
         )
+    }
+
+    /// A fresh notification to `owner` about the stored version that `upload`
+    /// became.
+    pub fn about_stored_version(
+        owner: &SellerId,
+        upload: UploadId,
+        kind: NotificationKind,
+        message: String,
+        details: serde_json::Value,
+    ) -> Self {
+        Self::to(owner, (Some(upload), None), kind, message, details)
     }
 
     /// A fresh notification to the owner of a submission.

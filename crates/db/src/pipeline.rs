@@ -72,10 +72,13 @@ pub enum ScanOutcome {
         /// What to tell the seller.
         notification: NewNotification,
     },
-    /// Clean but not acceptable (type policy); the seller is told why.
+    /// Not acceptable (the type policy, or the scanner could not inspect it); the
+    /// seller is told why.
     Rejected {
         /// The code and the reason, for the seller.
         failure: Failure,
+        /// The event that rejects it: the type policy's, or an unscannable verdict.
+        event: UploadEvent,
         /// What to tell the seller.
         notification: NewNotification,
     },
@@ -93,7 +96,7 @@ impl ScanOutcome {
                     notification.message.clone(),
                 )),
             ),
-            Self::Rejected { failure, .. } => (UploadEvent::Rejected, Some(failure.clone())),
+            Self::Rejected { failure, event, .. } => (*event, Some(failure.clone())),
         }
     }
 }
@@ -120,9 +123,15 @@ pub async fn record_scan(
         };
         crate::results::save_scan(conn, &scan).await?;
         uploads::save_metadata(conn, &facts).await?;
-        let scan_detail = match &scan.signature {
-            Some(signature) => format!("found {signature}"),
-            None => scan.verdict.to_string(),
+        let scan_detail = match (scan.verdict, &scan.signature, scan.uninspected) {
+            (ScanVerdict::Infected, Some(signature), _) => format!("found {signature}"),
+            (ScanVerdict::Unscannable, _, Some(reason)) => {
+                format!("could not be inspected: {reason}")
+            }
+            (ScanVerdict::Clean, _, Some(reason)) => {
+                format!("clean as far as readable; not inspected: {reason}")
+            }
+            (verdict, _, _) => verdict.to_string(),
         };
         crate::progress::set(
             conn,

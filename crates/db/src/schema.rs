@@ -63,6 +63,9 @@ diesel::table! {
         bytes_scanned -> Int8,
         quarantine_key -> Nullable<Text>,
         scanned_at -> Timestamptz,
+        uninspected -> Nullable<Text>,
+        engine_version -> Nullable<Text>,
+        signature_version -> Nullable<Int8>,
     }
 }
 
@@ -168,6 +171,30 @@ diesel::table! {
         size_bytes -> Int8,
         object_key -> Text,
         created_at -> Timestamptz,
+        verdict -> Text,
+        signature -> Nullable<Text>,
+        engine_version -> Nullable<Text>,
+        signature_version -> Nullable<Int8>,
+        scanned_at -> Nullable<Timestamptz>,
+        quarantine_key -> Nullable<Text>,
+        quarantined_at -> Nullable<Timestamptz>,
+        quarantine_moved_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    rescan_runs (signature_version) {
+        signature_version -> Int8,
+        engine_version -> Text,
+        state -> Text,
+        objects_total -> Int4,
+        objects_done -> Int4,
+        bytes_total -> Int8,
+        bytes_done -> Int8,
+        infected_found -> Int4,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -216,6 +243,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     stored_objects,
     file_versions,
     item_grants,
+    rescan_runs,
     uploads,
     upload_parts,
     upload_progress,

@@ -63,7 +63,7 @@ fn waiting_on(queue: Queue) -> Option<(&'static [UploadState], Option<Stage>)> {
         Queue::Scan => Some((&[UploadState::Uploaded, UploadState::Scanning], None)),
         Queue::Metadata => Some((&[UploadState::Processing], Some(Stage::Metadata))),
         Queue::Preview => Some((&[UploadState::Processing], Some(Stage::Preview))),
-        Queue::Notify | Queue::Persist | Queue::Move => None,
+        Queue::Notify | Queue::Persist | Queue::Move | Queue::Rescan => None,
     }
 }
 

@@ -107,6 +107,20 @@ pub async fn record(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
+    // A new object carries the verdict's provenance of the upload that brought it
+    // (an object stored before keeps its own: the older, the sooner re-scanned).
+    diesel::sql_query(
+        "UPDATE stored_objects o
+            SET engine_version = s.engine_version,
+                signature_version = s.signature_version,
+                scanned_at = s.scanned_at
+           FROM upload_scans s
+          WHERE o.md5_hex = $1 AND o.scanned_at IS NULL AND s.upload_id = $2",
+    )
+    .bind::<Text, _>(new.object.md5.to_hex())
+    .bind::<diesel::sql_types::Uuid, _>(new.upload)
+    .execute(conn)
+    .await?;
     let held = stored_object(conn, new.object.md5)
         .await?
         .ok_or_else(|| DbError::Corrupt("stored object vanished inside its transaction".into()))?;
@@ -181,35 +195,83 @@ pub async fn record(
     Ok(Ok(row))
 }
 
+/// A version as callers see it: the row, whether it is the file's current one,
+/// and its file's quarantine when a later scan found malware in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    /// The version.
+    pub row: VersionRow,
+    /// True for the version buyers get.
+    pub current: bool,
+    /// Set when the content was found infected after it was stored.
+    pub quarantine: Option<ObjectQuarantine>,
+}
+
+/// Why a stored object stopped being downloadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectQuarantine {
+    /// The malware found.
+    pub signature: String,
+    /// When it was found.
+    pub quarantined_at: chrono::DateTime<Utc>,
+    /// The signature database version that found it.
+    pub signature_version: Option<i64>,
+}
+
+/// The columns a [`VersionEntry`] is read from.
+type EntryColumns = (
+    VersionRow,
+    Option<i32>,
+    Option<String>,
+    Option<chrono::DateTime<Utc>>,
+    Option<i64>,
+);
+
+fn entry(
+    (row, current, signature, quarantined_at, signature_version): EntryColumns,
+) -> VersionEntry {
+    let current = current == Some(row.version);
+    VersionEntry {
+        row,
+        current,
+        quarantine: quarantined_at.map(|quarantined_at| ObjectQuarantine {
+            signature: signature.unwrap_or_default(),
+            quarantined_at,
+            signature_version,
+        }),
+    }
+}
+
 /// The versions of an item's files (or of one of them), newest first per file.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     item: ItemId,
     file: Option<FileId>,
-) -> Result<Vec<(VersionRow, bool)>, DbError> {
+) -> Result<Vec<VersionEntry>, DbError> {
     let mut query = file_versions::table
         .inner_join(item_files::table)
+        .inner_join(stored_objects::table)
         .filter(item_files::item_id.eq(item))
         .into_boxed();
     if let Some(file) = file {
         query = query.filter(file_versions::file_id.eq(file));
     }
-    let rows: Vec<(VersionRow, Option<i32>)> = query
+    let rows: Vec<EntryColumns> = query
         .order((
             item_files::created_at.asc(),
             file_versions::file_id.asc(),
             file_versions::version.desc(),
         ))
-        .select((VersionRow::as_select(), item_files::current_version))
+        .select((
+            VersionRow::as_select(),
+            item_files::current_version,
+            stored_objects::signature,
+            stored_objects::quarantined_at,
+            stored_objects::signature_version,
+        ))
         .load(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(v, current)| {
-            let is_current = current == Some(v.version);
-            (v, is_current)
-        })
-        .collect())
+    Ok(rows.into_iter().map(entry).collect())
 }
 
 /// One version of one of the item's files; `version` None means the current one.
@@ -218,7 +280,7 @@ pub async fn find(
     item: ItemId,
     file: FileId,
     version: Option<i32>,
-) -> Result<Option<(VersionRow, bool)>, DbError> {
+) -> Result<Option<VersionEntry>, DbError> {
     let file_row: Option<ItemFileRow> = item_files::table
         .find(file)
         .filter(item_files::item_id.eq(item))
@@ -232,15 +294,27 @@ pub async fn find(
     let Some(wanted) = version.or(file_row.current_version) else {
         return Ok(None);
     };
-    let row: Option<VersionRow> = file_versions::table
-        .find((file_row.id, wanted))
-        .select(VersionRow::as_select())
+    type Found = (
+        VersionRow,
+        Option<String>,
+        Option<chrono::DateTime<Utc>>,
+        Option<i64>,
+    );
+    let row: Option<Found> = file_versions::table
+        .inner_join(stored_objects::table)
+        .filter(file_versions::file_id.eq(file_row.id))
+        .filter(file_versions::version.eq(wanted))
+        .select((
+            VersionRow::as_select(),
+            stored_objects::signature,
+            stored_objects::quarantined_at,
+            stored_objects::signature_version,
+        ))
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|v| {
-        let current = file_row.current_version == Some(v.version);
-        (v, current)
+    Ok(row.map(|(v, signature, at, version)| {
+        entry((v, file_row.current_version, signature, at, version))
     }))
 }
 

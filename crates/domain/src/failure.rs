@@ -14,6 +14,8 @@ vocabulary! {
         Expired = "expired",
         /// clamd found malware.
         Infected = "infected",
+        /// The scanner could not inspect the whole file.
+        Unscannable = "unscannable",
         /// The bytes are not the declared type.
         TypeMismatch = "type_mismatch",
         /// The type is not on the allow-list.
@@ -59,6 +61,9 @@ impl FailureCode {
             Self::Aborted => "the upload was aborted by the seller",
             Self::Expired => "the upload was not completed, or not submitted, before its deadline",
             Self::Infected => "malware was found in the file; it is quarantined",
+            Self::Unscannable => {
+                "the malware scanner could not inspect the whole file (password-protected, nested too deeply, or too large once unpacked)"
+            }
             Self::TypeMismatch => "the file's contents are not the type it was declared as",
             Self::TypeNotAllowed => "files of this type are not accepted on the marketplace",
             Self::ScanFailed => "the file could not be read or scanned, however often it was tried",
@@ -106,7 +111,9 @@ impl FailureCode {
             Self::Aborted => Some(UploadState::Aborted),
             Self::Expired => Some(UploadState::Expired),
             Self::Infected => Some(UploadState::Quarantined),
-            Self::TypeMismatch | Self::TypeNotAllowed => Some(UploadState::Rejected),
+            Self::Unscannable | Self::TypeMismatch | Self::TypeNotAllowed => {
+                Some(UploadState::Rejected)
+            }
             Self::ScanFailed
             | Self::MetadataFailed
             | Self::PreviewFailed

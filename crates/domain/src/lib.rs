@@ -37,7 +37,10 @@ pub use item::{
 pub use notification::NotificationKind;
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
 pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
-pub use scan::ScanVerdict;
+pub use scan::{
+    Classified, RescanState, ScanVerdict, ScannerAnswer, ScannerVersion, Uninspected, classify,
+    uninspected_by,
+};
 pub use seller::{Caller, SellerGroup, SellerId};
 pub use stage::{Stage, StageStatus};
 pub use state::{TransitionError, UploadEvent, UploadState};

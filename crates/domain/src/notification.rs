@@ -7,8 +7,13 @@ vocabulary! {
     pub enum NotificationKind as "notification kind" {
         /// Malware was found; the file is in quarantine.
         UploadQuarantined = "upload.quarantined",
-        /// The file is not acceptable (type policy).
+        /// The file is not acceptable (type policy, or the scanner could not
+        /// inspect it).
         UploadRejected = "upload.rejected",
+        /// A stored file was found infected by a later scan with newer
+        /// signatures: its versions are no longer downloadable and it is in
+        /// quarantine.
+        FileQuarantined = "file.quarantined",
         /// Processing gave up after its attempts.
         UploadFailed = "upload.failed",
         /// A submitted item is saved and its files stored.

@@ -45,6 +45,8 @@ pub enum UploadEvent {
     /// The scan finished with this verdict: clean goes on to processing, and
     /// nothing else reaches processing.
     Scanned(ScanVerdict),
+    /// A later scan (newer signatures) found malware in a ready file.
+    FoundInfected,
     /// Every processing job has finished.
     ProcessingDone,
     /// The file breaks the type policy.
@@ -84,6 +86,8 @@ impl UploadState {
             (S::Uploaded, E::ScanStarted) => S::Scanning,
             (S::Scanning, E::Scanned(ScanVerdict::Clean)) => S::Processing,
             (S::Scanning, E::Scanned(ScanVerdict::Infected)) => S::Quarantined,
+            (S::Scanning, E::Scanned(ScanVerdict::Unscannable)) => S::Rejected,
+            (S::Ready, E::FoundInfected) => S::Quarantined,
             (S::Processing, E::ProcessingDone) => S::Ready,
             (S::Scanning | S::Processing, E::Rejected) => S::Rejected,
             (S::Uploaded | S::Scanning | S::Processing | S::Submitted, E::Failed) => S::Failed,
@@ -177,12 +181,31 @@ mod tests {
         assert!(S::Processing.apply(infected).is_err());
     }
 
+    #[test]
+    fn an_unscannable_file_is_rejected_and_never_ready() {
+        let unscannable = E::Scanned(ScanVerdict::Unscannable);
+        assert_eq!(S::Scanning.apply(unscannable), Ok(S::Rejected));
+        for from in S::ALL {
+            if *from != S::Scanning {
+                assert!(from.apply(unscannable).is_err(), "{from}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_ready_file_found_infected_later_is_quarantined() {
+        assert_eq!(S::Ready.apply(E::FoundInfected), Ok(S::Quarantined));
+        assert!(S::Submitted.apply(E::FoundInfected).is_err());
+        assert!(S::Stored.apply(E::FoundInfected).is_err());
+    }
+
     /// Every event a test can name, verdicts included.
     fn every_event() -> Vec<E> {
         let mut events = vec![
             E::PartSigned,
             E::Completed,
             E::ScanStarted,
+            E::FoundInfected,
             E::ProcessingDone,
             E::Rejected,
             E::Failed,

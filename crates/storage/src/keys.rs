@@ -18,6 +18,12 @@ pub enum StorageKey<'a> {
         /// The upload.
         upload: UploadId,
     },
+    /// A stored file that a later scan found infected, moved from the regular
+    /// bucket to quarantine under its MD5.
+    QuarantinedContent {
+        /// The content's MD5.
+        md5: Md5Digest,
+    },
     /// A preview made from an upload (thumbnail, clip), beside it in the temp
     /// bucket until the file is stored. `name` is chosen by the preview job, never
     /// by a user.
@@ -47,7 +53,9 @@ impl StorageKey<'_> {
     pub fn bucket(&self) -> Bucket {
         match self {
             StorageKey::Temp { .. } | StorageKey::Preview { .. } => Bucket::Temp,
-            StorageKey::Quarantine { .. } => Bucket::Quarantine,
+            StorageKey::Quarantine { .. } | StorageKey::QuarantinedContent { .. } => {
+                Bucket::Quarantine
+            }
             StorageKey::Content { .. } | StorageKey::StoredPreview { .. } => Bucket::Regular,
         }
     }
@@ -59,6 +67,7 @@ impl StorageKey<'_> {
             StorageKey::Quarantine { owner, upload } => format!("infected/{owner}/{upload}"),
             StorageKey::Preview { upload, name } => format!("previews/{upload}/{name}"),
             StorageKey::Content { md5 } => format!("files/{md5}"),
+            StorageKey::QuarantinedContent { md5 } => format!("infected-files/{md5}"),
             StorageKey::StoredPreview { md5, name } => format!("previews/{md5}/{name}"),
         }
     }

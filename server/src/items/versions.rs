@@ -28,10 +28,7 @@ pub async fn handle_list_versions(
     if let (Some(file), true) = (file, rows.is_empty()) {
         return Err(not_found(&mut conn, item, file, None).await?);
     }
-    Ok(rows
-        .iter()
-        .map(|(v, current)| version(v, *current))
-        .collect())
+    Ok(rows.iter().map(version).collect())
 }
 
 /// Why a version was not found: the item has no such file, or the file has no
@@ -87,10 +84,17 @@ pub async fn handle_download(
         Some(version_number(raw_version)?)
     };
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-    let Some((row, current)) = upload_db::versions::find(&mut conn, item, file, wanted).await?
-    else {
+    let Some(entry) = upload_db::versions::find(&mut conn, item, file, wanted).await? else {
         return Err(not_found(&mut conn, item, file, wanted).await?);
     };
+    let row = &entry.row;
+    if let Some(quarantine) = &entry.quarantine {
+        return Err(ApiError::VersionQuarantined {
+            file,
+            version: row.version,
+            signature: quarantine.signature.clone(),
+        });
+    }
     // A version exists only for a clean, stored file; check anyway, so that no
     // path can ever hand out a link to anything else.
     let upload = row.upload_id;
@@ -120,6 +124,6 @@ pub async fn handle_download(
     Ok(pb::GetDownloadUrlResponse {
         url,
         expires_at: Some(timestamp(expires_at)),
-        version: Some(version(&row, current)),
+        version: Some(version(&entry)),
     })
 }

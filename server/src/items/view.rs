@@ -7,7 +7,8 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use upload_db::models::{ItemFileRow, ItemRow, SubmissionRow, VersionRow};
+use upload_db::models::{ItemFileRow, ItemRow, SubmissionRow};
+use upload_db::versions::VersionEntry;
 use upload_domain::{Caller, ItemId, ItemKind, SubmissionState};
 use upload_proto::v1 as pb;
 
@@ -37,7 +38,8 @@ fn submission_state(s: SubmissionState) -> pb::SubmissionState {
 }
 
 /// A version in protobuf form.
-pub fn version(v: &VersionRow, current: bool) -> pb::FileVersion {
+pub fn version(entry: &VersionEntry) -> pb::FileVersion {
+    let (v, current) = (&entry.row, entry.current);
     pb::FileVersion {
         file_id: v.file_id.to_string(),
         version: u32::try_from(v.version).unwrap_or(0),
@@ -49,17 +51,20 @@ pub fn version(v: &VersionRow, current: bool) -> pb::FileVersion {
         created_at: Some(timestamp(v.created_at)),
         upload_id: v.upload_id.to_string(),
         current,
+        quarantined: entry.quarantine.as_ref().map(|q| pb::VersionQuarantine {
+            signature: q.signature.clone(),
+            quarantined_at: Some(timestamp(q.quarantined_at)),
+            signature_version: q.signature_version.unwrap_or(0),
+        }),
     }
 }
 
 /// A file with its current version and how many it has, from the item's versions.
-pub fn item_file(file: &ItemFileRow, versions: &[(VersionRow, bool)]) -> pb::ItemFile {
-    let mine = || versions.iter().filter(|(v, _)| v.file_id == file.id);
+pub fn item_file(file: &ItemFileRow, versions: &[VersionEntry]) -> pb::ItemFile {
+    let mine = || versions.iter().filter(|e| e.row.file_id == file.id);
     pb::ItemFile {
         file_id: file.id.to_string(),
-        current: mine()
-            .find(|(_, current)| *current)
-            .map(|(v, _)| version(v, true)),
+        current: mine().find(|e| e.current).map(version),
         version_count: u32::try_from(mine().count()).unwrap_or(0),
     }
 }

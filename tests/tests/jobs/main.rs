@@ -7,6 +7,7 @@ mod notify;
 mod persist;
 mod preview;
 mod redelivery;
+mod rescan;
 mod scan;
 mod sweeper;
 

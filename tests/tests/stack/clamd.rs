@@ -1,6 +1,7 @@
 //! The clamd the stack starts, with the signature database the project ships:
 //! EICAR is found raw and inside a zip over INSTREAM; clean data passes; and the
-//! limits sit above the largest upload with AlertExceedsMax on.
+//! limits sit above the largest upload, every limit reached is reported, ZIP64
+//! entries (which clamd skips) are reported, and VERSION names database A.
 
 use futures::StreamExt;
 use upload_e2e::{EICAR, stack_env, zipped};
@@ -59,30 +60,100 @@ async fn clean_data_passes() {
     );
 }
 
+/// The limit and alert lines every clamd of the service runs with.
+fn scan_limits() -> Vec<String> {
+    include_str!("../../../deploy/clamav/scan-limits.conf")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn clamd_limits_sit_above_the_largest_upload_and_alert_when_exceeded() {
+fn every_clamd_of_the_service_runs_with_the_same_limits() {
     let dir = std::env::var("UPLOAD_STACK_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/stack")
         });
-    let conf = std::fs::read_to_string(dir.join("clamd/clamd.conf"))
+    let stack = std::fs::read_to_string(dir.join("clamd/clamd.conf"))
         .expect("clamd.conf written by the stack");
+    let production = include_str!("../../../deploy/clamav/clamd.production.conf");
+    for line in scan_limits() {
+        assert!(
+            stack.lines().any(|l| l == line),
+            "the stack's clamd lacks {line:?}"
+        );
+        assert!(
+            production.lines().any(|l| l == line),
+            "production lacks {line:?}"
+        );
+    }
+}
+
+#[test]
+fn clamd_limits_sit_above_the_largest_upload_and_a_cut_entry_is_always_reported() {
+    let limits = scan_limits();
+    let value = |name: &str| -> u64 {
+        limits
+            .iter()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+            .unwrap_or_else(|| panic!("{name} is not set"))
+            .trim_end_matches('M')
+            .parse()
+            .unwrap()
+    };
     let largest_upload = upload_config::UploadPolicyConfig::from_source(
         &std::collections::HashMap::<String, String>::new(),
     )
     .unwrap()
     .premium_limit_bytes;
     for limit in ["StreamMaxLength", "MaxFileSize", "MaxScanSize"] {
-        let value = conf
-            .lines()
-            .find_map(|l| l.strip_prefix(limit).map(str::trim))
-            .unwrap_or_else(|| panic!("{limit} is not set"));
-        let mib: u64 = value.trim_end_matches('M').parse().unwrap();
         assert!(
-            mib * 1024 * 1024 > largest_upload,
-            "{limit} {value} is not above {largest_upload} bytes"
+            value(limit) * 1024 * 1024 > largest_upload,
+            "{limit} is not above {largest_upload} bytes"
         );
     }
-    assert!(conf.lines().any(|l| l.trim() == "AlertExceedsMax yes"));
+    // clamd reads no file over 2 GiB - 1 and cuts larger entries in silence: the
+    // project's signatures report entries that declare 2 GiB or more, so
+    // MaxFileSize must reach that far.
+    assert_eq!(value("MaxFileSize"), 2047);
+    // The largest upload and what it unpacks to, if it is an archive of
+    // incompressible files, are read whole.
+    assert!(value("MaxScanSize") * 1024 * 1024 >= 2 * largest_upload);
+    for alert in ["AlertExceedsMax yes", "AlertEncrypted yes"] {
+        assert!(limits.iter().any(|l| l == alert), "{alert}");
+    }
+}
+
+#[tokio::test]
+async fn eicar_in_a_zip64_entry_is_reported_not_skipped() {
+    // Deflated behind padding, so the raw bytes never show the test string.
+    let mut padded = vec![b' '; 4096];
+    padded.extend_from_slice(EICAR);
+    let archive = upload_e2e::archives::deflated_zip("setup.com", &padded, true);
+    assert!(!archive.windows(5).any(|w| w == b"EICAR"), "compressed");
+    let response = scan(archive).await;
+    assert!(response.contains("Upload.Unscannable.Zip64"), "{response}");
+    // The control: the same file in an ordinary zip is unpacked and found.
+    let response = scan(upload_e2e::archives::deflated_zip(
+        "setup.com",
+        &padded,
+        false,
+    ))
+    .await;
+    assert!(response.contains("EICAR"), "{response}");
+}
+
+#[tokio::test]
+async fn clamd_reports_the_version_of_the_test_database() {
+    let addr = stack_env().remove("UPLOAD_CLAMD_ADDR").expect("clamd");
+    let version = upload_worker::clamd::version(
+        &upload_config::ClamdAddr::Tcp(addr),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("VERSION");
+    assert!(version.engine.starts_with("ClamAV 1."), "{version}");
+    assert_eq!(version.signatures, 1, "database A is version 1");
 }

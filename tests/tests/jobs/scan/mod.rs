@@ -1,7 +1,10 @@
 //! The scan job: infected files (EICAR, raw and zipped) are quarantined and the
 //! seller told; bytes that are not their declared type, or a type off the
 //! allow-list, are rejected with a readable reason; a store or clamd that is down is
-//! retried with growing delays, then the upload fails with a stable code.
+//! retried with growing delays, then the upload fails with a stable code. Files
+//! the scanner cannot inspect are in `unscannable`.
+
+mod unscannable;
 
 use crate::{SECRET, app_with_webhook};
 use std::time::Duration;

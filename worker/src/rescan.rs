@@ -1,0 +1,245 @@
+//! Re-scans when signatures change. The signature watch asks clamd for its version
+//! every `UPLOAD_SIGNATURE_CHECK_SECS` and starts a run when anything stored or
+//! ready was scanned with older signatures. The run's job re-scans the regular
+//! bucket's objects (each once, however many versions share it), then the ready
+//! uploads, one at a time and throttled to `UPLOAD_RESCAN_BYTES_PER_SEC`. An object
+//! now found infected stops being downloadable at once, its owners are told, and it
+//! moves to quarantine. Every object's recorded version is the run's bookmark.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
+use upload_db::jobs::{Queue, RescanJob};
+use upload_db::rescan::{self, ObjectScanRow, Target};
+use upload_db::uploads::Transition;
+use upload_domain::{ScanVerdict, ScannerVersion, classify};
+use upload_storage::StorageKey;
+
+use crate::JobContext;
+use crate::job::job;
+use crate::outcome::JobError;
+use crate::scan::{FileFacts, read_and_scan};
+
+job!(
+    /// The re-scan queue's job: one run, to the end.
+    Rescan,
+    RescanJob,
+    Queue::Rescan,
+    run
+);
+
+/// Asks clamd for its signature version and starts a re-scan when it is newer
+/// than a stored or ready file's verdict. Errors are logged: the next check
+/// tries again.
+pub async fn check_signatures(ctx: &JobContext) {
+    let scanner = match crate::clamd::version(&ctx.config.clamd, ctx.config.clamd_timeout).await {
+        Ok(scanner) => scanner,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "could not ask clamd for its signature version");
+            return;
+        }
+    };
+    let started = async {
+        let mut conn = ctx.pool.get().await?;
+        rescan::start_if_newer(&mut conn, &scanner).await
+    };
+    match started.await {
+        Ok(Some(run)) => tracing::warn!(
+            signatures = run.signature_version,
+            objects = run.objects_total,
+            bytes = run.bytes_total,
+            "newer signatures: re-scan of the stored catalogue started"
+        ),
+        Ok(None) => tracing::debug!(%scanner, "signatures unchanged"),
+        Err(e) => tracing::warn!(error = %e, "could not start a re-scan"),
+    }
+}
+
+/// Checks the signatures now and then every `every`, until the task is aborted.
+pub async fn watch_signatures(ctx: std::sync::Arc<JobContext>, every: Duration) {
+    loop {
+        check_signatures(&ctx).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Reads `stream` no faster than `bytes_per_sec`, on average from its start.
+fn throttled<S, E>(stream: S, bytes_per_sec: u64) -> impl Stream<Item = Result<Bytes, E>>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut read = 0u64;
+    stream.then(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            read += bytes.len() as u64;
+        }
+        let due = started + Duration::from_secs_f64(read as f64 / bytes_per_sec as f64);
+        async move {
+            tokio::time::sleep_until(due).await;
+            chunk
+        }
+    })
+}
+
+/// Reads the object at `key` once, throttled, for clamd and the hashes.
+async fn scan_object(
+    ctx: &JobContext,
+    key: &StorageKey<'_>,
+) -> Result<(FileFacts, upload_domain::ScannerAnswer), JobError> {
+    let stream = ctx.store.read(key).await?;
+    let stream = Box::pin(throttled(stream, ctx.config.rescan_bytes_per_sec));
+    let (progress, _) = watch::channel(0u64);
+    read_and_scan(
+        stream,
+        ctx.config.clamd.clone(),
+        ctx.config.clamd_timeout,
+        &progress,
+    )
+    .await
+    .map_err(JobError::retry)
+}
+
+/// Runs one re-scan run to its end (or until a newer run takes over).
+pub async fn run(ctx: &JobContext, job: RescanJob) -> Result<(), JobError> {
+    let version = job.signature_version;
+    let scanner = crate::clamd::version(&ctx.config.clamd, ctx.config.clamd_timeout)
+        .await
+        .map_err(JobError::retry)?;
+    if scanner.signatures < version {
+        return Err(JobError::retry(anyhow::anyhow!(
+            "clamd has signatures {}, the re-scan needs {version} or newer",
+            scanner.signatures
+        )));
+    }
+    loop {
+        let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+        if !rescan::run(&mut conn, version)
+            .await?
+            .is_some_and(|r| r.is_running())
+        {
+            return Ok(());
+        }
+        let Some(target) = rescan::next_target(&mut conn, version).await? else {
+            rescan::finish(&mut conn, version).await?;
+            tracing::info!(signatures = version, "re-scan finished");
+            return Ok(());
+        };
+        drop(conn);
+        match target {
+            Target::MoveToQuarantine(object) => move_to_quarantine(ctx, &object).await?,
+            Target::Stored(object) => rescan_object(ctx, version, &scanner, &object).await?,
+            Target::Ready(upload) => rescan_ready(ctx, version, &scanner, &upload).await?,
+        }
+        crate::failpoint::reached("rescan.target-done").await;
+    }
+}
+
+/// Copies an infected object to quarantine, then removes it from the regular
+/// bucket (each step safe to repeat), then records it moved.
+async fn move_to_quarantine(ctx: &JobContext, object: &ObjectScanRow) -> Result<(), JobError> {
+    let (from, to) = (
+        StorageKey::Content { md5: object.md5 },
+        StorageKey::QuarantinedContent { md5: object.md5 },
+    );
+    if ctx.store.object_size(&from).await?.is_some() {
+        ctx.store.copy(&from, &to).await?;
+        ctx.store.delete(&from).await?;
+    }
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    rescan::record_moved(&mut conn, object.md5).await?;
+    tracing::warn!(md5 = %object.md5, "infected stored object moved to quarantine");
+    Ok(())
+}
+
+async fn rescan_object(
+    ctx: &JobContext,
+    version: i64,
+    scanner: &ScannerVersion,
+    object: &ObjectScanRow,
+) -> Result<(), JobError> {
+    let key = StorageKey::Content { md5: object.md5 };
+    let (facts, answer) = scan_object(ctx, &key).await?;
+    if facts.hash.md5 != object.md5 {
+        tracing::error!(md5 = %object.md5, read = %facts.hash.md5, "a stored object's bytes no longer match its MD5");
+    }
+    let classified = classify(&answer, ctx.config.allow_encrypted_archives);
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    match classified.verdict {
+        ScanVerdict::Infected => {
+            let signature = classified.finding.unwrap_or_default();
+            let quarantine = StorageKey::QuarantinedContent { md5: object.md5 }.key();
+            let told = rescan::record_object_infected(
+                &mut conn,
+                version,
+                object,
+                scanner,
+                &signature,
+                quarantine,
+                ctx.delivers_webhooks(),
+            )
+            .await?;
+            tracing::warn!(md5 = %object.md5, %signature, versions = told, "stored object found infected by newer signatures");
+        }
+        verdict => {
+            if verdict == ScanVerdict::Unscannable {
+                tracing::warn!(md5 = %object.md5, finding = ?classified.finding, "a stored object is unscannable under the new signatures; left downloadable");
+            }
+            rescan::record_object(
+                &mut conn,
+                version,
+                object,
+                scanner,
+                verdict,
+                classified.finding,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn rescan_ready(
+    ctx: &JobContext,
+    version: i64,
+    scanner: &ScannerVersion,
+    upload: &upload_db::models::UploadRow,
+) -> Result<(), JobError> {
+    let temp = StorageKey::Temp {
+        owner: &upload.owner_id,
+        upload: upload.id,
+    };
+    let (_, answer) = scan_object(ctx, &temp).await?;
+    let classified = classify(&answer, ctx.config.allow_encrypted_archives);
+    let infected = classified.verdict == ScanVerdict::Infected;
+    let quarantine = StorageKey::Quarantine {
+        owner: &upload.owner_id,
+        upload: upload.id,
+    };
+    let signature = classified.finding.unwrap_or_default();
+    if infected {
+        // Copied before it is recorded: a crash leaves it ready and re-scanned.
+        ctx.store.copy(&temp, &quarantine).await?;
+    }
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    let recorded = rescan::record_ready(
+        &mut conn,
+        version,
+        upload,
+        scanner,
+        infected.then(|| (signature.as_str(), quarantine.key())),
+        ctx.delivers_webhooks(),
+    )
+    .await
+    .context("recording a ready upload's re-scan")
+    .map_err(JobError::retry)?;
+    drop(conn);
+    if infected && recorded == Transition::Applied(upload_domain::UploadState::Quarantined) {
+        ctx.store.delete(&temp).await?;
+        tracing::warn!(upload = %upload.id, %signature, "ready upload found infected by newer signatures");
+    }
+    Ok(())
+}
