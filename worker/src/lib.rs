@@ -72,8 +72,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Lazy: the database may be away when the worker starts; the supervisors wait.
+    // Each queue holds a listening connection and needs one more to fetch, record
+    // and beat its heart; two spare for restarts after an outage.
     let queue_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
+        .max_connections(2 * Queue::ALL.len() as u32 + 2)
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy(&config.database.url)?;
     let concurrency = config.concurrency;

@@ -90,11 +90,13 @@ async fn scan_object(
     ctx: &JobContext,
     key: &StorageKey<'_>,
 ) -> Result<(FileFacts, upload_domain::ScannerAnswer), JobError> {
-    let stream = ctx.store.read(key).await?;
-    let stream = Box::pin(throttled(stream, ctx.config.rescan_bytes_per_sec));
+    let rate = ctx.config.rescan_bytes_per_sec;
+    let stream = Box::pin(throttled(ctx.store.read(key).await?, rate));
+    let for_hashes = Box::pin(throttled(ctx.store.read(key).await?, rate));
     let (progress, _) = watch::channel(0u64);
     read_and_scan(
         stream,
+        for_hashes,
         ctx.config.clamd.clone(),
         ctx.config.clamd_timeout,
         &progress,

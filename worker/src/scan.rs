@@ -1,6 +1,6 @@
-//! The scan job, first in the pipeline: one streaming read of the assembled object
-//! feeds clamd (INSTREAM, 1 MiB chunks), the MD5 and SHA-256 hashers and the type
-//! sniffer at once. Infected files go to quarantine; files the scanner could not
+//! The scan job, first in the pipeline: two streaming reads of the assembled
+//! object at once, one feeding clamd (INSTREAM, 1 MiB chunks), the other the MD5
+//! and SHA-256 hashers and the type sniffer. Infected files go to quarantine; files the scanner could not
 //! inspect are rejected; clean ones are checked against the type policy and handed
 //! to the metadata and preview jobs. Every verdict records the engine and
 //! signature version clamd had when the scan began.
@@ -85,93 +85,138 @@ async fn feed(
     Ok(())
 }
 
-/// Reads `stream` once, feeding clamd at `clamd`, both hashers (each on its own
-/// thread, so the cores share the work) and the sniffer; publishes bytes done on
-/// `progress`. clamd must take every block, and answer once it has them all,
-/// within `clamd_timeout`; a scanner that hangs fails the read, never passes it.
-pub async fn read_and_scan<S, E>(
+/// Reads `stream` to its end in [`BLOCK`]s, giving each to every sink within
+/// `timeout`; keeps the first bytes for the sniffer and publishes bytes read on
+/// `progress`, when given. Returns the head and the size.
+async fn pump<S, E>(
     mut stream: S,
+    sinks: Vec<(&'static str, mpsc::Sender<Bytes>)>,
+    timeout: std::time::Duration,
+    progress: Option<&watch::Sender<u64>>,
+) -> anyhow::Result<(Vec<u8>, u64)>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    let give = async |block: Bytes| match tokio::time::timeout(timeout, feed(&sinks, block)).await {
+        Ok(fed) => fed.map_err(|who| anyhow::anyhow!("{who} stopped reading")),
+        Err(_) => Err(anyhow::anyhow!(
+            "{} took no data for {timeout:?}",
+            sinks.first().map_or("a consumer", |s| s.0)
+        )),
+    };
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    let mut size = 0u64;
+    let mut block = BytesMut::with_capacity(BLOCK);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.context("reading the object from the store")?;
+        if head.len() < SNIFF_LEN {
+            let take = (SNIFF_LEN - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        size += chunk.len() as u64;
+        block.extend_from_slice(&chunk);
+        while block.len() >= BLOCK {
+            give(block.split_to(BLOCK).freeze()).await?;
+            if let Some(progress) = progress {
+                progress.send_replace(size);
+            }
+        }
+    }
+    if !block.is_empty() {
+        give(block.split().freeze()).await?;
+    }
+    if let Some(progress) = progress {
+        progress.send_replace(size);
+    }
+    Ok((head, size))
+}
+
+/// Reads the file twice at once, each read streamed and bounded: `for_clamd` goes
+/// to clamd at `clamd` as fast as clamd takes it (publishing bytes sent on
+/// `progress`), `for_hashes` to both hashers (each on its own thread) and the
+/// sniffer. clamd scans what it received only once the stream ends, so the hashes
+/// are made while it scans instead of holding its stream back: on two cores the
+/// verdict comes about as soon as a plain INSTREAM's would. Both reads must see
+/// the same number of bytes. clamd must take every block, and answer once it has
+/// them all, within `clamd_timeout`; a scanner that hangs fails the read, never
+/// passes it.
+pub async fn read_and_scan<S, T, E>(
+    for_clamd: S,
+    for_hashes: T,
     clamd: ClamdAddr,
     clamd_timeout: std::time::Duration,
     progress: &watch::Sender<u64>,
 ) -> anyhow::Result<(FileFacts, ScannerAnswer)>
 where
     S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    T: futures::Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + Send + Sync + 'static,
 {
-    use futures::StreamExt;
     let (md5_tx, md5_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let (sha_tx, sha_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
     let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
     let mut scan_task = tokio::spawn(crate::clamd::scan_stream(clamd, scan_rx));
-    let sinks = [("clamd", scan_tx), ("md5", md5_tx), ("sha256", sha_tx)];
-    let feed = |block: Bytes| {
-        let sinks = &sinks;
-        async move {
-            match tokio::time::timeout(clamd_timeout, feed(sinks, block)).await {
-                Ok(fed) => fed.map_err(|who| anyhow::anyhow!("{who} stopped reading")),
-                Err(_) => Err(anyhow::anyhow!("clamd took no data for {clamd_timeout:?}")),
-            }
-        }
-    };
-
-    let read = async {
-        let mut head = Vec::with_capacity(SNIFF_LEN);
-        let mut size = 0u64;
-        let mut block = BytesMut::with_capacity(BLOCK);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.context("reading the object from the store")?;
-            if head.len() < SNIFF_LEN {
-                let take = (SNIFF_LEN - head.len()).min(chunk.len());
-                head.extend_from_slice(&chunk[..take]);
-            }
-            size += chunk.len() as u64;
-            block.extend_from_slice(&chunk);
-            while block.len() >= BLOCK {
-                feed(block.split_to(BLOCK).freeze()).await?;
-                progress.send_replace(size);
-            }
-        }
-        if !block.is_empty() {
-            feed(block.split().freeze()).await?;
-        }
-        progress.send_replace(size);
-        anyhow::Ok((head, size))
-    };
     let started = std::time::Instant::now();
-    let read = read.await;
-    let read_time = started.elapsed();
-    drop(sinks);
-    // clamd's own error (unreachable, refused) explains a stopped read best. A read
-    // that failed on the store's side ends clamd's stream early, so its verdict on
-    // part of the file is dropped. After a failed read clamd is given a moment, not
-    // the whole time-out, to say what went wrong on its side.
-    let wait = if read.is_ok() {
-        clamd_timeout
-    } else {
-        std::time::Duration::from_secs(1)
+    let to_clamd = async {
+        let sent = pump(
+            for_clamd,
+            vec![("clamd", scan_tx)],
+            clamd_timeout,
+            Some(progress),
+        )
+        .await;
+        (sent, started.elapsed())
     };
-    let verdict = match tokio::time::timeout(wait, &mut scan_task).await {
-        Ok(joined) => joined.context("the scan task panicked")?,
-        Err(_) if read.is_err() => {
-            // Silent after a failed read: the read's own error says what happened.
-            scan_task.abort();
-            read?;
-            anyhow::bail!("the read failed")
-        }
-        Err(_) => {
-            scan_task.abort();
-            anyhow::bail!("clamd gave no verdict within {wait:?}")
-        }
-    }?;
-    let (head, size) = read?;
+    let to_hashes = pump(
+        for_hashes,
+        vec![("md5", md5_tx), ("sha256", sha_tx)],
+        clamd_timeout,
+        None,
+    );
+    // The hashes are awaited beside the verdict: clamd scans while they finish.
+    let verdict = async {
+        let (sent, send_time) = to_clamd.await;
+        // clamd's own error (unreachable, refused) explains a stopped read best. A
+        // read that failed on the store's side ends clamd's stream early, so its
+        // verdict on part of the file is dropped. After a failed read clamd is
+        // given a moment, not the whole time-out, to say what went wrong.
+        let wait = if sent.is_ok() {
+            clamd_timeout
+        } else {
+            std::time::Duration::from_secs(1)
+        };
+        let verdict = match tokio::time::timeout(wait, &mut scan_task).await {
+            Ok(joined) => joined.context("the scan task panicked")?,
+            Err(_) if sent.is_err() => {
+                // Silent after a failed read: the read's own error says what happened.
+                scan_task.abort();
+                sent?;
+                anyhow::bail!("the read failed")
+            }
+            Err(_) => {
+                scan_task.abort();
+                anyhow::bail!("clamd gave no verdict within {wait:?}")
+            }
+        }?;
+        let (_, sent) = sent?;
+        anyhow::Ok((verdict, sent, send_time))
+    };
+    let (verdict, hashed) = tokio::join!(verdict, to_hashes);
+    let (verdict, sent, send_time) = verdict?;
+    let (head, size) = hashed?;
+    anyhow::ensure!(
+        sent == size,
+        "the two reads of the object differ: {sent} bytes went to clamd, {size} were hashed"
+    );
     tracing::info!(
         bytes = size,
-        read_ms = read_time.as_millis() as u64,
+        send_ms = send_time.as_millis() as u64,
         verdict_ms = started.elapsed().as_millis() as u64,
-        "file read once for clamd and hashes"
+        "file read for clamd and, beside it, for the hashes"
     );
     let md5 = md5_task.await.context("md5 hasher panicked")?;
     let sha256 = sha_task.await.context("sha256 hasher panicked")?;
@@ -255,6 +300,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         .await
         .map_err(JobError::retry)?;
     let stream = ctx.store.read(&object).await?;
+    let for_hashes = ctx.store.read(&object).await?;
     // A crash test's point a third of the way through the read.
     let read_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stream = Box::pin(futures::StreamExt::then(stream, move |chunk| {
@@ -277,7 +323,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     // The read never waits on progress writes: the reporter follows on the side.
     let (clamd, clamd_timeout) = (ctx.config.clamd.clone(), ctx.config.clamd_timeout);
     let (read, ()) = tokio::join!(
-        async move { read_and_scan(stream, clamd, clamd_timeout, &done_tx).await },
+        async move { read_and_scan(stream, for_hashes, clamd, clamd_timeout, &done_tx).await },
         progress.follow(done_rx)
     );
     let (facts, answer) = read.map_err(JobError::retry)?;
