@@ -12,7 +12,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use upload_e2e::{AppOptions, Clamd, TestApp, TestFile, free_port, signatures_b};
 
 const MIB: u64 = 1024 * 1024;
