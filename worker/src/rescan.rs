@@ -2,7 +2,8 @@
 //! every `UPLOAD_SIGNATURE_CHECK_SECS` and starts a run when anything stored or
 //! ready was scanned with older signatures. The run's job re-scans the regular
 //! bucket's objects (each once, however many versions share it), then the ready
-//! uploads, one at a time and throttled to `UPLOAD_RESCAN_BYTES_PER_SEC`. An object
+//! uploads, one at a time, throttled to `UPLOAD_RESCAN_BYTES_PER_SEC`, and giving
+//! way to uploads' first scans. An object
 //! now found infected stops being downloadable at once, its owners are told, and it
 //! moves to quarantine. Every object's recorded version is the run's bookmark.
 
@@ -22,6 +23,10 @@ use crate::JobContext;
 use crate::job::job;
 use crate::outcome::JobError;
 use crate::scan::{FileFacts, read_and_scan};
+
+/// How long a re-scan waits, before each object, for uploads' first scans to
+/// finish: they go first, but cannot stop a re-scan for good.
+const YIELD_AT_MOST: Duration = Duration::from_secs(30);
 
 job!(
     /// The re-scan queue's job: one run, to the end.
@@ -124,6 +129,13 @@ pub async fn run(ctx: &JobContext, job: RescanJob) -> Result<(), JobError> {
             .is_some_and(|r| r.is_running())
         {
             return Ok(());
+        }
+        // Low priority: uploads waiting for their first scan go first (for a while).
+        let yield_until = tokio::time::Instant::now() + YIELD_AT_MOST;
+        while upload_db::jobs::busy(&mut conn, Queue::Scan).await? > 0
+            && tokio::time::Instant::now() < yield_until
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let Some(target) = rescan::next_target(&mut conn, version).await? else {
             rescan::finish(&mut conn, version).await?;

@@ -216,3 +216,22 @@ pub async fn enqueue<J: JobPayload>(
     .await?;
     Ok(inserted == 1)
 }
+
+/// How many jobs of `queue` are due now or running: the work a lower-priority
+/// queue gives way to.
+pub async fn busy(conn: &mut AsyncPgConnection, queue: Queue) -> Result<i64, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM apalis.jobs
+          WHERE job_type = $1 AND status = ANY($2) AND run_at <= now()",
+    )
+    .bind::<Text, _>(queue.name())
+    .bind::<diesel::sql_types::Array<Text>, _>(LIVE_JOB_STATUSES.to_vec())
+    .get_result(conn)
+    .await?;
+    Ok(count.n)
+}
