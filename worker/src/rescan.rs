@@ -176,6 +176,21 @@ async fn rescan_object(
     object: &ObjectScanRow,
 ) -> Result<(), JobError> {
     let key = StorageKey::Content { md5: object.md5 };
+    if ctx.store.object_size(&key).await?.is_none() {
+        // Nothing to read: said loudly, and the run goes on.
+        tracing::error!(md5 = %object.md5, "a stored object is missing from the regular bucket; not re-scanned");
+        let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+        rescan::record_object(
+            &mut conn,
+            version,
+            object,
+            scanner,
+            object.verdict,
+            object.signature.clone(),
+        )
+        .await?;
+        return Ok(());
+    }
     let (facts, answer) = scan_object(ctx, &key).await?;
     if facts.hash.md5 != object.md5 {
         tracing::error!(md5 = %object.md5, read = %facts.hash.md5, "a stored object's bytes no longer match its MD5");
@@ -226,6 +241,12 @@ async fn rescan_ready(
         owner: &upload.owner_id,
         upload: upload.id,
     };
+    if ctx.store.object_size(&temp).await?.is_none() {
+        tracing::error!(upload = %upload.id, "a ready upload's file is missing from the temp bucket; not re-scanned");
+        let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+        rescan::record_ready(&mut conn, version, upload, scanner, None, false).await?;
+        return Ok(());
+    }
     let (_, answer) = scan_object(ctx, &temp).await?;
     let classified = classify(&answer, ctx.config.allow_encrypted_archives);
     let infected = classified.verdict == ScanVerdict::Infected;
