@@ -146,6 +146,24 @@ async fn eicar_in_a_zip64_entry_is_reported_not_skipped() {
 }
 
 #[tokio::test]
+async fn a_zip_header_lookalike_in_binary_data_is_not_flagged() {
+    // Random bytes hold `PK\x03\x04` about once in every 4 GiB; what follows it
+    // must look like a real header before the project's signatures speak.
+    use rand::RngCore;
+    let mut data = vec![0u8; 2 * CHUNK];
+    rand::rng().fill_bytes(&mut data);
+    let mut lookalike = b"PK\x03\x04".to_vec();
+    lookalike.extend_from_slice(&[0xab; 18]);
+    lookalike.extend_from_slice(&[0x90, 0xff, 0xff, 0xff, 0xff]);
+    data.splice(5000..5000, lookalike);
+    let response = scan(data).await;
+    assert!(
+        clamav_client::clean(response.as_bytes()).unwrap(),
+        "{response}"
+    );
+}
+
+#[tokio::test]
 async fn clamd_reports_the_version_of_the_test_database() {
     let addr = stack_env().remove("UPLOAD_CLAMD_ADDR").expect("clamd");
     let version = upload_worker::clamd::version(
