@@ -82,6 +82,16 @@ pub enum ApiError {
         /// The version.
         version: i32,
     },
+    /// CreateUpload's idempotency key made another upload.
+    #[error(
+        "idempotency key {key:?} already created upload {upload} with another file name, size, type or part size; use a new key for a new upload"
+    )]
+    UploadKeyReused {
+        /// The key.
+        key: String,
+        /// The upload it made.
+        upload: UploadId,
+    },
     /// A later scan found malware in the version's file.
     #[error(
         "version {version} of file {file} cannot be downloaded: a later malware scan found {signature} in it, and the file was quarantined"
@@ -229,6 +239,7 @@ impl ApiError {
             | ApiError::ItemNotFound(_)
             | ApiError::FileNotFound { .. }
             | ApiError::VersionNotFound { .. } => Code::NotFound,
+            ApiError::UploadKeyReused { .. } => Code::AlreadyExists,
             ApiError::NotTheOwner(_) => Code::PermissionDenied,
             ApiError::UploadEnded { .. }
             | ApiError::UploadExpired { .. }

@@ -160,6 +160,7 @@ impl UploadClient {
                 size_bytes: size,
                 content_type: content_type.to_owned(),
                 part_size_bytes: part_size.unwrap_or(0),
+                idempotency_key: String::new(),
             })
             .await?;
         res.into_inner().upload.ok_or_else(|| {

@@ -46,6 +46,8 @@ pub struct UploadRow {
     pub updated_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The key CreateUpload was called with, when the client sent one.
+    pub idempotency_key: Option<String>,
 }
 
 impl UploadRow {
@@ -88,6 +90,7 @@ pub struct NewUpload<'a> {
     pub part_count: i32,
     pub state: UploadState,
     pub expires_at: DateTime<Utc>,
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// A part as signed.

@@ -19,6 +19,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         expires_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        idempotency_key -> Nullable<Text>,
     }
 }
 

@@ -3,7 +3,9 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea, Int4, Int8, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use upload_domain::{Failure, Md5Digest, TransitionError, UploadEvent, UploadId, UploadState};
+use upload_domain::{
+    Failure, Md5Digest, SellerId, TransitionError, UploadEvent, UploadId, UploadState,
+};
 
 use crate::DbError;
 use crate::models::{MetadataRow, NewUpload, PartRow, UploadRow};
@@ -16,6 +18,21 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUpload<'_>) -> Result
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The upload `owner` created with idempotency key `key`, if any.
+pub async fn find_by_idempotency_key(
+    conn: &mut AsyncPgConnection,
+    owner: &SellerId,
+    key: &str,
+) -> Result<Option<UploadRow>, DbError> {
+    Ok(uploads::table
+        .filter(uploads::owner_id.eq(owner))
+        .filter(uploads::idempotency_key.eq(key))
+        .select(UploadRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 find_by_key!(

@@ -15,7 +15,7 @@ pub enum DomainError {
     InvalidItemField(&'static str),
     /// The idempotency key is unusable.
     #[error(
-        "idempotency_key is required: 1-128 visible ASCII characters, the same for every retry of one submission"
+        "idempotency_key is required: 1-128 visible ASCII characters, the same for every retry of one request"
     )]
     InvalidIdempotencyKey,
     /// The seller id in a token is unusable.

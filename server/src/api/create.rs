@@ -1,7 +1,8 @@
 use chrono::Utc;
-use upload_db::models::NewUpload;
+use upload_db::models::{NewUpload, UploadRow};
 use upload_domain::{
-    Caller, ContentType, FileName, PartPlan, Stage, StageStatus, UploadId, UploadState,
+    Caller, ContentType, FileName, IdempotencyKey, PartPlan, Stage, StageStatus, UploadId,
+    UploadState,
 };
 use upload_proto::v1 as pb;
 use upload_storage::{MultipartUpload, StorageKey};
@@ -10,7 +11,33 @@ use crate::error::ApiError;
 use crate::snapshot::UploadSnapshot;
 use crate::state::AppState;
 
-/// CreateUpload: validate, start the multipart upload, record it.
+/// The upload the caller created with `key` before, if any; refused when that
+/// upload was for something else than this request.
+async fn created_before(
+    state: &AppState,
+    caller: &Caller,
+    key: &IdempotencyKey,
+    same_request: &impl Fn(&UploadRow) -> bool,
+) -> Result<Option<UploadId>, ApiError> {
+    let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+    let Some(row) =
+        upload_db::uploads::find_by_idempotency_key(&mut conn, &caller.seller_id, key.as_str())
+            .await?
+    else {
+        return Ok(None);
+    };
+    if same_request(&row) {
+        Ok(Some(row.id))
+    } else {
+        Err(ApiError::UploadKeyReused {
+            key: key.as_str().to_owned(),
+            upload: row.id,
+        })
+    }
+}
+
+/// CreateUpload: validate, start the multipart upload, record it. With an
+/// idempotency key, a retry gets the upload the key created.
 pub async fn handle_create_upload(
     state: &AppState,
     caller: &Caller,
@@ -35,6 +62,26 @@ pub async fn handle_create_upload(
         requested,
         state.policy.default_part_size_bytes,
     )?;
+    let idempotency_key = if req.idempotency_key.is_empty() {
+        None
+    } else {
+        Some(req.idempotency_key.parse::<IdempotencyKey>()?)
+    };
+    let same_request = |row: &UploadRow| {
+        row.file_name == file_name.as_str()
+            && row.declared_content_type == content_type.as_str()
+            && u64::try_from(row.declared_size).ok() == Some(plan.size())
+            && u64::try_from(row.part_size).ok() == Some(plan.part_size())
+    };
+    // A retry: the upload this key made, as it is now.
+    if let Some(key) = &idempotency_key
+        && let Some(id) = created_before(state, caller, key, &same_request).await?
+    {
+        return UploadSnapshot::load(state, caller, id)
+            .await?
+            .upload(state)
+            .await;
+    }
 
     let id = UploadId::new();
     let key = StorageKey::Temp {
@@ -66,6 +113,7 @@ pub async fn handle_create_upload(
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
         state: UploadState::Created,
         expires_at,
+        idempotency_key: idempotency_key.as_ref().map(IdempotencyKey::as_str),
     };
     let recorded = async {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
@@ -95,6 +143,15 @@ pub async fn handle_create_upload(
             let multipart = MultipartUpload::of(&caller.seller_id, id, &store_upload_id);
             if let Err(abort) = state.store.abort_multipart(&multipart).await {
                 tracing::warn!(error = %abort, %temp_key, "could not abort orphan multipart upload; lifecycle rules will");
+            }
+            // Two calls with one key at once: the other recorded it first.
+            if let Some(key) = &idempotency_key
+                && let Some(id) = created_before(state, caller, key, &same_request).await?
+            {
+                return UploadSnapshot::load(state, caller, id)
+                    .await?
+                    .upload(state)
+                    .await;
             }
             Err(e)
         }

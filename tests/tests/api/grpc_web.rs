@@ -63,6 +63,7 @@ async fn grpc_web_calls_work_over_http1_with_cors() {
         size_bytes: 20 * 1024 * 1024,
         content_type: "video/mp4".into(),
         part_size_bytes: 0,
+        idempotency_key: String::new(),
     };
     let response = http
         .post(&url)

@@ -13,6 +13,7 @@ fn request(name: &str, size: u64, content_type: &str, part_size: u64) -> pb::Cre
         size_bytes: size,
         content_type: content_type.to_owned(),
         part_size_bytes: part_size,
+        idempotency_key: String::new(),
     }
 }
 

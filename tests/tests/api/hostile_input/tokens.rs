@@ -66,6 +66,7 @@ fn create() -> pb::CreateUploadRequest {
         size_bytes: 10 * MIB,
         content_type: "video/mp4".into(),
         part_size_bytes: 0,
+        idempotency_key: String::new(),
     }
 }
 
