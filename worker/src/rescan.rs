@@ -278,3 +278,20 @@ async fn rescan_ready(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_read_takes_as_long_as_its_rate_says() {
+        let chunks = (0..8).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![0u8; 256 * 1024])));
+        let started = tokio::time::Instant::now();
+        let read: Vec<_> = throttled(futures::stream::iter(chunks), 1024 * 1024)
+            .collect()
+            .await;
+        assert_eq!(read.len(), 8);
+        // 2 MiB at 1 MiB/s: two seconds, on the paused clock.
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+}

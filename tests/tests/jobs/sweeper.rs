@@ -146,10 +146,18 @@ async fn a_ready_upload_never_submitted_expires_before_the_store_drops_its_bytes
         "{expired:?}"
     );
     assert_eq!(expired.failure.unwrap().code, FailureCode::Expired.as_str());
-    // Its bytes and previews are gone at once; the fresh upload is untouched.
+    // Its bytes and previews go right after (the sweeper records the expiry first,
+    // then deletes); the fresh upload is untouched.
     let temp = app.temp_bucket().to_owned();
-    let keys = app.keys(&temp, "").await;
-    assert!(!keys.iter().any(|k| k.contains(&old.upload_id)), "{keys:?}");
+    let keys = upload_e2e::poll_until(
+        "the expired upload's objects to be deleted",
+        Duration::from_secs(10),
+        || async {
+            let keys = app.keys(&temp, "").await;
+            (!keys.iter().any(|k| k.contains(&old.upload_id)), keys)
+        },
+    )
+    .await;
     assert!(
         keys.iter().any(|k| k.contains(&fresh.upload_id)),
         "{keys:?}"
