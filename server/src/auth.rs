@@ -2,8 +2,11 @@
 //! [`Caller`] in the request's extensions; anything else is answered with
 //! UNAUTHENTICATED before a handler runs. Health and reflection stay open.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+
+use futures::Stream;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -81,6 +84,11 @@ impl TokenKeys {
 
     /// The caller a token names, or a message saying what is wrong with it.
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
+        self.verify_until(token).map(|(caller, _)| caller)
+    }
+
+    /// The caller a token names and when the token expires.
+    pub fn verify_until(&self, token: &str) -> Result<(Caller, TokenExpiry), String> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(format!(
                 "the bearer token is {} bytes long; tokens of at most {MAX_TOKEN_BYTES} bytes are accepted",
@@ -95,6 +103,12 @@ impl TokenKeys {
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| refusal(e.kind()))?;
+        let expiry = TokenExpiry(
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(
+                    data.claims.exp.ok_or("the bearer token has no exp claim")?,
+                ),
+        );
         let seller_id = data
             .claims
             .sub
@@ -107,8 +121,57 @@ impl TokenKeys {
             .ok_or("the bearer token has no group claim (standard or premium)")?
             .parse::<SellerGroup>()
             .map_err(|e| format!("the bearer token's group is unusable: {e}"))?;
-        Ok(Caller { seller_id, group })
+        Ok((Caller { seller_id, group }, expiry))
     }
+}
+
+/// When the token of a request expires; the auth layer records it beside the
+/// caller, so a long-lived stream can end when its token does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry(pub std::time::SystemTime);
+
+/// What a stream says when the token that opened it expires.
+pub const STREAM_TOKEN_EXPIRED: &str =
+    "the bearer token of this stream has expired; watch again with a new token";
+
+/// Ends `stream` with UNAUTHENTICATED once `expiry` passes: a watch lives no
+/// longer than the token that opened it.
+pub fn until_expiry<T: Send + 'static>(
+    stream: Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>,
+    expiry: Option<TokenExpiry>,
+) -> Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>> {
+    use futures::StreamExt;
+    let Some(TokenExpiry(at)) = expiry else {
+        return stream;
+    };
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + left;
+    enum Next<T> {
+        Item(Option<Result<T, tonic::Status>>),
+        Expired,
+    }
+    Box::pin(futures::stream::unfold(
+        (stream, false),
+        move |(mut stream, ended)| async move {
+            if ended {
+                return None;
+            }
+            let next = tokio::select! {
+                item = stream.next() => Next::Item(item),
+                () = tokio::time::sleep_until(deadline) => Next::Expired,
+            };
+            match next {
+                Next::Item(Some(item)) => Some((item, (stream, false))),
+                Next::Item(None) => None,
+                Next::Expired => Some((
+                    Err(tonic::Status::unauthenticated(STREAM_TOKEN_EXPIRED)),
+                    (stream, true),
+                )),
+            }
+        },
+    ))
 }
 
 /// The `alg` a token's header names, read before anything is trusted, so a token
@@ -237,10 +300,11 @@ where
         }
         let caller = bearer(&req)
             .map_err(str::to_owned)
-            .and_then(|t| self.keys.verify(t));
+            .and_then(|t| self.keys.verify_until(t));
         match caller {
-            Ok(caller) => {
+            Ok((caller, expiry)) => {
                 req.extensions_mut().insert(caller);
+                req.extensions_mut().insert(expiry);
                 futures::future::Either::Left(self.inner.call(req))
             }
             Err(message) => {

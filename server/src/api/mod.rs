@@ -152,7 +152,8 @@ impl UploadService for UploadApi {
     ) -> Result<Response<Self::WatchProgressStream>, Status> {
         let caller = caller(&req)?;
         let id = upload_id(&req.get_ref().upload_id)?;
+        let expiry = req.extensions().get::<crate::auth::TokenExpiry>().copied();
         let stream = watch::handle_watch_progress(Arc::clone(&self.state), &caller, id).await?;
-        Ok(Response::new(stream))
+        Ok(Response::new(crate::auth::until_expiry(stream, expiry)))
     }
 }

@@ -112,8 +112,9 @@ impl ItemService for ItemApi {
     ) -> Result<Response<Self::WatchItemStream>, Status> {
         let caller = caller(&req)?;
         let id = item_id(&req.get_ref().item_id)?;
+        let expiry = req.extensions().get::<crate::auth::TokenExpiry>().copied();
         let stream = view::handle_watch_item(Arc::clone(&self.state), caller, id).await?;
-        Ok(Response::new(stream))
+        Ok(Response::new(crate::auth::until_expiry(stream, expiry)))
     }
 
     async fn list_versions(

@@ -75,3 +75,45 @@ async fn watching_a_settled_upload_sends_one_update_and_ends() {
             .any(|s| s.stage == pb::Stage::Hash as i32 && s.status == pb::StageStatus::Done as i32)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_when_its_token_expires_and_one_with_time_left_stays_open() {
+    let app = TestApp::spawn_with(upload_e2e::AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let owner = app.client("seller-short", SellerGroup::Standard).await;
+    let upload = owner
+        .create("idle.bin", 20 * MIB, "application/octet-stream", None)
+        .await
+        .expect("CreateUpload");
+    // A token with three seconds left: the watch opens, then ends with its token.
+    let seller: upload_domain::SellerId = "seller-short".parse().unwrap();
+    let short = app
+        .keys
+        .mint(&seller, SellerGroup::Standard, Duration::from_secs(3))
+        .unwrap();
+    let watcher = UploadClient::connect(&app.endpoint, &short).await.unwrap();
+    let mut stream = watcher.watch(&upload.upload_id).await.expect("watch opens");
+    let first = stream.next().await.expect("an update").expect("the upload");
+    assert_eq!(first.upload.unwrap().upload_id, upload.upload_id);
+    let end = tokio::time::timeout(Duration::from_secs(15), stream.next())
+        .await
+        .expect("the stream ends with its token")
+        .expect("an ending status");
+    let status = end.expect_err("UNAUTHENTICATED, not an update");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("expired"), "{}", status.message());
+    assert!(stream.next().await.is_none(), "nothing after the end");
+
+    // The control: an hour's token keeps the same idle watch open past that point.
+    let mut long = owner.watch(&upload.upload_id).await.expect("watch opens");
+    long.next().await.expect("an update").expect("the upload");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), long.next())
+            .await
+            .is_err(),
+        "an idle watch with a valid token stays open"
+    );
+}
