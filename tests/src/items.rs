@@ -132,27 +132,30 @@ impl TestApp {
     }
 }
 
-/// Polls GetItem until the item's latest submission is stored or failed.
+/// Polls GetItem until the item's latest submission is stored or failed. A new
+/// item is NOT_FOUND until its persist job has saved it (later than usual after a
+/// database outage): that counts as not yet settled.
 pub async fn wait_item(client: &UploadClient, item_id: &str, timeout: Duration) -> pb::Item {
     crate::poll_until(&format!("item {item_id} to settle"), timeout, || async {
-        let item = client
+        let answer = client
             .items()
             .get_item(pb::GetItemRequest {
                 item_id: item_id.to_owned(),
             })
-            .await
-            .expect("GetItem")
-            .into_inner()
-            .item
-            .expect("item");
+            .await;
+        let item = match answer {
+            Err(status) if status.code() == tonic::Code::NotFound => return (false, None),
+            answer => answer.expect("GetItem").into_inner().item.expect("item"),
+        };
         let state = pb::SubmissionState::try_from(item.state).unwrap_or_default();
         let settled = matches!(
             state,
             pb::SubmissionState::Stored | pb::SubmissionState::Failed
         );
-        (settled, item)
+        (settled, Some(item))
     })
     .await
+    .expect("the item")
 }
 
 /// Submits a new item of one upload and returns the answer; panics if refused.

@@ -62,6 +62,29 @@ where
     )
 }
 
+/// How often a queue fetches whatever the database's notifications said.
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// The queue's storage, fetching when the database says a job was inserted and
+/// every [`POLL_EVERY`] whatever it says: a listening connection that a database
+/// restart ended in silence would otherwise leave inserted or handed-back jobs
+/// waiting for ever.
+fn polled<J>(
+    storage: PostgresStorage<J>,
+    pool: &sqlx::PgPool,
+    queue: Queue,
+) -> PollWith<PostgresStorage<J>, Strategy> {
+    PollWith::new(
+        storage,
+        Strategy::new()
+            .stream(apalis_postgres::Pubsub::new(
+                pool.clone(),
+                queue.name().to_owned(),
+            ))
+            .interval(POLL_EVERY),
+    )
+}
+
 /// Runs every queue's worker until `shutdown` resolves. Each queue's worker is
 /// supervised: a worker that stops on an error (its database went away) is started
 /// again under a fresh name, after a delay that doubles up to 30 s; its unfinished
@@ -106,9 +129,11 @@ pub async fn run(
             let stop = shutdown.clone();
             let run_once = move |restarts: usize| {
                 let worker = WorkerBuilder::new(format!("{name}-{restarts}"))
-                    .backend(
-                        storage::<<$job as Job>::Payload>(&pool, queue, concurrency).with_pubsub(),
-                    )
+                    .backend(polled(
+                        storage::<<$job as Job>::Payload>(&pool, queue, concurrency),
+                        &pool,
+                        queue,
+                    ))
                     .data(Arc::clone(&ctx))
                     .concurrency(concurrency)
                     .build(run_job::<$job>);
