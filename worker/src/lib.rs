@@ -46,48 +46,39 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// a killed worker's jobs are picked up again about six seconds later.
 const MISSED_HEARTBEATS: usize = 3;
 
-/// The queue's storage, named explicitly. Callers add pub/sub, which wakes the
-/// worker as soon as a job is inserted (plain polling would wait for the 30 s
-/// heartbeat).
-fn storage<J>(pool: &sqlx::PgPool, queue: Queue, batch: usize) -> PostgresStorage<J>
+/// How often a queue fetches whatever the database's notifications said.
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// The queue's storage, named explicitly. It fetches as soon as the database says
+/// a job was inserted (LISTEN/NOTIFY; plain polling would wait for the 30 s
+/// heartbeat), and every [`POLL_EVERY`] whatever it says: a listening connection
+/// that a database restart ended in silence would otherwise leave inserted or
+/// handed-back jobs waiting for ever.
+fn storage<J>(
+    pool: &sqlx::PgPool,
+    queue: Queue,
+    batch: usize,
+) -> PollWith<PostgresStorage<J>, Strategy>
 where
     J: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
 {
-    PostgresStorage::<J>::new(pool).with_config(
+    let storage = PostgresStorage::<J>::new(pool).with_config(
         Config::default()
             .queue(queue.name())
             .batch_size(batch)
             .heartbeat_interval(HEARTBEAT)
             .missed_heartbeats(MISSED_HEARTBEATS),
-    )
-}
-
-/// How often a queue fetches whatever the database's notifications said.
-const POLL_EVERY: Duration = Duration::from_secs(5);
-
-/// The queue's storage, fetching when the database says a job was inserted and
-/// every [`POLL_EVERY`] whatever it says: a listening connection that a database
-/// restart ended in silence would otherwise leave inserted or handed-back jobs
-/// waiting for ever.
-fn polled<J>(
-    storage: PostgresStorage<J>,
-    pool: &sqlx::PgPool,
-    queue: Queue,
-) -> PollWith<PostgresStorage<J>, Strategy> {
+    );
+    let notified = apalis_postgres::Pubsub::new(pool.clone(), queue.name().to_owned());
     PollWith::new(
         storage,
-        Strategy::new()
-            .stream(apalis_postgres::Pubsub::new(
-                pool.clone(),
-                queue.name().to_owned(),
-            ))
-            .interval(POLL_EVERY),
+        Strategy::new().stream(notified).interval(POLL_EVERY),
     )
 }
 
 /// Runs every queue's worker until `shutdown` resolves. Each queue's worker is
 /// supervised: a worker that stops on an error (its database went away) is started
-/// again under a fresh name, after a delay that doubles up to 30 s; its unfinished
+/// again under a fresh name, after a delay that doubles up to 10 s; its unfinished
 /// jobs go back to the queue once the old name misses its heartbeats. A queue that
 /// keeps failing for `give_up_after` ends the whole process with an error.
 pub async fn run(
@@ -129,11 +120,7 @@ pub async fn run(
             let stop = shutdown.clone();
             let run_once = move |restarts: usize| {
                 let worker = WorkerBuilder::new(format!("{name}-{restarts}"))
-                    .backend(polled(
-                        storage::<<$job as Job>::Payload>(&pool, queue, concurrency),
-                        &pool,
-                        queue,
-                    ))
+                    .backend(storage::<<$job as Job>::Payload>(&pool, queue, concurrency))
                     .data(Arc::clone(&ctx))
                     .concurrency(concurrency)
                     .build(run_job::<$job>);

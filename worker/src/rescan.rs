@@ -91,12 +91,17 @@ where
 }
 
 /// Reads the object at `key` once, throttled, for clamd and the hashes.
+/// `None` when the store no longer holds it.
 async fn scan_object(
     ctx: &JobContext,
     key: &StorageKey<'_>,
-) -> Result<(FileFacts, upload_domain::ScannerAnswer), JobError> {
+) -> Result<Option<(FileFacts, upload_domain::ScannerAnswer)>, JobError> {
     let rate = ctx.config.rescan_bytes_per_sec;
-    let stream = Box::pin(throttled(ctx.store.read(key).await?, rate));
+    let stream = match ctx.store.read(key).await {
+        Ok(stream) => Box::pin(throttled(stream, rate)),
+        Err(upload_storage::StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let for_hashes = Box::pin(throttled(ctx.store.read(key).await?, rate));
     let (progress, _) = watch::channel(0u64);
     read_and_scan(
@@ -107,6 +112,7 @@ async fn scan_object(
         &progress,
     )
     .await
+    .map(Some)
     .map_err(JobError::retry)
 }
 
@@ -176,7 +182,7 @@ async fn rescan_object(
     object: &ObjectScanRow,
 ) -> Result<(), JobError> {
     let key = StorageKey::Content { md5: object.md5 };
-    if ctx.store.object_size(&key).await?.is_none() {
+    let Some((facts, answer)) = scan_object(ctx, &key).await? else {
         // Nothing to read: said loudly, and the run goes on.
         tracing::error!(md5 = %object.md5, "a stored object is missing from the regular bucket; not re-scanned");
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
@@ -190,8 +196,7 @@ async fn rescan_object(
         )
         .await?;
         return Ok(());
-    }
-    let (facts, answer) = scan_object(ctx, &key).await?;
+    };
     if facts.hash.md5 != object.md5 {
         tracing::error!(md5 = %object.md5, read = %facts.hash.md5, "a stored object's bytes no longer match its MD5");
     }
@@ -241,13 +246,12 @@ async fn rescan_ready(
         owner: &upload.owner_id,
         upload: upload.id,
     };
-    if ctx.store.object_size(&temp).await?.is_none() {
+    let Some((_, answer)) = scan_object(ctx, &temp).await? else {
         tracing::error!(upload = %upload.id, "a ready upload's file is missing from the temp bucket; not re-scanned");
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
         rescan::record_ready(&mut conn, version, upload, scanner, None, false).await?;
         return Ok(());
-    }
-    let (_, answer) = scan_object(ctx, &temp).await?;
+    };
     let classified = classify(&answer, ctx.config.allow_encrypted_archives);
     let infected = classified.verdict == ScanVerdict::Infected;
     let quarantine = StorageKey::Quarantine {

@@ -11,6 +11,14 @@ use crate::error::ApiError;
 use crate::snapshot::UploadSnapshot;
 use crate::state::AppState;
 
+/// The upload as every RPC shows it.
+async fn shown(state: &AppState, caller: &Caller, id: UploadId) -> Result<pb::Upload, ApiError> {
+    UploadSnapshot::load(state, caller, id)
+        .await?
+        .upload(state)
+        .await
+}
+
 /// The upload the caller created with `key` before, if any; refused when that
 /// upload was for something else than this request.
 async fn created_before(
@@ -77,10 +85,7 @@ pub async fn handle_create_upload(
     if let Some(key) = &idempotency_key
         && let Some(id) = created_before(state, caller, key, &same_request).await?
     {
-        return UploadSnapshot::load(state, caller, id)
-            .await?
-            .upload(state)
-            .await;
+        return shown(state, caller, id).await;
     }
 
     let id = UploadId::new();
@@ -132,12 +137,7 @@ pub async fn handle_create_upload(
     }
     .await;
     match recorded {
-        Ok(()) => {
-            UploadSnapshot::load(state, caller, id)
-                .await?
-                .upload(state)
-                .await
-        }
+        Ok(()) => shown(state, caller, id).await,
         Err(e) => {
             // Leave nothing behind: the multipart upload has no row to belong to.
             let multipart = MultipartUpload::of(&caller.seller_id, id, &store_upload_id);
@@ -148,10 +148,7 @@ pub async fn handle_create_upload(
             if let Some(key) = &idempotency_key
                 && let Some(id) = created_before(state, caller, key, &same_request).await?
             {
-                return UploadSnapshot::load(state, caller, id)
-                    .await?
-                    .upload(state)
-                    .await;
+                return shown(state, caller, id).await;
             }
             Err(e)
         }
