@@ -246,24 +246,43 @@ impl TwoVersions {
 }
 
 impl TestApp {
+    /// Makes `file` ready for `seller` as `name`, submits it as a new digital-file
+    /// item titled `title` (also its idempotency key) and waits until it is
+    /// stored; returns the client, the ready upload and the item.
+    pub async fn stored_item(
+        &self,
+        seller: &str,
+        file: &TestFile,
+        (name, content_type): (&str, &str),
+        title: &str,
+    ) -> (UploadClient, pb::Upload, pb::Item) {
+        let (client, ready) = self.ready_upload(seller, file, name, content_type).await;
+        let res = submit_new_item(
+            &client,
+            title,
+            pb::ItemKind::DigitalFile,
+            title,
+            &ready.upload_id,
+        )
+        .await;
+        let item = wait_item(&client, &res.item.expect("item").item_id, crate::WAIT).await;
+        assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+        (client, ready, item)
+    }
+
     /// Stores an item for `seller` whose one file has two versions, the second current.
     pub async fn item_with_two_versions(&self, seller: &str) -> TwoVersions {
         let first = TestFile::random(6 * crate::MIB);
         let second = TestFile::random(6 * crate::MIB);
-        let (client, up1) = self
-            .ready_upload(seller, &first, "pack v1.zip", "application/octet-stream")
+        let (client, _, item) = self
+            .stored_item(
+                seller,
+                &first,
+                ("pack v1.zip", "application/octet-stream"),
+                "Font pack",
+            )
             .await;
-        let res = submit_new_item(
-            &client,
-            "v1",
-            pb::ItemKind::DigitalFile,
-            "Font pack",
-            &up1.upload_id,
-        )
-        .await;
-        let item_id = res.item.expect("item").item_id;
-        let item = wait_item(&client, &item_id, crate::WAIT).await;
-        assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
+        let item_id = item.item_id;
         let file_id = item.files[0].file_id.clone();
         let (_, up2) = self
             .ready_upload(seller, &second, "pack v2.zip", "application/octet-stream")

@@ -203,48 +203,37 @@ async fn a_type_off_the_allow_list_is_refused_at_create_and_nothing_is_made() {
     assert_eq!(app.count("SELECT count(*) FROM uploads").await, 0);
 }
 
-fn keyed(key: &str, size: u64) -> pb::CreateUploadRequest {
-    pb::CreateUploadRequest {
+/// CreateUpload of `size` bytes under idempotency key `key`: the upload, or the refusal.
+async fn create_keyed(
+    client: &upload_client::UploadClient,
+    key: &str,
+    size: u64,
+) -> Result<pb::Upload, tonic::Status> {
+    let req = pb::CreateUploadRequest {
         idempotency_key: key.into(),
         ..request(size)
-    }
+    };
+    let answer = client.api().create_upload(req).await?.into_inner();
+    Ok(answer.upload.expect("an upload in the answer"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_create_with_its_key_gets_the_same_upload_and_nothing_more() {
     let app = TestApp::spawn_with(no_worker()).await;
     let client = app.client("seller-retry", SellerGroup::Standard).await;
-    let first = client
-        .api()
-        .create_upload(keyed("movie-1", 20 * MIB))
+    let first = create_keyed(&client, "movie-1", 20 * MIB)
         .await
-        .expect("CreateUpload")
-        .into_inner()
-        .upload
-        .expect("upload");
+        .expect("CreateUpload");
     let before = app.fingerprint().await;
     // The answer was lost; the client asks again, then five times at once.
-    let again = client
-        .api()
-        .create_upload(keyed("movie-1", 20 * MIB))
+    let again = create_keyed(&client, "movie-1", 20 * MIB)
         .await
-        .expect("the retry")
-        .into_inner()
-        .upload
-        .expect("upload");
+        .expect("the retry");
     assert_eq!(again.upload_id, first.upload_id);
     assert_eq!(again.part_count, first.part_count);
-    let retries = (0..5).map(|_| {
-        let api = client.api();
-        async move { api.clone().create_upload(keyed("movie-1", 20 * MIB)).await }
-    });
+    let retries = (0..5).map(|_| create_keyed(&client, "movie-1", 20 * MIB));
     for answer in futures::future::join_all(retries).await {
-        let upload = answer
-            .expect("a retry")
-            .into_inner()
-            .upload
-            .expect("upload");
-        assert_eq!(upload.upload_id, first.upload_id);
+        assert_eq!(answer.expect("a retry").upload_id, first.upload_id);
     }
     let after = app.fingerprint().await;
     assert_eq!(
@@ -255,20 +244,11 @@ async fn a_retried_create_with_its_key_gets_the_same_upload_and_nothing_more() {
 
     // Concurrent first calls with a new key: one upload, the others' store
     // multipart uploads aborted.
-    let racing = (0..6).map(|_| {
-        let api = client.api();
-        async move { api.clone().create_upload(keyed("movie-2", 30 * MIB)).await }
-    });
+    let racing = (0..6).map(|_| create_keyed(&client, "movie-2", 30 * MIB));
     let ids: HashSet<String> = futures::future::join_all(racing)
         .await
         .into_iter()
-        .map(|a| {
-            a.expect("create")
-                .into_inner()
-                .upload
-                .expect("upload")
-                .upload_id
-        })
+        .map(|a| a.expect("create").upload_id)
         .collect();
     assert_eq!(ids.len(), 1, "one upload for one key: {ids:?}");
     assert_eq!(app.count("SELECT count(*) FROM uploads").await, 2);
@@ -290,18 +270,11 @@ async fn a_retried_create_with_its_key_gets_the_same_upload_and_nothing_more() {
 async fn a_key_reused_for_another_file_is_already_exists_and_keys_are_per_seller() {
     let app = TestApp::spawn_with(no_worker()).await;
     let client = app.client("seller-key", SellerGroup::Standard).await;
-    let first = client
-        .api()
-        .create_upload(keyed("k-1", 20 * MIB))
+    let first = create_keyed(&client, "k-1", 20 * MIB)
         .await
-        .expect("CreateUpload")
-        .into_inner()
-        .upload
-        .expect("upload");
+        .expect("CreateUpload");
     let before = app.fingerprint().await;
-    let refused = client
-        .api()
-        .create_upload(keyed("k-1", 21 * MIB))
+    let refused = create_keyed(&client, "k-1", 21 * MIB)
         .await
         .expect_err("another size under a used key");
     assert_eq!(refused.code(), tonic::Code::AlreadyExists, "{refused:?}");
@@ -310,9 +283,7 @@ async fn a_key_reused_for_another_file_is_already_exists_and_keys_are_per_seller
         "{}",
         refused.message()
     );
-    let bad = client
-        .api()
-        .create_upload(keyed("k\n1", 20 * MIB))
+    let bad = create_keyed(&client, "k\n1", 20 * MIB)
         .await
         .expect_err("a key with a control character");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
@@ -324,13 +295,8 @@ async fn a_key_reused_for_another_file_is_already_exists_and_keys_are_per_seller
     assert_eq!(app.fingerprint().await, before, "refusals change nothing");
     // Another seller's same key is theirs alone.
     let other = app.client("seller-other", SellerGroup::Standard).await;
-    let theirs = other
-        .api()
-        .create_upload(keyed("k-1", 20 * MIB))
+    let theirs = create_keyed(&other, "k-1", 20 * MIB)
         .await
-        .expect("another seller's key")
-        .into_inner()
-        .upload
-        .expect("upload");
+        .expect("another seller's key");
     assert_ne!(theirs.upload_id, first.upload_id);
 }

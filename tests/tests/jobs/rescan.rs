@@ -13,7 +13,7 @@ use std::time::Duration;
 use upload_domain::{FailureCode, NotificationKind, ScanVerdict};
 use upload_e2e::{
     AppOptions, Clamd, HookListener, MIB, RESCAN_MARKER, TestApp, TestFile, WorkerProcess,
-    free_port, pb, poll_until, signatures_b, submit_new_item, wait_item,
+    free_port, pb, poll_until, signatures_b,
 };
 
 use crate::SECRET;
@@ -25,29 +25,10 @@ async fn store(
     file: &TestFile,
     title: &str,
 ) -> (upload_client::UploadClient, pb::Item) {
-    let (client, ready) = app
-        .ready_upload(
-            seller,
-            file,
-            &format!("{title}.bin"),
-            "application/octet-stream",
-        )
+    let name = format!("{title}.bin");
+    let (client, _, item) = app
+        .stored_item(seller, file, (&name, "application/octet-stream"), title)
         .await;
-    let res = submit_new_item(
-        &client,
-        title,
-        pb::ItemKind::DigitalFile,
-        title,
-        &ready.upload_id,
-    )
-    .await;
-    let item = wait_item(
-        &client,
-        &res.item.expect("item").item_id,
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
     (client, item)
 }
 

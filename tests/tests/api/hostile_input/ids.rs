@@ -4,7 +4,7 @@
 //! seller's upload or item from one that does not exist.
 
 use tonic::Code;
-use upload_e2e::{MIB, TestApp, TestFile, pb, submission, submit_new_item, wait_item};
+use upload_e2e::{MIB, TestApp, TestFile, pb, submission};
 
 use super::{Case, case, refuse_all};
 
@@ -42,18 +42,14 @@ async fn ids_that_are_malformed_random_or_another_sellers_reach_nothing() {
     let mut app = TestApp::spawn().await;
     let small = || TestFile::random(MIB / 4);
     // Seller B: a stored item, a ready upload and an unfinished one.
-    let (b, b_stored) = app
-        .ready_upload("seller-b", &small(), "b.zip", "application/zip")
+    let (_, _, b_item) = app
+        .stored_item(
+            "seller-b",
+            &small(),
+            ("b.zip", "application/zip"),
+            "B's pack",
+        )
         .await;
-    let res = submit_new_item(
-        &b,
-        "b1",
-        pb::ItemKind::DigitalFile,
-        "B's pack",
-        &b_stored.upload_id,
-    )
-    .await;
-    let b_item = wait_item(&b, &res.item.unwrap().item_id, upload_e2e::WAIT).await;
     let b_file = b_item.files[0].file_id.clone();
     let (_, b_ready) = app
         .ready_upload("seller-b", &small(), "b2.zip", "application/zip")
@@ -62,18 +58,14 @@ async fn ids_that_are_malformed_random_or_another_sellers_reach_nothing() {
         .upload_parts("seller-b", &TestFile::random(6 * MIB), Some(&[1]))
         .await;
     // Seller A, the caller: an item of their own and a ready upload.
-    let (a, a_stored) = app
-        .ready_upload("seller-a", &small(), "a.zip", "application/zip")
+    let (a, _, a_item) = app
+        .stored_item(
+            "seller-a",
+            &small(),
+            ("a.zip", "application/zip"),
+            "A's pack",
+        )
         .await;
-    let res = submit_new_item(
-        &a,
-        "a1",
-        pb::ItemKind::DigitalFile,
-        "A's pack",
-        &a_stored.upload_id,
-    )
-    .await;
-    let a_item = wait_item(&a, &res.item.unwrap().item_id, upload_e2e::WAIT).await;
     let (_, a_ready) = app
         .ready_upload("seller-a", &small(), "a2.zip", "application/zip")
         .await;
@@ -360,5 +352,4 @@ async fn ids_that_are_malformed_random_or_another_sellers_reach_nothing() {
 
     // The positive control: A's own ids reach A's own things.
     a.get(&a_ready.upload_id).await.expect("A's own upload");
-    let _ = (a_stored, b_stored);
 }

@@ -2,7 +2,7 @@
 //! not ready, already used, or not videos: each refused with nothing queued.
 
 use tonic::Code;
-use upload_e2e::{MIB, TestApp, TestFile, pb, submission, submit_new_item, wait_item};
+use upload_e2e::{MIB, TestApp, TestFile, pb, submission, submit_new_item};
 
 use super::{Case, case, refuse_all};
 
@@ -10,19 +10,9 @@ use super::{Case, case, refuse_all};
 async fn hostile_submissions_queue_nothing() {
     let mut app = TestApp::spawn().await;
     let small = || TestFile::random(MIB / 4);
-    let (client, used) = app
-        .ready_upload("seller-a", &small(), "used.zip", "application/zip")
+    let (client, used, item) = app
+        .stored_item("seller-a", &small(), ("used.zip", "application/zip"), "k1")
         .await;
-    let res = submit_new_item(
-        &client,
-        "k1",
-        pb::ItemKind::DigitalFile,
-        "Pack",
-        &used.upload_id,
-    )
-    .await;
-    let item = wait_item(&client, &res.item.unwrap().item_id, upload_e2e::WAIT).await;
-    assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
     let (_, ready) = app
         .ready_upload("seller-a", &small(), "ready.zip", "application/zip")
         .await;
