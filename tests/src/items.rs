@@ -247,8 +247,8 @@ impl TwoVersions {
 
 impl TestApp {
     /// Makes `file` ready for `seller` as `name`, submits it as a new digital-file
-    /// item titled `title` (also its idempotency key) and waits until it is
-    /// stored; returns the client, the ready upload and the item.
+    /// item titled `title` (its idempotency key too, spaces made dashes) and waits
+    /// until it is stored; returns the client, the ready upload and the item.
     pub async fn stored_item(
         &self,
         seller: &str,
@@ -257,9 +257,10 @@ impl TestApp {
         title: &str,
     ) -> (UploadClient, pb::Upload, pb::Item) {
         let (client, ready) = self.ready_upload(seller, file, name, content_type).await;
+        let key = title.replace(|c: char| !c.is_ascii_graphic(), "-");
         let res = submit_new_item(
             &client,
-            title,
+            &key,
             pb::ItemKind::DigitalFile,
             title,
             &ready.upload_id,
