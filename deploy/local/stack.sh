@@ -217,6 +217,7 @@ UPLOAD_BUCKET_TEMP=temp
 UPLOAD_BUCKET_QUARANTINE=quarantine
 UPLOAD_BUCKET_REGULAR=regular
 UPLOAD_JWT_SECRET=$(cat "$dir/jwt_secret")
+UPLOAD_CORS_ORIGINS=http://127.0.0.1:*,http://localhost:*
 UPLOAD_CLAMD_ADDR=127.0.0.1:$(cat "$dir/clamd/port")
 ENV
 }

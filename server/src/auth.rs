@@ -1,6 +1,9 @@
-//! Bearer-token authentication as a tower layer. A valid token becomes a typed
-//! [`Caller`] in the request's extensions; anything else is answered with
-//! UNAUTHENTICATED before a handler runs. Health and reflection stay open.
+//! Bearer-token authentication and authorization as a tower layer. A valid token
+//! names a [`Principal`] (role, subject, a service's scopes); the layer then looks
+//! the RPC up in the domain's authorization table and puts the resolved
+//! [`Caller`] (whose resources, how far) into the request's extensions. A bad
+//! token is answered UNAUTHENTICATED, a call the table does not allow
+//! PERMISSION_DENIED, both before a handler runs. Health and reflection stay open.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,17 +13,23 @@ use futures::Stream;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use upload_domain::{Caller, SellerGroup, SellerId};
+use upload_domain::{Caller, Principal, Reach, Role, Rpc, Rule, Scope, SellerGroup, SellerId};
 
-/// The claims of a seller's bearer token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The claims of a bearer token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Claims {
-    /// The seller's id.
+    /// The subject: a seller's or buyer's id, a service's or an operator's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// The seller's group: `standard` or `premium`.
+    /// The caller's role: `seller`, `buyer`, `service` or `ops`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// A seller's group: `standard` or `premium` (sellers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// A service's scopes, space-separated (`items:submit access:grant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Expiry, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
@@ -67,28 +76,36 @@ impl TokenKeys {
         group: SellerGroup,
         ttl: std::time::Duration,
     ) -> Result<String, String> {
+        self.mint_claims(
+            Claims {
+                sub: Some(seller.to_string()),
+                role: Some(Role::Seller.as_str().to_owned()),
+                group: Some(group.as_str().to_owned()),
+                ..Claims::default()
+            },
+            ttl,
+        )
+    }
+
+    /// Issues a token carrying `claims` (subject, role, group, scopes), issued now
+    /// and valid for `ttl`.
+    pub fn mint_claims(
+        &self,
+        mut claims: Claims,
+        ttl: std::time::Duration,
+    ) -> Result<String, String> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|e| e.to_string())?
             .as_secs();
-        let claims = Claims {
-            sub: Some(seller.to_string()),
-            group: Some(group.as_str().to_owned()),
-            iat: now,
-            exp: Some(now + ttl.as_secs()),
-            nbf: None,
-        };
+        claims.iat = now;
+        claims.exp = Some(now + ttl.as_secs());
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| e.to_string())
     }
 
-    /// The caller a token names, or a message saying what is wrong with it.
-    pub fn verify(&self, token: &str) -> Result<Caller, String> {
-        self.verify_until(token).map(|(caller, _)| caller)
-    }
-
-    /// The caller a token names and when the token expires.
-    pub fn verify_until(&self, token: &str) -> Result<(Caller, TokenExpiry), String> {
+    /// Who a token names, or a message saying what is wrong with it.
+    pub fn verify(&self, token: &str) -> Result<Verified, String> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(format!(
                 "the bearer token is {} bytes long; tokens of at most {MAX_TOKEN_BYTES} bytes are accepted",
@@ -103,25 +120,140 @@ impl TokenKeys {
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| refusal(e.kind()))?;
+        Verified::from_claims(data.claims)
+    }
+}
+
+/// What a verified token says: who called, a seller's group, and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The caller's role, subject and scopes.
+    pub principal: Principal,
+    /// A seller's group (standard for every other role).
+    pub group: SellerGroup,
+    /// When the token expires.
+    pub expiry: TokenExpiry,
+}
+
+impl Verified {
+    /// Reads the claims of a token whose signature and times were checked.
+    fn from_claims(claims: Claims) -> Result<Self, String> {
         let expiry = TokenExpiry(
             std::time::UNIX_EPOCH
                 + std::time::Duration::from_secs(
-                    data.claims.exp.ok_or("the bearer token has no exp claim")?,
+                    claims.exp.ok_or("the bearer token has no exp claim")?,
                 ),
         );
-        let seller_id = data
-            .claims
+        let subject = claims
             .sub
             .ok_or("the bearer token has no sub claim")?
             .parse::<SellerId>()
             .map_err(|e| format!("the bearer token's subject is unusable: {e}"))?;
-        let group = data
-            .claims
-            .group
-            .ok_or("the bearer token has no group claim (standard or premium)")?
-            .parse::<SellerGroup>()
-            .map_err(|e| format!("the bearer token's group is unusable: {e}"))?;
-        Ok((Caller { seller_id, group }, expiry))
+        let role = claims
+            .role
+            .ok_or("the bearer token has no role claim (seller, buyer, service or ops)")?
+            .parse::<Role>()
+            .map_err(|e| format!("the bearer token's role is unusable: {e}"))?;
+        let group = match (role, claims.group) {
+            (_, Some(group)) => group
+                .parse::<SellerGroup>()
+                .map_err(|e| format!("the bearer token's group is unusable: {e}"))?,
+            (Role::Seller, None) => {
+                return Err("the bearer token has no group claim (standard or premium)".to_owned());
+            }
+            (_, None) => SellerGroup::Standard,
+        };
+        // Scopes mean something for services alone; on any other token they are ignored.
+        let scopes = match role {
+            Role::Service => claims
+                .scope
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::parse::<Scope>)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the bearer token's scope claim is unusable: {e}"))?,
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            principal: Principal {
+                role,
+                subject,
+                scopes,
+            },
+            group,
+            expiry,
+        })
+    }
+}
+
+/// The header in which a service names the seller or buyer it acts for.
+pub const ACT_FOR_HEADER: &str = "x-upload-act-for";
+/// The header in which a service names that seller's group (standard if absent).
+pub const ACT_FOR_GROUP_HEADER: &str = "x-upload-act-for-group";
+
+/// The caller of `rpc` as the authorization table resolves it for a verified
+/// token, or the status refusing the call.
+pub fn authorize(
+    verified: &Verified,
+    rpc: Rpc,
+    headers: &http::HeaderMap,
+) -> Result<Caller, tonic::Status> {
+    let principal = &verified.principal;
+    let on = |seller_id: SellerId, group: SellerGroup, reach: Reach| Caller {
+        seller_id,
+        group,
+        reach,
+        principal: principal.clone(),
+    };
+    let subject = principal.subject.clone();
+    match upload_domain::rule(rpc, principal.role) {
+        Rule::Deny => Err(tonic::Status::permission_denied(format!(
+            "a {} token may not call {rpc}; the README's authorization table lists what each role may call",
+            principal.role
+        ))),
+        Rule::Own => Ok(on(subject, verified.group, Reach::Own)),
+        Rule::Granted => Ok(on(subject, verified.group, Reach::Granted)),
+        Rule::ReadAny => Ok(on(subject, verified.group, Reach::Any)),
+        Rule::ActFor(scope) => {
+            if !principal.scopes.contains(&scope) {
+                return Err(tonic::Status::permission_denied(format!(
+                    "the service {} may not call {rpc}: its token lacks the {scope} scope",
+                    principal.subject
+                )));
+            }
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .map(|v| v.to_str().map(str::trim).unwrap_or_default())
+            };
+            let seller: SellerId = header(ACT_FOR_HEADER)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    tonic::Status::invalid_argument(format!(
+                        "a service names the seller or buyer it acts for in the {ACT_FOR_HEADER} header"
+                    ))
+                })?
+                .parse()
+                .map_err(|e| {
+                    tonic::Status::invalid_argument(format!("{ACT_FOR_HEADER} is unusable: {e}"))
+                })?;
+            let group = match header(ACT_FOR_GROUP_HEADER) {
+                None => SellerGroup::Standard,
+                Some(raw) => raw.parse().map_err(|e| {
+                    tonic::Status::invalid_argument(format!(
+                        "{ACT_FOR_GROUP_HEADER} is unusable: {e}"
+                    ))
+                })?,
+            };
+            tracing::info!(
+                target: "audit",
+                service = %principal.subject,
+                acting_for = %seller,
+                %rpc,
+                "a service acts for a seller or buyer"
+            );
+            Ok(on(seller, group, Reach::Own))
+        }
     }
 }
 
@@ -298,19 +430,28 @@ where
         if is_public(req.uri().path()) {
             return futures::future::Either::Left(self.inner.call(req));
         }
-        let caller = bearer(&req)
+        let verified = bearer(&req)
             .map_err(str::to_owned)
-            .and_then(|t| self.keys.verify_until(t));
-        match caller {
-            Ok((caller, expiry)) => {
+            .and_then(|t| self.keys.verify(t));
+        let refused = |status: tonic::Status| {
+            futures::future::Either::Right(std::future::ready(Ok(status.into_http::<ResB>())))
+        };
+        let verified = match verified {
+            Ok(verified) => verified,
+            Err(message) => return refused(tonic::Status::unauthenticated(message)),
+        };
+        // A path that is none of our RPCs reaches no handler of ours: the router
+        // answers it (UNIMPLEMENTED), with no caller in the request.
+        let Some(rpc) = Rpc::from_path(req.uri().path()) else {
+            return futures::future::Either::Left(self.inner.call(req));
+        };
+        match authorize(&verified, rpc, req.headers()) {
+            Ok(caller) => {
                 req.extensions_mut().insert(caller);
-                req.extensions_mut().insert(expiry);
+                req.extensions_mut().insert(verified.expiry);
                 futures::future::Either::Left(self.inner.call(req))
             }
-            Err(message) => {
-                let response = tonic::Status::unauthenticated(message).into_http::<ResB>();
-                futures::future::Either::Right(std::future::ready(Ok(response)))
-            }
+            Err(status) => refused(status),
         }
     }
 }
@@ -330,9 +471,10 @@ mod tests {
                 std::time::Duration::from_secs(60),
             )
             .unwrap();
-        let caller = keys.verify(&token).unwrap();
-        assert_eq!(caller.seller_id, seller);
-        assert_eq!(caller.group, SellerGroup::Premium);
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified.principal.subject, seller);
+        assert_eq!(verified.principal.role, Role::Seller);
+        assert_eq!(verified.group, SellerGroup::Premium);
 
         let other = TokenKeys::new("another-secret-another-secret-xx");
         assert!(other.verify(&token).is_err());
@@ -344,14 +486,94 @@ mod tests {
         let keys = TokenKeys::new("0123456789abcdef0123456789abcdef");
         let claims = Claims {
             sub: Some("s-1".into()),
-            group: Some("standard".into()),
+            role: Some(Role::Seller.as_str().into()),
+            group: Some(SellerGroup::Standard.as_str().into()),
             iat: 1,
             exp: Some(2),
-            nbf: None,
+            ..Claims::default()
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
         assert!(keys.verify(&token).unwrap_err().contains("expired"));
+    }
+
+    fn claims(role: Option<Role>, scope: Option<&str>) -> Claims {
+        Claims {
+            sub: Some("catalogue".into()),
+            role: role.map(|r| r.as_str().to_owned()),
+            scope: scope.map(str::to_owned),
+            exp: Some(u64::MAX / 2),
+            ..Claims::default()
+        }
+    }
+
+    #[test]
+    fn roles_and_scopes_are_read_from_the_claims_and_unknown_ones_refused() {
+        let service = Verified::from_claims(claims(
+            Some(Role::Service),
+            Some("items:submit  access:grant"),
+        ))
+        .unwrap();
+        assert_eq!(
+            service.principal.scopes,
+            vec![Scope::ItemsSubmit, Scope::AccessGrant]
+        );
+        assert!(
+            Verified::from_claims(claims(None, None))
+                .unwrap_err()
+                .contains("no role claim")
+        );
+        let mut unknown = claims(None, None);
+        unknown.role = Some("admin".into());
+        assert!(
+            Verified::from_claims(unknown)
+                .unwrap_err()
+                .contains("unknown role")
+        );
+        assert!(
+            Verified::from_claims(claims(Some(Role::Service), Some("items:submit root")))
+                .unwrap_err()
+                .contains("unknown scope \"root\"")
+        );
+        // A seller's token must say the group; a buyer's need not.
+        assert!(
+            Verified::from_claims(claims(Some(Role::Seller), None))
+                .unwrap_err()
+                .contains("group")
+        );
+        let buyer = Verified::from_claims(claims(Some(Role::Buyer), Some("items:submit"))).unwrap();
+        assert!(buyer.principal.scopes.is_empty(), "scopes are for services");
+    }
+
+    #[test]
+    fn the_table_decides_and_a_service_acts_for_whom_it_names() {
+        let verified = |role, scope| Verified::from_claims(claims(Some(role), scope)).unwrap();
+        let mut headers = http::HeaderMap::new();
+        let code =
+            |v: &Verified, rpc, h: &http::HeaderMap| authorize(v, rpc, h).unwrap_err().code();
+        assert_eq!(
+            code(&verified(Role::Buyer, None), Rpc::CreateUpload, &headers),
+            tonic::Code::PermissionDenied
+        );
+        let service = verified(Role::Service, Some("items:submit"));
+        assert_eq!(
+            code(&service, Rpc::GrantAccess, &headers),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            code(&service, Rpc::SubmitItem, &headers),
+            tonic::Code::InvalidArgument
+        );
+        headers.insert(ACT_FOR_HEADER, "seller-7".parse().unwrap());
+        headers.insert(ACT_FOR_GROUP_HEADER, "premium".parse().unwrap());
+        let caller = authorize(&service, Rpc::SubmitItem, &headers).unwrap();
+        assert_eq!(caller.seller_id.as_str(), "seller-7");
+        assert_eq!(caller.group, SellerGroup::Premium);
+        assert_eq!(caller.reach, Reach::Own);
+        assert_eq!(caller.principal.subject.as_str(), "catalogue");
+        let ops = authorize(&verified(Role::Ops, None), Rpc::GetUpload, &headers).unwrap();
+        assert_eq!(ops.reach, Reach::Any);
+        assert_eq!(ops.seller_id.as_str(), "catalogue", "ops act as themselves");
     }
 
     #[test]

@@ -81,9 +81,13 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    // Browsers reach the API through gRPC-web; they need CORS for it.
+    // Browsers reach the API through gRPC-web; they need CORS for it, from the
+    // configured origins alone.
+    let origins = cfg.cors_origins.clone();
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| origins.allows(o))
+        }))
         .allow_headers(tower_http::cors::Any)
         .allow_methods([http::Method::POST, http::Method::OPTIONS])
         .expose_headers([

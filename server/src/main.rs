@@ -3,8 +3,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use upload_config::{AuthConfig, Env, ServerConfig, StoreConfig};
-use upload_domain::{SellerGroup, SellerId};
-use upload_server::auth::TokenKeys;
+use upload_domain::{Role, Scope, SellerGroup, SellerId};
+use upload_server::auth::{Claims, TokenKeys};
 use upload_storage::{LifecycleRules, Store, apply_bucket_rules};
 
 /// The upload service's gRPC server.
@@ -21,14 +21,20 @@ enum Command {
     Serve,
     /// Apply database migrations and the buckets' lifecycle and CORS rules.
     Setup,
-    /// Print a bearer token for a seller, signed with UPLOAD_JWT_SECRET.
+    /// Print a bearer token, signed with UPLOAD_JWT_SECRET (local development).
     MintToken {
-        /// The seller's id.
-        #[arg(long)]
+        /// The subject: a seller's or buyer's id, a service's or operator's name.
+        #[arg(long, alias = "subject")]
         seller: String,
-        /// standard or premium.
+        /// seller, buyer, service or ops.
+        #[arg(long, default_value = "seller")]
+        role: String,
+        /// A seller's group: standard or premium.
         #[arg(long, default_value = "standard")]
         group: String,
+        /// A service's scopes, space-separated (for example "items:submit access:grant").
+        #[arg(long, default_value = "")]
+        scope: String,
         /// How long the token is valid, in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
@@ -69,14 +75,28 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::MintToken {
             seller,
+            role,
             group,
+            scope,
             ttl_secs,
         } => {
             let auth = AuthConfig::from_source(&Env)?;
-            let seller: SellerId = seller.parse()?;
+            // Checked here so a typo fails now, not at the first call.
+            let subject: SellerId = seller.parse()?;
+            let role: Role = role.parse()?;
             let group: SellerGroup = group.parse()?;
+            for word in scope.split_whitespace() {
+                word.parse::<Scope>()?;
+            }
+            let claims = Claims {
+                sub: Some(subject.to_string()),
+                role: Some(role.as_str().to_owned()),
+                group: Some(group.as_str().to_owned()),
+                scope: (!scope.trim().is_empty()).then(|| scope.trim().to_owned()),
+                ..Claims::default()
+            };
             let token = TokenKeys::new(&auth.jwt_secret)
-                .mint(&seller, group, Duration::from_secs(ttl_secs))
+                .mint_claims(claims, Duration::from_secs(ttl_secs))
                 .map_err(anyhow::Error::msg)?;
             println!("{token}");
             Ok(())

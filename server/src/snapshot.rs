@@ -24,7 +24,7 @@ impl UploadSnapshot {
     pub async fn load(state: &AppState, caller: &Caller, id: UploadId) -> Result<Self, ApiError> {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
         match upload_db::snapshot::load(&mut conn, id).await? {
-            Some(rows) if rows.upload.owner_id == caller.seller_id => Ok(Self { rows }),
+            Some(rows) if caller.reaches(&rows.upload.owner_id) => Ok(Self { rows }),
             _ => Err(ApiError::UploadNotFound(id)),
         }
     }

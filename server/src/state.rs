@@ -109,7 +109,7 @@ impl AppState {
     pub async fn owned_upload(&self, caller: &Caller, id: UploadId) -> Result<UploadRow, ApiError> {
         let mut conn = self.pool.get().await.map_err(upload_db::DbError::from)?;
         match upload_db::uploads::find(&mut conn, id).await? {
-            Some(row) if row.owner_id == caller.seller_id => Ok(row),
+            Some(row) if caller.reaches(&row.owner_id) => Ok(row),
             _ => Err(ApiError::UploadNotFound(id)),
         }
     }
@@ -121,7 +121,7 @@ impl AppState {
         id: UploadId,
     ) -> Result<Arc<UploadFacts>, ApiError> {
         if let Some(facts) = self.facts.get(id) {
-            if facts.owner_id == caller.seller_id {
+            if caller.reaches(&facts.owner_id) {
                 return Ok(facts);
             }
             return Err(ApiError::UploadNotFound(id));

@@ -104,6 +104,11 @@ impl TestApp {
             format!("test-secret-{}", uuid::Uuid::now_v7().simple()),
         );
         env.insert("UPLOAD_GRPC_ADDR".into(), "127.0.0.1:0".into());
+        // The gRPC-web tests' origin and pages the tests serve on loopback ports.
+        env.insert(
+            "UPLOAD_CORS_ORIGINS".into(),
+            "https://seller.example,http://127.0.0.1:*".into(),
+        );
         env.insert("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into());
         env.extend(buckets.env());
         let base = env.clone();

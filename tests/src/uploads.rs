@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use upload_client::UploadClient;
-use upload_domain::{SellerGroup, SellerId};
+use upload_domain::{Role, Scope, SellerGroup, SellerId};
+use upload_server::auth::Claims;
 
 use crate::{TestApp, TestFile, pb};
 
@@ -48,6 +49,50 @@ impl TestApp {
         self.keys
             .mint(&seller, group, Duration::from_secs(3600))
             .expect("minting a token")
+    }
+
+    /// A bearer token for `role` with subject `sub` and, for a service, `scopes`.
+    pub fn role_token(&self, role: Role, sub: &str, scopes: &[Scope]) -> String {
+        let scope = scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let claims = Claims {
+            sub: Some(sub.to_owned()),
+            role: Some(role.as_str().to_owned()),
+            scope: (!scope.is_empty()).then_some(scope),
+            ..Claims::default()
+        };
+        self.keys
+            .mint_claims(claims, Duration::from_secs(3600))
+            .expect("minting a token")
+    }
+
+    /// A connected client for a buyer or an operator (`role`) named `sub`.
+    pub async fn client_as(&self, role: Role, sub: &str) -> UploadClient {
+        UploadClient::connect(&self.endpoint, &self.role_token(role, sub, &[]))
+            .await
+            .expect("connecting to the test server")
+    }
+
+    /// A connected client for the service `name` holding `scopes`, acting for the
+    /// standard seller or buyer `acting_for`.
+    pub async fn service_client(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        acting_for: &str,
+    ) -> UploadClient {
+        let token = self.role_token(Role::Service, name, scopes);
+        UploadClient::connect_acting_for(
+            &self.endpoint,
+            &token,
+            acting_for,
+            SellerGroup::Standard.as_str(),
+        )
+        .await
+        .expect("connecting to the test server")
     }
 
     /// A connected client for a seller.

@@ -69,13 +69,33 @@ fn causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Adds the bearer token to every call.
+/// Adds the bearer token to every call and, for a service, whom it acts for.
 #[derive(Clone)]
-pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+pub struct Bearer {
+    token: MetadataValue<tonic::metadata::Ascii>,
+    act_for: Option<ActFor>,
+}
+
+/// The seller or buyer a service acts for, and that seller's group.
+#[derive(Clone)]
+struct ActFor {
+    subject: MetadataValue<tonic::metadata::Ascii>,
+    group: MetadataValue<tonic::metadata::Ascii>,
+}
+
+/// The header in which a service names whom it acts for.
+pub const ACT_FOR_HEADER: &str = "x-upload-act-for";
+/// The header in which a service names that seller's group.
+pub const ACT_FOR_GROUP_HEADER: &str = "x-upload-act-for-group";
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
+        let metadata = req.metadata_mut();
+        metadata.insert("authorization", self.token.clone());
+        if let Some(act_for) = &self.act_for {
+            metadata.insert(ACT_FOR_HEADER, act_for.subject.clone());
+            metadata.insert(ACT_FOR_GROUP_HEADER, act_for.group.clone());
+        }
         Ok(req)
     }
 }
@@ -98,6 +118,30 @@ pub struct UploadClient {
 impl UploadClient {
     /// Connects to `endpoint` (for example `http://127.0.0.1:50051`) with a bearer token.
     pub async fn connect(endpoint: &str, token: &str) -> Result<Self, ClientError> {
+        Self::connect_with(endpoint, token, None).await
+    }
+
+    /// Connects with a service's token, acting for the seller or buyer `subject`
+    /// (of `group`: standard or premium), as the service's scopes allow.
+    pub async fn connect_acting_for(
+        endpoint: &str,
+        token: &str,
+        subject: &str,
+        group: &str,
+    ) -> Result<Self, ClientError> {
+        let value = |text: &str| text.parse().map_err(|_| ClientError::BadToken);
+        let act_for = ActFor {
+            subject: value(subject)?,
+            group: value(group)?,
+        };
+        Self::connect_with(endpoint, token, Some(act_for)).await
+    }
+
+    async fn connect_with(
+        endpoint: &str,
+        token: &str,
+        act_for: Option<ActFor>,
+    ) -> Result<Self, ClientError> {
         let channel = Channel::from_shared(endpoint.to_owned())
             .map_err(|_| {
                 ClientError::Rpc(tonic::Status::invalid_argument(format!(
@@ -110,8 +154,20 @@ impl UploadClient {
             .parse()
             .map_err(|_| ClientError::BadToken)?;
         Ok(Self {
-            api: UploadServiceClient::with_interceptor(channel.clone(), Bearer(value.clone())),
-            items: ItemServiceClient::with_interceptor(channel, Bearer(value)),
+            api: UploadServiceClient::with_interceptor(
+                channel.clone(),
+                Bearer {
+                    token: value.clone(),
+                    act_for: act_for.clone(),
+                },
+            ),
+            items: ItemServiceClient::with_interceptor(
+                channel,
+                Bearer {
+                    token: value,
+                    act_for,
+                },
+            ),
             endpoint: endpoint.to_owned(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(32)

@@ -132,6 +132,71 @@ pub struct ServerConfig {
     pub policy: UploadPolicyConfig,
     /// Token settings.
     pub auth: AuthConfig,
+    /// `UPLOAD_CORS_ORIGINS`: the browser origins gRPC-web answers (default none).
+    pub cors_origins: CorsOrigins,
+}
+
+/// The browser origins allowed to call the API through gRPC-web: a comma-separated
+/// list of `scheme://host[:port]`, where the port may be `*` (any port, for a page
+/// served locally on a random one). Nothing else is allowed; there is no "any
+/// origin".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorsOrigins(Vec<String>);
+
+impl CorsOrigins {
+    /// Whether a request's `Origin` header is one of the allowed origins.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0
+            .iter()
+            .any(|allowed| match allowed.strip_suffix(":*") {
+                Some(base) => origin
+                    .strip_prefix(base)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .is_some_and(|port| {
+                        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+                    }),
+                None => origin == allowed,
+            })
+    }
+
+    /// Whether no origin at all is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::str::FromStr for CorsOrigins {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut origins = Vec::new();
+        for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let rest = entry
+                .strip_prefix("https://")
+                .or_else(|| entry.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    format!("{entry:?} is not an origin: write scheme://host[:port], http or https")
+                })?;
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            };
+            let host_ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            let port_ok = port.is_none_or(|p| {
+                p == "*" || (!p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+            });
+            if !host_ok || !port_ok {
+                return Err(format!(
+                    "{entry:?} is not an origin: write scheme://host[:port] with no path, the port a number or *"
+                ));
+            }
+            origins.push(entry.to_owned());
+        }
+        Ok(Self(origins))
+    }
 }
 
 impl ServerConfig {
@@ -152,6 +217,35 @@ impl ServerConfig {
             store: StoreConfig::from_source(src)?,
             policy: UploadPolicyConfig::from_source(src)?,
             auth: AuthConfig::from_source(src)?,
+            cors_origins: parsed(src, "UPLOAD_CORS_ORIGINS", CorsOrigins::default())?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_listed_exactly_or_with_any_port() {
+        let origins: CorsOrigins = "https://seller.example, http://127.0.0.1:*"
+            .parse()
+            .unwrap();
+        assert!(origins.allows("https://seller.example"));
+        assert!(origins.allows("http://127.0.0.1:43117"));
+        assert!(!origins.allows("https://seller.example.evil"));
+        assert!(!origins.allows("http://seller.example"));
+        assert!(!origins.allows("http://127.0.0.1"));
+        assert!(!origins.allows("http://127.0.0.1:80@evil"));
+        assert!(!origins.allows("null"));
+        for bad in [
+            "*",
+            "seller.example",
+            "https://a.example/path",
+            "https://a.example:x",
+        ] {
+            assert!(bad.parse::<CorsOrigins>().is_err(), "{bad} accepted");
+        }
+        assert!("".parse::<CorsOrigins>().unwrap().is_empty());
     }
 }

@@ -179,24 +179,6 @@ mod tests {
         assert!(!FailureCode::ContentConflict.applies_to(FailureSubject::Upload));
     }
 
-    /// The rows of the README's table that follows `heading`: its cells, code first.
-    fn readme_table(heading: &str) -> Vec<Vec<String>> {
-        const README: &str = include_str!("../../../README.md");
-        let start = README.find(heading).expect("the table's heading");
-        README[start..]
-            .lines()
-            .skip_while(|l| !l.starts_with('|'))
-            .take_while(|l| l.starts_with('|'))
-            .skip(2)
-            .map(|l| {
-                l.trim_matches('|')
-                    .split(" | ")
-                    .map(|c| c.trim().trim_matches('`').to_owned())
-                    .collect()
-            })
-            .collect()
-    }
-
     #[test]
     fn the_readme_tables_list_every_code_with_its_state_and_meaning() {
         let uploads: Vec<Vec<String>> = FailureCode::ALL
@@ -207,12 +189,18 @@ mod tests {
                 vec![c.to_string(), state, c.meaning().to_owned()]
             })
             .collect();
-        assert_eq!(readme_table("An upload that stops carries"), uploads);
+        assert_eq!(
+            crate::readme::table("An upload that stops carries"),
+            uploads
+        );
         let submissions: Vec<Vec<String>> = FailureCode::ALL
             .iter()
             .filter(|c| c.applies_to(FailureSubject::Submission))
             .map(|c| vec![c.to_string(), c.meaning().to_owned()])
             .collect();
-        assert_eq!(readme_table("A submission that fails carries"), submissions);
+        assert_eq!(
+            crate::readme::table("A submission that fails carries"),
+            submissions
+        );
     }
 }

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 //!
-//! Where things live: `words` declares the vocabulary enums; `state` and `item`
+//! Where things live: `words` declares the vocabulary enums; `access` the roles,
+//! scopes, RPCs and the authorization table; `state` and `item`
 //! hold the two state machines; `failure`, `scan`, `notification` and `bucket`
 //! the words the pipeline records; `hash` the content digests; `ids`, `seller`
 //! and `file` the values a request carries; `plan` the part plan; `policy` the
 //! type allow-list; `submission` the rules of SubmitItem.
 
+mod access;
 mod bucket;
 mod error;
 mod failure;
@@ -16,6 +18,8 @@ mod item;
 mod notification;
 mod plan;
 mod policy;
+#[cfg(test)]
+mod readme;
 mod scan;
 mod seller;
 mod stage;
@@ -24,6 +28,9 @@ mod submission;
 mod text;
 mod words;
 
+pub use access::{
+    ITEM_SERVICE, Principal, Reach, Role, Rpc, Rule, Scope, TABLE, UPLOAD_SERVICE, rule,
+};
 pub use bucket::{Bucket, PreviewKind};
 pub use error::DomainError;
 pub use failure::{Failure, FailureCode, FailureSubject};

@@ -93,13 +93,41 @@ impl fmt::Display for SellerGroup {
     }
 }
 
-/// The authenticated caller of an RPC.
+/// The authenticated caller of an RPC, as the authorization layer resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// Who is calling.
+    /// Whose resources the call acts on: the seller or buyer the token names, or
+    /// the one a service names in the call.
     pub seller_id: SellerId,
-    /// Their group.
+    /// That seller's group (it sets their size limit).
     pub group: SellerGroup,
+    /// Whose resources the call may reach.
+    pub reach: crate::Reach,
+    /// Who really called: the token's role and subject (a service's or an
+    /// operator's own name).
+    pub principal: crate::Principal,
+}
+
+impl Caller {
+    /// A seller calling for themselves.
+    pub fn seller(seller_id: SellerId, group: SellerGroup) -> Self {
+        Self {
+            principal: crate::Principal {
+                role: crate::Role::Seller,
+                subject: seller_id.clone(),
+                scopes: Vec::new(),
+            },
+            seller_id,
+            group,
+            reach: crate::Reach::Own,
+        }
+    }
+
+    /// Whether a resource `owner` owns is within this call's reach by ownership
+    /// (grants are checked apart).
+    pub fn reaches(&self, owner: &SellerId) -> bool {
+        self.reach.reaches_owned(&self.seller_id, owner)
+    }
 }
 
 #[cfg(test)]

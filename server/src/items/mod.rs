@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use upload_db::models::ItemRow;
-use upload_domain::{Caller, FileId, ItemId, SellerId};
+use upload_domain::{Caller, FileId, ItemId, Reach, SellerId};
 use upload_proto::v1 as pb;
 use upload_proto::v1::item_service_server::ItemService;
 
@@ -67,8 +67,12 @@ async fn item_for(
     let Some(item) = upload_db::items::item(&mut conn, id).await? else {
         return Err(ApiError::ItemNotFound(id));
     };
-    if item.owner_id == caller.seller_id {
-        return Ok(item);
+    if caller.reaches(&item.owner_id) {
+        return match (need, caller.reach) {
+            (Need::Read, _) | (Need::Own, Reach::Own) => Ok(item),
+            // Reading anyone's items (ops) is not owning them.
+            (Need::Own, _) => Err(ApiError::NotTheOwner(id)),
+        };
     }
     if !upload_db::grants::is_granted(&mut conn, id, &caller.seller_id).await? {
         return Err(ApiError::ItemNotFound(id));

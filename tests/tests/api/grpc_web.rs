@@ -1,7 +1,7 @@
 //! Browsers reach the API through gRPC-web over HTTP/1.1, with CORS.
 
 use prost::Message;
-use upload_domain::SellerGroup;
+use upload_domain::{Role, SellerGroup};
 use upload_e2e::{AppOptions, TestApp, pb};
 
 fn frame(msg: &impl Message) -> Vec<u8> {
@@ -106,4 +106,66 @@ async fn grpc_web_calls_work_over_http1_with_cors() {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_else(|| "none".into());
     assert_eq!(status, (tonic::Code::Unauthenticated as i32).to_string());
+
+    // The same table decides over gRPC-web: a buyer may not create uploads.
+    let denied = http
+        .post(&url)
+        .header("origin", "https://seller.example")
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header(
+            "authorization",
+            format!("Bearer {}", app.role_token(Role::Buyer, "buyer-web", &[])),
+        )
+        .body(frame(&request))
+        .send()
+        .await
+        .unwrap();
+    let status = denied
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_else(|| "none".into());
+    assert_eq!(status, (tonic::Code::PermissionDenied as i32).to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_only_the_configured_origins() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let url = format!("{}/upload.v1.UploadService/GetUpload", app.endpoint);
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let allowed = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // The harness lists https://seller.example and http://127.0.0.1:* (any port).
+    for origin in ["https://seller.example", "http://127.0.0.1:41234"] {
+        let response = preflight(origin).await.unwrap();
+        assert_eq!(allowed(&response).as_deref(), Some(origin), "{origin}");
+    }
+    for origin in [
+        "https://evil.example",
+        "https://seller.example.evil.example",
+        "http://seller.example",
+        "null",
+    ] {
+        let response = preflight(origin).await.unwrap();
+        assert_eq!(allowed(&response), None, "{origin} was allowed");
+    }
 }

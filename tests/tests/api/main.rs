@@ -1,10 +1,12 @@
 //! The API on the real stack, one module per RPC (the ItemService's access calls
-//! together in `access`), plus authentication and gRPC-web across them, and the
+//! together in `access`), plus authentication, the authorization matrix
+//! (`authorization`) and gRPC-web across them, and the
 //! hostile-input suite (`hostile_input`) across every RPC and the store.
 
 mod abort_upload;
 mod access;
 mod auth;
+mod authorization;
 mod complete_upload;
 mod create_upload;
 mod get_download_url;

@@ -51,7 +51,7 @@ fn now() -> u64 {
 
 /// Claims the service would accept, with `change` applied.
 fn claims(change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
-    let mut c = json!({"sub": "seller-a", "group": "standard", "iat": now(), "exp": now() + 600});
+    let mut c = json!({"sub": "seller-a", "role": "seller", "group": "standard", "iat": now(), "exp": now() + 600});
     change(c.as_object_mut().unwrap());
     c.to_string()
 }
@@ -211,6 +211,28 @@ async fn tokens_that_are_not_the_services_are_refused_by_name() {
                 c.remove("sub");
             })))),
             &["sub claim"],
+        ),
+        (
+            "no role",
+            Some(bearer(&signed(claims(|c| {
+                c.remove("role");
+            })))),
+            &["role claim"],
+        ),
+        (
+            "unknown role",
+            Some(bearer(&signed(claims(|c| {
+                c.insert("role".into(), json!("admin"));
+            })))),
+            &["role", "admin"],
+        ),
+        (
+            "a service's unknown scope",
+            Some(bearer(&signed(claims(|c| {
+                c.insert("role".into(), json!("service"));
+                c.insert("scope".into(), json!("items:submit everything"));
+            })))),
+            &["scope", "everything"],
         ),
         (
             "no group",
