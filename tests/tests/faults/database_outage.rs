@@ -14,7 +14,6 @@ use upload_e2e::{
 use crate::{one_row_each, report, upload, wait_state};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky since the seventh queue: after the full stop a preview, metadata or move job is sometimes never fetched; run with --run-ignored while fixing (issue 13)"]
 async fn a_database_restarted_and_stopped_under_load_loses_no_upload() {
     let pg = PrivatePostgres::start();
     let app = TestApp::spawn_with(AppOptions {
