@@ -38,7 +38,8 @@ fi
 echo "local md5    $(md5sum "$file" | cut -d' ' -f1)"
 echo "local sha256 $(sha256sum "$file" | cut -d' ' -f1)"
 
-token=$("$bin/upload-server" mint-token --seller demo-seller --group standard)
+token=$("$bin/upload-server" mint-token --seller demo-seller --group standard \
+  --signing-key "$dir/keys/signing-key.pk8")
 "$bin/upload" --endpoint "http://127.0.0.1:$port" --token "$token" \
   put "$file" --content-type application/octet-stream --part-size 16777216 --concurrency 4
 

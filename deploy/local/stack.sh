@@ -205,7 +205,6 @@ PY
 write_env() {
   # shellcheck disable=SC1091
   . "$dir/garage/secrets"
-  [ -f "$dir/jwt_secret" ] || hex 32 > "$dir/jwt_secret"
   cat > "$envfile" <<ENV
 UPLOAD_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$pgdir/port")/upload
 UPLOAD_ADMIN_DATABASE_URL=postgres://postgres@127.0.0.1:$(cat "$pgdir/port")/postgres
@@ -216,7 +215,9 @@ UPLOAD_S3_SECRET_ACCESS_KEY=$secret_key
 UPLOAD_BUCKET_TEMP=temp
 UPLOAD_BUCKET_QUARANTINE=quarantine
 UPLOAD_BUCKET_REGULAR=regular
-UPLOAD_JWT_SECRET=$(cat "$dir/jwt_secret")
+UPLOAD_JWKS=$dir/keys/jwks.json
+UPLOAD_JWT_ISSUER=upload-local
+UPLOAD_JWT_AUDIENCE=upload-service
 UPLOAD_CORS_ORIGINS=http://127.0.0.1:*,http://localhost:*
 UPLOAD_CLAMD_ADDR=127.0.0.1:$(cat "$dir/clamd/port")
 ENV
@@ -233,6 +234,9 @@ setup_service() {
   . "$envfile"
   set +a
   (cd "$repo" && cargo run -q -p upload-server --bin upload-server -- setup)
+  # The local token issuer: an Ed25519 key pair (kept across runs) and its JWKS;
+  # `upload-server mint-token --signing-key $dir/keys/signing-key.pk8` signs with it.
+  (cd "$repo" && cargo run -q -p upload-server --bin upload-server -- dev-keys --dir "$dir/keys")
 }
 
 case "${1:-up}" in

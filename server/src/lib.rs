@@ -81,6 +81,9 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let keys = TokenKeys::from_config(&cfg.auth)
+        .await
+        .map_err(|e| anyhow::anyhow!("bearer-token keys: {e}"))?;
     // Browsers reach the API through gRPC-web; they need CORS for it, from the
     // configured origins alone.
     let origins = cfg.cors_origins.clone();
@@ -99,7 +102,7 @@ pub async fn serve(
         .layer(tower_http::trace::TraceLayer::new_for_grpc())
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(AuthLayer::new(TokenKeys::new(&cfg.auth.jwt_secret)))
+        .layer(AuthLayer::new(keys))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(UploadServiceServer::new(UploadApi::new(Arc::clone(&state))))

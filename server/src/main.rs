@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use upload_config::{AuthConfig, Env, ServerConfig, StoreConfig};
 use upload_domain::{Role, Scope, SellerGroup, SellerId};
+use upload_server::auth::jwks::{SigningKey, jwks_document};
 use upload_server::auth::{Claims, TokenKeys};
 use upload_storage::{LifecycleRules, Store, apply_bucket_rules};
 
@@ -21,7 +22,8 @@ enum Command {
     Serve,
     /// Apply database migrations and the buckets' lifecycle and CORS rules.
     Setup,
-    /// Print a bearer token, signed with UPLOAD_JWT_SECRET (local development).
+    /// Print a bearer token (local development): signed with the key pair of
+    /// `dev-keys` (--signing-key), or with UPLOAD_JWT_SECRET where HS256 is allowed.
     MintToken {
         /// The subject: a seller's or buyer's id, a service's or operator's name.
         #[arg(long, alias = "subject")]
@@ -35,9 +37,20 @@ enum Command {
         /// A service's scopes, space-separated (for example "items:submit access:grant").
         #[arg(long, default_value = "")]
         scope: String,
+        /// The private key file `dev-keys` wrote; the token names its key and
+        /// carries UPLOAD_JWT_ISSUER and UPLOAD_JWT_AUDIENCE.
+        #[arg(long)]
+        signing_key: Option<std::path::PathBuf>,
         /// How long the token is valid, in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
+    },
+    /// Make a local Ed25519 key pair for development: DIR/signing-key.pk8 (kept if
+    /// it exists) and DIR/jwks.json, the JWKS the server reads (UPLOAD_JWKS).
+    DevKeys {
+        /// Where to write them.
+        #[arg(long)]
+        dir: std::path::PathBuf,
     },
 }
 
@@ -78,9 +91,9 @@ async fn main() -> anyhow::Result<()> {
             role,
             group,
             scope,
+            signing_key,
             ttl_secs,
         } => {
-            let auth = AuthConfig::from_source(&Env)?;
             // Checked here so a typo fails now, not at the first call.
             let subject: SellerId = seller.parse()?;
             let role: Role = role.parse()?;
@@ -88,18 +101,66 @@ async fn main() -> anyhow::Result<()> {
             for word in scope.split_whitespace() {
                 word.parse::<Scope>()?;
             }
-            let claims = Claims {
+            let mut claims = Claims {
                 sub: Some(subject.to_string()),
                 role: Some(role.as_str().to_owned()),
                 group: Some(group.as_str().to_owned()),
                 scope: (!scope.trim().is_empty()).then(|| scope.trim().to_owned()),
                 ..Claims::default()
             };
-            let token = TokenKeys::new(&auth.jwt_secret)
-                .mint_claims(claims, Duration::from_secs(ttl_secs))
-                .map_err(anyhow::Error::msg)?;
+            let ttl = Duration::from_secs(ttl_secs);
+            let token = match signing_key {
+                Some(path) => {
+                    let der = std::fs::read(&path)
+                        .with_context(|| format!("reading the signing key {}", path.display()))?;
+                    let key = SigningKey::from_ed25519_pkcs8(&der).map_err(anyhow::Error::msg)?;
+                    claims.iss = std::env::var("UPLOAD_JWT_ISSUER").ok();
+                    claims.aud = std::env::var("UPLOAD_JWT_AUDIENCE").ok();
+                    claims.stamp(ttl).map_err(anyhow::Error::msg)?;
+                    key.sign(&claims).map_err(anyhow::Error::msg)?
+                }
+                None => {
+                    let auth = AuthConfig::from_source(&Env)?;
+                    let secret = auth.jwt_secret.context(
+                        "no --signing-key, and HS256 is not allowed here (UPLOAD_JWT_ALLOW_HS256)",
+                    )?;
+                    TokenKeys::new(&secret)
+                        .mint_claims(claims, ttl)
+                        .map_err(anyhow::Error::msg)?
+                }
+            };
             println!("{token}");
             Ok(())
         }
+        Command::DevKeys { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let key_path = dir.join("signing-key.pk8");
+            let key = match std::fs::read(&key_path) {
+                Ok(der) => SigningKey::from_ed25519_pkcs8(&der).map_err(anyhow::Error::msg)?,
+                Err(_) => {
+                    let (key, der) = SigningKey::generate_ed25519().map_err(anyhow::Error::msg)?;
+                    write_private(&key_path, &der)?;
+                    key
+                }
+            };
+            let jwks = jwks_document(&[&key]).map_err(anyhow::Error::msg)?;
+            std::fs::write(dir.join("jwks.json"), jwks)?;
+            eprintln!("dev keys in {}: key id {}", dir.display(), key.kid());
+            Ok(())
+        }
     }
+}
+
+/// Writes a private key readable by its owner alone.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
 }

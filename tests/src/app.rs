@@ -97,12 +97,18 @@ impl TestApp {
         let buckets = TestBuckets::fresh();
 
         let mut env = stack;
+        // The harness signs HS256 tokens of its own; the stack's local issuer (its
+        // JWKS) is for the demo. A test that wants a JWKS sets one in its options.
+        for name in ["UPLOAD_JWKS", "UPLOAD_JWT_ISSUER", "UPLOAD_JWT_AUDIENCE"] {
+            env.remove(name);
+        }
         env.insert("UPLOAD_DATABASE_URL".into(), database_url.clone());
         env.insert("UPLOAD_DATABASE_POOL_SIZE".into(), "8".into());
         env.insert(
             "UPLOAD_JWT_SECRET".into(),
             format!("test-secret-{}", uuid::Uuid::now_v7().simple()),
         );
+        env.insert("UPLOAD_JWT_ALLOW_HS256".into(), "true".into());
         env.insert("UPLOAD_GRPC_ADDR".into(), "127.0.0.1:0".into());
         // The gRPC-web tests' origin and pages the tests serve on loopback ports.
         env.insert(
@@ -128,7 +134,12 @@ impl TestApp {
         Ok(Self {
             endpoint,
             store,
-            keys: TokenKeys::new(&config.auth.jwt_secret),
+            // No HS256 secret (a test of JWKS tokens): the harness mints nothing.
+            keys: config
+                .auth
+                .jwt_secret
+                .as_deref()
+                .map_or_else(TokenKeys::default, TokenKeys::new),
             database_url,
             config,
             worker_env,

@@ -27,6 +27,7 @@ mod tests {
             ("UPLOAD_S3_ACCESS_KEY_ID", "GK1"),
             ("UPLOAD_S3_SECRET_ACCESS_KEY", "s"),
             ("UPLOAD_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("UPLOAD_JWT_ALLOW_HS256", "true"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -87,7 +88,28 @@ mod tests {
     fn worker_env() -> HashMap<String, String> {
         let mut env = base();
         env.remove("UPLOAD_JWT_SECRET");
+        env.remove("UPLOAD_JWT_ALLOW_HS256");
         env
+    }
+
+    #[test]
+    fn tokens_are_verified_with_a_jwks_and_hs256_only_where_development_opts_in() {
+        let mut env = base();
+        env.remove("UPLOAD_JWT_ALLOW_HS256");
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_JWT_ALLOW_HS256"), "{err}");
+        env.remove("UPLOAD_JWT_SECRET");
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_JWKS"), "{err}");
+        env.insert("UPLOAD_JWKS".into(), "/etc/upload/jwks.json".into());
+        let err = ServerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_JWT_ISSUER"), "{err}");
+        env.insert("UPLOAD_JWT_ISSUER".into(), "https://auth.example".into());
+        env.insert("UPLOAD_JWT_AUDIENCE".into(), "upload".into());
+        let auth = ServerConfig::from_source(&env).unwrap().auth;
+        assert_eq!(auth.jwks.as_deref(), Some("/etc/upload/jwks.json"));
+        assert!(auth.jwt_secret.is_none());
+        assert_eq!(auth.jwks_refresh.as_secs(), 300);
     }
 
     #[test]
@@ -187,6 +209,7 @@ mod tests {
         );
         env.insert("UPLOAD_WEBHOOK_SECRET".into(), "w".repeat(40));
         env.insert("UPLOAD_JWT_SECRET".into(), "j".repeat(40));
+        env.insert("UPLOAD_JWT_ALLOW_HS256".into(), "true".into());
         let shown = format!(
             "{:?} {:?}",
             WorkerConfig::from_source(&env).unwrap(),

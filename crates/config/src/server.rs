@@ -92,30 +92,92 @@ impl UploadPolicyConfig {
 /// Token verification settings.
 #[derive(Clone)]
 pub struct AuthConfig {
-    /// `UPLOAD_JWT_SECRET`: the HS256 secret that signs bearer tokens.
-    pub jwt_secret: String,
+    /// `UPLOAD_JWKS`: the issuers' public keys, a JWKS file path or an `http(s)://`
+    /// URL; tokens are EdDSA, ES256 or RS256 and name their key by `kid`.
+    pub jwks: Option<String>,
+    /// `UPLOAD_JWKS_REFRESH_SECS`: how often the JWKS is read again (default 300).
+    pub jwks_refresh: Duration,
+    /// `UPLOAD_JWT_ISSUER`: the `iss` every token must carry (required with a JWKS).
+    pub issuer: Option<String>,
+    /// `UPLOAD_JWT_AUDIENCE`: the `aud` every token must carry (required with a JWKS).
+    pub audience: Option<String>,
+    /// `UPLOAD_JWT_SECRET`: an HS256 secret, accepted only where
+    /// `UPLOAD_JWT_ALLOW_HS256=true` (local development and tests).
+    pub jwt_secret: Option<String>,
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("jwt_secret", &"<redacted>")
+            .field("jwks", &self.jwks)
+            .field("jwks_refresh", &self.jwks_refresh)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
 
 impl AuthConfig {
-    /// Reads the auth settings; the secret must be at least 32 bytes.
+    /// Reads the auth settings: a JWKS with its issuer and audience, and/or an
+    /// HS256 secret of at least 32 bytes where development opts in.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let jwt_secret = secret(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
-        if jwt_secret.len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "UPLOAD_JWT_SECRET",
-                value: "<redacted>".into(),
-                reason: "must be at least 32 bytes".into(),
+        let set = |name: &'static str| src.get(name).filter(|v| !v.trim().is_empty());
+        let allow_hs256: bool = parsed(src, "UPLOAD_JWT_ALLOW_HS256", false)?;
+        let jwt_secret = match (allow_hs256, set("UPLOAD_JWT_SECRET")) {
+            (true, _) => {
+                let secret = secret(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
+                if secret.len() < 32 {
+                    return Err(ConfigError::Invalid {
+                        name: "UPLOAD_JWT_SECRET",
+                        value: "<redacted>".into(),
+                        reason: "must be at least 32 bytes".into(),
+                    });
+                }
+                Some(secret)
+            }
+            (false, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "UPLOAD_JWT_SECRET",
+                    value: "<redacted>".into(),
+                    reason: "HS256 tokens are for local development: set UPLOAD_JWT_ALLOW_HS256=true there, or remove the secret and verify tokens with UPLOAD_JWKS".into(),
+                });
+            }
+            (false, None) => None,
+        };
+        let jwks = set("UPLOAD_JWKS");
+        let (issuer, audience) = (set("UPLOAD_JWT_ISSUER"), set("UPLOAD_JWT_AUDIENCE"));
+        if jwks.is_some() {
+            for (name, value) in [
+                ("UPLOAD_JWT_ISSUER", &issuer),
+                ("UPLOAD_JWT_AUDIENCE", &audience),
+            ] {
+                if value.is_none() {
+                    return Err(ConfigError::Missing {
+                        name,
+                        hint: "tokens verified with UPLOAD_JWKS must name their issuer and audience",
+                    });
+                }
+            }
+        } else if jwt_secret.is_none() {
+            return Err(ConfigError::Missing {
+                name: "UPLOAD_JWKS",
+                hint: "the issuers' JWKS (file or URL) that verifies bearer tokens",
             });
         }
-        Ok(Self { jwt_secret })
+        Ok(Self {
+            jwks,
+            jwks_refresh: Duration::from_secs(positive(
+                "UPLOAD_JWKS_REFRESH_SECS",
+                parsed(src, "UPLOAD_JWKS_REFRESH_SECS", 300)?,
+            )?),
+            issuer,
+            audience,
+            jwt_secret,
+        })
     }
 }
 

@@ -14,6 +14,7 @@ mod get_item;
 mod get_upload;
 mod grpc_web;
 mod hostile_input;
+mod jwks;
 mod list_uploaded_parts;
 mod list_versions;
 mod set_current_version;

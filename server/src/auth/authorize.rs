@@ -1,0 +1,115 @@
+//! Authorization: the domain's table decides what a verified caller may call, and
+//! on whose resources; a service acts for the seller or buyer it names.
+
+use upload_domain::{Caller, Reach, Rpc, Rule, SellerGroup, SellerId};
+
+use super::token::Verified;
+
+/// The header in which a service names the seller or buyer it acts for.
+pub const ACT_FOR_HEADER: &str = "x-upload-act-for";
+/// The header in which a service names that seller's group (standard if absent).
+pub const ACT_FOR_GROUP_HEADER: &str = "x-upload-act-for-group";
+
+/// The caller of `rpc` as the authorization table resolves it for a verified
+/// token, or the status refusing the call.
+pub fn authorize(
+    verified: &Verified,
+    rpc: Rpc,
+    headers: &http::HeaderMap,
+) -> Result<Caller, tonic::Status> {
+    let principal = &verified.principal;
+    let on = |seller_id: SellerId, group: SellerGroup, reach: Reach| Caller {
+        seller_id,
+        group,
+        reach,
+        principal: principal.clone(),
+    };
+    let subject = principal.subject.clone();
+    match upload_domain::rule(rpc, principal.role) {
+        Rule::Deny => Err(tonic::Status::permission_denied(format!(
+            "a {} token may not call {rpc}; the README's authorization table lists what each role may call",
+            principal.role
+        ))),
+        Rule::Own => Ok(on(subject, verified.group, Reach::Own)),
+        Rule::Granted => Ok(on(subject, verified.group, Reach::Granted)),
+        Rule::ReadAny => Ok(on(subject, verified.group, Reach::Any)),
+        Rule::ActFor(scope) => {
+            if !principal.scopes.contains(&scope) {
+                return Err(tonic::Status::permission_denied(format!(
+                    "the service {} may not call {rpc}: its token lacks the {scope} scope",
+                    principal.subject
+                )));
+            }
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .map(|v| v.to_str().map(str::trim).unwrap_or_default())
+            };
+            let seller: SellerId = header(ACT_FOR_HEADER)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    tonic::Status::invalid_argument(format!(
+                        "a service names the seller or buyer it acts for in the {ACT_FOR_HEADER} header"
+                    ))
+                })?
+                .parse()
+                .map_err(|e| {
+                    tonic::Status::invalid_argument(format!("{ACT_FOR_HEADER} is unusable: {e}"))
+                })?;
+            let group = match header(ACT_FOR_GROUP_HEADER) {
+                None => SellerGroup::Standard,
+                Some(raw) => raw.parse().map_err(|e| {
+                    tonic::Status::invalid_argument(format!(
+                        "{ACT_FOR_GROUP_HEADER} is unusable: {e}"
+                    ))
+                })?,
+            };
+            tracing::info!(
+                target: "audit",
+                service = %principal.subject,
+                acting_for = %seller,
+                %rpc,
+                "a service acts for a seller or buyer"
+            );
+            Ok(on(seller, group, Reach::Own))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::token::tests::claims;
+    use upload_domain::Role;
+
+    #[test]
+    fn the_table_decides_and_a_service_acts_for_whom_it_names() {
+        let verified = |role, scope| Verified::from_claims(claims(Some(role), scope)).unwrap();
+        let mut headers = http::HeaderMap::new();
+        let code =
+            |v: &Verified, rpc, h: &http::HeaderMap| authorize(v, rpc, h).unwrap_err().code();
+        assert_eq!(
+            code(&verified(Role::Buyer, None), Rpc::CreateUpload, &headers),
+            tonic::Code::PermissionDenied
+        );
+        let service = verified(Role::Service, Some("items:submit"));
+        assert_eq!(
+            code(&service, Rpc::GrantAccess, &headers),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            code(&service, Rpc::SubmitItem, &headers),
+            tonic::Code::InvalidArgument
+        );
+        headers.insert(ACT_FOR_HEADER, "seller-7".parse().unwrap());
+        headers.insert(ACT_FOR_GROUP_HEADER, "premium".parse().unwrap());
+        let caller = authorize(&service, Rpc::SubmitItem, &headers).unwrap();
+        assert_eq!(caller.seller_id.as_str(), "seller-7");
+        assert_eq!(caller.group, SellerGroup::Premium);
+        assert_eq!(caller.reach, Reach::Own);
+        assert_eq!(caller.principal.subject.as_str(), "catalogue");
+        let ops = authorize(&verified(Role::Ops, None), Rpc::GetUpload, &headers).unwrap();
+        assert_eq!(ops.reach, Reach::Any);
+        assert_eq!(ops.seller_id.as_str(), "catalogue", "ops act as themselves");
+    }
+}

@@ -1,0 +1,132 @@
+//! Asymmetric tokens: the server verifies EdDSA, ES256 and RS256 tokens against
+//! the issuers' JWKS by `kid`, with issuer and audience checked; HS256 is refused
+//! where development did not opt in; a key added to the JWKS file is taken without
+//! a restart, and one removed stops working.
+
+use std::time::Duration;
+
+use tonic::Code;
+use upload_domain::{Role, SellerGroup};
+use upload_e2e::{AppOptions, MIB, TestApp, pb, poll_until};
+use upload_server::auth::Claims;
+use upload_server::auth::jwks::{REFRESH_ON_MISS, SigningKey, jwks_document};
+
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "upload-test";
+
+fn claims(iss: &str, aud: &str) -> Claims {
+    let mut claims = Claims {
+        sub: Some("seller-jwks".into()),
+        role: Some(Role::Seller.as_str().into()),
+        group: Some(SellerGroup::Standard.as_str().into()),
+        iss: Some(iss.into()),
+        aud: Some(aud.into()),
+        ..Claims::default()
+    };
+    claims.stamp(Duration::from_secs(600)).unwrap();
+    claims
+}
+
+/// CreateUpload with `token`: OK, or the refusal's code and message.
+async fn create_with(app: &TestApp, token: &str) -> Result<(), (Code, String)> {
+    let mut request = tonic::Request::new(pb::CreateUploadRequest {
+        file_name: "signed.bin".into(),
+        size_bytes: MIB,
+        content_type: "application/octet-stream".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let mut api =
+        upload_proto::v1::upload_service_client::UploadServiceClient::connect(app.endpoint.clone())
+            .await
+            .unwrap();
+    api.create_upload(request)
+        .await
+        .map(drop)
+        .map_err(|s| (s.code(), s.message().to_owned()))
+}
+
+fn refused_saying(answer: Result<(), (Code, String)>, words: &str) {
+    match answer {
+        Err((Code::Unauthenticated, message)) => {
+            assert!(message.contains(words), "{message:?} lacks {words:?}")
+        }
+        other => panic!("expected UNAUTHENTICATED saying {words:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_the_issuers_keys_are_verified_and_keys_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let (ed, _) = SigningKey::generate_ed25519().unwrap();
+    let es = SigningKey::generate_es256().unwrap();
+    let rs = SigningKey::generate_rs256().unwrap();
+    std::fs::write(&jwks, jwks_document(&[&ed, &es, &rs]).unwrap()).unwrap();
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        env: vec![
+            ("UPLOAD_JWKS".into(), jwks.display().to_string()),
+            ("UPLOAD_JWT_ISSUER".into(), ISSUER.into()),
+            ("UPLOAD_JWT_AUDIENCE".into(), AUDIENCE.into()),
+            ("UPLOAD_JWKS_REFRESH_SECS".into(), "3600".into()),
+            // Production: no HS256 at all.
+            ("UPLOAD_JWT_ALLOW_HS256".into(), "false".into()),
+            ("UPLOAD_JWT_SECRET".into(), String::new()),
+        ],
+        ..Default::default()
+    })
+    .await;
+
+    for key in [&ed, &es, &rs] {
+        create_with(&app, &key.sign(&claims(ISSUER, AUDIENCE)).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("key {}: {e:?}", key.kid()));
+    }
+    refused_saying(
+        create_with(
+            &app,
+            &ed.sign(&claims("https://elsewhere", AUDIENCE)).unwrap(),
+        )
+        .await,
+        "issuer",
+    );
+    refused_saying(
+        create_with(&app, &ed.sign(&claims(ISSUER, "another-service")).unwrap()).await,
+        "audience",
+    );
+    // An HS256 token, even a well-made one, is not accepted here.
+    let hs = upload_server::auth::TokenKeys::new("a-development-secret-of-32-bytes!!")
+        .mint_claims(claims(ISSUER, AUDIENCE), Duration::from_secs(600))
+        .unwrap();
+    refused_saying(
+        create_with(&app, &hs).await,
+        "accepted here: EdDSA, ES256, RS256",
+    );
+
+    // A new key: refused while the JWKS lacks it, taken once the file has it (no
+    // restart), while the key the file dropped stops working.
+    let (next, _) = SigningKey::generate_ed25519().unwrap();
+    let next_token = next.sign(&claims(ISSUER, AUDIENCE)).unwrap();
+    refused_saying(
+        create_with(&app, &next_token).await,
+        "not in the issuers' key set",
+    );
+    std::fs::write(&jwks, jwks_document(&[&next, &es, &rs]).unwrap()).unwrap();
+    let taken = poll_until(
+        "the rotated key to be taken",
+        REFRESH_ON_MISS * 3,
+        || async {
+            let answer = create_with(&app, &next_token).await;
+            (answer.is_ok(), answer)
+        },
+    )
+    .await;
+    assert!(taken.is_ok(), "{taken:?}");
+    refused_saying(
+        create_with(&app, &ed.sign(&claims(ISSUER, AUDIENCE)).unwrap()).await,
+        "not in the issuers' key set",
+    );
+}
