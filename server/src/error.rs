@@ -2,12 +2,15 @@
 //! sentence written once here and its gRPC code given in one place
 //! ([`From<ApiError> for Status`]).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use tonic::Status;
 use upload_assembly::AssemblyError;
 use upload_db::DbError;
 use upload_domain::{
-    DomainError, FileId, ItemId, SellerGroup, SubmitRefusal, UploadId, UploadState,
+    DomainError, FileId, ItemId, REFUSAL_DOMAIN, Refusal, SellerGroup, SubmitRefusal, UploadId,
+    UploadState,
 };
 use upload_storage::StoreError;
 
@@ -25,9 +28,46 @@ fn parts(numbers: &[u32]) -> String {
 /// Why an RPC failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request is malformed; the message says which field and why.
-    #[error("{0}")]
-    InvalidArgument(String),
+    /// The request is malformed: `field` names the protobuf field, the message why.
+    #[error("{message}")]
+    InvalidArgument {
+        /// The field, as the protobuf names it.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Fair use: too many CreateUpload calls in a minute.
+    #[error(
+        "too many uploads created: at most {per_minute} a minute; retry in {} s",
+        retry_after.as_secs().max(1)
+    )]
+    CreateRateExceeded {
+        /// The limit.
+        per_minute: u32,
+        /// When the next call will be taken.
+        retry_after: Duration,
+    },
+    /// Fair use: too many unfinished uploads.
+    #[error(
+        "{open} uploads are unfinished and at most {max} may be: complete or abort some, then create again"
+    )]
+    TooManyOpenUploads {
+        /// Unfinished uploads.
+        open: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Fair use: too many watch streams open at once.
+    #[error(
+        "{max} watch streams are open already, the most allowed; close one, or retry in {} s",
+        retry_after.as_secs().max(1)
+    )]
+    TooManyWatches {
+        /// The limit.
+        max: usize,
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// The declared type is not on the allow-list.
     #[error(
         "files of type {0} are not accepted on the marketplace; declare one of the accepted types (videos, images, audio, documents, archives)"
@@ -189,7 +229,10 @@ pub enum ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        ApiError::InvalidArgument(e.to_string())
+        ApiError::InvalidArgument {
+            field: e.field(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -227,14 +270,72 @@ impl From<AssemblyError> for ApiError {
 }
 
 impl ApiError {
+    /// A malformed `field`, and what is wrong with it.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The stable code the refusal's ErrorInfo carries.
+    pub fn reason(&self) -> Refusal {
+        match self {
+            ApiError::InvalidArgument { .. } => Refusal::InvalidArgument,
+            ApiError::CreateRateExceeded { .. } => Refusal::CreateRateExceeded,
+            ApiError::TooManyOpenUploads { .. } => Refusal::TooManyOpenUploads,
+            ApiError::TooManyWatches { .. } => Refusal::TooManyWatches,
+            ApiError::TypeNotAccepted(_) => Refusal::TypeNotAccepted,
+            ApiError::OverSizeLimit { .. } => Refusal::OverSizeLimit,
+            ApiError::UploadNotFound(_) => Refusal::UploadNotFound,
+            ApiError::ItemNotFound(_) => Refusal::ItemNotFound,
+            ApiError::FileNotFound { .. } => Refusal::FileNotFound,
+            ApiError::VersionNotFound { .. } => Refusal::VersionNotFound,
+            ApiError::NotDownloadable { .. } => Refusal::NotDownloadable,
+            ApiError::UploadKeyReused { .. } => Refusal::UploadKeyReused,
+            ApiError::VersionQuarantined { .. } => Refusal::VersionQuarantined,
+            ApiError::NotTheOwner(_) => Refusal::NotTheOwner,
+            ApiError::UploadEnded { .. } => Refusal::UploadEnded,
+            ApiError::UploadExpired { .. } => Refusal::UploadExpired,
+            ApiError::NotAcceptingParts(_) => Refusal::NotAcceptingParts,
+            ApiError::NotAbortable { .. } => Refusal::NotAbortable,
+            ApiError::MovedOn { .. } => Refusal::MovedOn,
+            ApiError::PartsMissing(_) => Refusal::PartsMissing,
+            ApiError::PartsMismatched(_) => Refusal::PartsMismatched,
+            ApiError::PartsSizeMismatch { .. } => Refusal::PartsSizeMismatch,
+            ApiError::PartResendBrokeOff => Refusal::PartResendBrokeOff,
+            ApiError::NotAssembled(_) => Refusal::NotAssembled,
+            ApiError::PartsGone(_) => Refusal::PartsGone,
+            ApiError::Submit(refusal) => match refusal {
+                SubmitRefusal::KeyReused(_) => Refusal::SubmissionKeyReused,
+                SubmitRefusal::ItemNotFound(_) => Refusal::ItemNotFound,
+                SubmitRefusal::UploadNotFound(_) => Refusal::UploadNotFound,
+                SubmitRefusal::UploadNotReady { .. } => Refusal::UploadNotReady,
+                SubmitRefusal::KindChanged { .. } => Refusal::KindChanged,
+                SubmitRefusal::NoFiles => Refusal::NoFiles,
+                SubmitRefusal::TooManyFiles { .. } => Refusal::TooManyFiles,
+                SubmitRefusal::UnknownFile(_) => Refusal::UnknownFile,
+                SubmitRefusal::DuplicateFile(_) => Refusal::DuplicateFile,
+                SubmitRefusal::NotAVideo { .. } => Refusal::NotAVideo,
+            },
+            ApiError::Unavailable(_) => Refusal::Unavailable,
+            ApiError::Internal(_) => Refusal::Internal,
+        }
+    }
+
     /// The gRPC code, as gRPC means them: the request is wrong (INVALID_ARGUMENT),
     /// a named thing does not exist for the caller (NOT_FOUND), the system is not in
     /// a state that allows the call (FAILED_PRECONDITION), a quota (RESOURCE_EXHAUSTED).
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
-            ApiError::InvalidArgument(_) | ApiError::TypeNotAccepted(_) => Code::InvalidArgument,
-            ApiError::OverSizeLimit { .. } => Code::ResourceExhausted,
+            ApiError::InvalidArgument { .. } | ApiError::TypeNotAccepted(_) => {
+                Code::InvalidArgument
+            }
+            ApiError::OverSizeLimit { .. }
+            | ApiError::CreateRateExceeded { .. }
+            | ApiError::TooManyOpenUploads { .. }
+            | ApiError::TooManyWatches { .. } => Code::ResourceExhausted,
             ApiError::UploadNotFound(_)
             | ApiError::ItemNotFound(_)
             | ApiError::FileNotFound { .. }
@@ -271,23 +372,62 @@ impl ApiError {
     }
 }
 
+/// How long a client should wait before retrying a call that met an unavailable
+/// dependency.
+const RETRY_UNAVAILABLE: Duration = Duration::from_secs(1);
+
+/// A refusal with its details: ErrorInfo (`reason`, the service's domain), a
+/// BadRequest naming `field` when there is one, RetryInfo when a retry may work.
+pub fn refusal_status(
+    code: tonic::Code,
+    message: impl Into<String>,
+    reason: Refusal,
+    field: Option<&str>,
+    retry_after: Option<Duration>,
+) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let message = message.into();
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        reason.as_str(),
+        REFUSAL_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    if let Some(field) = field {
+        details.add_bad_request_violation(field, message.clone());
+    }
+    if retry_after.is_some() {
+        details.set_retry_info(retry_after);
+    }
+    Status::with_error_details(code, message, details)
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        match &e {
+        let reason = e.reason();
+        let (field, retry_after) = match &e {
+            ApiError::InvalidArgument { field, .. } => (Some(*field), None),
+            ApiError::CreateRateExceeded { retry_after, .. }
+            | ApiError::TooManyWatches { retry_after, .. } => (None, Some(*retry_after)),
+            ApiError::Unavailable(_) => (None, Some(RETRY_UNAVAILABLE)),
+            _ => (None, None),
+        };
+        let message = match &e {
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");
-                Status::unavailable("a storage dependency is unavailable; retry shortly")
+                "a storage dependency is unavailable; retry shortly".to_owned()
             }
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
-                Status::internal("internal error; it has been logged")
+                "internal error; it has been logged".to_owned()
             }
             ApiError::NotDownloadable { .. } => {
                 tracing::error!(error = %e, "a version whose file is not stored clean");
-                Status::new(e.code(), e.to_string())
+                e.to_string()
             }
-            _ => Status::new(e.code(), e.to_string()),
-        }
+            _ => e.to_string(),
+        };
+        refusal_status(e.code(), message, reason, field, retry_after)
     }
 }
 

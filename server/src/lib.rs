@@ -3,13 +3,14 @@
 //! Where things live: `api` the UploadService handlers and `items` the
 //! ItemService ones, one file per family of calls; `snapshot` the one read model
 //! of an upload they return; `convert` the protobuf forms; `error` every reason a
-//! call fails with its status; `auth` the token layer; `state` what handlers share;
+//! call fails with its status; `auth` the token layer; `state` what handlers share; `fair_use` the per-caller limits;
 //! `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY.
 
 pub mod api;
 pub mod auth;
 mod convert;
 pub mod error;
+pub mod fair_use;
 pub mod items;
 pub mod part_recorder;
 pub mod progress_hub;
@@ -28,6 +29,7 @@ use upload_storage::Store;
 
 use crate::api::UploadApi;
 use crate::auth::{AuthLayer, TokenKeys};
+use crate::fair_use::FairUse;
 use crate::items::ItemApi;
 use crate::part_recorder::PartRecorder;
 use crate::progress_hub::ProgressHub;
@@ -43,6 +45,7 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
         store: Store::new(&cfg.store),
         policy: cfg.policy.clone(),
         facts: FactsCache::default(),
+        fair_use: FairUse::new(cfg.fair_use),
     }))
 }
 

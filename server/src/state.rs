@@ -93,6 +93,8 @@ pub struct AppState {
     pub hub: ProgressHub,
     /// Immutable upload facts.
     pub facts: FactsCache,
+    /// Per-caller limits.
+    pub fair_use: crate::fair_use::FairUse,
 }
 
 impl AppState {

@@ -109,6 +109,14 @@ impl TestApp {
             format!("test-secret-{}", uuid::Uuid::now_v7().simple()),
         );
         env.insert("UPLOAD_JWT_ALLOW_HS256".into(), "true".into());
+        // Fair use is its own tests' concern: the others create and watch freely.
+        for (name, value) in [
+            ("UPLOAD_CREATES_PER_MINUTE", "1000000"),
+            ("UPLOAD_MAX_OPEN_UPLOADS", "1000000"),
+            ("UPLOAD_MAX_WATCHES", "100000"),
+        ] {
+            env.insert(name.into(), value.into());
+        }
         env.insert("UPLOAD_GRPC_ADDR".into(), "127.0.0.1:0".into());
         // The gRPC-web tests' origin and pages the tests serve on loopback ports.
         env.insert(

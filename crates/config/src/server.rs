@@ -196,6 +196,42 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// `UPLOAD_CORS_ORIGINS`: the browser origins gRPC-web answers (default none).
     pub cors_origins: CorsOrigins,
+    /// Per-caller fair-use limits.
+    pub fair_use: FairUseConfig,
+}
+
+/// Fair use, per seller or buyer a call acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FairUseConfig {
+    /// `UPLOAD_CREATES_PER_MINUTE`: CreateUpload calls a minute (default 60).
+    pub creates_per_minute: u32,
+    /// `UPLOAD_MAX_OPEN_UPLOADS`: unfinished uploads at once (default 50).
+    pub max_open_uploads: u64,
+    /// `UPLOAD_MAX_WATCHES`: WatchProgress and WatchItem streams open at once
+    /// (default 16).
+    pub max_watches: usize,
+}
+
+impl FairUseConfig {
+    /// Reads the limits; each must be above zero.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            creates_per_minute: u32::try_from(positive(
+                "UPLOAD_CREATES_PER_MINUTE",
+                parsed(src, "UPLOAD_CREATES_PER_MINUTE", 60)?,
+            )?)
+            .unwrap_or(u32::MAX),
+            max_open_uploads: positive(
+                "UPLOAD_MAX_OPEN_UPLOADS",
+                parsed(src, "UPLOAD_MAX_OPEN_UPLOADS", 50)?,
+            )?,
+            max_watches: usize::try_from(positive(
+                "UPLOAD_MAX_WATCHES",
+                parsed(src, "UPLOAD_MAX_WATCHES", 16)?,
+            )?)
+            .unwrap_or(usize::MAX),
+        })
+    }
 }
 
 /// The browser origins allowed to call the API through gRPC-web: a comma-separated
@@ -280,6 +316,7 @@ impl ServerConfig {
             policy: UploadPolicyConfig::from_source(src)?,
             auth: AuthConfig::from_source(src)?,
             cors_origins: parsed(src, "UPLOAD_CORS_ORIGINS", CorsOrigins::default())?,
+            fair_use: FairUseConfig::from_source(src)?,
         })
     }
 }

@@ -35,6 +35,20 @@ pub async fn find_by_idempotency_key(
         .optional()?)
 }
 
+/// How many of `owner`'s uploads are unfinished (created, parts being sent).
+pub async fn count_unfinished(
+    conn: &mut AsyncPgConnection,
+    owner: &SellerId,
+) -> Result<u64, DbError> {
+    let n: i64 = uploads::table
+        .filter(uploads::owner_id.eq(owner))
+        .filter(uploads::state.eq_any([UploadState::Created, UploadState::Uploading]))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 find_by_key!(
     /// The upload with this id, whoever owns it.
     find,

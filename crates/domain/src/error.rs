@@ -92,3 +92,37 @@ pub enum DomainError {
         got: u64,
     },
 }
+
+impl DomainError {
+    /// The request field the error is about, as the protobuf names it (for the
+    /// BadRequest detail of the refusal).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::InvalidUploadId(_) => "upload_id",
+            Self::InvalidItemId(_) => "item_id",
+            Self::InvalidFileId(_) => "file_id",
+            Self::InvalidItemField(message) => {
+                if message.starts_with("title") {
+                    "title"
+                } else if message.starts_with("description") {
+                    "description"
+                } else {
+                    "item"
+                }
+            }
+            Self::InvalidIdempotencyKey => "idempotency_key",
+            Self::InvalidSellerId(_) => "user_id",
+            Self::InvalidSellerGroup(_) => "group",
+            Self::InvalidFileName(_) => "file_name",
+            Self::InvalidContentType(_) => "content_type",
+            Self::InvalidSubmissionId(_) => "submission_id",
+            Self::InvalidNotificationId(_) => "notification_id",
+            Self::InvalidDigestHex(..) => "digest",
+            Self::InvalidMd5(_) => "content_md5",
+            Self::EmptyFile => "size_bytes",
+            Self::PartSizeOutOfRange { .. } | Self::TooManyParts { .. } => "part_size_bytes",
+            Self::PartNumberOutOfRange { .. } => "part_number",
+            Self::PartLengthMismatch { .. } => "content_length",
+        }
+    }
+}

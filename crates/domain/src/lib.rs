@@ -20,6 +20,7 @@ mod plan;
 mod policy;
 #[cfg(test)]
 mod readme;
+mod refusal;
 mod scan;
 mod seller;
 mod stage;
@@ -44,6 +45,7 @@ pub use item::{
 pub use notification::NotificationKind;
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
 pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
+pub use refusal::{REFUSAL_DOMAIN, Refusal};
 pub use scan::{
     Classified, RescanState, ScanVerdict, ScannerAnswer, ScannerVersion, Uninspected, classify,
     uninspected_by,

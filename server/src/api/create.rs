@@ -88,6 +88,18 @@ pub async fn handle_create_upload(
         return shown(state, caller, id).await;
     }
 
+    // Fair use: the unfinished uploads first (a refusal there costs no allowance),
+    // then one CreateUpload from the caller's minute. A retry above is neither.
+    let open = {
+        let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+        upload_db::uploads::count_unfinished(&mut conn, &caller.seller_id).await?
+    };
+    let max = state.fair_use.max_open_uploads();
+    if open >= max {
+        return Err(ApiError::TooManyOpenUploads { open, max });
+    }
+    state.fair_use.take_create(&caller.seller_id)?;
+
     let id = UploadId::new();
     let key = StorageKey::Temp {
         owner: &caller.seller_id,
@@ -108,14 +120,14 @@ pub async fn handle_create_upload(
         owner_group: caller.group,
         file_name: file_name.as_str(),
         declared_size: i64::try_from(plan.size())
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
+            .map_err(|e| ApiError::invalid("size_bytes", e.to_string()))?,
         declared_content_type: content_type.as_str(),
         temp_key: &temp_key,
         store_upload_id: &store_upload_id,
         part_size: i64::try_from(plan.part_size())
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
+            .map_err(|e| ApiError::invalid("part_size_bytes", e.to_string()))?,
         part_count: i32::try_from(plan.part_count())
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?,
+            .map_err(|e| ApiError::invalid("part_size_bytes", e.to_string()))?,
         state: UploadState::Created,
         expires_at,
         idempotency_key: idempotency_key.as_ref().map(IdempotencyKey::as_str),

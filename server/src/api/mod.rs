@@ -37,13 +37,19 @@ impl UploadApi {
 pub(crate) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     // The auth layer puts the caller here; its absence means the layer was not installed.
     req.extensions().get::<Caller>().cloned().ok_or_else(|| {
-        Status::unauthenticated("missing authorization: send 'authorization: Bearer <token>'")
+        crate::error::refusal_status(
+            tonic::Code::Unauthenticated,
+            "missing authorization: send 'authorization: Bearer <token>'",
+            upload_domain::Refusal::Unauthenticated,
+            None,
+            None,
+        )
     })
 }
 
 fn upload_id(raw: &str) -> Result<UploadId, ApiError> {
     if raw.is_empty() {
-        return Err(ApiError::InvalidArgument("upload_id is required".into()));
+        return Err(ApiError::invalid("upload_id", "upload_id is required"));
     }
     Ok(raw.parse()?)
 }
@@ -72,7 +78,8 @@ impl UploadService for UploadApi {
         let caller = caller(&req)?;
         let req = req.into_inner();
         let part = req.part.ok_or_else(|| {
-            Status::invalid_argument(
+            ApiError::invalid(
+                "part",
                 "part is required: give part_number, content_md5 and content_length",
             )
         })?;
@@ -153,7 +160,11 @@ impl UploadService for UploadApi {
         let caller = caller(&req)?;
         let id = upload_id(&req.get_ref().upload_id)?;
         let expiry = req.extensions().get::<crate::auth::TokenExpiry>().copied();
+        let slot = self.state.fair_use.open_watch(&caller.seller_id)?;
         let stream = watch::handle_watch_progress(Arc::clone(&self.state), &caller, id).await?;
-        Ok(Response::new(crate::auth::until_expiry(stream, expiry)))
+        Ok(Response::new(crate::fair_use::holding(
+            crate::auth::until_expiry(stream, expiry),
+            slot,
+        )))
     }
 }

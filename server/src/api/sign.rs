@@ -23,15 +23,19 @@ pub async fn handle_sign_parts(
 ) -> Result<Vec<pb::SignedPart>, ApiError> {
     let id = super::upload_id(raw_upload_id)?;
     if parts.is_empty() {
-        return Err(ApiError::InvalidArgument(
-            "parts is empty: give at least one part to sign".into(),
+        return Err(ApiError::invalid(
+            "parts",
+            "parts is empty: give at least one part to sign",
         ));
     }
     if parts.len() > MAX_PARTS_PER_CALL {
-        return Err(ApiError::InvalidArgument(format!(
-            "{} parts asked for; sign at most {MAX_PARTS_PER_CALL} per call",
-            parts.len()
-        )));
+        return Err(ApiError::invalid(
+            "parts",
+            format!(
+                "{} parts asked for; sign at most {MAX_PARTS_PER_CALL} per call",
+                parts.len()
+            ),
+        ));
     }
     let facts = state.owned_facts(caller, id).await?;
     let now = Utc::now();
@@ -48,10 +52,10 @@ pub async fn handle_sign_parts(
             .plan
             .check_part(part.part_number, part.content_length)?;
         if !seen.insert(number) {
-            return Err(ApiError::InvalidArgument(format!(
-                "part {} appears twice in one call",
-                number.get()
-            )));
+            return Err(ApiError::invalid(
+                "parts",
+                format!("part {} appears twice in one call", number.get()),
+            ));
         }
         let md5 = Md5Digest::from_bytes(&part.content_md5)?;
         checked.push((number, md5, part.content_length));

@@ -1,7 +1,9 @@
 //! Authorization: the domain's table decides what a verified caller may call, and
 //! on whose resources; a service acts for the seller or buyer it names.
 
-use upload_domain::{Caller, Reach, Rpc, Rule, SellerGroup, SellerId};
+use upload_domain::{Caller, Reach, Refusal, Rpc, Rule, SellerGroup, SellerId};
+
+use crate::error::refusal_status;
 
 use super::token::Verified;
 
@@ -26,7 +28,7 @@ pub fn authorize(
     };
     let subject = principal.subject.clone();
     match upload_domain::rule(rpc, principal.role) {
-        Rule::Deny => Err(tonic::Status::permission_denied(format!(
+        Rule::Deny => Err(denied(format!(
             "a {} token may not call {rpc}; the README's authorization table lists what each role may call",
             principal.role
         ))),
@@ -35,7 +37,7 @@ pub fn authorize(
         Rule::ReadAny => Ok(on(subject, verified.group, Reach::Any)),
         Rule::ActFor(scope) => {
             if !principal.scopes.contains(&scope) {
-                return Err(tonic::Status::permission_denied(format!(
+                return Err(denied(format!(
                     "the service {} may not call {rpc}: its token lacks the {scope} scope",
                     principal.subject
                 )));
@@ -48,20 +50,22 @@ pub fn authorize(
             let seller: SellerId = header(ACT_FOR_HEADER)
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| {
-                    tonic::Status::invalid_argument(format!(
-                        "a service names the seller or buyer it acts for in the {ACT_FOR_HEADER} header"
-                    ))
+                    bad_header(
+                        ACT_FOR_HEADER,
+                        format!(
+                            "a service names the seller or buyer it acts for in the {ACT_FOR_HEADER} header"
+                        ),
+                    )
                 })?
                 .parse()
-                .map_err(|e| {
-                    tonic::Status::invalid_argument(format!("{ACT_FOR_HEADER} is unusable: {e}"))
-                })?;
+                .map_err(|e| bad_header(ACT_FOR_HEADER, format!("{ACT_FOR_HEADER} is unusable: {e}")))?;
             let group = match header(ACT_FOR_GROUP_HEADER) {
                 None => SellerGroup::Standard,
                 Some(raw) => raw.parse().map_err(|e| {
-                    tonic::Status::invalid_argument(format!(
-                        "{ACT_FOR_GROUP_HEADER} is unusable: {e}"
-                    ))
+                    bad_header(
+                        ACT_FOR_GROUP_HEADER,
+                        format!("{ACT_FOR_GROUP_HEADER} is unusable: {e}"),
+                    )
                 })?,
             };
             tracing::info!(
@@ -74,6 +78,28 @@ pub fn authorize(
             Ok(on(seller, group, Reach::Own))
         }
     }
+}
+
+/// PERMISSION_DENIED, with its ErrorInfo.
+fn denied(message: String) -> tonic::Status {
+    refusal_status(
+        tonic::Code::PermissionDenied,
+        message,
+        Refusal::PermissionDenied,
+        None,
+        None,
+    )
+}
+
+/// INVALID_ARGUMENT about a header, named in the BadRequest detail.
+fn bad_header(header: &str, message: String) -> tonic::Status {
+    refusal_status(
+        tonic::Code::InvalidArgument,
+        message,
+        Refusal::InvalidArgument,
+        Some(header),
+        None,
+    )
 }
 
 #[cfg(test)]

@@ -58,10 +58,7 @@ pub fn until_expiry<T: Send + 'static>(
             match next {
                 Next::Item(Some(item)) => Some((item, (stream, false))),
                 Next::Item(None) => None,
-                Next::Expired => Some((
-                    Err(tonic::Status::unauthenticated(STREAM_TOKEN_EXPIRED)),
-                    (stream, true),
-                )),
+                Next::Expired => Some((Err(unauthenticated(STREAM_TOKEN_EXPIRED)), (stream, true))),
             }
         },
     ))
@@ -146,11 +143,11 @@ where
             let refused = |status: tonic::Status| Ok(status.into_http::<ResB>());
             let token = match bearer(&req) {
                 Ok(token) => token.to_owned(),
-                Err(message) => return refused(tonic::Status::unauthenticated(message)),
+                Err(message) => return refused(unauthenticated(message)),
             };
             let verified = match keys.verify(&token).await {
                 Ok(verified) => verified,
-                Err(message) => return refused(tonic::Status::unauthenticated(message)),
+                Err(message) => return refused(unauthenticated(message)),
             };
             // A path that is none of our RPCs reaches no handler of ours: the router
             // answers it (UNIMPLEMENTED), with no caller in the request.
@@ -168,6 +165,17 @@ where
         }
         .boxed()
     }
+}
+
+/// UNAUTHENTICATED, with its ErrorInfo.
+fn unauthenticated(message: impl Into<String>) -> tonic::Status {
+    crate::error::refusal_status(
+        tonic::Code::Unauthenticated,
+        message,
+        upload_domain::Refusal::Unauthenticated,
+        None,
+        None,
+    )
 }
 
 #[cfg(test)]

@@ -32,15 +32,16 @@ impl ItemApi {
 
 fn item_id(raw: &str) -> Result<ItemId, ApiError> {
     if raw.is_empty() {
-        return Err(ApiError::InvalidArgument("item_id is required".into()));
+        return Err(ApiError::invalid("item_id", "item_id is required"));
     }
     Ok(raw.parse()?)
 }
 
 fn file_id(raw: &str) -> Result<FileId, ApiError> {
     if raw.is_empty() {
-        return Err(ApiError::InvalidArgument(
-            "file_id is required: take it from GetItem or ListVersions".into(),
+        return Err(ApiError::invalid(
+            "file_id",
+            "file_id is required: take it from GetItem or ListVersions",
         ));
     }
     Ok(raw.parse()?)
@@ -117,8 +118,12 @@ impl ItemService for ItemApi {
         let caller = caller(&req)?;
         let id = item_id(&req.get_ref().item_id)?;
         let expiry = req.extensions().get::<crate::auth::TokenExpiry>().copied();
+        let slot = self.state.fair_use.open_watch(&caller.seller_id)?;
         let stream = view::handle_watch_item(Arc::clone(&self.state), caller, id).await?;
-        Ok(Response::new(crate::auth::until_expiry(stream, expiry)))
+        Ok(Response::new(crate::fair_use::holding(
+            crate::auth::until_expiry(stream, expiry),
+            slot,
+        )))
     }
 
     async fn list_versions(
@@ -211,9 +216,12 @@ async fn change_grant(
 /// A user id to grant to: the subject their tokens carry.
 fn grantee(raw: &str) -> Result<SellerId, ApiError> {
     raw.parse().map_err(|_| {
-        ApiError::InvalidArgument(format!(
-            "user_id {:?} is not a user id: 1-64 letters, digits, '-' or '_', as in the user's token",
-            raw.chars().take(80).collect::<String>()
-        ))
+        ApiError::invalid(
+            "user_id",
+            format!(
+                "user_id {:?} is not a user id: 1-64 letters, digits, '-' or '_', as in the user's token",
+                raw.chars().take(80).collect::<String>()
+            ),
+        )
     })
 }

@@ -15,8 +15,9 @@ fn kind(raw: i32) -> Result<ItemKind, ApiError> {
     match pb::ItemKind::try_from(raw) {
         Ok(pb::ItemKind::DigitalFile) => Ok(ItemKind::DigitalFile),
         Ok(pb::ItemKind::Video) => Ok(ItemKind::Video),
-        _ => Err(ApiError::InvalidArgument(
-            "kind is required: ITEM_KIND_DIGITAL_FILE or ITEM_KIND_VIDEO".into(),
+        _ => Err(ApiError::invalid(
+            "kind",
+            "kind is required: ITEM_KIND_DIGITAL_FILE or ITEM_KIND_VIDEO",
         )),
     }
 }
@@ -24,23 +25,25 @@ fn kind(raw: i32) -> Result<ItemKind, ApiError> {
 /// The request's files, parsed; each upload at most once.
 fn files(raw: &[pb::FileToSubmit]) -> Result<Vec<(UploadId, Option<FileId>)>, ApiError> {
     if raw.len() > MAX_ITEM_FILES {
-        return Err(ApiError::InvalidArgument(format!(
-            "at most {MAX_ITEM_FILES} files per submission; {} were given",
-            raw.len()
-        )));
+        return Err(ApiError::invalid(
+            "files",
+            format!(
+                "at most {MAX_ITEM_FILES} files per submission; {} were given",
+                raw.len()
+            ),
+        ));
     }
     let mut out: Vec<(UploadId, Option<FileId>)> = Vec::with_capacity(raw.len());
     for f in raw {
         if f.upload_id.is_empty() {
-            return Err(ApiError::InvalidArgument(
-                "every file needs an upload_id".into(),
-            ));
+            return Err(ApiError::invalid("files", "every file needs an upload_id"));
         }
         let upload: UploadId = f.upload_id.parse()?;
         if out.iter().any(|(u, _)| *u == upload) {
-            return Err(ApiError::InvalidArgument(format!(
-                "upload {upload} is given twice"
-            )));
+            return Err(ApiError::invalid(
+                "files",
+                format!("upload {upload} is given twice"),
+            ));
         }
         let file = if f.file_id.is_empty() {
             None

@@ -14,7 +14,7 @@ fn version_number(raw: u32) -> Result<i32, ApiError> {
     i32::try_from(raw)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| ApiError::InvalidArgument(format!("version {raw} is out of range")))
+        .ok_or_else(|| ApiError::invalid("version", format!("version {raw} is out of range")))
 }
 
 /// Every version of the item's files (or of one), newest first per file.

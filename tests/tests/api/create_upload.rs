@@ -300,3 +300,98 @@ async fn a_key_reused_for_another_file_is_already_exists_and_keys_are_per_seller
         .expect("another seller's key");
     assert_ne!(theirs.upload_id, first.upload_id);
 }
+
+/// The stable code and the retry delay a refusal's details carry.
+fn details(status: &tonic::Status) -> (Option<String>, Option<std::time::Duration>) {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    (
+        details.error_info().map(|i| i.reason.clone()),
+        details.retry_info().and_then(|r| r.retry_delay),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_beyond_the_callers_minute_are_refused_with_when_to_retry() {
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![("UPLOAD_CREATES_PER_MINUTE".into(), "3".into())],
+        ..no_worker()
+    })
+    .await;
+    let client = app.client("seller-busy", SellerGroup::Standard).await;
+    let mut made = Vec::new();
+    for n in 0..3 {
+        made.push(
+            create_keyed(&client, &format!("busy-{n}"), MIB)
+                .await
+                .expect("within the minute's allowance"),
+        );
+    }
+    let before = app.fingerprint().await;
+    let refused = create_keyed(&client, "busy-3", MIB)
+        .await
+        .expect_err("the fourth in a minute");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("3 a minute"),
+        "{}",
+        refused.message()
+    );
+    let (reason, retry) = details(&refused);
+    assert_eq!(
+        reason.as_deref(),
+        Some(upload_domain::Refusal::CreateRateExceeded.as_str())
+    );
+    // Three a minute: the next one is at most 20 s away.
+    let retry = retry.expect("RetryInfo");
+    assert!(
+        retry >= std::time::Duration::from_secs(1) && retry <= std::time::Duration::from_secs(20),
+        "{retry:?}"
+    );
+    // A retry of a create that was answered costs nothing and is not refused.
+    let again = create_keyed(&client, "busy-0", MIB).await.expect("a retry");
+    assert_eq!(again.upload_id, made[0].upload_id);
+    before.assert_unchanged(&app.fingerprint().await, "a refused create");
+    // Another seller has an allowance of their own.
+    let other = app.client("seller-calm", SellerGroup::Standard).await;
+    create_keyed(&other, "calm-0", MIB)
+        .await
+        .expect("another seller's create");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_with_too_many_unfinished_uploads_must_finish_or_abort_some_first() {
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![("UPLOAD_MAX_OPEN_UPLOADS".into(), "2".into())],
+        ..no_worker()
+    })
+    .await;
+    let client = app.client("seller-open", SellerGroup::Standard).await;
+    let first = create_keyed(&client, "open-0", MIB).await.expect("first");
+    create_keyed(&client, "open-1", MIB).await.expect("second");
+    let before = app.fingerprint().await;
+    let refused = create_keyed(&client, "open-2", MIB)
+        .await
+        .expect_err("a third unfinished upload");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("complete or abort"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        details(&refused).0.as_deref(),
+        Some(upload_domain::Refusal::TooManyOpenUploads.as_str())
+    );
+    before.assert_unchanged(&app.fingerprint().await, "a refused create");
+    client
+        .api()
+        .abort_upload(pb::AbortUploadRequest {
+            upload_id: first.upload_id,
+        })
+        .await
+        .expect("AbortUpload");
+    create_keyed(&client, "open-2", MIB)
+        .await
+        .expect("room again after an abort");
+}

@@ -117,3 +117,53 @@ async fn a_watch_ends_when_its_token_expires_and_one_with_time_left_stays_open()
         "an idle watch with a valid token stays open"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_holds_only_so_many_watches_at_once() {
+    let app = TestApp::spawn_with(upload_e2e::AppOptions {
+        worker: false,
+        env: vec![("UPLOAD_MAX_WATCHES".into(), "2".into())],
+        ..Default::default()
+    })
+    .await;
+    let (client, upload) = app
+        .upload_parts("seller-watcher", &TestFile::random(6 * MIB), Some(&[1]))
+        .await;
+    let first = client.watch(&upload.upload_id).await.expect("first watch");
+    let _second = client.watch(&upload.upload_id).await.expect("second watch");
+    let refused = client
+        .watch(&upload.upload_id)
+        .await
+        .expect_err("a third watch at once");
+    let status = match refused {
+        upload_client::ClientError::Rpc(status) => status,
+        other => panic!("{other}"),
+    };
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    assert_eq!(
+        details.error_info().map(|i| i.reason.as_str()),
+        Some(upload_domain::Refusal::TooManyWatches.as_str())
+    );
+    assert!(details.retry_info().and_then(|r| r.retry_delay).is_some());
+    // Another seller is not counted against this one.
+    let (other, theirs) = app
+        .upload_parts(
+            "seller-other-watcher",
+            &TestFile::random(6 * MIB),
+            Some(&[1]),
+        )
+        .await;
+    other
+        .watch(&theirs.upload_id)
+        .await
+        .expect("another seller");
+    // A closed stream frees its slot.
+    drop(first);
+    upload_e2e::poll_until("a freed watch slot", Duration::from_secs(10), || async {
+        let again = client.watch(&upload.upload_id).await;
+        (again.is_ok(), again.is_ok())
+    })
+    .await;
+}

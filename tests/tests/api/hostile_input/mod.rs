@@ -25,17 +25,36 @@ use upload_e2e::TestApp;
 
 type Call = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>;
 
-/// How a call was refused: a gRPC code's name or an HTTP status, and the message.
+/// How a call was refused: a gRPC code's name or an HTTP status, the message,
+/// and (for gRPC) the details: ErrorInfo's reason and domain, BadRequest's fields.
 pub(crate) struct Refusal {
     code: String,
     message: String,
+    details: Option<Details>,
+}
+
+/// The error details of a gRPC refusal.
+struct Details {
+    reason: Option<(String, String)>,
+    fields: Vec<String>,
 }
 
 impl From<tonic::Status> for Refusal {
     fn from(status: tonic::Status) -> Self {
+        use tonic_types::StatusExt;
+        let details = status.get_error_details();
         Self {
             code: format!("{:?}", status.code()),
             message: status.message().to_owned(),
+            details: Some(Details {
+                reason: details
+                    .error_info()
+                    .map(|i| (i.reason.clone(), i.domain.clone())),
+                fields: details
+                    .bad_request()
+                    .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+                    .unwrap_or_default(),
+            }),
         }
     }
 }
@@ -84,6 +103,7 @@ pub(crate) fn store_case(
                 Err(Refusal {
                     code: status.to_string(),
                     message: body,
+                    details: None,
                 })
             }
         }),
@@ -113,6 +133,30 @@ pub(crate) async fn refuse_all(app: &TestApp, surface: &str, cases: Vec<Case>) -
                 case.name,
                 refusal.message
             );
+        }
+        // Every gRPC refusal carries its stable code; a malformed field is named.
+        if let Some(details) = &refusal.details {
+            let (reason, domain) = details
+                .reason
+                .clone()
+                .unwrap_or_else(|| panic!("{surface}/{}: no ErrorInfo detail", case.name));
+            assert_eq!(
+                domain,
+                upload_domain::REFUSAL_DOMAIN,
+                "{surface}/{}",
+                case.name
+            );
+            let known: upload_domain::Refusal = reason
+                .parse()
+                .unwrap_or_else(|e| panic!("{surface}/{}: {e}", case.name));
+            if refusal.code == "InvalidArgument" && known == upload_domain::Refusal::InvalidArgument
+            {
+                assert!(
+                    !details.fields.is_empty(),
+                    "{surface}/{}: INVALID_ARGUMENT without a BadRequest field",
+                    case.name
+                );
+            }
         }
         let after = app.fingerprint().await;
         before.assert_unchanged(&after, &format!("{surface}/{}", case.name));
