@@ -19,6 +19,10 @@ dir=$(dirname "$(deploy/local/stack.sh env)")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export UPLOAD_GRPC_ADDR=127.0.0.1:$port
 
+# The server speaks TLS with a certificate of a local CA (made once, kept); the CLI
+# trusts that CA (--ca-cert).
+"$bin/upload-server" dev-certs --dir "$dir/tls"
+export UPLOAD_TLS_CERT=$dir/tls/server.pem UPLOAD_TLS_KEY=$dir/tls/server-key.pem
 "$bin/upload-server" serve > "$dir/demo-server.log" 2>&1 &
 server=$!
 "$bin/upload-worker" > "$dir/demo-worker.log" 2>&1 &
@@ -40,7 +44,7 @@ echo "local sha256 $(sha256sum "$file" | cut -d' ' -f1)"
 
 token=$("$bin/upload-server" mint-token --seller demo-seller --group standard \
   --signing-key "$dir/keys/signing-key.pk8")
-"$bin/upload" --endpoint "http://127.0.0.1:$port" --token "$token" \
+"$bin/upload" --endpoint "https://127.0.0.1:$port" --ca-cert "$dir/tls/ca.pem" --token "$token" \
   put "$file" --content-type application/octet-stream --part-size 16777216 --concurrency 4
 
 # A short video, made here with ffmpeg: the scan, ffprobe's media facts and the
@@ -52,5 +56,5 @@ if [ ! -f "$video" ]; then
     -f lavfi -i sine=frequency=440:duration=10 -c:v libx264 -preset veryfast \
     -pix_fmt yuv420p -c:a aac -shortest "$video"
 fi
-"$bin/upload" --endpoint "http://127.0.0.1:$port" --token "$token" \
+"$bin/upload" --endpoint "https://127.0.0.1:$port" --ca-cert "$dir/tls/ca.pem" --token "$token" \
   put "$video" --content-type video/mp4 --concurrency 4

@@ -4,7 +4,8 @@
 //! ItemService ones, one file per family of calls; `snapshot` the one read model
 //! of an upload they return; `convert` the protobuf forms; `error` every reason a
 //! call fails with its status; `auth` the token layer; `state` what handlers share; `fair_use` the per-caller limits;
-//! `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY.
+//! `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the
+//! gRPC port's TLS with certificates reloaded from their files.
 
 pub mod api;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod part_recorder;
 pub mod progress_hub;
 pub mod snapshot;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -100,7 +102,7 @@ pub async fn serve(
             http::HeaderName::from_static("grpc-status"),
             http::HeaderName::from_static("grpc-message"),
         ]);
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tower_http::trace::TraceLayer::new_for_grpc())
         .layer(cors)
@@ -109,12 +111,24 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(UploadServiceServer::new(UploadApi::new(Arc::clone(&state))))
-        .add_service(ItemServiceServer::new(ItemApi::new(state)))
-        .serve_with_incoming_shutdown(
-            // Small unary calls must not wait on Nagle's algorithm (40 ms per call).
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+        .add_service(ItemServiceServer::new(ItemApi::new(state)));
+    match &cfg.tls {
+        Some(tls) => {
+            let acceptor =
+                tls::acceptor(tls).map_err(|e| anyhow::anyhow!("TLS (UPLOAD_TLS_CERT): {e}"))?;
+            router
+                .serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown)
+                .await?;
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    // Small unary calls must not wait on Nagle's algorithm (40 ms per call).
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await?;
+        }
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ use upload_config::{AuthConfig, Env, ServerConfig, StoreConfig};
 use upload_domain::{Role, Scope, SellerGroup, SellerId};
 use upload_server::auth::jwks::{SigningKey, jwks_document};
 use upload_server::auth::{Claims, TokenKeys};
+use upload_server::tls::DevCa;
 use upload_storage::{LifecycleRules, Store, apply_bucket_rules};
 
 /// The upload service's gRPC server.
@@ -44,6 +45,15 @@ enum Command {
         /// How long the token is valid, in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
+    },
+    /// Make a local CA and a server certificate for 127.0.0.1 and localhost, for
+    /// development: DIR/ca.pem (trusted by clients: `upload --ca-cert`),
+    /// DIR/server.pem and DIR/server-key.pem (UPLOAD_TLS_CERT, UPLOAD_TLS_KEY).
+    /// Kept when they exist.
+    DevCerts {
+        /// Where to write them.
+        #[arg(long)]
+        dir: std::path::PathBuf,
     },
     /// Make a local Ed25519 key pair for development: DIR/signing-key.pk8 (kept if
     /// it exists) and DIR/jwks.json, the JWKS the server reads (UPLOAD_JWKS).
@@ -130,6 +140,27 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             println!("{token}");
+            Ok(())
+        }
+        Command::DevCerts { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let (ca_path, cert_path, key_path) = (
+                dir.join("ca.pem"),
+                dir.join("server.pem"),
+                dir.join("server-key.pem"),
+            );
+            if !(ca_path.exists() && cert_path.exists() && key_path.exists()) {
+                let ca =
+                    DevCa::generate("upload local development CA").map_err(anyhow::Error::msg)?;
+                let (cert, key) = ca
+                    .server_cert(&["127.0.0.1", "localhost"])
+                    .map_err(anyhow::Error::msg)?;
+                std::fs::write(&ca_path, ca.cert_pem())?;
+                std::fs::write(&cert_path, cert)?;
+                let _ = std::fs::remove_file(&key_path);
+                write_private(&key_path, key.as_bytes())?;
+            }
+            eprintln!("dev certificates in {}", dir.display());
             Ok(())
         }
         Command::DevKeys { dir } => {

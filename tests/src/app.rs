@@ -17,7 +17,7 @@ use crate::stack::{connect, create_database, drop_database, stack_env};
 
 /// A running server and worker over a database of their own.
 pub struct TestApp {
-    /// The gRPC endpoint, `http://127.0.0.1:PORT`.
+    /// The gRPC endpoint, `http://127.0.0.1:PORT` (`https://` with TLS).
     pub endpoint: String,
     /// The test's database URL.
     pub database_url: String,
@@ -99,7 +99,15 @@ impl TestApp {
         let mut env = stack;
         // The harness signs HS256 tokens of its own; the stack's local issuer (its
         // JWKS) is for the demo. A test that wants a JWKS sets one in its options.
-        for name in ["UPLOAD_JWKS", "UPLOAD_JWT_ISSUER", "UPLOAD_JWT_AUDIENCE"] {
+        // Likewise its TLS settings, if a demo's environment was kept: a test that
+        // wants TLS sets its own.
+        for name in [
+            "UPLOAD_JWKS",
+            "UPLOAD_JWT_ISSUER",
+            "UPLOAD_JWT_AUDIENCE",
+            "UPLOAD_TLS_CERT",
+            "UPLOAD_TLS_KEY",
+        ] {
             env.remove(name);
         }
         env.insert("UPLOAD_DATABASE_URL".into(), database_url.clone());
@@ -271,7 +279,12 @@ impl Drop for Running {
 /// Serves the API with `config` on a free loopback port; returns its endpoint.
 async fn start_server(config: ServerConfig) -> anyhow::Result<(String, Running)> {
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = format!("{scheme}://{}", listener.local_addr()?);
     let state = upload_server::build_state(&config).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -117,8 +117,19 @@ pub struct UploadClient {
 
 impl UploadClient {
     /// Connects to `endpoint` (for example `http://127.0.0.1:50051`) with a bearer token.
+    /// An `https://` endpoint is trusted through the system's root certificates.
     pub async fn connect(endpoint: &str, token: &str) -> Result<Self, ClientError> {
-        Self::connect_with(endpoint, token, None).await
+        Self::connect_with(endpoint, token, None, None).await
+    }
+
+    /// Connects to an `https://` endpoint whose certificate a private CA issued
+    /// (`ca_pem`, PEM), trusting that CA alone.
+    pub async fn connect_trusting(
+        endpoint: &str,
+        token: &str,
+        ca_pem: &[u8],
+    ) -> Result<Self, ClientError> {
+        Self::connect_with(endpoint, token, None, Some(ca_pem)).await
     }
 
     /// Connects with a service's token, acting for the seller or buyer `subject`
@@ -134,22 +145,33 @@ impl UploadClient {
             subject: value(subject)?,
             group: value(group)?,
         };
-        Self::connect_with(endpoint, token, Some(act_for)).await
+        Self::connect_with(endpoint, token, Some(act_for), None).await
     }
 
     async fn connect_with(
         endpoint: &str,
         token: &str,
         act_for: Option<ActFor>,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Self, ClientError> {
-        let channel = Channel::from_shared(endpoint.to_owned())
-            .map_err(|_| {
-                ClientError::Rpc(tonic::Status::invalid_argument(format!(
-                    "bad endpoint {endpoint:?}"
-                )))
-            })?
-            .connect()
-            .await?;
+        let bad_endpoint = |why: String| {
+            ClientError::Rpc(tonic::Status::invalid_argument(format!(
+                "bad endpoint {endpoint:?}: {why}"
+            )))
+        };
+        let mut builder =
+            Channel::from_shared(endpoint.to_owned()).map_err(|e| bad_endpoint(e.to_string()))?;
+        if endpoint.starts_with("https://") {
+            let tls = tonic::transport::ClientTlsConfig::new();
+            let tls = match ca_pem {
+                Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                None => tls.with_native_roots(),
+            };
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| bad_endpoint(e.to_string()))?;
+        }
+        let channel = builder.connect().await?;
         let value: MetadataValue<_> = format!("Bearer {token}")
             .parse()
             .map_err(|_| ClientError::BadToken)?;

@@ -10,7 +10,9 @@ mod shared;
 mod source;
 mod worker;
 
-pub use server::{AuthConfig, CorsOrigins, FairUseConfig, ServerConfig, UploadPolicyConfig};
+pub use server::{
+    AuthConfig, CorsOrigins, FairUseConfig, ServerConfig, TlsConfig, UploadPolicyConfig,
+};
 pub use shared::{DatabaseConfig, StoreConfig};
 pub use source::{ConfigError, Env, PLACEHOLDER, Source};
 pub use upload_domain::TypePolicy;

@@ -198,6 +198,51 @@ pub struct ServerConfig {
     pub cors_origins: CorsOrigins,
     /// Per-caller fair-use limits.
     pub fair_use: FairUseConfig,
+    /// TLS on the gRPC port; plaintext when `None`.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS on the gRPC port, from PEM files read again when they change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `UPLOAD_TLS_CERT`: the certificate chain (PEM), leaf first.
+    pub cert: std::path::PathBuf,
+    /// `UPLOAD_TLS_KEY`: its private key (PEM).
+    pub key: std::path::PathBuf,
+    /// `UPLOAD_TLS_RELOAD_SECS`: how often the files are looked at for a renewed
+    /// certificate (default 10).
+    pub reload: Duration,
+}
+
+impl TlsConfig {
+    /// Reads the TLS settings: both files or neither.
+    pub fn from_source(src: &dyn Source) -> Result<Option<Self>, ConfigError> {
+        let set = |name: &'static str| src.get(name).filter(|v| !v.trim().is_empty());
+        let (cert, key) = match (set("UPLOAD_TLS_CERT"), set("UPLOAD_TLS_KEY")) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    name: "UPLOAD_TLS_KEY",
+                    hint: "the private key of UPLOAD_TLS_CERT (PEM)",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    name: "UPLOAD_TLS_CERT",
+                    hint: "the certificate chain of UPLOAD_TLS_KEY (PEM)",
+                });
+            }
+        };
+        Ok(Some(Self {
+            cert: cert.into(),
+            key: key.into(),
+            reload: Duration::from_secs(positive(
+                "UPLOAD_TLS_RELOAD_SECS",
+                parsed(src, "UPLOAD_TLS_RELOAD_SECS", 10)?,
+            )?),
+        }))
+    }
 }
 
 /// Fair use, per seller or buyer a call acts for.
@@ -317,6 +362,7 @@ impl ServerConfig {
             auth: AuthConfig::from_source(src)?,
             cors_origins: parsed(src, "UPLOAD_CORS_ORIGINS", CorsOrigins::default())?,
             fair_use: FairUseConfig::from_source(src)?,
+            tls: TlsConfig::from_source(src)?,
         })
     }
 }

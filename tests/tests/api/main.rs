@@ -20,6 +20,7 @@ mod list_versions;
 mod set_current_version;
 mod sign_part;
 mod submit_item;
+mod tls;
 mod watch_item;
 mod watch_progress;
 

@@ -28,6 +28,10 @@ struct Cli {
     /// Your bearer token.
     #[arg(long, env = "UPLOAD_TOKEN", hide_env_values = true)]
     token: String,
+    /// For an https:// endpoint whose certificate a private CA issued: that CA's
+    /// certificate (PEM). Without it, the system's root certificates are trusted.
+    #[arg(long, env = "UPLOAD_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// Print one line per event instead of progress bars (the default when stderr is
     /// not a terminal).
     #[arg(long)]
@@ -259,7 +263,13 @@ async fn put_or_resume(
 async fn run(cli: Cli) -> Result<(), ClientError> {
     let plain = cli.plain || !std::io::stderr().is_terminal();
     let display = Arc::new(Display::new(plain));
-    let client = UploadClient::connect(&cli.endpoint, &cli.token).await?;
+    let client = match &cli.ca_cert {
+        Some(path) => {
+            let pem = std::fs::read(path)?;
+            UploadClient::connect_trusting(&cli.endpoint, &cli.token, &pem).await?
+        }
+        None => UploadClient::connect(&cli.endpoint, &cli.token).await?,
+    };
     match cli.command {
         Command::Put {
             file,
