@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use upload_db::UPLOAD_EVENTS_CHANNEL;
@@ -167,7 +167,7 @@ async fn listen_forever(
 async fn listen(url: &str, watchers: &Watchers) -> Result<(), diesel::result::Error> {
     // A peer that accepts and then says nothing must not hold the listener forever.
     let setup = async {
-        let mut conn = AsyncPgConnection::establish(url)
+        let mut conn = upload_db::establish(url)
             .await
             .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
         diesel::sql_query(format!("LISTEN {UPLOAD_EVENTS_CHANNEL}"))

@@ -10,11 +10,23 @@ pub struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// The CA certificate clients verify the cluster with, when it takes TLS alone.
+    tls: Option<PathBuf>,
 }
 
 impl PrivatePostgres {
     /// Initialises and starts a cluster (trust authentication, loopback only).
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A cluster that takes TLS connections alone, with a certificate for
+    /// 127.0.0.1 that `ca` issued; its URLs ask for `sslmode=verify-full`.
+    pub fn start_tls_only(ca: &upload_server::tls::DevCa) -> Self {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&upload_server::tls::DevCa>) -> Self {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("upload-test-pg-")
@@ -42,10 +54,44 @@ impl PrivatePostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
+        let tls = ca.map(|ca| {
+            let (cert, key) = ca.server_cert(&["127.0.0.1"]).expect("a server certificate");
+            std::fs::write(data.join("server.crt"), cert).expect("server.crt");
+            std::fs::write(data.join("server.key"), key).expect("server.key");
+            let ca_path = dir.path().join("ca.pem");
+            std::fs::write(&ca_path, ca.cert_pem()).expect("ca.pem");
+            let mut conf = std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .expect("postgresql.conf");
+            std::io::Write::write_all(&mut conf, b"\nssl = on\n").expect("ssl on");
+            // Plain TCP connections are refused: only TLS gets in.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .expect("pg_hba.conf");
+            if is_root() {
+                let status = Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(dir.path())
+                    .status()
+                    .expect("chown");
+                assert!(status.success(), "chown of the TLS files failed");
+            }
+            let status = Command::new("chmod")
+                .arg("600")
+                .arg(data.join("server.key"))
+                .status()
+                .expect("chmod");
+            assert!(status.success(), "chmod of the key failed");
+            ca_path
+        });
         let pg = Self {
             port: crate::free_port(),
             dir,
             bin,
+            tls,
         };
         pg.pg_ctl(&["start", "-w", "-t", "30"]);
         pg
@@ -53,7 +99,10 @@ impl PrivatePostgres {
 
     /// The URL of the cluster's `postgres` database.
     pub fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let tls = self.tls.as_ref().map_or_else(String::new, |ca| {
+            format!("?sslmode=verify-full&sslrootcert={}", ca.display())
+        });
+        format!("postgres://postgres@127.0.0.1:{}/postgres{tls}", self.port)
     }
 
     /// Restarts the cluster as an operator would (`pg_ctl restart -m fast`):

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 /// The stack's environment, from the process or from the file the stack script writes.
 pub fn stack_env() -> HashMap<String, String> {
@@ -25,18 +25,20 @@ pub fn stack_env() -> HashMap<String, String> {
         .collect()
 }
 
-/// The URL of database `name` on the server `admin_url` points at.
+/// The URL of database `name` on the server `admin_url` points at (its query,
+/// `sslmode` and the like, kept).
 pub(crate) fn db_url(admin_url: &str, name: &str) -> String {
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(admin_url);
-    format!("{base}/{name}")
+    let (address, query) = match admin_url.split_once('?') {
+        Some((address, query)) => (address, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let base = address.rsplit_once('/').map_or(address, |(b, _)| b);
+    format!("{base}/{name}{query}")
 }
 
-/// A connection to `url`.
+/// A connection to `url`, as its `sslmode` asks.
 pub(crate) async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
-    AsyncPgConnection::establish(url)
+    upload_db::establish(url)
         .await
         .context("connecting to the test PostgreSQL")
 }

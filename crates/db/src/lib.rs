@@ -6,7 +6,8 @@
 //! upload the API shows; `results` and `progress` what jobs record; `submit`,
 //! `submissions`, `items`, `grants` and `versions` the item side; `jobs` queue
 //! names and enqueueing; `notifications` what sellers are told; `sweep` what the
-//! sweeper looks for; `rescan` the re-scans of the catalogue when signatures change.
+//! sweeper looks for; `rescan` the re-scans of the catalogue when signatures change;
+//! `connect` and `pool` open connections as the URL's `sslmode` asks.
 
 /// Declares `pub async fn $name(conn, key) -> Result<Option<$row>, DbError>`: the
 /// row of schema table `$table` (in scope) with that primary key, read as `$row`.
@@ -29,6 +30,7 @@ macro_rules! find_by_key {
     };
 }
 
+mod connect;
 mod error;
 pub mod grants;
 pub mod items;
@@ -49,6 +51,7 @@ pub mod sweep;
 pub mod uploads;
 pub mod versions;
 
+pub use connect::establish;
 pub use diesel_async::AsyncPgConnection;
 pub use error::DbError;
 pub use migrate::{revert_migrations, run_migrations};

@@ -18,11 +18,9 @@ pub async fn run_migrations(url: &str) -> Result<(), DbError> {
         .map_err(|e| DbError::Migration(format!("job queue: {e}")))?;
     pool.close().await;
 
-    let url = url.to_owned();
+    let mut conn =
+        AsyncConnectionWrapper::<AsyncPgConnection>::from(crate::connect::establish(url).await?);
     tokio::task::spawn_blocking(move || {
-        use diesel::Connection;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-            .map_err(|e| DbError::Connect(e.to_string()))?;
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|e| DbError::Migration(e.to_string()))?;
         Ok::<_, DbError>(())
@@ -34,11 +32,9 @@ pub async fn run_migrations(url: &str) -> Result<(), DbError> {
 /// Reverts every domain migration (the job queue's tables are left alone). For
 /// tests and for operators undoing a deployment.
 pub async fn revert_migrations(url: &str) -> Result<usize, DbError> {
-    let url = url.to_owned();
+    let mut conn =
+        AsyncConnectionWrapper::<AsyncPgConnection>::from(crate::connect::establish(url).await?);
     tokio::task::spawn_blocking(move || {
-        use diesel::Connection;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-            .map_err(|e| DbError::Connect(e.to_string()))?;
         conn.revert_all_migrations(MIGRATIONS)
             .map(|reverted| reverted.len())
             .map_err(|e| DbError::Migration(e.to_string()))

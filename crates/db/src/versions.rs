@@ -27,10 +27,7 @@ pub struct ContentLock {
 impl ContentLock {
     /// Waits for the lock on `md5`'s key, on a new connection to `database_url`.
     pub async fn acquire(database_url: &str, md5: Md5Digest) -> Result<Self, DbError> {
-        use diesel_async::AsyncConnection;
-        let mut conn = AsyncPgConnection::establish(database_url)
-            .await
-            .map_err(|e| DbError::Connect(e.to_string()))?;
+        let mut conn = crate::connect::establish(database_url).await?;
         diesel::sql_query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
             .bind::<Text, _>(format!("content:{md5}"))
             .execute(&mut conn)

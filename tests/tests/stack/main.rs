@@ -5,6 +5,7 @@
 mod clamd;
 mod ffmpeg_runs;
 mod migrations;
+mod postgres_tls;
 mod production_config;
 mod upload_flow;
 mod web_page;
