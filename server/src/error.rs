@@ -375,6 +375,8 @@ impl ApiError {
 /// How long a client should wait before retrying a call that met an unavailable
 /// dependency.
 const RETRY_UNAVAILABLE: Duration = Duration::from_secs(1);
+/// How long a caller with too many unfinished uploads is told to wait.
+const RETRY_OPEN_UPLOADS: Duration = Duration::from_secs(30);
 
 /// A refusal with its details: ErrorInfo (`reason`, the service's domain), a
 /// BadRequest naming `field` when there is one, RetryInfo when a retry may work.
@@ -409,6 +411,8 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument { field, .. } => (Some(*field), None),
             ApiError::CreateRateExceeded { retry_after, .. }
             | ApiError::TooManyWatches { retry_after, .. } => (None, Some(*retry_after)),
+            // Room comes when the caller's own uploads finish: look again in a while.
+            ApiError::TooManyOpenUploads { .. } => (None, Some(RETRY_OPEN_UPLOADS)),
             ApiError::Unavailable(_) => (None, Some(RETRY_UNAVAILABLE)),
             _ => (None, None),
         };

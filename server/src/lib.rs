@@ -107,7 +107,13 @@ pub async fn serve(
         .layer(tower_http::trace::TraceLayer::new_for_grpc())
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(AuthLayer::new(keys))
+        .layer(
+            AuthLayer::new(keys).with_mtls(auth::MtlsServices::new(
+                cfg.tls
+                    .as_ref()
+                    .map_or(&[][..], |tls| tls.mtls_services.as_slice()),
+            )),
+        )
         .add_service(health_service)
         .add_service(reflection)
         .add_service(UploadServiceServer::new(UploadApi::new(Arc::clone(&state))))

@@ -97,11 +97,30 @@ pub fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
         }
     });
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(|e| e.to_string())?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        // mTLS: a client without a certificate this CA issued fails the handshake.
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(ca)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read the client CA {}: {e}", ca.display()))?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| e.to_string())?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("the client CA {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     // gRPC over HTTP/2; gRPC-web from browsers over HTTP/1.1 too.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
@@ -174,6 +193,22 @@ impl DevCa {
     /// The CA's certificate (PEM), the one clients trust.
     pub fn cert_pem(&self) -> String {
         self.issuer.pem()
+    }
+
+    /// A client certificate naming `common_name` (a service, for mTLS) signed by
+    /// this CA: (certificate PEM, private key PEM).
+    pub fn client_cert(&self, common_name: &str) -> Result<(String, String), String> {
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| e.to_string())?;
+        Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// A server certificate for `names` (host names or IP addresses) signed by

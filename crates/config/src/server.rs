@@ -212,6 +212,13 @@ pub struct TlsConfig {
     /// `UPLOAD_TLS_RELOAD_SECS`: how often the files are looked at for a renewed
     /// certificate (default 10).
     pub reload: Duration,
+    /// `UPLOAD_TLS_CLIENT_CA`: when set, every client must present a certificate
+    /// this CA (PEM) issued, or the handshake fails (mTLS).
+    pub client_ca: Option<std::path::PathBuf>,
+    /// `UPLOAD_MTLS_SERVICES`: services that may call with their client
+    /// certificate instead of a token, by the certificate's common name, with
+    /// their scopes: `orders=access:grant downloads:read;catalogue=items:submit`.
+    pub mtls_services: Vec<(String, Vec<upload_domain::Scope>)>,
 }
 
 impl TlsConfig {
@@ -234,7 +241,17 @@ impl TlsConfig {
                 });
             }
         };
+        let mtls_services = match set("UPLOAD_MTLS_SERVICES") {
+            None => Vec::new(),
+            Some(text) => parse_mtls_services(&text).map_err(|reason| ConfigError::Invalid {
+                name: "UPLOAD_MTLS_SERVICES",
+                value: text.clone(),
+                reason,
+            })?,
+        };
         Ok(Some(Self {
+            client_ca: set("UPLOAD_TLS_CLIENT_CA").map(Into::into),
+            mtls_services,
             cert: cert.into(),
             key: key.into(),
             reload: Duration::from_secs(positive(
@@ -243,6 +260,27 @@ impl TlsConfig {
             )?),
         }))
     }
+}
+
+/// `name=scope scope;name=scope`: each service's common name and its scopes.
+fn parse_mtls_services(text: &str) -> Result<Vec<(String, Vec<upload_domain::Scope>)>, String> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (name, scopes) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not name=scopes"))?;
+            let scopes = scopes
+                .split_whitespace()
+                .map(|s| {
+                    s.parse()
+                        .map_err(|e: upload_domain::UnknownWord| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((name.trim().to_owned(), scopes))
+        })
+        .collect()
 }
 
 /// Fair use, per seller or buyer a call acts for.

@@ -7,11 +7,12 @@
 //! Health and reflection stay open.
 //!
 //! Where things live: `token` the claims and their verification, `jwks` the
-//! issuers' key set (and signing keys for development), `authorize` the table's
-//! decision; this file the layer and the watch streams' end at token expiry.
+//! issuers' key set (and signing keys for development), `mtls` services known
+//! by their client certificates, `authorize` the table's decision; this file the layer and the watch streams' end at token expiry.
 
 mod authorize;
 pub mod jwks;
+mod mtls;
 mod token;
 
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use futures::Stream;
 use upload_domain::Rpc;
 
 pub use authorize::{ACT_FOR_GROUP_HEADER, ACT_FOR_HEADER, authorize};
+pub use mtls::MtlsServices;
 pub use token::{Claims, MAX_TOKEN_BYTES, TokenExpiry, TokenKeys, Verified};
 
 /// What a stream says when the token that opened it expires.
@@ -68,12 +70,22 @@ pub fn until_expiry<T: Send + 'static>(
 #[derive(Clone)]
 pub struct AuthLayer {
     keys: TokenKeys,
+    mtls: MtlsServices,
 }
 
 impl AuthLayer {
     /// A layer checking tokens with `keys`.
     pub fn new(keys: TokenKeys) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            mtls: MtlsServices::default(),
+        }
+    }
+
+    /// Also takes the services of `mtls` by their client certificates.
+    pub fn with_mtls(mut self, mtls: MtlsServices) -> Self {
+        self.mtls = mtls;
+        self
     }
 }
 
@@ -84,6 +96,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         Authenticated {
             inner,
             keys: self.keys.clone(),
+            mtls: self.mtls.clone(),
         }
     }
 }
@@ -93,6 +106,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct Authenticated<S> {
     inner: S,
     keys: TokenKeys,
+    mtls: MtlsServices,
 }
 
 fn is_public(path: &str) -> bool {
@@ -138,14 +152,15 @@ where
         if is_public(req.uri().path()) {
             return inner.call(req).boxed();
         }
-        let keys = self.keys.clone();
+        let (keys, mtls) = (self.keys.clone(), self.mtls.clone());
         async move {
             let refused = |status: tonic::Status| Ok(status.into_http::<ResB>());
-            let token = match bearer(&req) {
-                Ok(token) => token.to_owned(),
-                Err(message) => return refused(unauthenticated(message)),
+            // A token, or else a service's verified client certificate.
+            let verified = match bearer(&req) {
+                Ok(token) => keys.verify(token).await,
+                Err(message) => mtls.identify(&req).ok_or_else(|| message.to_owned()),
             };
-            let verified = match keys.verify(&token).await {
+            let verified = match verified {
                 Ok(verified) => verified,
                 Err(message) => return refused(unauthenticated(message)),
             };

@@ -360,38 +360,52 @@ async fn creates_beyond_the_callers_minute_are_refused_with_when_to_retry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_with_too_many_unfinished_uploads_must_finish_or_abort_some_first() {
+async fn the_eleventh_unfinished_upload_of_a_caller_limited_to_ten_is_refused() {
     let app = TestApp::spawn_with(AppOptions {
-        env: vec![("UPLOAD_MAX_OPEN_UPLOADS".into(), "2".into())],
+        env: vec![("UPLOAD_MAX_OPEN_UPLOADS".into(), "10".into())],
         ..no_worker()
     })
     .await;
     let client = app.client("seller-open", SellerGroup::Standard).await;
-    let first = create_keyed(&client, "open-0", MIB).await.expect("first");
-    create_keyed(&client, "open-1", MIB).await.expect("second");
+    let mut open = Vec::new();
+    for n in 0..10 {
+        open.push(
+            create_keyed(&client, &format!("open-{n}"), MIB)
+                .await
+                .expect("within the limit"),
+        );
+    }
     let before = app.fingerprint().await;
-    let refused = create_keyed(&client, "open-2", MIB)
+    let refused = create_keyed(&client, "open-10", MIB)
         .await
-        .expect_err("a third unfinished upload");
+        .expect_err("the eleventh unfinished upload");
     assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     assert!(
         refused.message().contains("complete or abort"),
         "{}",
         refused.message()
     );
+    let (reason, retry) = details(&refused);
     assert_eq!(
-        details(&refused).0.as_deref(),
+        reason.as_deref(),
         Some(upload_domain::Refusal::TooManyOpenUploads.as_str())
     );
+    assert!(retry.is_some(), "RetryInfo");
     before.assert_unchanged(&app.fingerprint().await, "a refused create");
+    // Other sellers are unaffected.
+    let other = app.client("seller-elsewhere", SellerGroup::Standard).await;
+    create_keyed(&other, "elsewhere-0", MIB)
+        .await
+        .expect("another seller's create");
+    // An aborted upload makes room.
     client
         .api()
         .abort_upload(pb::AbortUploadRequest {
-            upload_id: first.upload_id,
+            upload_id: open.remove(0).upload_id,
         })
         .await
         .expect("AbortUpload");
-    create_keyed(&client, "open-2", MIB)
+    create_keyed(&client, "open-10", MIB)
         .await
         .expect("room again after an abort");
 }

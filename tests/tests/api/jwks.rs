@@ -1,7 +1,8 @@
 //! Asymmetric tokens: the server verifies EdDSA, ES256 and RS256 tokens against
 //! the issuers' JWKS by `kid`, with issuer and audience checked; HS256 is refused
-//! where development did not opt in; a key added to the JWKS file is taken without
-//! a restart, and one removed stops working.
+//! where development did not opt in, and so is an algorithm swap; a key added to
+//! the JWKS file is taken without a restart, and one removed stops working within
+//! the refresh interval.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tonic::Code;
 use upload_domain::{Role, SellerGroup};
 use upload_e2e::{AppOptions, MIB, TestApp, pb, poll_until};
 use upload_server::auth::Claims;
-use upload_server::auth::jwks::{REFRESH_ON_MISS, SigningKey, jwks_document};
+use upload_server::auth::jwks::{SigningKey, jwks_document};
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "upload-test";
@@ -71,7 +72,7 @@ async fn tokens_of_the_issuers_keys_are_verified_and_keys_rotate_without_a_resta
             ("UPLOAD_JWKS".into(), jwks.display().to_string()),
             ("UPLOAD_JWT_ISSUER".into(), ISSUER.into()),
             ("UPLOAD_JWT_AUDIENCE".into(), AUDIENCE.into()),
-            ("UPLOAD_JWKS_REFRESH_SECS".into(), "3600".into()),
+            ("UPLOAD_JWKS_REFRESH_SECS".into(), "2".into()),
             // Production: no HS256 at all.
             ("UPLOAD_JWT_ALLOW_HS256".into(), "false".into()),
             ("UPLOAD_JWT_SECRET".into(), String::new()),
@@ -106,27 +107,47 @@ async fn tokens_of_the_issuers_keys_are_verified_and_keys_rotate_without_a_resta
         "accepted here: EdDSA, ES256, RS256",
     );
 
-    // A new key: refused while the JWKS lacks it, taken once the file has it (no
-    // restart), while the key the file dropped stops working.
+    // The RS256 key's public half used as an HS256 secret (the algorithm swap):
+    // HS256 is not accepted here at all.
+    let swapped = upload_server::auth::TokenKeys::new(
+        &serde_json::to_string(&rs.public_jwk().unwrap()).unwrap(),
+    )
+    .mint_claims(claims(ISSUER, AUDIENCE), Duration::from_secs(600))
+    .unwrap();
+    refused_saying(
+        create_with(&app, &swapped).await,
+        "accepted here: EdDSA, ES256, RS256",
+    );
+
+    // Rotation: a key not in the set is refused; the file is rewritten with it and
+    // without the Ed25519 key. Within the refresh interval (2 s here), without a
+    // restart, the removed key's tokens are refused and the new key's taken.
     let (next, _) = SigningKey::generate_ed25519().unwrap();
     let next_token = next.sign(&claims(ISSUER, AUDIENCE)).unwrap();
     refused_saying(
         create_with(&app, &next_token).await,
         "not in the issuers' key set",
     );
+    let old_token = ed.sign(&claims(ISSUER, AUDIENCE)).unwrap();
+    create_with(&app, &old_token)
+        .await
+        .expect("the old key, still listed");
     std::fs::write(&jwks, jwks_document(&[&next, &es, &rs]).unwrap()).unwrap();
-    let taken = poll_until(
-        "the rotated key to be taken",
-        REFRESH_ON_MISS * 3,
+    let rewritten = std::time::Instant::now();
+    let dropped = poll_until(
+        "the removed key refused",
+        Duration::from_secs(10),
         || async {
-            let answer = create_with(&app, &next_token).await;
-            (answer.is_ok(), answer)
+            let answer = create_with(&app, &old_token).await;
+            (answer.is_err(), answer)
         },
     )
     .await;
-    assert!(taken.is_ok(), "{taken:?}");
-    refused_saying(
-        create_with(&app, &ed.sign(&claims(ISSUER, AUDIENCE)).unwrap()).await,
-        "not in the issuers' key set",
-    );
+    refused_saying(dropped, "not in the issuers' key set");
+    let took = rewritten.elapsed();
+    assert!(took < Duration::from_secs(5), "the old key lived {took:?}");
+    create_with(&app, &next_token)
+        .await
+        .expect("the new key, now listed");
+    println!("jwks rotation: the removed key refused {took:?} after the file changed");
 }

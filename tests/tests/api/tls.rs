@@ -117,3 +117,138 @@ async fn clients_speak_https_and_a_renewed_certificate_is_served_without_a_resta
         .await
         .expect("CreateUpload after the renewal");
 }
+
+/// A channel to `endpoint` trusting `ca_pem`, presenting `identity` if given.
+async fn mtls_channel(
+    endpoint: &str,
+    ca_pem: &str,
+    identity: Option<(String, String)>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem));
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    tonic::transport::Channel::from_shared(endpoint.to_owned())
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+/// CreateUpload over `channel` with no token, acting for `seller`.
+async fn create_as_certificate(
+    channel: tonic::transport::Channel,
+    seller: &str,
+) -> Result<pb::Upload, tonic::Status> {
+    let mut api = upload_proto::v1::upload_service_client::UploadServiceClient::new(channel);
+    let mut request = tonic::Request::new(pb::CreateUploadRequest {
+        file_name: "by-certificate.bin".into(),
+        size_bytes: MIB,
+        content_type: "application/octet-stream".into(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert(upload_client::ACT_FOR_HEADER, seller.parse().unwrap());
+    Ok(api
+        .create_upload(request)
+        .await?
+        .into_inner()
+        .upload
+        .expect("an upload"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_ca_only_known_certificates_get_past_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::generate("upload test CA").unwrap();
+    let (cert, key) = ca.server_cert(&["127.0.0.1"]).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        env: vec![
+            ("UPLOAD_TLS_CERT".into(), write("server.pem", &cert)),
+            ("UPLOAD_TLS_KEY".into(), write("server-key.pem", &key)),
+            (
+                "UPLOAD_TLS_CLIENT_CA".into(),
+                write("ca.pem", &ca.cert_pem()),
+            ),
+            (
+                "UPLOAD_MTLS_SERVICES".into(),
+                "orders=uploads:write uploads:read".into(),
+            ),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let ca_pem = ca.cert_pem();
+
+    // No client certificate, or one another CA issued: refused at the handshake.
+    let stranger_ca = DevCa::generate("another CA").unwrap();
+    for (what, identity) in [
+        ("no certificate", None),
+        (
+            "another CA's certificate",
+            Some(stranger_ca.client_cert("orders").unwrap()),
+        ),
+    ] {
+        let refused = match mtls_channel(&app.endpoint, &ca_pem, identity).await {
+            Err(_) => true,
+            Ok(channel) => create_as_certificate(channel, "seller-m").await.is_err(),
+        };
+        assert!(refused, "{what} got in");
+    }
+
+    // The orders service's certificate is its identity: no token, its scopes.
+    let orders = mtls_channel(
+        &app.endpoint,
+        &ca_pem,
+        Some(ca.client_cert("orders").unwrap()),
+    )
+    .await
+    .expect("a known certificate");
+    let created = create_as_certificate(orders, "seller-m")
+        .await
+        .expect("CreateUpload by the orders service's certificate");
+    // The seller it acted for owns the upload (read through a gateway's
+    // certificate, which every connection now needs, with the seller's token).
+    let gateway = mtls_channel(
+        &app.endpoint,
+        &ca_pem,
+        Some(ca.client_cert("gateway").unwrap()),
+    )
+    .await
+    .expect("the gateway's certificate");
+    let mut read = tonic::Request::new(pb::GetUploadRequest {
+        upload_id: created.upload_id.clone(),
+    });
+    read.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.token("seller-m", SellerGroup::Standard))
+            .parse()
+            .unwrap(),
+    );
+    let seen = upload_proto::v1::upload_service_client::UploadServiceClient::new(gateway)
+        .get_upload(read)
+        .await
+        .expect("the seller reads the upload made for them")
+        .into_inner();
+    assert_eq!(seen.upload.map(|u| u.upload_id), Some(created.upload_id));
+    // A known CA's certificate for a service not configured identifies no one.
+    let unknown = mtls_channel(
+        &app.endpoint,
+        &ca_pem,
+        Some(ca.client_cert("intruder").unwrap()),
+    )
+    .await
+    .expect("the handshake: the CA knows it");
+    let status = create_as_certificate(unknown, "seller-m")
+        .await
+        .expect_err("a service not configured");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
