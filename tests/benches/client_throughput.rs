@@ -235,7 +235,9 @@ async fn main() {
     let state = tempfile::tempdir().expect("state dir");
     let started = Instant::now();
     let mut child = std::process::Command::new(&cli)
-        .args(["--endpoint", &app.endpoint, "--token"])
+        .args(["--endpoint", &app.endpoint])
+        .args(app.cli_tls_args())
+        .arg("--token")
         .arg(app.token("bench-seller", SellerGroup::Premium))
         .args(["--plain", "put"])
         .arg(&file.path)

@@ -293,13 +293,7 @@ async fn main() {
     };
     let mut channels = Vec::new();
     for _ in 0..4 {
-        channels.push(
-            Channel::from_shared(app.endpoint.clone())
-                .expect("endpoint")
-                .connect()
-                .await
-                .expect("connect"),
-        );
+        channels.push(app.channel().await);
     }
     let channels = Arc::new(channels);
     let d = Duration::from_secs(seconds);

@@ -55,6 +55,8 @@ pub struct AppOptions {
     /// The PostgreSQL server to make the test's database on (its `postgres`
     /// database's URL); the stack's when `None`.
     pub admin_database_url: Option<String>,
+    /// Serve plain text instead of TLS with the harness's test CA.
+    pub plaintext: bool,
 }
 
 impl Default for AppOptions {
@@ -64,6 +66,7 @@ impl Default for AppOptions {
             env: Vec::new(),
             worker_env: Vec::new(),
             admin_database_url: None,
+            plaintext: false,
         }
     }
 }
@@ -133,6 +136,16 @@ impl TestApp {
         );
         env.insert("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into());
         env.extend(buckets.env());
+        // TLS with the harness's CA (the clients it makes trust it), unless plain
+        // text is asked for; a test's own TLS settings come after and win.
+        if !options.plaintext {
+            let tls = crate::tls::test_tls();
+            env.insert(
+                "UPLOAD_TLS_CERT".into(),
+                tls.cert_path.display().to_string(),
+            );
+            env.insert("UPLOAD_TLS_KEY".into(), tls.key_path.display().to_string());
+        }
         let base = env.clone();
         env.extend(options.env);
         // The harness reaches the store directly, whatever the services are given

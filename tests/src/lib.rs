@@ -21,6 +21,7 @@ mod postgres;
 mod proxy;
 mod queries;
 mod stack;
+mod tls;
 mod uploads;
 mod worker_process;
 
@@ -35,6 +36,7 @@ pub use media_sandbox::{MediaSandbox, SANDBOX_UID};
 pub use postgres::PrivatePostgres;
 pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;
+pub use tls::{TestTls, test_tls};
 pub use upload_client::pb;
 pub use worker_process::WorkerProcess;
 

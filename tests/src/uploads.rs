@@ -71,9 +71,7 @@ impl TestApp {
 
     /// A connected client for a buyer or an operator (`role`) named `sub`.
     pub async fn client_as(&self, role: Role, sub: &str) -> UploadClient {
-        UploadClient::connect(&self.endpoint, &self.role_token(role, sub, &[]))
-            .await
-            .expect("connecting to the test server")
+        self.connect(&self.role_token(role, sub, &[])).await
     }
 
     /// A connected client for the service `name` holding `scopes`, acting for the
@@ -90,6 +88,7 @@ impl TestApp {
             &token,
             acting_for,
             SellerGroup::Standard.as_str(),
+            self.harness_ca().map(str::as_bytes),
         )
         .await
         .expect("connecting to the test server")
@@ -97,9 +96,7 @@ impl TestApp {
 
     /// A connected client for a seller.
     pub async fn client(&self, seller: &str, group: SellerGroup) -> UploadClient {
-        UploadClient::connect(&self.endpoint, &self.token(seller, group))
-            .await
-            .expect("connecting to the test server")
+        self.connect(&self.token(seller, group)).await
     }
 
     /// Creates an upload of `file` in 5 MiB parts for a standard seller and sends

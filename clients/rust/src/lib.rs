@@ -133,19 +133,21 @@ impl UploadClient {
     }
 
     /// Connects with a service's token, acting for the seller or buyer `subject`
-    /// (of `group`: standard or premium), as the service's scopes allow.
+    /// (of `group`: standard or premium), as the service's scopes allow; an
+    /// `https://` endpoint trusts `ca_pem` if given, else the system's roots.
     pub async fn connect_acting_for(
         endpoint: &str,
         token: &str,
         subject: &str,
         group: &str,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Self, ClientError> {
         let value = |text: &str| text.parse().map_err(|_| ClientError::BadToken);
         let act_for = ActFor {
             subject: value(subject)?,
             group: value(group)?,
         };
-        Self::connect_with(endpoint, token, Some(act_for), None).await
+        Self::connect_with(endpoint, token, Some(act_for), ca_pem).await
     }
 
     async fn connect_with(

@@ -50,6 +50,7 @@ async fn run(app: &TestApp, token: &str, args: &[&str]) -> Output {
     let mut child = cli()
         .arg("--endpoint")
         .arg(&app.endpoint)
+        .args(app.cli_tls_args())
         .arg("--token")
         .arg(token)
         .arg("--plain")
@@ -106,14 +107,9 @@ async fn kill_at_half_then_resume(concurrency: usize) -> u64 {
     let c = concurrency.to_string();
     let part_size = (16 * MIB).to_string();
     let mut child = cli()
-        .args([
-            "--endpoint",
-            &app.endpoint,
-            "--token",
-            &token,
-            "--plain",
-            "put",
-        ])
+        .args(["--endpoint", &app.endpoint])
+        .args(app.cli_tls_args())
+        .args(["--token", &token, "--plain", "put"])
         .arg(&file.path)
         .args(["--part-size", &part_size, "--concurrency", &c, "--no-watch"])
         .args(["--state-dir", &state_arg])

@@ -8,9 +8,7 @@ use upload_e2e::{AppOptions, MIB, TestApp, code, pb};
 use upload_proto::v1::upload_service_client::UploadServiceClient;
 
 async fn raw(app: &TestApp) -> UploadServiceClient<tonic::transport::Channel> {
-    UploadServiceClient::connect(app.endpoint.clone())
-        .await
-        .unwrap()
+    UploadServiceClient::new(app.channel().await)
 }
 
 fn create() -> pb::CreateUploadRequest {
@@ -186,11 +184,7 @@ async fn health_is_open_without_a_token() {
         ..Default::default()
     })
     .await;
-    let channel = tonic::transport::Channel::from_shared(app.endpoint.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = app.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let res = health
         .check(tonic_health::pb::HealthCheckRequest {

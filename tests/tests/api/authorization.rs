@@ -325,9 +325,7 @@ async fn a_service_acts_only_for_whom_it_names() {
     assert_eq!(hidden.code(), Code::NotFound);
     // Naming nobody is refused with a message saying how to name someone.
     let token = app.role_token(Role::Service, "catalogue", &[Scope::ItemsRead]);
-    let anonymous = UploadClient::connect(&app.endpoint, &token)
-        .await
-        .expect("connect");
+    let anonymous = app.connect(&token).await;
     let refused = anonymous
         .items()
         .get_item(pb::GetItemRequest { item_id })

@@ -35,7 +35,7 @@ async fn grpc_web_calls_work_over_http1_with_cors() {
         ..Default::default()
     })
     .await;
-    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let http = app.http1();
     let url = format!("{}/upload.v1.UploadService/CreateUpload", app.endpoint);
 
     let preflight = http
@@ -136,7 +136,7 @@ async fn cors_answers_only_the_configured_origins() {
         ..Default::default()
     })
     .await;
-    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let http = app.http1();
     let url = format!("{}/upload.v1.UploadService/GetUpload", app.endpoint);
     let preflight = |origin: &'static str| {
         http.request(reqwest::Method::OPTIONS, &url)

@@ -40,9 +40,7 @@ async fn create_with(app: &TestApp, token: &str) -> Result<(), (Code, String)> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     let mut api =
-        upload_proto::v1::upload_service_client::UploadServiceClient::connect(app.endpoint.clone())
-            .await
-            .unwrap();
+        upload_proto::v1::upload_service_client::UploadServiceClient::new(app.channel().await);
     api.create_upload(request)
         .await
         .map(drop)

@@ -3,7 +3,6 @@
 
 use futures::StreamExt;
 use std::time::Duration;
-use upload_client::UploadClient;
 use upload_domain::SellerGroup;
 use upload_e2e::{MIB, TestApp, TestFile, pb};
 
@@ -17,7 +16,7 @@ async fn a_replica_that_did_none_of_the_work_streams_the_progress() {
     let (client, upload) = app.upload_parts("seller-replica", &file, None).await;
     // ...while the seller watches through the second one.
     let token = app.token("seller-replica", SellerGroup::Standard);
-    let watcher = UploadClient::connect(&replica, &token).await.unwrap();
+    let watcher = app.connect_to(&replica, &token).await;
     let mut stream = watcher.watch(&upload.upload_id).await.unwrap();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(
@@ -94,7 +93,7 @@ async fn a_watch_ends_when_its_token_expires_and_one_with_time_left_stays_open()
         .keys
         .mint(&seller, SellerGroup::Standard, Duration::from_secs(3))
         .unwrap();
-    let watcher = UploadClient::connect(&app.endpoint, &short).await.unwrap();
+    let watcher = app.connect(&short).await;
     let mut stream = watcher.watch(&upload.upload_id).await.expect("watch opens");
     let first = stream.next().await.expect("an update").expect("the upload");
     assert_eq!(first.upload.unwrap().upload_id, upload.upload_id);

@@ -14,6 +14,8 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
             "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
             (5 * 1024 * 1024).to_string(),
         )],
+        // Headless Chromium cannot be told to trust the harness's test CA.
+        plaintext: true,
         ..Default::default()
     })
     .await;

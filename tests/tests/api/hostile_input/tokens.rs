@@ -88,12 +88,8 @@ async fn tokens_that_are_not_the_services_are_refused_by_name() {
     })
     .await;
     let secret = app.worker_env["UPLOAD_JWT_SECRET"].clone().into_bytes();
-    let uploads = UploadServiceClient::connect(app.endpoint.clone())
-        .await
-        .unwrap();
-    let items = ItemServiceClient::connect(app.endpoint.clone())
-        .await
-        .unwrap();
+    let uploads = UploadServiceClient::new(app.channel().await);
+    let items = ItemServiceClient::new(app.channel().await);
 
     let signed = |claims: String| jwt(hs256(), &claims, &secret);
     let tampered = {
