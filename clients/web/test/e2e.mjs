@@ -1,7 +1,9 @@
 // Drives the page in headless Chromium (Debian's, through playwright-core): uploads a
 // file, reloads in the middle, chooses the file again and checks the upload continues
 // instead of restarting, follows every stage to ready, saves a screenshot.
-// Input (environment): WEB_API, WEB_TOKEN, WEB_FILE, WEB_SCREENSHOT, CHROMIUM.
+// Input (environment): WEB_API, WEB_TOKEN, WEB_FILE, WEB_SCREENSHOT, CHROMIUM, and
+// WEB_SERVER_CERT: the certificate (PEM) an https:// WEB_API presents, issued by the
+// test CA, which Chromium is told to trust by its public key (and nothing else).
 // Output: one JSON line on stdout with what happened; exit 1 on any failure.
 
 import { chromium } from 'playwright-core';
@@ -10,10 +12,18 @@ import { serve } from '../serve.mjs';
 const env = (k) => { if (!process.env[k]) throw new Error(`${k} is not set`); return process.env[k]; };
 const server = await serve();
 const page_url = `http://127.0.0.1:${server.address().port}/#api=${encodeURIComponent(env('WEB_API'))}&token=${encodeURIComponent(env('WEB_TOKEN'))}`;
+const trust = [];
+if (process.env.WEB_SERVER_CERT) {
+  const { X509Certificate, createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const cert = new X509Certificate(readFileSync(process.env.WEB_SERVER_CERT));
+  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  trust.push(`--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`);
+}
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', ...trust],
 });
 const result = { putsBeforeReload: 0, putsAfterReload: 0, stages: {}, log: [] };
 try {

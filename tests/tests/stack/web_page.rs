@@ -14,8 +14,6 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
             "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
             (5 * 1024 * 1024).to_string(),
         )],
-        // Headless Chromium cannot be told to trust the harness's test CA.
-        plaintext: true,
         ..Default::default()
     })
     .await;
@@ -33,6 +31,7 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
         tokio::process::Command::new("node")
             .arg(repo.join("clients/web/test/e2e.mjs"))
             .env("WEB_API", &app.endpoint)
+            .env("WEB_SERVER_CERT", &upload_e2e::test_tls().cert_path)
             .env("WEB_TOKEN", &token)
             .env("WEB_FILE", &file.path)
             .env("WEB_SCREENSHOT", &screenshot)
