@@ -149,3 +149,68 @@ async fn tokens_of_the_issuers_keys_are_verified_and_keys_rotate_without_a_resta
         .expect("the new key, now listed");
     println!("jwks rotation: the removed key refused {took:?} after the file changed");
 }
+
+/// Serves `body`'s current text at every path of a loopback port, as an issuer's
+/// in-cluster JWKS endpoint would; returns its URL.
+async fn serve_jwks(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.lock().unwrap().clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_served_over_http_is_fetched_and_read_again() {
+    let (first, _) = SigningKey::generate_ed25519().unwrap();
+    let second = SigningKey::generate_es256().unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(jwks_document(&[&first]).unwrap()));
+    let url = serve_jwks(std::sync::Arc::clone(&body)).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        env: vec![
+            ("UPLOAD_JWKS".into(), url),
+            ("UPLOAD_JWT_ISSUER".into(), ISSUER.into()),
+            ("UPLOAD_JWT_AUDIENCE".into(), AUDIENCE.into()),
+            ("UPLOAD_JWKS_REFRESH_SECS".into(), "2".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let first_token = first.sign(&claims(ISSUER, AUDIENCE)).unwrap();
+    create_with(&app, &first_token)
+        .await
+        .expect("a key of the served set");
+    // The issuer rotates: the endpoint now serves the second key alone.
+    *body.lock().unwrap() = jwks_document(&[&second]).unwrap();
+    let second_token = second.sign(&claims(ISSUER, AUDIENCE)).unwrap();
+    let taken = poll_until("the served rotation", Duration::from_secs(10), || async {
+        let answer = create_with(&app, &second_token).await;
+        (answer.is_ok(), answer)
+    })
+    .await;
+    assert!(taken.is_ok(), "{taken:?}");
+    refused_saying(
+        create_with(&app, &first_token).await,
+        "not in the issuers' key set",
+    );
+}
