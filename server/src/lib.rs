@@ -86,6 +86,10 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // v1alpha too: older grpcurl builds and Python's grpcio-reflection ask for it.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
     let keys = TokenKeys::from_config(&cfg.auth)
         .await
         .map_err(|e| anyhow::anyhow!("bearer-token keys: {e}"))?;
@@ -116,6 +120,7 @@ pub async fn serve(
         )
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(UploadServiceServer::new(UploadApi::new(Arc::clone(&state))))
         .add_service(ItemServiceServer::new(ItemApi::new(state)));
     match &cfg.tls {

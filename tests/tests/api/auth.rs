@@ -197,3 +197,59 @@ async fn health_is_open_without_a_token() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+/// The services the reflection endpoint of `$version` (`v1` or `v1alpha`, a
+/// module of `tonic_reflection::pb`) lists over `$channel`. The two versions have
+/// the same messages in different modules, hence a macro.
+macro_rules! listed_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = ServerReflectionRequest {
+            message_request: Some(MessageRequest::ListServices(String::new())),
+            ..Default::default()
+        };
+        let mut answers = ServerReflectionClient::new($channel)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await
+            .expect(stringify!($version))
+            .into_inner();
+        match answers
+            .next()
+            .await
+            .expect("an answer")
+            .expect("a listing")
+            .message_response
+        {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<Vec<String>>(),
+            other => panic!("{} listed no services: {other:?}", stringify!($version)),
+        }
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_answers_in_v1_and_v1alpha_without_a_token() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let listings = [
+        ("v1", listed_services!(v1, app.channel().await)),
+        ("v1alpha", listed_services!(v1alpha, app.channel().await)),
+    ];
+    for (version, names) in listings {
+        for ours in ["upload.v1.UploadService", "upload.v1.ItemService"] {
+            assert!(
+                names.iter().any(|n| n == ours),
+                "{version} lacks {ours}: {names:?}"
+            );
+        }
+    }
+}
