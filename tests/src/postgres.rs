@@ -34,15 +34,8 @@ impl PrivatePostgres {
             .expect("a directory for the cluster");
         let data = dir.path().join("data");
         std::fs::create_dir(&data).expect("data directory");
-        if is_root() {
-            // initdb and pg_ctl refuse to run as root; postgres owns the cluster.
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success(), "chown of the cluster's directory failed");
-        }
+        // initdb and pg_ctl refuse to run as root; postgres owns the cluster.
+        owned_by_postgres(dir.path());
         let initdb = as_postgres(&bin.join("initdb"))
             .arg("-D")
             .arg(&data)
@@ -71,14 +64,7 @@ impl PrivatePostgres {
                 "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
             )
             .expect("pg_hba.conf");
-            if is_root() {
-                let status = Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(dir.path())
-                    .status()
-                    .expect("chown");
-                assert!(status.success(), "chown of the TLS files failed");
-            }
+            owned_by_postgres(dir.path());
             let status = Command::new("chmod")
                 .arg("600")
                 .arg(data.join("server.key"))
@@ -165,6 +151,18 @@ impl Drop for PrivatePostgres {
             .arg(&data)
             .args(["stop", "-m", "immediate", "-w"])
             .output();
+    }
+}
+
+/// Hands `dir` to the postgres user when this process is root.
+fn owned_by_postgres(dir: &Path) {
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown of {} failed", dir.display());
     }
 }
 

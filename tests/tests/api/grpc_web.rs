@@ -28,6 +28,15 @@ fn unframe(body: &[u8]) -> (Vec<Vec<u8>>, String) {
     (data, trailers)
 }
 
+/// The `grpc-status` a trailers-only gRPC-web answer carries in its headers.
+fn grpc_status(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_else(|| "none".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_calls_work_over_http1_with_cors() {
     let app = TestApp::spawn_with(AppOptions {
@@ -100,11 +109,7 @@ async fn grpc_web_calls_work_over_http1_with_cors() {
         .send()
         .await
         .unwrap();
-    let status = refused
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_else(|| "none".into());
+    let status = grpc_status(&refused);
     assert_eq!(status, (tonic::Code::Unauthenticated as i32).to_string());
 
     // The same table decides over gRPC-web: a buyer may not create uploads.
@@ -121,11 +126,7 @@ async fn grpc_web_calls_work_over_http1_with_cors() {
         .send()
         .await
         .unwrap();
-    let status = denied
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_else(|| "none".into());
+    let status = grpc_status(&denied);
     assert_eq!(status, (tonic::Code::PermissionDenied as i32).to_string());
 }
 
