@@ -2,9 +2,10 @@
 //! whole: a new word fails to compile here until it is given its protobuf form.
 
 use prost_types::Timestamp;
+use upload_db::history::Change;
 use upload_db::models::{MediaRow, MetadataRow, PreviewRow, ProgressRow, ScanRow, UploadRow};
 use upload_domain::{
-    Failure, PreviewKind, ScanVerdict, Stage, StageStatus, Uninspected, UploadState,
+    ChangeCause, Failure, PreviewKind, ScanVerdict, Stage, StageStatus, Uninspected, UploadState,
 };
 use upload_proto::v1 as pb;
 
@@ -187,4 +188,44 @@ pub fn stages(rows: &[ProgressRow]) -> Vec<pb::StageProgress> {
         .collect();
     out.sort_by_key(|s| s.stage);
     out
+}
+
+/// The protobuf cause.
+pub fn cause(c: ChangeCause) -> pb::ChangeCause {
+    use pb::ChangeCause as P;
+    match c {
+        ChangeCause::Created => P::Created,
+        ChangeCause::PartSigned => P::PartSigned,
+        ChangeCause::Completed => P::Completed,
+        ChangeCause::ScanStarted => P::ScanStarted,
+        ChangeCause::Scanned => P::Scanned,
+        ChangeCause::FoundInfected => P::FoundInfected,
+        ChangeCause::ProcessingDone => P::ProcessingDone,
+        ChangeCause::Rejected => P::Rejected,
+        ChangeCause::Failed => P::Failed,
+        ChangeCause::Submitted => P::Submitted,
+        ChangeCause::Persisted => P::Persisted,
+        ChangeCause::Stored => P::Stored,
+        ChangeCause::Released => P::Released,
+        ChangeCause::Aborted => P::Aborted,
+        ChangeCause::Expired => P::Expired,
+        ChangeCause::Retried => P::Retried,
+        ChangeCause::Requeued => P::Requeued,
+        ChangeCause::Redelivered => P::Redelivered,
+        ChangeCause::QuarantineReleased => P::QuarantineReleased,
+        ChangeCause::QuarantineConfirmed => P::QuarantineConfirmed,
+    }
+}
+
+/// One line of an upload's history.
+pub fn change(c: &Change<UploadState>) -> pb::UploadChange {
+    pb::UploadChange {
+        from_state: c.from.map_or(pb::UploadState::Unspecified, state) as i32,
+        to_state: state(c.to) as i32,
+        cause: cause(c.cause) as i32,
+        attempt: c.attempt.and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+        actor: c.actor.clone(),
+        detail: c.detail.clone().unwrap_or_default(),
+        at: Some(timestamp(c.at)),
+    }
 }

@@ -116,6 +116,7 @@ mod tests {
             part_number: part,
             content_md5: upload_domain::Md5Digest::from_bytes(&[md5; 16]).unwrap(),
             size_bytes: 5,
+            signed_by: "seller:s-1".into(),
         }
     }
 

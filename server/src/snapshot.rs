@@ -22,8 +22,19 @@ impl UploadSnapshot {
     /// The snapshot of upload `id` if `caller` owns it; NOT_FOUND otherwise, exactly
     /// as for an upload that does not exist.
     pub async fn load(state: &AppState, caller: &Caller, id: UploadId) -> Result<Self, ApiError> {
+        Self::load_with(state, caller, id, false).await
+    }
+
+    /// [`UploadSnapshot::load`], with the upload's history when `with_history`
+    /// (still one query).
+    pub async fn load_with(
+        state: &AppState,
+        caller: &Caller,
+        id: UploadId,
+        with_history: bool,
+    ) -> Result<Self, ApiError> {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-        match upload_db::snapshot::load(&mut conn, id).await? {
+        match upload_db::snapshot::load(&mut conn, id, with_history).await? {
             Some(rows) if caller.reaches(&rows.upload.owner_id) => Ok(Self { rows }),
             _ => Err(ApiError::UploadNotFound(id)),
         }
@@ -69,6 +80,11 @@ impl UploadSnapshot {
             ..convert::upload(&rows.upload)
         };
         Ok((upload, convert::stages(&rows.progress)))
+    }
+
+    /// The upload's history in protobuf form (empty unless loaded with it).
+    pub fn history(&self) -> Vec<pb::UploadChange> {
+        self.rows.history.iter().map(convert::change).collect()
     }
 
     /// The protobuf upload alone.

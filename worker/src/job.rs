@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use upload_db::jobs::{self, JobPayload, NotifyJob, Queue, RescanJob, SubmissionJob, UploadJob};
-use upload_domain::Failure;
+use upload_domain::{Actor, Failure};
 
 use crate::JobContext;
 use crate::outcome::{JobError, fail_submission, fail_upload, retry_delay};
@@ -47,6 +47,11 @@ macro_rules! job {
 
 pub(crate) use job;
 
+/// The actor a job's changes are recorded under: its queue and attempt.
+pub fn actor<P: JobPayload>(queue: Queue, job: &P) -> Actor {
+    Actor::job(queue.name(), job.attempt())
+}
+
 /// What a job works on, and how it ends when the job gives up.
 pub trait Subject: JobPayload + std::fmt::Debug + Send + Sync + 'static {
     /// Records that the subject failed (and tells the seller), once.
@@ -54,6 +59,7 @@ pub trait Subject: JobPayload + std::fmt::Debug + Send + Sync + 'static {
         self,
         ctx: &'a JobContext,
         failure: Failure,
+        by: Actor,
     ) -> BoxFuture<'a, Result<(), upload_db::DbError>>;
 }
 
@@ -62,8 +68,9 @@ impl Subject for UploadJob {
         self,
         ctx: &'a JobContext,
         failure: Failure,
+        by: Actor,
     ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
-        Box::pin(fail_upload(ctx, self.upload_id, failure))
+        Box::pin(async move { fail_upload(ctx, self.upload_id, failure, &by).await })
     }
 }
 
@@ -72,8 +79,9 @@ impl Subject for SubmissionJob {
         self,
         ctx: &'a JobContext,
         failure: Failure,
+        by: Actor,
     ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
-        Box::pin(fail_submission(ctx, self.submission_id, failure))
+        Box::pin(async move { fail_submission(ctx, self.submission_id, failure, &by).await })
     }
 }
 
@@ -84,6 +92,7 @@ impl Subject for NotifyJob {
         self,
         _ctx: &'a JobContext,
         failure: Failure,
+        _by: Actor,
     ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
         tracing::error!(notification = %self.notification_id, code = %failure.code, message = %failure.message, "notification given up");
         Box::pin(async { Ok(()) })
@@ -97,6 +106,7 @@ impl Subject for RescanJob {
         self,
         _ctx: &'a JobContext,
         failure: Failure,
+        _by: Actor,
     ) -> BoxFuture<'a, Result<(), upload_db::DbError>> {
         tracing::error!(signatures = self.signature_version, code = %failure.code, message = %failure.message, "re-scan attempt given up");
         Box::pin(async { Ok(()) })
@@ -125,7 +135,7 @@ async fn settle<P: Subject>(
     };
     if let Some(failure) = retry_or_give_up(ctx, queue, job, &err).await? {
         tracing::error!(?job, queue = queue.name(), code = %failure.code, message = %failure.message, "job gave up");
-        job.fail(ctx, failure).await?;
+        job.fail(ctx, failure, actor(queue, &job)).await?;
     }
     Err(err.into())
 }

@@ -23,6 +23,7 @@ use upload_db::models::{
 use upload_db::submissions;
 use upload_db::versions::{self, ContentLock, NewVersion};
 use upload_domain::{
+    Actor,
     Bucket, FailureCode, Md5Digest, NotificationKind, SubmissionState, UNKNOWN_TYPE, UploadId,
 };
 use upload_storage::StorageKey;
@@ -41,6 +42,7 @@ job!(
 
 /// Runs the move job for one submission.
 pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
+    let by = crate::job::actor(Queue::Move, &job);
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
     let Some(sub) = submissions::find(&mut conn, job.submission_id).await? else {
         tracing::warn!(submission = %job.submission_id, "no such submission; nothing to do");
@@ -54,7 +56,7 @@ pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
     drop(conn);
     let mut stored = Vec::with_capacity(files.len());
     for file in &files {
-        let version = place_and_record(ctx, &sub, file).await?;
+        let version = place_and_record(ctx, &sub, file, &by).await?;
         crate::failpoint::reached("move.after-record").await;
         remove_temp(ctx, file.upload_id).await?;
         stored.push(version);
@@ -73,7 +75,7 @@ pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
         }),
     );
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    if submissions::finish(&mut conn, sub.id, notification, ctx.delivers_webhooks()).await? {
+    if submissions::finish(&mut conn, sub.id, notification, ctx.delivers_webhooks(), &by).await? {
         tracing::info!(submission = %sub.id, files = stored.len(), "submission stored");
     }
     Ok(())
@@ -86,6 +88,7 @@ pub async fn place_and_record(
     ctx: &JobContext,
     sub: &SubmissionRow,
     file: &SubmissionFileRow,
+    by: &Actor,
 ) -> Result<VersionRow, JobError> {
     let upload = file.upload_id;
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
@@ -122,7 +125,7 @@ pub async fn place_and_record(
     };
     let recorded = conn
         .transaction::<_, upload_db::DbError, _>(async move |conn| {
-            versions::record(conn, &new).await
+            versions::record(conn, &new, by).await
         })
         .await?;
     recorded.map_err(|conflict| conflict_abort(conflict.md5))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use upload_db::models::NewNotification;
 use upload_db::{submissions, uploads};
 use upload_domain::{
+    Actor,
     Failure, FailureCode, NotificationKind, SubmissionId, UploadEvent, UploadId, UploadState,
 };
 
@@ -106,6 +107,7 @@ pub async fn fail_submission(
     ctx: &JobContext,
     id: SubmissionId,
     failure: Failure,
+    by: &Actor,
 ) -> Result<(), upload_db::DbError> {
     let mut conn = ctx.pool.get().await?;
     let Some(sub) = submissions::find(&mut conn, id).await? else {
@@ -126,6 +128,7 @@ pub async fn fail_submission(
         &failure,
         notification,
         ctx.delivers_webhooks(),
+        by,
     )
     .await?;
     Ok(())
@@ -137,6 +140,7 @@ pub async fn fail_upload(
     ctx: &JobContext,
     id: UploadId,
     failure: Failure,
+    by: &Actor,
 ) -> Result<(), upload_db::DbError> {
     use diesel_async::AsyncConnection;
     let mut conn = ctx.pool.get().await?;
@@ -157,7 +161,8 @@ pub async fn fail_upload(
         );
         conn.transaction::<_, upload_db::DbError, _>(async move |conn| {
             let moved =
-                uploads::transition(conn, id, current, UploadEvent::Failed, Some(&failure)).await?;
+                uploads::transition(conn, id, current, UploadEvent::Failed, Some(&failure), by)
+                    .await?;
             if let Ok(uploads::Transition::Applied(_)) = moved {
                 upload_db::notifications::record(conn, &notification, deliver).await?;
             }

@@ -19,7 +19,12 @@ job!(
 /// Runs the persist job for one submission.
 pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    match submissions::persist(&mut conn, job.submission_id).await? {
+    match submissions::persist(
+        &mut conn,
+        job.submission_id,
+        &crate::job::actor(Queue::Persist, &job),
+    )
+    .await? {
         Some(state) => {
             tracing::info!(submission = %job.submission_id, %state, "submission persisted");
         }

@@ -2,7 +2,7 @@
 //! whose scan came back clean, each for its own stage, and the last one to finish
 //! makes the upload ready.
 
-use upload_db::jobs::UploadJob;
+use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::{MetadataRow, UploadRow};
 use upload_db::uploads;
 use upload_domain::{Stage, StageStatus, UploadState};
@@ -83,7 +83,15 @@ pub async fn finish(
 ) -> Result<(), JobError> {
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
     let state =
-        upload_db::pipeline::finish_stage(&mut conn, job.upload_id, stage, status, detail).await?;
+        upload_db::pipeline::finish_stage(
+        &mut conn,
+        job.upload_id,
+        stage,
+        status,
+        detail,
+        &crate::job::actor(Queue::of_stage(stage), &job),
+    )
+    .await?;
     if state == Some(UploadState::Ready) {
         tracing::info!(upload = %job.upload_id, "upload ready");
     }

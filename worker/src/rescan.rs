@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use upload_db::jobs::{Queue, RescanJob};
 use upload_db::rescan::{self, ObjectScanRow, Target};
 use upload_db::uploads::Transition;
-use upload_domain::{ScanVerdict, ScannerVersion, classify};
+use upload_domain::{Actor, ScanVerdict, ScannerVersion, classify};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
@@ -152,7 +152,10 @@ pub async fn run(ctx: &JobContext, job: RescanJob) -> Result<(), JobError> {
         match target {
             Target::MoveToQuarantine(object) => move_to_quarantine(ctx, &object).await?,
             Target::Stored(object) => rescan_object(ctx, version, &scanner, &object).await?,
-            Target::Ready(upload) => rescan_ready(ctx, version, &scanner, &upload).await?,
+            Target::Ready(upload) => {
+                rescan_ready(ctx, version, &scanner, &upload, &crate::job::actor(Queue::Rescan, &job))
+                    .await?
+            }
         }
         crate::failpoint::reached("rescan.target-done").await;
     }
@@ -241,6 +244,7 @@ async fn rescan_ready(
     version: i64,
     scanner: &ScannerVersion,
     upload: &upload_db::models::UploadRow,
+    by: &Actor,
 ) -> Result<(), JobError> {
     let temp = StorageKey::Temp {
         owner: &upload.owner_id,
@@ -249,7 +253,7 @@ async fn rescan_ready(
     let Some((_, answer)) = scan_object(ctx, &temp).await? else {
         tracing::error!(upload = %upload.id, "a ready upload's file is missing from the temp bucket; not re-scanned");
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-        rescan::record_ready(&mut conn, version, upload, scanner, None, false).await?;
+        rescan::record_ready(&mut conn, version, upload, scanner, None, false, by).await?;
         return Ok(());
     };
     let classified = classify(&answer, ctx.config.allow_encrypted_archives);
@@ -271,6 +275,7 @@ async fn rescan_ready(
         scanner,
         infected.then(|| (signature.as_str(), quarantine.key())),
         ctx.delivers_webhooks(),
+        by,
     )
     .await
     .context("recording a ready upload's re-scan")

@@ -251,6 +251,7 @@ async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, Jo
                 UploadState::Uploaded,
                 UploadEvent::ScanStarted,
                 None,
+                &crate::job::actor(Queue::Scan, &job),
             )
             .await?
             {
@@ -286,6 +287,7 @@ async fn claim(ctx: &JobContext, job: UploadJob) -> Result<Option<UploadRow>, Jo
 /// a guarded transition out of `scanning`, and every write after it is idempotent.
 pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let id = job.upload_id;
+    let by = crate::job::actor(Queue::Scan, &job);
     let Some(row) = claim(ctx, job).await? else {
         return Ok(());
     };
@@ -442,7 +444,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     };
     let infected = matches!(outcome, ScanOutcome::Infected { .. });
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    let recorded = pipeline::record_scan(&mut conn, scan, metadata, outcome, deliver).await?;
+    let recorded = pipeline::record_scan(&mut conn, scan, metadata, outcome, deliver, &by).await?;
     drop(conn);
     if infected {
         // Recorded (now or by an earlier run): the temp copy must go.

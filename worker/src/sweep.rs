@@ -19,7 +19,7 @@ use upload_assembly::{Completion, complete_if_assembled};
 use upload_db::jobs::{self, Queue, SubmissionJob, UploadJob};
 use upload_db::models::UploadRow;
 use upload_db::uploads::{Transition, transition};
-use upload_domain::{Failure, FailureCode, UploadEvent, UploadState};
+use upload_domain::{Actor, Failure, FailureCode, UploadEvent, UploadState};
 use upload_storage::{MultipartUpload, StorageKey};
 
 use crate::JobContext;
@@ -78,7 +78,12 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
                 }
             } else {
                 drop(conn);
-                crate::outcome::fail_upload(ctx, id, Failure::of(FailureCode::ProcessingStalled))
+                crate::outcome::fail_upload(
+                    ctx,
+                    id,
+                    Failure::of(FailureCode::ProcessingStalled),
+                    &Actor::Sweeper,
+                )
                     .await?;
                 report.failed += 1;
                 conn = ctx.pool.get().await?;
@@ -106,6 +111,7 @@ async fn expire_unsubmitted(ctx: &JobContext) -> anyhow::Result<usize> {
             UploadState::Ready,
             UploadEvent::Expired,
             Some(&failure),
+            &Actor::Sweeper,
         )
         .await?;
         if !matches!(moved, Ok(Transition::Applied(_))) {
@@ -155,7 +161,12 @@ async fn sweep_submissions(
                 report.requeued_submissions += 1;
             }
         } else {
-            crate::outcome::fail_submission(ctx, s.id, Failure::of(FailureCode::SubmissionStalled))
+            crate::outcome::fail_submission(
+                ctx,
+                s.id,
+                Failure::of(FailureCode::SubmissionStalled),
+                &Actor::Sweeper,
+            )
                 .await?;
             report.failed_submissions += 1;
         }
@@ -176,7 +187,7 @@ enum Overdue {
 /// Completes or expires one overdue upload.
 async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Overdue> {
     if row.state == UploadState::Uploading {
-        match complete_if_assembled(&ctx.pool, &ctx.store, row).await? {
+        match complete_if_assembled(&ctx.pool, &ctx.store, row, &Actor::Sweeper).await? {
             Completion::Recorded => return Ok(Overdue::Recovered),
             Completion::AlreadyRecorded => return Ok(Overdue::MovedOn),
             Completion::NotAssembled => {}
@@ -190,6 +201,7 @@ async fn settle_overdue(ctx: &JobContext, row: &UploadRow) -> anyhow::Result<Ove
         row.state,
         UploadEvent::Expired,
         Some(&failure),
+        &Actor::Sweeper,
     )
     .await?
     {

@@ -349,10 +349,24 @@ impl UploadClient {
 
     /// The upload's current record.
     pub async fn get(&self, upload_id: &str) -> Result<pb::GetUploadResponse, ClientError> {
+        self.get_upload(upload_id, false).await
+    }
+
+    /// The upload's current record and every change it went through, oldest first.
+    pub async fn history(&self, upload_id: &str) -> Result<pb::GetUploadResponse, ClientError> {
+        self.get_upload(upload_id, true).await
+    }
+
+    async fn get_upload(
+        &self,
+        upload_id: &str,
+        include_history: bool,
+    ) -> Result<pb::GetUploadResponse, ClientError> {
         Ok(self
             .api()
             .get_upload(pb::GetUploadRequest {
                 upload_id: upload_id.to_owned(),
+                include_history,
             })
             .await?
             .into_inner())

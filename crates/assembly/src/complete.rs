@@ -2,6 +2,7 @@
 //! transaction with the first job, whoever finds the object first.
 
 use upload_db::DbPool;
+use upload_domain::Actor;
 use upload_db::models::UploadRow;
 use upload_db::uploads::Transition;
 use upload_storage::{StorageKey, Store};
@@ -29,6 +30,7 @@ pub async fn complete_if_assembled(
     pool: &DbPool,
     store: &Store,
     upload: &UploadRow,
+    by: &Actor,
 ) -> Result<Completion, AssemblyError> {
     let object = StorageKey::Temp {
         owner: &upload.owner_id,
@@ -40,7 +42,7 @@ pub async fn complete_if_assembled(
     }
     let mut conn = pool.get().await.map_err(upload_db::DbError::from)?;
     Ok(
-        match upload_db::pipeline::record_completion(&mut conn, upload.id, size).await? {
+        match upload_db::pipeline::record_completion(&mut conn, upload.id, size, by).await? {
             Transition::Applied(_) => Completion::Recorded,
             Transition::Lost => Completion::AlreadyRecorded,
         },

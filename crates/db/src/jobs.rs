@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use upload_domain::{FailureCode, NotificationId, SubmissionId, UploadId};
+use upload_domain::{FailureCode, NotificationId, Stage, SubmissionId, UploadId};
 
 use crate::DbError;
 
@@ -44,6 +44,17 @@ impl Queue {
         Queue::Move,
         Queue::Rescan,
     ];
+
+    /// The queue whose job runs `stage` of an upload (the scan reads the file
+    /// once for the scan and the hashes; the upload stage's last step, completion,
+    /// hands over to it).
+    pub fn of_stage(stage: Stage) -> Queue {
+        match stage {
+            Stage::Upload | Stage::Scan | Stage::Hash => Queue::Scan,
+            Stage::Metadata => Queue::Metadata,
+            Stage::Preview => Queue::Preview,
+        }
+    }
 
     /// The `job_type` in `apalis.jobs`.
     pub fn name(self) -> &'static str {

@@ -1,7 +1,8 @@
 #![doc = include_str!("../README.md")]
 //!
 //! Where things live: `models` the rows (typed at this edge) and `schema` the
-//! tables; `uploads` guarded upload transitions and signed parts; `pipeline` the
+//! tables; `uploads` guarded upload transitions and signed parts; `history` the
+//! record of every change those transitions make; `pipeline` the
 //! steps that move an upload through processing; `snapshot` the one read of an
 //! upload the API shows; `results` and `progress` what jobs record; `submit`,
 //! `submissions`, `items`, `grants` and `versions` the item side; `jobs` queue
@@ -33,6 +34,7 @@ macro_rules! find_by_key {
 mod connect;
 mod error;
 pub mod grants;
+pub mod history;
 pub mod items;
 pub mod jobs;
 mod migrate;

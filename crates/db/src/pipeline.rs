@@ -3,7 +3,7 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use upload_domain::{
-    Failure, FailureCode, ScanVerdict, Stage, StageStatus, UploadEvent, UploadId, UploadState,
+    Actor, Failure, FailureCode, ScanVerdict, Stage, StageStatus, UploadEvent, UploadId, UploadState,
 };
 
 use crate::DbError;
@@ -18,6 +18,7 @@ pub async fn record_completion(
     conn: &mut AsyncPgConnection,
     id: UploadId,
     size: u64,
+    by: &Actor,
 ) -> Result<Transition, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let moved = uploads::transition(
@@ -26,6 +27,7 @@ pub async fn record_completion(
             UploadState::Uploading,
             UploadEvent::Completed,
             None,
+            by,
         )
         .await?;
         if !matches!(moved, Ok(Transition::Applied(_))) {
@@ -111,13 +113,15 @@ pub async fn record_scan(
     facts: MetadataRow,
     outcome: ScanOutcome,
     deliver_webhooks: bool,
+    by: &Actor,
 ) -> Result<Transition, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let id = scan.upload_id;
         let size = facts.size();
         let (event, failure) = outcome.event();
         let moved =
-            uploads::transition(conn, id, UploadState::Scanning, event, failure.as_ref()).await?;
+            uploads::transition(conn, id, UploadState::Scanning, event, failure.as_ref(), by)
+                .await?;
         let Ok(Transition::Applied(next)) = moved else {
             return Ok(Transition::Lost);
         };
@@ -191,6 +195,7 @@ pub async fn finish_stage(
     stage: Stage,
     status: StageStatus,
     detail: &str,
+    by: &Actor,
 ) -> Result<Option<UploadState>, DbError> {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
@@ -227,6 +232,7 @@ pub async fn finish_stage(
             UploadState::Processing,
             UploadEvent::ProcessingDone,
             None,
+            by,
         )
         .await?
         {

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Failure, FailureCode, ItemId, Md5Digest, NotificationKind, RescanState, ScanVerdict,
+    Actor, Failure, FailureCode, ItemId, Md5Digest, NotificationKind, RescanState, ScanVerdict,
     ScannerVersion, SellerId, Stage, StageStatus, UploadEvent, UploadId, UploadState,
 };
 
@@ -428,6 +428,7 @@ pub async fn record_ready(
     scanner: &ScannerVersion,
     infected: Option<(&str, String)>,
     deliver_webhooks: bool,
+    by: &Actor,
 ) -> Result<Transition, DbError> {
     let (id, size) = (upload.id, upload.declared_size);
     let (engine, version) = (scanner.engine.clone(), scanner.signatures);
@@ -469,6 +470,7 @@ pub async fn record_ready(
             UploadState::Ready,
             UploadEvent::FoundInfected,
             Some(&failure),
+            by,
         )
         .await?;
         if !matches!(moved, Ok(Transition::Applied(_))) {

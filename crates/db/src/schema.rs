@@ -222,6 +222,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upload_events (id) {
+        id -> Int8,
+        upload_id -> Uuid,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        cause -> Text,
+        attempt -> Nullable<Int4>,
+        actor -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    submission_events (id) {
+        id -> Int8,
+        submission_id -> Uuid,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        cause -> Text,
+        attempt -> Nullable<Int4>,
+        actor -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(upload_parts -> uploads (upload_id));
 diesel::joinable!(upload_scans -> uploads (upload_id));
 diesel::joinable!(upload_media -> uploads (upload_id));
@@ -229,6 +257,8 @@ diesel::joinable!(upload_previews -> uploads (upload_id));
 diesel::joinable!(notifications -> uploads (upload_id));
 diesel::joinable!(upload_progress -> uploads (upload_id));
 diesel::joinable!(upload_metadata -> uploads (upload_id));
+diesel::joinable!(upload_events -> uploads (upload_id));
+diesel::joinable!(submission_events -> item_submissions (submission_id));
 diesel::joinable!(item_submissions -> items (item_id));
 diesel::joinable!(item_files -> items (item_id));
 diesel::joinable!(submission_files -> item_submissions (submission_id));
@@ -252,5 +282,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     upload_scans,
     upload_media,
     upload_previews,
-    notifications
+    notifications,
+    upload_events,
+    submission_events
 );

@@ -7,9 +7,10 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Jsonb;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use upload_domain::UploadId;
+use upload_domain::{UploadId, UploadState};
 
 use crate::DbError;
+use crate::history::{Change, JsonChange};
 use crate::models::{MediaRow, MetadataRow, PreviewRow, ProgressRow, ScanRow, UploadRow};
 use crate::schema::{upload_media, upload_metadata, upload_scans, uploads};
 
@@ -28,6 +29,8 @@ pub struct UploadSnapshotRows {
     pub progress: Vec<ProgressRow>,
     /// Previews, by name.
     pub previews: Vec<PreviewRow>,
+    /// Its history, oldest first, when it was asked for (empty otherwise).
+    pub history: Vec<Change<UploadState>>,
 }
 
 const PROGRESS: &str = "(SELECT coalesce(jsonb_agg(p), '[]'::jsonb) \
@@ -35,16 +38,23 @@ const PROGRESS: &str = "(SELECT coalesce(jsonb_agg(p), '[]'::jsonb) \
 const PREVIEWS: &str = "(SELECT coalesce(jsonb_agg(v ORDER BY v.name), '[]'::jsonb) \
      FROM upload_previews v WHERE v.upload_id = uploads.id)";
 
-/// The snapshot rows of upload `id`, whoever owns it; one query.
+const HISTORY: &str = "(SELECT coalesce(jsonb_agg(e ORDER BY e.id), '[]'::jsonb) \
+     FROM upload_events e WHERE e.upload_id = uploads.id)";
+const NO_HISTORY: &str = "'[]'::jsonb";
+
+/// The snapshot rows of upload `id`, whoever owns it, with its history when
+/// `with_history`; one query either way.
 pub async fn load(
     conn: &mut AsyncPgConnection,
     id: UploadId,
+    with_history: bool,
 ) -> Result<Option<UploadSnapshotRows>, DbError> {
     type Found = (
         UploadRow,
         Option<MetadataRow>,
         Option<ScanRow>,
         Option<MediaRow>,
+        serde_json::Value,
         serde_json::Value,
         serde_json::Value,
     );
@@ -60,11 +70,12 @@ pub async fn load(
             Option::<MediaRow>::as_select(),
             sql::<Jsonb>(PROGRESS),
             sql::<Jsonb>(PREVIEWS),
+            sql::<Jsonb>(if with_history { HISTORY } else { NO_HISTORY }),
         ))
         .first(conn)
         .await
         .optional()?;
-    let Some((upload, metadata, scan, media, progress, previews)) = found else {
+    let Some((upload, metadata, scan, media, progress, previews, history)) = found else {
         return Ok(None);
     };
     let corrupt =
@@ -76,5 +87,11 @@ pub async fn load(
         media,
         progress: serde_json::from_value(progress).map_err(|e| corrupt("progress", e))?,
         previews: serde_json::from_value(previews).map_err(|e| corrupt("previews", e))?,
+        history: serde_json::from_value::<Vec<JsonChange>>(history)
+            .map_err(|e| corrupt("history", e))?
+            .into_iter()
+            .map(JsonChange::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| DbError::Corrupt(format!("history of upload {id}: {e}")))?,
     }))
 }

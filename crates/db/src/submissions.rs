@@ -5,7 +5,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Failure, SubmissionEvent, SubmissionId, SubmissionState, UploadEvent, UploadState,
+    Actor, Failure, SubmissionEvent, SubmissionId, SubmissionState, UploadEvent, UploadState,
 };
 
 use crate::DbError;
@@ -13,31 +13,50 @@ use crate::jobs::{self, Queue, SubmissionJob};
 use crate::models::{NewNotification, SubmissionFileRow, SubmissionRow};
 use crate::schema::{item_submissions, items, submission_files};
 
-/// Moves submission `id` from `expected` by `event`, only if it is still there.
+/// Moves submission `id` from `expected` by `event`, only if it is still there,
+/// and records the change in its history, in one transaction.
 pub async fn transition(
     conn: &mut AsyncPgConnection,
     id: SubmissionId,
     expected: SubmissionState,
     event: SubmissionEvent,
     failure: Option<&Failure>,
+    by: &Actor,
 ) -> Result<bool, DbError> {
     let Ok(next) = expected.apply(event) else {
         return Ok(false);
     };
-    let updated = diesel::update(
-        item_submissions::table
-            .filter(item_submissions::id.eq(id))
-            .filter(item_submissions::state.eq(expected)),
-    )
-    .set((
-        item_submissions::state.eq(next),
-        item_submissions::updated_at.eq(Utc::now()),
-        item_submissions::failure_code.eq(failure.map(|f| f.code)),
-        item_submissions::failure_message.eq(failure.map(|f| f.message.as_str())),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(updated == 1)
+    let detail = failure.map(crate::history::failure_detail);
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let updated = diesel::update(
+            item_submissions::table
+                .filter(item_submissions::id.eq(id))
+                .filter(item_submissions::state.eq(expected)),
+        )
+        .set((
+            item_submissions::state.eq(next),
+            item_submissions::updated_at.eq(Utc::now()),
+            item_submissions::failure_code.eq(failure.map(|f| f.code)),
+            item_submissions::failure_message.eq(failure.map(|f| f.message.as_str())),
+        ))
+        .execute(conn)
+        .await?;
+        if updated != 1 {
+            return Ok(false);
+        }
+        crate::history::record_submission(
+            conn,
+            id,
+            Some(expected),
+            next,
+            event.into(),
+            by,
+            detail.as_deref(),
+        )
+        .await?;
+        Ok(true)
+    })
+    .await
 }
 
 /// The persist step: saves a queued submission's fields into its item (unless a
@@ -47,6 +66,7 @@ pub async fn transition(
 pub async fn persist(
     conn: &mut AsyncPgConnection,
     id: SubmissionId,
+    by: &Actor,
 ) -> Result<Option<SubmissionState>, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let Some(sub) = lock(conn, id).await? else {
@@ -69,7 +89,7 @@ pub async fn persist(
                 ))
                 .execute(conn)
                 .await?;
-                transition(conn, id, sub.state, SubmissionEvent::Persisted, None).await?;
+                transition(conn, id, sub.state, SubmissionEvent::Persisted, None, by).await?;
                 jobs::enqueue(conn, Queue::Move, &SubmissionJob::first(id), None).await?;
                 Ok(Some(SubmissionState::Persisted))
             }
@@ -92,6 +112,7 @@ pub async fn finish(
     id: SubmissionId,
     notification: NewNotification,
     deliver: bool,
+    by: &Actor,
 ) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let moved = transition(
@@ -100,6 +121,7 @@ pub async fn finish(
             SubmissionState::Persisted,
             SubmissionEvent::Stored,
             None,
+            by,
         )
         .await?;
         if moved {
@@ -119,13 +141,14 @@ pub async fn fail(
     failure: &Failure,
     notification: NewNotification,
     deliver: bool,
+    by: &Actor,
 ) -> Result<bool, DbError> {
     let failure = failure.clone();
     conn.transaction::<_, DbError, _>(async move |conn| {
         let Some(sub) = lock(conn, id).await? else {
             return Ok(false);
         };
-        if !transition(conn, id, sub.state, SubmissionEvent::Failed, Some(&failure)).await? {
+        if !transition(conn, id, sub.state, SubmissionEvent::Failed, Some(&failure), by).await? {
             return Ok(false);
         }
         for file in files_of(conn, id).await? {
@@ -136,6 +159,7 @@ pub async fn fail(
                 UploadState::Submitted,
                 UploadEvent::Released,
                 None,
+                by,
             )
             .await?;
         }

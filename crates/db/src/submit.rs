@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    FileId, IdempotencyKey, ItemFields, ItemId, ItemKind, ItemOnRecord, ScanVerdict, SellerId,
+    Actor, ChangeCause, FileId, IdempotencyKey, ItemFields, ItemId, ItemKind, ItemOnRecord, ScanVerdict, SellerId,
     SubmissionId, SubmissionPlan, SubmissionState, SubmitRefusal, UploadEvent, UploadId,
     UploadOnRecord, UploadState, plan_submission,
 };
@@ -37,6 +37,8 @@ pub struct SubmitRequest<'a> {
     pub digest: &'a str,
     /// The uploads, each with the file it should become a version of (None: a new file).
     pub files: &'a [(UploadId, Option<FileId>)],
+    /// Who submits (recorded in the histories).
+    pub by: &'a Actor,
 }
 
 /// A submission the database accepted (now, or earlier under the same key).
@@ -212,6 +214,7 @@ async fn record(
             UploadState::Ready,
             UploadEvent::Submitted,
             None,
+            req.by,
         )
         .await?;
         if !matches!(moved, Ok(Transition::Applied(_))) {
@@ -256,6 +259,16 @@ async fn record(
         ))
         .execute(conn)
         .await?;
+    crate::history::record_submission(
+        conn,
+        submission_id,
+        None,
+        SubmissionState::Queued,
+        ChangeCause::Created,
+        req.by,
+        None,
+    )
+    .await?;
     let files: Vec<SubmissionFileRow> = plan
         .files
         .iter()

@@ -2,22 +2,38 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea, Int4, Int8, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Failure, Md5Digest, SellerId, TransitionError, UploadEvent, UploadId, UploadState,
+    Actor, ChangeCause, Failure, Md5Digest, SellerId, TransitionError, UploadEvent, UploadId, UploadState,
 };
 
 use crate::DbError;
 use crate::models::{MetadataRow, NewUpload, PartRow, UploadRow};
 use crate::schema::{upload_metadata, upload_parts, uploads};
 
-/// Inserts a new upload.
-pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUpload<'_>) -> Result<(), DbError> {
-    diesel::insert_into(uploads::table)
-        .values(new)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Inserts a new upload and the first line of its history, in one transaction.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: &NewUpload<'_>,
+    by: &Actor,
+) -> Result<(), DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        diesel::insert_into(uploads::table)
+            .values(new)
+            .execute(conn)
+            .await?;
+        crate::history::record_upload(
+            conn,
+            new.id,
+            None,
+            UploadState::Created,
+            ChangeCause::Created,
+            by,
+            None,
+        )
+        .await
+    })
+    .await
 }
 
 /// The upload `owner` created with idempotency key `key`, if any.
@@ -69,39 +85,54 @@ pub enum Transition {
 /// Moves upload `id` from `expected` by `event`, only if it is still in `expected`.
 /// The state machine decides the target; the `WHERE state = expected` guard makes
 /// sure two actors racing on the same upload cannot both win. A failure is recorded
-/// with the state it explains.
+/// with the state it explains, and the change in the upload's history (who, why),
+/// in one transaction.
 pub async fn transition(
     conn: &mut AsyncPgConnection,
     id: UploadId,
     expected: UploadState,
     event: UploadEvent,
     failure: Option<&Failure>,
+    by: &Actor,
 ) -> Result<Result<Transition, TransitionError>, DbError> {
     let next = match expected.apply(event) {
         Ok(next) => next,
         Err(e) => return Ok(Err(e)),
     };
-    let now = chrono::Utc::now();
-    let completed_at = (event == UploadEvent::Completed).then_some(now);
-    let updated = diesel::update(
-        uploads::table
-            .filter(uploads::id.eq(id))
-            .filter(uploads::state.eq(expected)),
-    )
-    .set((
-        uploads::state.eq(next),
-        uploads::updated_at.eq(now),
-        uploads::failure_code.eq(failure.map(|f| f.code)),
-        uploads::failure_message.eq(failure.map(|f| f.message.as_str())),
-        completed_at.map(|at| uploads::completed_at.eq(at)),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(Ok(if updated == 1 {
-        Transition::Applied(next)
-    } else {
-        Transition::Lost
-    }))
+    let detail = failure.map(crate::history::failure_detail);
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let now = chrono::Utc::now();
+        let completed_at = (event == UploadEvent::Completed).then_some(now);
+        let updated = diesel::update(
+            uploads::table
+                .filter(uploads::id.eq(id))
+                .filter(uploads::state.eq(expected)),
+        )
+        .set((
+            uploads::state.eq(next),
+            uploads::updated_at.eq(now),
+            uploads::failure_code.eq(failure.map(|f| f.code)),
+            uploads::failure_message.eq(failure.map(|f| f.message.as_str())),
+            completed_at.map(|at| uploads::completed_at.eq(at)),
+        ))
+        .execute(conn)
+        .await?;
+        if updated != 1 {
+            return Ok(Ok(Transition::Lost));
+        }
+        crate::history::record_upload(
+            conn,
+            id,
+            Some(expected),
+            next,
+            event.into(),
+            by,
+            detail.as_deref(),
+        )
+        .await?;
+        Ok(Ok(Transition::Applied(next)))
+    })
+    .await
 }
 
 /// One part to record as signed.
@@ -115,6 +146,9 @@ pub struct SignedPartRecord {
     pub content_md5: Md5Digest,
     /// The length the signature pins.
     pub size_bytes: i64,
+    /// Who had it signed, by name (the first part's signer enters the upload's
+    /// history).
+    pub signed_by: std::sync::Arc<str>,
 }
 
 /// Records many signed parts (of any uploads) in one statement, but only for uploads
@@ -126,6 +160,7 @@ pub async fn record_signed_parts(
     parts: &[SignedPartRecord],
 ) -> Result<Vec<(UploadId, i32)>, DbError> {
     let query = RecordSignedParts {
+        actors: parts.iter().map(|p| p.signed_by.to_string()).collect(),
         ids: parts.iter().map(|p| p.upload_id).collect(),
         numbers: parts.iter().map(|p| p.part_number).collect(),
         md5s: parts.iter().map(|p| p.content_md5).collect(),
@@ -140,9 +175,11 @@ pub async fn record_signed_parts(
 /// every later call is one round trip (Bind and Execute).
 ///
 /// One round trip in all: the CTE moves fresh uploads to uploading (firing their
-/// NOTIFY once) and the insert keeps only parts of uploads that still accept them.
-/// The states are bound as parameters, named by the state machine.
+/// NOTIFY once) and writes that change in their history; the insert keeps only
+/// parts of uploads that still accept them. The states and the cause are bound as
+/// parameters, named by the domain.
 struct RecordSignedParts {
+    actors: Vec<String>,
     ids: Vec<UploadId>,
     numbers: Vec<i32>,
     md5s: Vec<Md5Digest>,
@@ -171,8 +208,10 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
         out.push_bind_param::<Array<Bytea>, _>(&self.md5s)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Int8>, _>(&self.sizes)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.actors)?;
         out.push_sql(
-            ") AS t(upload_id, part_number, content_md5, size_bytes)
+            ") AS t(upload_id, part_number, content_md5, size_bytes, actor)
              ), started AS (
                  UPDATE uploads SET state = ",
         );
@@ -185,6 +224,17 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
         out.push_sql(
             "
                  RETURNING id
+             ), noted AS (
+                 INSERT INTO upload_events (upload_id, from_state, to_state, cause, actor)
+                 SELECT DISTINCT ON (s.id) s.id, ",
+        );
+        out.push_bind_param::<Text, _>(&UploadState::Created)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&UploadState::Uploading)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&ChangeCause::PartSigned)?;
+        out.push_sql(
+            ", i.actor FROM started s JOIN incoming i ON i.upload_id = s.id
              )
              INSERT INTO upload_parts (upload_id, part_number, content_md5, size_bytes)
              SELECT i.upload_id, i.part_number, i.content_md5, i.size_bytes

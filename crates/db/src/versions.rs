@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Bucket, FileId, ItemId, Md5Digest, Sha256Digest, SubmissionId, UploadEvent, UploadId,
+    Actor, Bucket, FileId, ItemId, Md5Digest, Sha256Digest, SubmissionId, UploadEvent, UploadId,
     UploadState,
 };
 
@@ -98,6 +98,7 @@ pub struct ContentConflict {
 pub async fn record(
     conn: &mut AsyncPgConnection,
     new: &NewVersion<'_>,
+    by: &Actor,
 ) -> Result<Result<VersionRow, ContentConflict>, DbError> {
     diesel::insert_into(stored_objects::table)
         .values(new.object)
@@ -181,6 +182,7 @@ pub async fn record(
         UploadState::Submitted,
         UploadEvent::Stored,
         None,
+        by,
     )
     .await?;
     if !matches!(moved, Ok(Transition::Applied(_))) {

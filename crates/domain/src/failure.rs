@@ -104,6 +104,19 @@ impl FailureCode {
         }
     }
 
+    /// How an operator retries an upload that failed with this code: scans fail
+    /// back to a new scan, processing stages back to processing; None where retrying
+    /// cannot help (the file itself is at fault) or the code is not an upload's.
+    pub const fn retry(self) -> Option<crate::UploadEvent> {
+        match self {
+            Self::ScanFailed => Some(crate::UploadEvent::RetriedScan),
+            Self::MetadataFailed | Self::PreviewFailed | Self::ProcessingStalled => {
+                Some(crate::UploadEvent::RetriedProcessing)
+            }
+            _ => None,
+        }
+    }
+
     /// The state an upload that fails with this code ends in; `None` for codes
     /// that only submissions carry.
     pub const fn upload_state(self) -> Option<UploadState> {

@@ -145,6 +145,9 @@ pub enum SubmissionEvent {
     Stored,
     /// A job ran out of attempts or aborted.
     Failed,
+    /// An operator retried it: it is saved again (a no-op for fields already
+    /// saved) and its files moved.
+    Retried,
 }
 
 /// A submission event that cannot happen in the current state.
@@ -166,6 +169,7 @@ impl SubmissionState {
             (S::Queued, E::Persisted) => Ok(S::Persisted),
             (S::Persisted, E::Stored) => Ok(S::Stored),
             (S::Queued | S::Persisted, E::Failed) => Ok(S::Failed),
+            (S::Failed, E::Retried) => Ok(S::Queued),
             (from, event) => Err(SubmissionTransitionError { from, event }),
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! Where things live: `words` declares the vocabulary enums; `access` the roles,
 //! scopes, RPCs and the authorization table; `state` and `item`
-//! hold the two state machines; `failure`, `scan`, `notification` and `bucket`
+//! hold the two state machines; `history` why and by whom they changed; `failure`, `scan`, `notification` and `bucket`
 //! the words the pipeline records; `hash` the content digests; `ids`, `seller`
 //! and `file` the values a request carries; `plan` the part plan; `policy` the
 //! type allow-list; `submission` the rules of SubmitItem.
@@ -13,6 +13,7 @@ mod error;
 mod failure;
 mod file;
 mod hash;
+mod history;
 mod ids;
 mod item;
 mod notification;
@@ -37,6 +38,7 @@ pub use error::DomainError;
 pub use failure::{Failure, FailureCode, FailureSubject};
 pub use file::{ContentType, FileName};
 pub use hash::{ContentHash, Md5Digest, Sha256Digest};
+pub use history::{Actor, ChangeCause};
 pub use ids::{FileId, ItemId, NotificationId, SubmissionId, UploadId};
 pub use item::{
     IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, SubmissionEvent, SubmissionState,

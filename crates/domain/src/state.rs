@@ -63,6 +63,12 @@ pub enum UploadEvent {
     Aborted,
     /// The upload passed its deadline unfinished.
     Expired,
+    /// An operator retried a scan that failed: the file is scanned again.
+    RetriedScan,
+    /// An operator retried processing that failed: its failed stages run again.
+    RetriedProcessing,
+    /// An operator judged a quarantined file clean: it goes on to processing.
+    QuarantineReleased,
 }
 
 /// An event that cannot happen in the current state.
@@ -98,6 +104,9 @@ impl UploadState {
             // Unfinished past its deadline, or ready but never submitted in time (its
             // bytes would otherwise vanish under a late submission).
             (S::Created | S::Uploading | S::Ready, E::Expired) => S::Expired,
+            (S::Failed, E::RetriedScan) => S::Uploaded,
+            (S::Failed, E::RetriedProcessing) => S::Processing,
+            (S::Quarantined, E::QuarantineReleased) => S::Processing,
             (from, event) => return Err(TransitionError { from, event }),
         };
         Ok(next)
@@ -128,6 +137,17 @@ mod tests {
     use super::*;
     use UploadEvent as E;
     use UploadState as S;
+
+    #[test]
+    fn only_an_operator_takes_failed_and_quarantined_uploads_back() {
+        assert_eq!(S::Failed.apply(E::RetriedScan), Ok(S::Uploaded));
+        assert_eq!(S::Failed.apply(E::RetriedProcessing), Ok(S::Processing));
+        assert_eq!(S::Quarantined.apply(E::QuarantineReleased), Ok(S::Processing));
+        for from in [S::Ready, S::Stored, S::Rejected, S::Scanning] {
+            assert!(from.apply(E::RetriedScan).is_err(), "{from}");
+            assert!(from.apply(E::QuarantineReleased).is_err(), "{from}");
+        }
+    }
 
     #[test]
     fn happy_path_reaches_stored() {

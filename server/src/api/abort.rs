@@ -3,7 +3,7 @@
 //! bucket's lifecycle rule aborts the leftover upload within a day.
 
 use upload_db::uploads;
-use upload_domain::{Caller, Failure, FailureCode, UploadEvent, UploadId, UploadState};
+use upload_domain::{Actor, Caller, Failure, FailureCode, UploadEvent, UploadId, UploadState};
 use upload_proto::v1 as pb;
 use upload_storage::MultipartUpload;
 
@@ -42,6 +42,7 @@ pub async fn handle_abort_upload(
             row.state,
             UploadEvent::Aborted,
             Some(&failure),
+            &Actor::caller(caller),
         )
         .await?
         .map_err(|e| ApiError::Internal(e.to_string()))?;

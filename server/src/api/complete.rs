@@ -2,7 +2,7 @@
 //! object, and record the completion (one transaction with the first job).
 
 use upload_assembly::{Completion, complete_if_assembled, inspect_parts, record_upload_progress};
-use upload_domain::{Caller, UploadId, UploadState};
+use upload_domain::{Actor, Caller, UploadId, UploadState};
 use upload_proto::v1 as pb;
 use upload_storage::{MultipartUpload, StoreError};
 
@@ -71,7 +71,7 @@ pub async fn handle_complete_upload(
             Err(e) => return Err(e.into()),
         }
     }
-    match complete_if_assembled(&state.pool, &state.store, &row).await? {
+    match complete_if_assembled(&state.pool, &state.store, &row, &Actor::caller(caller)).await? {
         Completion::NotAssembled => return Err(ApiError::NotAssembled(id)),
         Completion::AlreadyRecorded => {
             tracing::debug!(%id, "another call completed the upload first");

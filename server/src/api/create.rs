@@ -1,7 +1,7 @@
 use chrono::Utc;
 use upload_db::models::{NewUpload, UploadRow};
 use upload_domain::{
-    Caller, ContentType, FileName, IdempotencyKey, PartPlan, Stage, StageStatus, UploadId,
+    Actor, Caller, ContentType, FileName, IdempotencyKey, PartPlan, Stage, StageStatus, UploadId,
     UploadState,
 };
 use upload_proto::v1 as pb;
@@ -134,7 +134,7 @@ pub async fn handle_create_upload(
     };
     let recorded = async {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-        upload_db::uploads::insert(&mut conn, &new).await?;
+        upload_db::uploads::insert(&mut conn, &new, &Actor::caller(caller)).await?;
         upload_db::progress::set(
             &mut conn,
             id,

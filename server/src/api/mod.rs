@@ -143,11 +143,13 @@ impl UploadService for UploadApi {
     ) -> Result<Response<pb::GetUploadResponse>, Status> {
         let caller = caller(&req)?;
         let id = upload_id(&req.get_ref().upload_id)?;
-        let snapshot = UploadSnapshot::load(&self.state, &caller, id).await?;
+        let with_history = req.get_ref().include_history;
+        let snapshot = UploadSnapshot::load_with(&self.state, &caller, id, with_history).await?;
         let (upload, stages) = snapshot.to_proto(&self.state).await?;
         Ok(Response::new(pb::GetUploadResponse {
             upload: Some(upload),
             stages,
+            history: snapshot.history(),
         }))
     }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use upload_db::uploads::SignedPartRecord;
-use upload_domain::{Caller, Md5Digest, PartNumber};
+use upload_domain::{Actor, Caller, Md5Digest, PartNumber};
 use upload_proto::v1 as pb;
 
 use crate::convert;
@@ -61,6 +61,7 @@ pub async fn handle_sign_parts(
         checked.push((number, md5, part.content_length));
     }
 
+    let signed_by: std::sync::Arc<str> = Actor::caller(caller).to_string().into();
     let records: Vec<SignedPartRecord> = checked
         .iter()
         .map(|(number, md5, length)| SignedPartRecord {
@@ -68,6 +69,7 @@ pub async fn handle_sign_parts(
             part_number: i32::try_from(number.get()).unwrap_or(i32::MAX),
             content_md5: *md5,
             size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
+            signed_by: signed_by.clone(),
         })
         .collect();
     // The database write and the signing overlap: polled first (`biased`), the

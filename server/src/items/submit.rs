@@ -3,7 +3,7 @@
 use sha2::Digest;
 use upload_db::submit::{Accepted, SubmitRequest};
 use upload_domain::{
-    Caller, FileId, IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, UploadId,
+    Actor, Caller, FileId, IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, UploadId,
 };
 use upload_proto::v1 as pb;
 
@@ -93,6 +93,7 @@ pub async fn handle_submit_item(
         Some(item_id(&req.item_id)?)
     };
     let digest = digest(&req);
+    let by = Actor::caller(caller);
     let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
     let accepted: Accepted = upload_db::submit::submit(
         &mut conn,
@@ -104,6 +105,7 @@ pub async fn handle_submit_item(
             key: &key,
             digest: &digest,
             files: &files,
+            by: &by,
         },
     )
     .await??;

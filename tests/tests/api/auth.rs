@@ -146,6 +146,7 @@ async fn another_seller_cannot_sign_list_complete_abort_get_or_watch() {
     not_found(
         api.get_upload(pb::GetUploadRequest {
             upload_id: id.clone(),
+            include_history: false,
         })
         .await
         .unwrap_err(),
@@ -163,6 +164,7 @@ async fn another_seller_cannot_sign_list_complete_abort_get_or_watch() {
     let m2 = not_found(
         api.get_upload(pb::GetUploadRequest {
             upload_id: unknown.clone(),
+            include_history: false,
         })
         .await
         .unwrap_err(),

@@ -99,6 +99,7 @@ async fn call(client: &UploadClient, rpc: Rpc, on: &Resources, tag: &str) -> Cod
         Rpc::GetUpload => api
             .get_upload(pb::GetUploadRequest {
                 upload_id: upload_id(&on.ready_upload),
+                include_history: false,
             })
             .await
             .map(drop),

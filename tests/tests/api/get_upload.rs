@@ -51,6 +51,7 @@ async fn a_ready_upload_shows_its_stages_hashes_and_clean_verdict() {
         .api()
         .get_upload(pb::GetUploadRequest {
             upload_id: up.upload_id.clone(),
+            include_history: false,
         })
         .await;
     assert_eq!(code(refused), tonic::Code::NotFound);
@@ -72,7 +73,7 @@ async fn the_snapshot_of_a_processed_upload_is_one_query() {
             counter.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let rows = upload_db::snapshot::load(&mut conn, id)
+    let rows = upload_db::snapshot::load(&mut conn, id, true)
         .await
         .unwrap()
         .expect("the upload");
@@ -83,4 +84,93 @@ async fn the_snapshot_of_a_processed_upload_is_one_query() {
     assert!(rows.scan.expect("verdict").verdict.is_clean());
     assert_eq!(rows.progress.len(), 5, "{:?}", rows.progress);
     assert!(rows.media.is_none(), "random bytes have no media facts");
+}
+
+/// One line of history as (from, to, cause, actor, attempt), for comparing.
+fn lines(history: &[pb::UploadChange]) -> Vec<(i32, i32, i32, String, u32)> {
+    history
+        .iter()
+        .map(|c| (c.from_state, c.to_state, c.cause, c.actor.clone(), c.attempt))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_shows_every_change_with_its_cause_and_who_made_it() {
+    use pb::ChangeCause as C;
+    use pb::UploadState as S;
+    let app = TestApp::spawn().await;
+    let file = TestFile::random(MIB);
+    let (client, up, _item) = app
+        .stored_item("seller-hist", &file, ("a.bin", "application/octet-stream"), "History")
+        .await;
+    // Without asking, no history (the snapshot stays one query either way).
+    let plain = client.get(&up.upload_id).await.expect("GetUpload");
+    assert!(plain.history.is_empty());
+    let got = client.history(&up.upload_id).await.expect("GetUpload with history");
+    let seller = "seller:seller-hist".to_owned();
+    let job = |queue: &str| format!("job:{queue}");
+    let mut expected = vec![
+        (S::Unspecified, S::Created, C::Created, seller.clone(), 0),
+        (S::Created, S::Uploading, C::PartSigned, seller.clone(), 0),
+        (S::Uploading, S::Uploaded, C::Completed, seller.clone(), 0),
+        (S::Uploaded, S::Scanning, C::ScanStarted, job("upload.scan"), 1),
+        (S::Scanning, S::Processing, C::Scanned, job("upload.scan"), 1),
+    ];
+    // Whichever processing stage finished last made it ready.
+    let ready_by = got
+        .history
+        .iter()
+        .find(|c| c.cause == C::ProcessingDone as i32)
+        .map(|c| c.actor.clone())
+        .expect("a processing_done line");
+    assert!(
+        [job("upload.metadata"), job("upload.preview")].contains(&ready_by),
+        "{ready_by}"
+    );
+    expected.extend([
+        (S::Processing, S::Ready, C::ProcessingDone, ready_by, 1),
+        (S::Ready, S::Submitted, C::Submitted, seller.clone(), 0),
+        (S::Submitted, S::Stored, C::Stored, job("item.move"), 1),
+    ]);
+    let expected: Vec<_> = expected
+        .into_iter()
+        .map(|(f, t, c, a, n)| (f as i32, t as i32, c as i32, a, n))
+        .collect();
+    assert_eq!(lines(&got.history), expected, "{:#?}", got.history);
+    // Each line starts where the one before ended, in time order, and the last
+    // ends in the upload's state.
+    for pair in got.history.windows(2) {
+        assert_eq!(pair[0].to_state, pair[1].from_state);
+        let at = |c: &pb::UploadChange| c.at.clone().map(|t| (t.seconds, t.nanos));
+        assert!(at(&pair[0]) <= at(&pair[1]), "{pair:?}");
+    }
+    assert_eq!(
+        got.history.last().map(|c| c.to_state),
+        got.upload.map(|u| u.state)
+    );
+    // The submission's own history, as ops read it with SQL.
+    let rows = app
+        .count(
+            "SELECT count(*) FROM submission_events e JOIN item_submissions s ON s.id = e.submission_id \
+             WHERE s.owner_id = 'seller-hist' AND e.actor = 'seller:seller-hist' AND e.cause = 'created'",
+        )
+        .await;
+    assert_eq!(rows, 1);
+    let moved = app
+        .count(
+            "SELECT count(*) FROM submission_events \
+             WHERE (from_state, to_state, actor, attempt) IN \
+             (('queued', 'persisted', 'job:item.persist', 1), ('persisted', 'stored', 'job:item.move', 1))",
+        )
+        .await;
+    assert_eq!(moved, 2);
+    // The history is append-only.
+    let mut conn = app.db().await;
+    let refused = diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE upload_events SET actor = 'someone else'"),
+        &mut conn,
+    )
+    .await
+    .expect_err("history rows cannot be changed");
+    assert!(refused.to_string().contains("append-only"), "{refused}");
 }

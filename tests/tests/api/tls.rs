@@ -226,6 +226,7 @@ async fn with_a_client_ca_only_known_certificates_get_past_the_handshake() {
     .expect("the gateway's certificate");
     let mut read = tonic::Request::new(pb::GetUploadRequest {
         upload_id: created.upload_id.clone(),
+        include_history: false,
     });
     read.metadata_mut().insert(
         "authorization",

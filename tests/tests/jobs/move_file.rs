@@ -88,7 +88,8 @@ async fn a_move_killed_between_copy_and_delete_runs_again_to_one_version_and_no_
         .unwrap()
         .remove(0);
     drop(conn);
-    let version = upload_worker::move_file::place_and_record(&ctx, &sub_row, &file_row)
+    let by = upload_domain::Actor::job("item.move", 1);
+    let version = upload_worker::move_file::place_and_record(&ctx, &sub_row, &file_row, &by)
         .await
         .expect("copy and record");
     assert_eq!(version.version, 1);

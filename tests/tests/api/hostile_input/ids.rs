@@ -132,6 +132,7 @@ async fn ids_that_are_malformed_random_or_another_sellers_reach_nothing() {
             let mut api = a.api();
             let req = pb::GetUploadRequest {
                 upload_id: id.clone(),
+                include_history: false,
             };
             cases.push(case(format!("GetUpload, {label}"), code, &w, async move {
                 api.get_upload(req).await

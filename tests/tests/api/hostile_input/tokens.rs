@@ -311,6 +311,7 @@ async fn tokens_that_are_not_the_services_are_refused_by_name() {
             authorized(
                 pb::GetUploadRequest {
                     upload_id: id.clone(),
+                    include_history: false,
                 },
                 Some(&forged),
             ),
