@@ -5,6 +5,7 @@
 //! CreateUpload itself. The maps forget callers whose buckets are full again and
 //! who hold no stream, so they stay as small as the callers active now.
 
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ pub struct FairUse {
     config: FairUseConfig,
     creates: Mutex<HashMap<SellerId, Bucket>>,
     watches: Arc<Mutex<HashMap<SellerId, usize>>>,
+    open_watches: Gauge,
 }
 
 impl FairUse {
@@ -44,6 +46,7 @@ impl FairUse {
             config,
             creates: Mutex::new(HashMap::new()),
             watches: Arc::new(Mutex::new(HashMap::new())),
+            open_watches: Gauge::default(),
         }
     }
 
@@ -83,6 +86,12 @@ impl FairUse {
         })
     }
 
+    /// Counts open watch streams in `gauge` too.
+    pub fn counting_watches(mut self, gauge: Gauge) -> Self {
+        self.open_watches = gauge;
+        self
+    }
+
     /// A watch stream for `who`, counted until the returned slot is dropped.
     pub fn open_watch(&self, who: &SellerId) -> Result<WatchSlot, ApiError> {
         let mut open = self.watches.lock().unwrap_or_else(|e| e.into_inner());
@@ -94,9 +103,11 @@ impl FairUse {
             });
         }
         *count += 1;
+        self.open_watches.inc();
         Ok(WatchSlot {
             watches: Arc::clone(&self.watches),
             who: who.clone(),
+            gauge: self.open_watches.clone(),
         })
     }
 }
@@ -106,10 +117,12 @@ impl FairUse {
 pub struct WatchSlot {
     watches: Arc<Mutex<HashMap<SellerId, usize>>>,
     who: SellerId,
+    gauge: Gauge,
 }
 
 impl Drop for WatchSlot {
     fn drop(&mut self) {
+        self.gauge.dec();
         let mut open = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = open.get_mut(&self.who) {
             *count = count.saturating_sub(1);

@@ -4,15 +4,19 @@
 //! ItemService ones, one file per family of calls; `snapshot` the one read model
 //! of an upload they return; `convert` the protobuf forms; `error` every reason a
 //! call fails with its status; `auth` the token layer; `state` what handlers share; `fair_use` the per-caller limits;
-//! `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the
-//! gRPC port's TLS with certificates reloaded from their files.
+//! `metrics` what Prometheus scrapes; `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the
+//! gRPC port's TLS with certificates reloaded from their files; `admin` and
+//! `admin_show` the `upload-admin` tool.
 
+pub mod admin;
+mod admin_show;
 pub mod api;
 pub mod auth;
 mod convert;
 pub mod error;
 pub mod fair_use;
 pub mod items;
+pub mod metrics;
 pub mod part_recorder;
 pub mod progress_hub;
 pub mod snapshot;
@@ -33,13 +37,16 @@ use crate::api::UploadApi;
 use crate::auth::{AuthLayer, TokenKeys};
 use crate::fair_use::FairUse;
 use crate::items::ItemApi;
+use crate::metrics::{RpcMetricsLayer, ServerMetrics};
 use crate::part_recorder::PartRecorder;
 use crate::progress_hub::ProgressHub;
 use crate::state::{AppState, FactsCache};
+use upload_telemetry::MetricsListener;
 
 /// Connects to the database and the store and starts the background tasks.
 pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
     let pool = upload_db::connect_pool(&cfg.database.url, cfg.database.pool_size).await?;
+    let metrics = ServerMetrics::new();
     Ok(Arc::new(AppState {
         recorder: PartRecorder::start(pool.clone(), 2),
         hub: ProgressHub::start(cfg.database.url.clone(), pool.clone()),
@@ -47,7 +54,8 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
         store: Store::new(&cfg.store),
         policy: cfg.policy.clone(),
         facts: FactsCache::default(),
-        fair_use: FairUse::new(cfg.fair_use),
+        fair_use: FairUse::new(cfg.fair_use).counting_watches(metrics.open_watches.clone()),
+        metrics,
     }))
 }
 
@@ -106,9 +114,18 @@ pub async fn serve(
             http::HeaderName::from_static("grpc-status"),
             http::HeaderName::from_static("grpc-message"),
         ]);
+    // Scraped on a listener of its own, for as long as the API is served.
+    let _metrics = match cfg.metrics_addr {
+        Some(addr) => Some(MetricsListener::serve(
+            TcpListener::bind(addr).await?,
+            state.metrics.renderer(),
+        )?),
+        None => None,
+    };
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(tower_http::trace::TraceLayer::new_for_grpc())
+        .layer(RpcMetricsLayer::new(Arc::clone(&state.metrics)))
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(

@@ -95,6 +95,8 @@ pub struct AppState {
     pub facts: FactsCache,
     /// Per-caller limits.
     pub fair_use: crate::fair_use::FairUse,
+    /// What the `/metrics` listener shows.
+    pub metrics: std::sync::Arc<crate::metrics::ServerMetrics>,
 }
 
 impl AppState {

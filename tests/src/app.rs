@@ -19,6 +19,10 @@ use crate::stack::{connect, create_database, drop_database, stack_env};
 pub struct TestApp {
     /// The gRPC endpoint, `http://127.0.0.1:PORT` (`https://` with TLS).
     pub endpoint: String,
+    /// The first server's `/metrics`.
+    pub server_metrics_url: String,
+    /// The first worker's `/metrics` (when the app runs a worker).
+    pub worker_metrics_url: String,
     /// The test's database URL.
     pub database_url: String,
     /// The store, with the test's buckets.
@@ -153,15 +157,29 @@ impl TestApp {
         let store = Store::new(&StoreConfig::from_source(&base)?);
         buckets.create(&store).await?;
         let config = ServerConfig::from_source(&env)?;
-        let (endpoint, server) = start_server(config.clone()).await?;
+        // The first server and worker serve their metrics, each on a port of its
+        // own (replicas and extra workers do not, so they never collide).
+        let metrics_at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let server_metrics = metrics_at(crate::free_port());
+        let (endpoint, server) = start_server(ServerConfig {
+            metrics_addr: Some(server_metrics),
+            ..config.clone()
+        })
+        .await?;
         let mut running = vec![server];
         let mut worker_env = env.clone();
         worker_env.extend(options.worker_env);
+        let worker_metrics = metrics_at(crate::free_port());
         if options.worker {
-            running.push(start_worker(WorkerConfig::from_source(&worker_env)?));
+            running.push(start_worker(WorkerConfig {
+                metrics_addr: Some(worker_metrics),
+                ..WorkerConfig::from_source(&worker_env)?
+            }));
         }
         Ok(Self {
             endpoint,
+            server_metrics_url: format!("http://{server_metrics}/metrics"),
+            worker_metrics_url: format!("http://{worker_metrics}/metrics"),
             store,
             // No HS256 secret (a test of JWKS tokens): the harness mints nothing.
             keys: config

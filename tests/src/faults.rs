@@ -99,6 +99,7 @@ pub struct StoreFaults {
     pub addr: SocketAddr,
     /// Its counters.
     pub stats: Arc<FaultStats>,
+    outage: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -116,6 +117,8 @@ struct Shared {
     rng: Mutex<rand::rngs::StdRng>,
     turn: AtomicU64,
     stats: Arc<FaultStats>,
+    /// While set, the store is away: every request answers 503.
+    outage: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StoreFaults {
@@ -134,7 +137,9 @@ impl StoreFaults {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let stats = Arc::new(FaultStats::default());
+        let outage = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = Arc::new(Shared {
+            outage: Arc::clone(&outage),
             upstream,
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(rules.seed)),
             rules,
@@ -155,12 +160,23 @@ impl StoreFaults {
                 });
             }
         });
-        Self { addr, stats, task }
+        Self {
+            addr,
+            stats,
+            outage,
+            task,
+        }
     }
 
     /// The proxy's URL, for `UPLOAD_S3_ENDPOINT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Takes the store away (every request answers 503 ServiceUnavailable) or
+    /// brings it back.
+    pub fn set_outage(&self, away: bool) {
+        self.outage.store(away, Ordering::SeqCst);
     }
 }
 
@@ -197,6 +213,9 @@ fn choose(shared: &Shared) -> Option<Fault> {
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<ProxyBody>, String> {
     shared.stats.requests.fetch_add(1, Ordering::SeqCst);
+    if shared.outage.load(Ordering::SeqCst) {
+        return Ok(s3_error(503, "ServiceUnavailable", "The store is away."));
+    }
     let fault = choose(shared);
     if let Some(fault) = fault {
         *shared

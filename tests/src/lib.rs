@@ -1,13 +1,14 @@
 #![doc = include_str!("../README.md")]
 //!
-//! Where things live: `archives` files built to defeat a scanner; `app` the test app (server, worker, database, buckets, the
+//! Where things live: `admin` the admin tool as tests run it; `archives` files built to defeat a scanner; `app` the test app (server, worker, database, buckets, the
 //! unfinished-job check at its end); `stack` the stack's environment and database
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
+//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
 //! `worker_process` the worker as a process of its own, to kill.
 
+mod admin;
 mod app;
 pub mod archives;
 mod buckets;
@@ -17,6 +18,7 @@ mod fingerprint;
 mod fixtures;
 mod items;
 mod media_sandbox;
+mod metrics;
 mod postgres;
 mod proxy;
 mod queries;
@@ -33,6 +35,7 @@ pub use fingerprint::Fingerprint;
 pub use fixtures::*;
 pub use items::*;
 pub use media_sandbox::{MediaSandbox, SANDBOX_UID};
+pub use metrics::{Scrape, scrape};
 pub use postgres::PrivatePostgres;
 pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;

@@ -106,12 +106,15 @@ impl Proxy {
                     let limit = cut.then_some(rules.cut_after_bytes);
                     let piping = pipe(client, server, limit, &counters);
                     tokio::pin!(piping);
+                    // The freeze is looked at first on every wake-up: bytes that
+                    // arrive after `freeze()` returned never get through.
                     tokio::select! {
-                        () = &mut piping => {}
+                        biased;
                         _ = freeze.changed() => {
                             // Frozen: both sockets stay open, nothing moves again.
                             std::future::pending::<()>().await;
                         }
+                        () = &mut piping => {}
                     }
                 });
                 // Reap finished connections so the set stays small.

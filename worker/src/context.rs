@@ -21,6 +21,8 @@ pub struct JobContext {
     pub http: reqwest::Client,
     /// Attempts, delays, scanner, policy.
     pub config: WorkerConfig,
+    /// What the `/metrics` listener shows.
+    pub metrics: std::sync::Arc<crate::metrics::WorkerMetrics>,
 }
 
 impl JobContext {
@@ -35,6 +37,7 @@ impl JobContext {
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
             config,
+            metrics: crate::metrics::WorkerMetrics::new(),
         })
     }
 

@@ -11,6 +11,7 @@ use upload_db::jobs::{self, JobPayload, NotifyJob, Queue, RescanJob, SubmissionJ
 use upload_domain::{Actor, Failure};
 
 use crate::JobContext;
+use crate::metrics::RunOutcome;
 use crate::outcome::{JobError, fail_submission, fail_upload, retry_delay};
 
 /// A job: the queue it runs on and its body.
@@ -118,8 +119,12 @@ pub async fn run_job<J: Job>(
     job: J::Payload,
     ctx: Data<Arc<JobContext>>,
 ) -> Result<(), BoxDynError> {
+    let started = std::time::Instant::now();
     let result = J::run(&ctx, job).await;
-    Box::pin(settle(&ctx, J::QUEUE, job, result)).await
+    let took = started.elapsed();
+    let (outcome, answer) = Box::pin(settle(&ctx, J::QUEUE, job, result)).await;
+    ctx.metrics.job_ran(J::QUEUE, job.attempt(), outcome, took);
+    answer
 }
 
 /// Turns a job's result into its follow-up: nothing, a scheduled retry, or its
@@ -129,15 +134,25 @@ async fn settle<P: Subject>(
     queue: Queue,
     job: P,
     result: Result<(), JobError>,
-) -> Result<(), BoxDynError> {
+) -> (RunOutcome, Result<(), BoxDynError>) {
     let Err(err) = result else {
-        return Ok(());
+        return (RunOutcome::Ok, Ok(()));
     };
-    if let Some(failure) = retry_or_give_up(ctx, queue, job, &err).await? {
-        tracing::error!(?job, queue = queue.name(), code = %failure.code, message = %failure.message, "job gave up");
-        job.fail(ctx, failure, actor(queue, &job)).await?;
+    match retry_or_give_up(ctx, queue, job, &err).await {
+        Err(e) => (RunOutcome::GaveUp, Err(e.into())),
+        Ok(None) if job.attempt() < err.attempts_allowed(ctx.config.max_attempts) => {
+            (RunOutcome::Retry, Err(err.into()))
+        }
+        Ok(None) => (RunOutcome::GaveUp, Err(err.into())),
+        Ok(Some(failure)) => {
+            tracing::error!(?job, queue = queue.name(), code = %failure.code, message = %failure.message, "job gave up");
+            if let Err(e) = job.fail(ctx, failure, actor(queue, &job)).await {
+                tracing::error!(?job, queue = queue.name(), error = %e, "recording the failure failed");
+                return (RunOutcome::GaveUp, Err(e.into()));
+            }
+            (RunOutcome::GaveUp, Err(err.into()))
+        }
     }
-    Err(err.into())
 }
 
 /// After a failed attempt: schedules the next one when the error is retryable and

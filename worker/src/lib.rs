@@ -7,7 +7,7 @@
 //! pipeline's jobs and `media` running ffmpeg (here, or in `media_sandbox` as
 //! another user); `clamd` the scanner's protocol; `rescan` the signature watch and
 //! the catalogue re-scans; `sweep` the sweeper loop; `supervise` the queues'
-//! restarts.
+//! restarts; `metrics` what Prometheus scrapes.
 
 pub mod clamd;
 mod context;
@@ -16,6 +16,7 @@ pub mod job;
 pub mod media;
 pub mod media_sandbox;
 pub mod metadata;
+pub mod metrics;
 pub mod move_file;
 pub mod notify;
 pub mod outcome;
@@ -95,7 +96,16 @@ pub async fn run(
     let concurrency = config.concurrency;
     let give_up_after = config.give_up_after;
     let database_url = config.database.url.clone();
+    let metrics_addr = config.metrics_addr;
     let ctx = Arc::new(JobContext::connect(config).await?);
+    // Scraped on a listener of its own, for as long as the worker runs.
+    let _metrics = match metrics_addr {
+        Some(addr) => Some(upload_telemetry::MetricsListener::serve(
+            tokio::net::TcpListener::bind(addr).await?,
+            ctx.metrics.renderer(ctx.pool.clone()),
+        )?),
+        None => None,
+    };
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown) as supervise::Signal);
     let sweeper = tokio::spawn(sweep::sweep_forever(
         Arc::clone(&ctx),

@@ -23,8 +23,8 @@ use upload_db::models::{
 use upload_db::submissions;
 use upload_db::versions::{self, ContentLock, NewVersion};
 use upload_domain::{
-    Actor,
-    Bucket, FailureCode, Md5Digest, NotificationKind, SubmissionState, UNKNOWN_TYPE, UploadId,
+    Actor, Bucket, FailureCode, Md5Digest, NotificationKind, SubmissionState, UNKNOWN_TYPE,
+    UploadId,
 };
 use upload_storage::StorageKey;
 
@@ -75,7 +75,15 @@ pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
         }),
     );
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    if submissions::finish(&mut conn, sub.id, notification, ctx.delivers_webhooks(), &by).await? {
+    if submissions::finish(
+        &mut conn,
+        sub.id,
+        notification,
+        ctx.delivers_webhooks(),
+        &by,
+    )
+    .await?
+    {
         tracing::info!(submission = %sub.id, files = stored.len(), "submission stored");
     }
     Ok(())

@@ -7,8 +7,7 @@ use std::time::Duration;
 use upload_db::models::NewNotification;
 use upload_db::{submissions, uploads};
 use upload_domain::{
-    Actor,
-    Failure, FailureCode, NotificationKind, SubmissionId, UploadEvent, UploadId, UploadState,
+    Actor, Failure, FailureCode, NotificationKind, SubmissionId, UploadEvent, UploadId, UploadState,
 };
 
 use crate::JobContext;

@@ -24,7 +24,8 @@ pub async fn run(ctx: &JobContext, job: SubmissionJob) -> Result<(), JobError> {
         job.submission_id,
         &crate::job::actor(Queue::Persist, &job),
     )
-    .await? {
+    .await?
+    {
         Some(state) => {
             tracing::info!(submission = %job.submission_id, %state, "submission persisted");
         }

@@ -82,8 +82,7 @@ pub async fn finish(
     detail: &str,
 ) -> Result<(), JobError> {
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    let state =
-        upload_db::pipeline::finish_stage(
+    let state = upload_db::pipeline::finish_stage(
         &mut conn,
         job.upload_id,
         stage,

@@ -153,8 +153,14 @@ pub async fn run(ctx: &JobContext, job: RescanJob) -> Result<(), JobError> {
             Target::MoveToQuarantine(object) => move_to_quarantine(ctx, &object).await?,
             Target::Stored(object) => rescan_object(ctx, version, &scanner, &object).await?,
             Target::Ready(upload) => {
-                rescan_ready(ctx, version, &scanner, &upload, &crate::job::actor(Queue::Rescan, &job))
-                    .await?
+                rescan_ready(
+                    ctx,
+                    version,
+                    &scanner,
+                    &upload,
+                    &crate::job::actor(Queue::Rescan, &job),
+                )
+                .await?
             }
         }
         crate::failpoint::reached("rescan.target-done").await;

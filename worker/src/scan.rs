@@ -324,6 +324,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let (done_tx, done_rx) = watch::channel(0u64);
     // The read never waits on progress writes: the reporter follows on the side.
     let (clamd, clamd_timeout) = (ctx.config.clamd.clone(), ctx.config.clamd_timeout);
+    let reading = std::time::Instant::now();
     let (read, ()) = tokio::join!(
         async move { read_and_scan(stream, for_hashes, clamd, clamd_timeout, &done_tx).await },
         progress.follow(done_rx)
@@ -347,6 +348,8 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         ));
     }
     let classified = upload_domain::classify(&answer, ctx.config.allow_encrypted_archives);
+    ctx.metrics
+        .scanned(classified.verdict, facts.size, reading.elapsed());
     let size = i64::try_from(facts.size).unwrap_or(i64::MAX);
     let metadata = MetadataRow {
         upload_id: row.id,

@@ -84,7 +84,7 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
                     Failure::of(FailureCode::ProcessingStalled),
                     &Actor::Sweeper,
                 )
-                    .await?;
+                .await?;
                 report.failed += 1;
                 conn = ctx.pool.get().await?;
             }
@@ -167,7 +167,7 @@ async fn sweep_submissions(
                 Failure::of(FailureCode::SubmissionStalled),
                 &Actor::Sweeper,
             )
-                .await?;
+            .await?;
             report.failed_submissions += 1;
         }
     }

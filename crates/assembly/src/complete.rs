@@ -2,9 +2,9 @@
 //! transaction with the first job, whoever finds the object first.
 
 use upload_db::DbPool;
-use upload_domain::Actor;
 use upload_db::models::UploadRow;
 use upload_db::uploads::Transition;
+use upload_domain::Actor;
 use upload_storage::{StorageKey, Store};
 
 use crate::AssemblyError;

@@ -186,6 +186,8 @@ impl AuthConfig {
 pub struct ServerConfig {
     /// `UPLOAD_GRPC_ADDR` (default 127.0.0.1:50051).
     pub listen_addr: SocketAddr,
+    /// `UPLOAD_METRICS_ADDR`: where Prometheus scrapes `/metrics` (unset: not served).
+    pub metrics_addr: Option<SocketAddr>,
     /// Database settings.
     pub database: DatabaseConfig,
     /// Store settings.
@@ -394,6 +396,7 @@ impl ServerConfig {
                 "UPLOAD_GRPC_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 50051)),
             )?,
+            metrics_addr: crate::source::optional(src, "UPLOAD_METRICS_ADDR")?,
             database: DatabaseConfig::from_source(src)?,
             store: StoreConfig::from_source(src)?,
             policy: UploadPolicyConfig::from_source(src)?,

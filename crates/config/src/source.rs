@@ -110,6 +110,23 @@ where
     }
 }
 
+/// `name` parsed when it is set; None when it is not.
+pub(crate) fn optional<T>(src: &dyn Source, name: &'static str) -> Result<Option<T>, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    src.get(name)
+        .map(|value| {
+            value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+                value,
+            })
+        })
+        .transpose()
+}
+
 pub(crate) fn positive(name: &'static str, value: u64) -> Result<u64, ConfigError> {
     if value == 0 {
         return Err(ConfigError::Invalid {

@@ -175,6 +175,8 @@ impl MediaConfig {
 /// Everything the workers need.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
+    /// `UPLOAD_METRICS_ADDR`: where Prometheus scrapes `/metrics` (unset: not served).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Database settings.
     pub database: DatabaseConfig,
     /// Store settings.
@@ -236,6 +238,7 @@ impl WorkerConfig {
     /// Reads the worker's configuration from `src`.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
         Ok(Self {
+            metrics_addr: crate::source::optional(src, "UPLOAD_METRICS_ADDR")?,
             database: DatabaseConfig::from_source(src)?,
             store: StoreConfig::from_source(src)?,
             policy: UploadPolicyConfig::from_source(src)?,

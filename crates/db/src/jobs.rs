@@ -228,6 +228,93 @@ pub async fn enqueue<J: JobPayload>(
     Ok(inserted == 1)
 }
 
+/// How far a subject's jobs on one queue have come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempts {
+    /// The next attempt's number (one row per attempt, ever: rows + 1).
+    pub next: u32,
+    /// The status of its job that is pending, queued or running, if one is.
+    pub live: Option<String>,
+}
+
+/// How far the jobs of `subject` (an upload, submission or notification id) on
+/// `queue` have come.
+pub async fn attempts(
+    conn: &mut AsyncPgConnection,
+    queue: Queue,
+    subject: &str,
+) -> Result<Attempts, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        rows: i64,
+        #[diesel(sql_type = Nullable<Text>)]
+        live: Option<String>,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT count(*) AS rows,
+                max(status) FILTER (WHERE status = ANY($3)) AS live
+         FROM apalis.jobs WHERE job_type = $1 AND idempotency_key LIKE $2 || '#%'",
+    )
+    .bind::<Text, _>(queue.name())
+    .bind::<Text, _>(subject)
+    .bind::<diesel::sql_types::Array<Text>, _>(LIVE_JOB_STATUSES.to_vec())
+    .get_result(conn)
+    .await?;
+    Ok(Attempts {
+        next: u32::try_from(row.rows)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1),
+        live: row.live,
+    })
+}
+
+/// Enqueues the next attempt of `subject`'s job on `queue` (made by `job` from
+/// its attempt number) unless one is live: a step that runs again, or work an
+/// operator retries after earlier attempts, queues exactly one. Returns the
+/// attempt queued, or None when one was live.
+pub async fn enqueue_next<J: JobPayload>(
+    conn: &mut AsyncPgConnection,
+    queue: Queue,
+    subject: &str,
+    job: impl FnOnce(u32) -> J,
+) -> Result<Option<u32>, DbError> {
+    let state = attempts(conn, queue, subject).await?;
+    if state.live.is_some() {
+        return Ok(None);
+    }
+    enqueue(conn, queue, &job(state.next), None).await?;
+    Ok(Some(state.next))
+}
+
+/// One queue's backlog.
+#[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
+pub struct Depth {
+    /// The queue's name.
+    #[diesel(sql_type = Text)]
+    pub queue: String,
+    /// Jobs due now, waiting for a worker.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub ready: i64,
+    /// How long the oldest of them has waited, in seconds.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub oldest_ready_secs: f64,
+}
+
+/// Every queue with jobs due now: how many, and the oldest one's wait. One
+/// query, on the index apalis fetches by (job type, status, run_at).
+pub async fn depths(conn: &mut AsyncPgConnection) -> Result<Vec<Depth>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT job_type AS queue, count(*) AS ready,
+                coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 AS oldest_ready_secs
+         FROM apalis.jobs
+         WHERE status = 'Pending' AND run_at <= now()
+         GROUP BY job_type",
+    )
+    .load(conn)
+    .await?)
+}
+
 /// How many jobs of `queue` are due now or running: the work a lower-priority
 /// queue gives way to.
 pub async fn busy(conn: &mut AsyncPgConnection, queue: Queue) -> Result<i64, DbError> {

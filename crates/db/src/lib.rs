@@ -2,7 +2,8 @@
 //!
 //! Where things live: `models` the rows (typed at this edge) and `schema` the
 //! tables; `uploads` guarded upload transitions and signed parts; `history` the
-//! record of every change those transitions make; `pipeline` the
+//! record of every change those transitions make; `ops` what an operator may do
+//! (through the same transitions) and `inspect` what they read; `pipeline` the
 //! steps that move an upload through processing; `snapshot` the one read of an
 //! upload the API shows; `results` and `progress` what jobs record; `submit`,
 //! `submissions`, `items`, `grants` and `versions` the item side; `jobs` queue
@@ -35,11 +36,13 @@ mod connect;
 mod error;
 pub mod grants;
 pub mod history;
+pub mod inspect;
 pub mod items;
 pub mod jobs;
 mod migrate;
 pub mod models;
 pub mod notifications;
+pub mod ops;
 pub mod pipeline;
 mod pool;
 pub mod progress;

@@ -3,7 +3,8 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use upload_domain::{
-    Actor, Failure, FailureCode, ScanVerdict, Stage, StageStatus, UploadEvent, UploadId, UploadState,
+    Actor, Failure, FailureCode, ScanVerdict, Stage, StageStatus, UploadEvent, UploadId,
+    UploadState,
 };
 
 use crate::DbError;

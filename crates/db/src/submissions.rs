@@ -90,19 +90,32 @@ pub async fn persist(
                 .execute(conn)
                 .await?;
                 transition(conn, id, sub.state, SubmissionEvent::Persisted, None, by).await?;
-                jobs::enqueue(conn, Queue::Move, &SubmissionJob::first(id), None).await?;
+                queue_move(conn, id).await?;
                 Ok(Some(SubmissionState::Persisted))
             }
             SubmissionState::Persisted => {
-                // Persisted before, perhaps without the move's row committing: the
-                // enqueue is idempotent.
-                jobs::enqueue(conn, Queue::Move, &SubmissionJob::first(id), None).await?;
+                // Persisted before, perhaps without the move's row committing: a
+                // move is queued only when none is live.
+                queue_move(conn, id).await?;
                 Ok(Some(sub.state))
             }
             settled => Ok(Some(settled)),
         }
     })
     .await
+}
+
+/// Queues the move's next attempt unless one is live (after an operator's retry,
+/// earlier attempts' rows are there already).
+async fn queue_move(conn: &mut AsyncPgConnection, id: SubmissionId) -> Result<(), DbError> {
+    jobs::enqueue_next(conn, Queue::Move, &id.to_string(), |attempt| {
+        SubmissionJob {
+            submission_id: id,
+            attempt,
+        }
+    })
+    .await?;
+    Ok(())
 }
 
 /// Marks a persisted submission stored and tells the seller, in one transaction.
@@ -148,7 +161,16 @@ pub async fn fail(
         let Some(sub) = lock(conn, id).await? else {
             return Ok(false);
         };
-        if !transition(conn, id, sub.state, SubmissionEvent::Failed, Some(&failure), by).await? {
+        if !transition(
+            conn,
+            id,
+            sub.state,
+            SubmissionEvent::Failed,
+            Some(&failure),
+            by,
+        )
+        .await?
+        {
             return Ok(false);
         }
         for file in files_of(conn, id).await? {

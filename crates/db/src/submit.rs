@@ -7,9 +7,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, ChangeCause, FileId, IdempotencyKey, ItemFields, ItemId, ItemKind, ItemOnRecord, ScanVerdict, SellerId,
-    SubmissionId, SubmissionPlan, SubmissionState, SubmitRefusal, UploadEvent, UploadId,
-    UploadOnRecord, UploadState, plan_submission,
+    Actor, ChangeCause, FileId, IdempotencyKey, ItemFields, ItemId, ItemKind, ItemOnRecord,
+    ScanVerdict, SellerId, SubmissionId, SubmissionPlan, SubmissionState, SubmitRefusal,
+    UploadEvent, UploadId, UploadOnRecord, UploadState, plan_submission,
 };
 
 use crate::DbError;

@@ -4,7 +4,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Bytea, Int4, Int8, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, ChangeCause, Failure, Md5Digest, SellerId, TransitionError, UploadEvent, UploadId, UploadState,
+    Actor, ChangeCause, Failure, Md5Digest, SellerId, TransitionError, UploadEvent, UploadId,
+    UploadState,
 };
 
 use crate::DbError;

@@ -116,8 +116,8 @@ impl Actor {
     /// The actor behind an API call.
     pub fn caller(caller: &Caller) -> Self {
         let subject = caller.principal.subject.as_str().to_owned();
-        let acting_for = (caller.seller_id.as_str() != subject)
-            .then(|| caller.seller_id.as_str().to_owned());
+        let acting_for =
+            (caller.seller_id.as_str() != subject).then(|| caller.seller_id.as_str().to_owned());
         Self::Caller {
             role: caller.principal.role,
             subject,
@@ -182,14 +182,20 @@ mod tests {
                 scopes: Vec::new(),
             },
         };
-        assert_eq!(Actor::caller(&service).to_string(), "service:orders for s-1");
+        assert_eq!(
+            Actor::caller(&service).to_string(),
+            "service:orders for s-1"
+        );
         assert_eq!(Actor::caller(&service).attempt(), None);
     }
 
     #[test]
     fn jobs_carry_their_attempt_and_operators_their_name() {
         let job = Actor::job("scan", 3);
-        assert_eq!((job.to_string(), job.attempt()), ("job:scan".into(), Some(3)));
+        assert_eq!(
+            (job.to_string(), job.attempt()),
+            ("job:scan".into(), Some(3))
+        );
         assert_eq!(Actor::Operator("ana".into()).to_string(), "operator:ana");
         assert_eq!(Actor::Sweeper.to_string(), "sweeper");
     }

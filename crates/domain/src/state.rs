@@ -142,7 +142,10 @@ mod tests {
     fn only_an_operator_takes_failed_and_quarantined_uploads_back() {
         assert_eq!(S::Failed.apply(E::RetriedScan), Ok(S::Uploaded));
         assert_eq!(S::Failed.apply(E::RetriedProcessing), Ok(S::Processing));
-        assert_eq!(S::Quarantined.apply(E::QuarantineReleased), Ok(S::Processing));
+        assert_eq!(
+            S::Quarantined.apply(E::QuarantineReleased),
+            Ok(S::Processing)
+        );
         for from in [S::Ready, S::Stored, S::Rejected, S::Scanning] {
             assert!(from.apply(E::RetriedScan).is_err(), "{from}");
             assert!(from.apply(E::QuarantineReleased).is_err(), "{from}");

@@ -76,7 +76,10 @@ pub async fn handle_complete_upload(
         Completion::AlreadyRecorded => {
             tracing::debug!(%id, "another call completed the upload first");
         }
-        Completion::Recorded => {}
+        Completion::Recorded => {
+            let bytes = u64::try_from(row.declared_size).unwrap_or(0);
+            state.metrics.upload_completed(row.owner_group, bytes);
+        }
     }
     let snapshot = UploadSnapshot::load(state, caller, id).await?;
     match snapshot.state() {

@@ -149,7 +149,10 @@ pub async fn handle_create_upload(
     }
     .await;
     match recorded {
-        Ok(()) => shown(state, caller, id).await,
+        Ok(()) => {
+            state.metrics.upload_created(caller.group);
+            shown(state, caller, id).await
+        }
         Err(e) => {
             // Leave nothing behind: the multipart upload has no row to belong to.
             let multipart = MultipartUpload::of(&caller.seller_id, id, &store_upload_id);

@@ -85,6 +85,10 @@ pub async fn handle_sign_parts(
     if !recorded.contains(&(id, i32::try_from(checked[0].0.get()).unwrap_or(0))) {
         return Err(ApiError::NotAcceptingParts(id));
     }
+    if signed.is_ok() {
+        let bytes = checked.iter().map(|(_, _, length)| length).sum();
+        state.metrics.bytes_signed(caller.group, bytes);
+    }
     signed
 }
 

@@ -90,7 +90,15 @@ async fn the_snapshot_of_a_processed_upload_is_one_query() {
 fn lines(history: &[pb::UploadChange]) -> Vec<(i32, i32, i32, String, u32)> {
     history
         .iter()
-        .map(|c| (c.from_state, c.to_state, c.cause, c.actor.clone(), c.attempt))
+        .map(|c| {
+            (
+                c.from_state,
+                c.to_state,
+                c.cause,
+                c.actor.clone(),
+                c.attempt,
+            )
+        })
         .collect()
 }
 
@@ -101,20 +109,40 @@ async fn the_history_shows_every_change_with_its_cause_and_who_made_it() {
     let app = TestApp::spawn().await;
     let file = TestFile::random(MIB);
     let (client, up, _item) = app
-        .stored_item("seller-hist", &file, ("a.bin", "application/octet-stream"), "History")
+        .stored_item(
+            "seller-hist",
+            &file,
+            ("a.bin", "application/octet-stream"),
+            "History",
+        )
         .await;
     // Without asking, no history (the snapshot stays one query either way).
     let plain = client.get(&up.upload_id).await.expect("GetUpload");
     assert!(plain.history.is_empty());
-    let got = client.history(&up.upload_id).await.expect("GetUpload with history");
+    let got = client
+        .history(&up.upload_id)
+        .await
+        .expect("GetUpload with history");
     let seller = "seller:seller-hist".to_owned();
     let job = |queue: &str| format!("job:{queue}");
     let mut expected = vec![
         (S::Unspecified, S::Created, C::Created, seller.clone(), 0),
         (S::Created, S::Uploading, C::PartSigned, seller.clone(), 0),
         (S::Uploading, S::Uploaded, C::Completed, seller.clone(), 0),
-        (S::Uploaded, S::Scanning, C::ScanStarted, job("upload.scan"), 1),
-        (S::Scanning, S::Processing, C::Scanned, job("upload.scan"), 1),
+        (
+            S::Uploaded,
+            S::Scanning,
+            C::ScanStarted,
+            job("upload.scan"),
+            1,
+        ),
+        (
+            S::Scanning,
+            S::Processing,
+            C::Scanned,
+            job("upload.scan"),
+            1,
+        ),
     ];
     // Whichever processing stage finished last made it ready.
     let ready_by = got
@@ -141,7 +169,7 @@ async fn the_history_shows_every_change_with_its_cause_and_who_made_it() {
     // ends in the upload's state.
     for pair in got.history.windows(2) {
         assert_eq!(pair[0].to_state, pair[1].from_state);
-        let at = |c: &pb::UploadChange| c.at.clone().map(|t| (t.seconds, t.nanos));
+        let at = |c: &pb::UploadChange| c.at.map(|t| (t.seconds, t.nanos));
         assert!(at(&pair[0]) <= at(&pair[1]), "{pair:?}");
     }
     assert_eq!(

@@ -1,6 +1,7 @@
-//! The background jobs on the real stack, one module per job, the sweeper, and
-//! redelivery across them.
+//! The background jobs on the real stack, one module per job, the sweeper,
+//! redelivery across them, and what an operator does to them (`admin`).
 
+mod admin;
 mod metadata;
 mod move_file;
 mod notify;

@@ -1,9 +1,10 @@
 //! The stack's parts and the whole path through them: clamd with the shipped
 //! signatures, ffmpeg runs, migrations, the production settings template, a large
-//! upload end to end, and the browser page.
+//! upload end to end, the browser page, and the metrics both services serve.
 
 mod clamd;
 mod ffmpeg_runs;
+mod metrics;
 mod migrations;
 mod postgres_tls;
 mod production_config;

@@ -1,0 +1,176 @@
+//! The `/metrics` listeners of the server and the worker, scraped after real
+//! uploads and a job that failed once: every counter and histogram moved by what
+//! happened, no more.
+
+use std::time::Duration;
+
+use upload_domain::SellerGroup;
+use upload_e2e::{AppOptions, EICAR, HookListener, MIB, TestApp, TestFile, code, pb, scrape};
+
+const SECRET: &str = "webhook-secret-for-metrics-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_count_the_rpcs_uploads_scans_and_job_runs_that_happened() {
+    // The seller's webhook fails its first call: the notify job runs twice.
+    let hook = HookListener::start_failing(1).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![
+            ("UPLOAD_WEBHOOK_URL".into(), hook.url.clone()),
+            ("UPLOAD_WEBHOOK_SECRET".into(), SECRET.into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let clean = TestFile::random(6 * MIB + 7);
+    let infected = TestFile::from_bytes("eicar.txt", EICAR);
+    let (client, a) = app
+        .upload_whole(
+            "seller-metrics",
+            &clean,
+            "a.bin",
+            "application/octet-stream",
+        )
+        .await;
+    let (_, b) = app
+        .upload_whole("seller-metrics", &infected, "notes.txt", "text/plain")
+        .await;
+    for id in [&a.upload_id, &b.upload_id] {
+        app.wait_settled(&client, id, Duration::from_secs(60)).await;
+    }
+    // One refused call.
+    let refused = client
+        .api()
+        .create_upload(pb::CreateUploadRequest {
+            file_name: String::new(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code(refused), tonic::Code::InvalidArgument);
+    app.wait_count(
+        "SELECT count(*) FROM notifications WHERE delivered_at IS NOT NULL",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let bytes = (clean.size + infected.size) as f64;
+    let server = scrape(&app.server_metrics_url).await;
+    let group = [("group", SellerGroup::Standard.as_str())];
+    assert_eq!(
+        server.value("upload_uploads_created_total", &group),
+        2.0,
+        "{}",
+        server.text
+    );
+    assert_eq!(server.value("upload_uploads_completed_total", &group), 2.0);
+    assert_eq!(server.value("upload_bytes_signed_total", &group), bytes);
+    assert_eq!(server.value("upload_bytes_completed_total", &group), bytes);
+    let create = |code: &'static str| [("method", "UploadService/CreateUpload"), ("code", code)];
+    assert_eq!(
+        server.value("upload_rpc_requests_total", &create("Ok")),
+        2.0
+    );
+    assert_eq!(
+        server.value("upload_rpc_requests_total", &create("InvalidArgument")),
+        1.0
+    );
+    let method = [("method", "UploadService/CreateUpload")];
+    assert_eq!(
+        server.value("upload_rpc_duration_seconds_count", &method),
+        3.0
+    );
+    assert!(server.value("upload_rpc_duration_seconds_sum", &method) > 0.0);
+    assert_eq!(server.value("upload_watch_streams_open", &[]), 0.0);
+
+    let worker = scrape(&app.worker_metrics_url).await;
+    let verdict = |v: &'static str| [("verdict", v)];
+    assert_eq!(
+        worker.value("upload_scan_verdicts_total", &verdict("clean")),
+        1.0,
+        "{}",
+        worker.text
+    );
+    assert_eq!(
+        worker.value("upload_scan_verdicts_total", &verdict("infected")),
+        1.0
+    );
+    assert_eq!(worker.value("upload_scanned_bytes_total", &[]), bytes);
+    assert_eq!(worker.value("upload_scan_duration_seconds_count", &[]), 2.0);
+    let runs = |queue: &'static str, outcome: &'static str, attempt: &'static str| {
+        [("queue", queue), ("outcome", outcome), ("attempt", attempt)]
+    };
+    assert_eq!(
+        worker.value("upload_job_runs_total", &runs("upload.scan", "ok", "1")),
+        2.0
+    );
+    assert_eq!(
+        worker.value("upload_job_runs_total", &runs("upload.metadata", "ok", "1")),
+        1.0
+    );
+    assert_eq!(
+        worker.value(
+            "upload_job_runs_total",
+            &runs("upload.notify", "retry", "1")
+        ),
+        1.0
+    );
+    assert_eq!(
+        worker.value("upload_job_runs_total", &runs("upload.notify", "ok", "2")),
+        1.0
+    );
+    assert_eq!(
+        worker.value(
+            "upload_job_duration_seconds_count",
+            &[("queue", "upload.notify")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        worker.value(
+            "upload_job_duration_seconds_count",
+            &[("queue", "upload.scan")]
+        ),
+        2.0
+    );
+    // Nothing waits now.
+    let scan = [("queue", "upload.scan")];
+    assert_eq!(worker.value("upload_queue_ready_jobs", &scan), 0.0);
+    assert!(
+        worker
+            .text
+            .contains("upload_queue_ready_jobs{queue=\"upload.scan\"} 0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_depth_and_the_oldest_ready_job_are_read_from_the_job_table() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    for seller in ["seller-depth-1", "seller-depth-2"] {
+        let file = TestFile::random(MIB);
+        app.upload_whole(seller, &file, "a.bin", "application/octet-stream")
+            .await;
+    }
+    app.execute("UPDATE apalis.jobs SET run_at = now() - interval '90 seconds'")
+        .await;
+    let ctx = app.job_context().await;
+    let text = (ctx.metrics.renderer(ctx.pool.clone()))().await;
+    let scrape = upload_e2e::Scrape { text };
+    let scan = [("queue", "upload.scan")];
+    assert_eq!(
+        scrape.value("upload_queue_ready_jobs", &scan),
+        2.0,
+        "{}",
+        scrape.text
+    );
+    let oldest = scrape.value("upload_queue_oldest_ready_seconds", &scan);
+    assert!((90.0..120.0).contains(&oldest), "{oldest}");
+    assert_eq!(
+        scrape.value("upload_queue_ready_jobs", &[("queue", "item.move")]),
+        0.0
+    );
+    app.expect_unfinished_jobs(2);
+}
