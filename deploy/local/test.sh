@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test against the real stack: formatting, clippy, buf lint,
+# buf breaking against the committed baseline,
 # then all unit and end-to-end tests with cargo-nextest. Starts the local stack if
 # it is not running, and stops it afterwards if this script started it.
 set -euo pipefail
@@ -23,5 +24,7 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
 echo "== buf lint"
 deploy/local/buf.sh lint
+echo "== buf breaking (against proto/baseline, and a scratch copy that must fail)"
+deploy/local/buf-breaking.sh
 echo "== tests"
 cargo nextest run --workspace --no-fail-fast

@@ -3,15 +3,18 @@
 //! Where things live: `api` the UploadService handlers and `items` the
 //! ItemService ones, one file per family of calls; `snapshot` the one read model
 //! of an upload they return; `convert` the protobuf forms; `error` every reason a
-//! call fails with its status; `auth` the token layer; `state` what handlers share; `fair_use` the per-caller limits;
-//! `metrics` what Prometheus scrapes; `part_recorder` the group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the
-//! gRPC port's TLS with certificates reloaded from their files; `admin` and
-//! `admin_show` the `upload-admin` tool.
+//! call fails with its status; `auth` the token layer; `state` what handlers
+//! share; `fair_use` the per-caller limits; `metrics` what Prometheus scrapes;
+//! `readiness` readiness and liveness on the health service; `part_recorder` the
+//! group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the gRPC
+//! port's TLS with certificates reloaded from their files; `admin` and
+//! `admin_show` the `upload-admin` tool; `config_check` `upload-server config check`.
 
 pub mod admin;
 mod admin_show;
 pub mod api;
 pub mod auth;
+pub mod config_check;
 mod convert;
 pub mod error;
 pub mod fair_use;
@@ -19,6 +22,7 @@ pub mod items;
 pub mod metrics;
 pub mod part_recorder;
 pub mod progress_hub;
+pub mod readiness;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
@@ -59,6 +63,15 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
     }))
 }
 
+/// Aborts a background task when dropped (when serving ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Resolves on SIGTERM (what orchestrators send) or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -89,8 +102,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<UploadServiceServer<UploadApi>>().await;
-    health.set_serving::<ItemServiceServer<ItemApi>>().await;
+    // Ready once the first check (made now) finds the database and the store answering.
+    let _stop_readiness =
+        AbortOnDrop(readiness::start(Arc::clone(&state), health, cfg.readiness_interval).await);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(upload_proto::v1::FILE_DESCRIPTOR_SET)
         .build_v1()?;

@@ -23,6 +23,12 @@ enum Command {
     Serve,
     /// Apply database migrations and the buckets' lifecycle and CORS rules.
     Setup,
+    /// The configuration: `config check` prints the server's and the worker's
+    /// effective settings (secrets masked) and exits 1 on an error.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Print a bearer token (local development): signed with the key pair of
     /// `dev-keys` (--signing-key), or with UPLOAD_JWT_SECRET where HS256 is allowed.
     MintToken {
@@ -64,6 +70,12 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration, or every error with its variable.
+    Check,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -84,6 +96,18 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %listener.local_addr()?, "upload server listening");
             upload_server::serve(&cfg, state, listener, upload_server::shutdown_signal()).await
         }
+        Command::Config {
+            action: ConfigAction::Check,
+        } => match upload_server::config_check::report(&Env) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(())
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                std::process::exit(1);
+            }
+        },
         Command::Setup => {
             let db = upload_config::DatabaseConfig::from_source(&Env)?;
             upload_db::run_migrations(&db.url)

@@ -188,6 +188,9 @@ pub struct ServerConfig {
     pub listen_addr: SocketAddr,
     /// `UPLOAD_METRICS_ADDR`: where Prometheus scrapes `/metrics` (unset: not served).
     pub metrics_addr: Option<SocketAddr>,
+    /// `UPLOAD_READINESS_INTERVAL_SECS`: how often readiness (the database and
+    /// the store answering) is checked (default 5).
+    pub readiness_interval: Duration,
     /// Database settings.
     pub database: DatabaseConfig,
     /// Store settings.
@@ -397,6 +400,10 @@ impl ServerConfig {
                 SocketAddr::from(([127, 0, 0, 1], 50051)),
             )?,
             metrics_addr: crate::source::optional(src, "UPLOAD_METRICS_ADDR")?,
+            readiness_interval: Duration::from_secs(positive(
+                "UPLOAD_READINESS_INTERVAL_SECS",
+                parsed(src, "UPLOAD_READINESS_INTERVAL_SECS", 5)?,
+            )?),
             database: DatabaseConfig::from_source(src)?,
             store: StoreConfig::from_source(src)?,
             policy: UploadPolicyConfig::from_source(src)?,

@@ -283,6 +283,17 @@ impl Store {
         }
     }
 
+    /// Whether the store answers for the temp bucket (HeadBucket): readiness.
+    pub async fn reachable(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(self.bucket_name(Bucket::Temp))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::from_sdk("HeadBucket", e))
+    }
+
     /// The object's size, or None when it does not exist.
     pub async fn object_size(&self, key: &StorageKey<'_>) -> Result<Option<u64>, StoreError> {
         match self

@@ -13,6 +13,7 @@ mod get_download_url;
 mod get_item;
 mod get_upload;
 mod grpc_web;
+mod health;
 mod hostile_input;
 mod jwks;
 mod list_uploaded_parts;

@@ -225,3 +225,62 @@ fn media_runs_happen_in_a_sandbox_unit_of_their_own_user() {
     }
     assert!(!values(&media, "MemoryMax").is_empty());
 }
+
+/// The README's configuration section.
+const README: &str = include_str!("../../../README.md");
+
+#[test]
+fn the_readme_configuration_table_names_every_variable_the_services_read_and_no_other() {
+    let read: BTreeSet<String> = CONFIG_SOURCES
+        .iter()
+        .flat_map(|source| source.split('"').skip(1).step_by(2))
+        .filter(|s| is_variable(s))
+        .map(str::to_owned)
+        .collect();
+    let section = README
+        .split("\n## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README has a Configuration section");
+    let named = names_in(section);
+    let missing: Vec<_> = read.difference(&named).collect();
+    let unknown: Vec<_> = named.difference(&read).collect();
+    assert!(
+        missing.is_empty(),
+        "read but not in the README: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "in the README but read by nothing: {unknown:?}"
+    );
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_with_secrets_masked() {
+    let env = filled_in(settings(false));
+    let shown = upload_server::config_check::report(&env).expect("a valid configuration");
+    assert!(shown.starts_with("server: ServerConfig {"), "{shown}");
+    assert!(shown.contains("\nworker: WorkerConfig {"), "{shown}");
+    // Defaults filled in: the readiness interval nobody set.
+    assert!(shown.contains("readiness_interval: 5s"), "{shown}");
+    for (name, value) in &env {
+        if name.contains("SECRET") || name.contains("PASSWORD") {
+            assert!(!shown.contains(value.as_str()), "{name} shown: {shown}");
+        }
+    }
+
+    let mut broken = env.clone();
+    broken.insert("UPLOAD_READINESS_INTERVAL_SECS".into(), "soon".into());
+    broken.insert("UPLOAD_CLAMD_TIMEOUT_SECS".into(), "-1".into());
+    let errors = upload_server::config_check::report(&broken).expect_err("refused");
+    assert!(
+        errors.contains(
+            "server: environment variable UPLOAD_READINESS_INTERVAL_SECS=\"soon\" is invalid"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("worker: ") && errors.contains("UPLOAD_CLAMD_TIMEOUT_SECS"),
+        "{errors}"
+    );
+}
