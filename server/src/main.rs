@@ -78,12 +78,7 @@ enum ConfigAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    upload_telemetry::init_logs(upload_config::LogFormat::from_source(&Env)?);
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let cfg = ServerConfig::from_env()?;

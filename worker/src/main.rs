@@ -2,12 +2,7 @@ use upload_config::WorkerConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    upload_telemetry::init_logs(upload_config::LogFormat::from_source(&upload_config::Env)?);
     // `upload-worker media-sandbox`: one media run over stdin/stdout, as the media
     // sandbox's socket-activated unit starts it (see `media_sandbox`).
     if std::env::args().nth(1).as_deref() == Some("media-sandbox") {

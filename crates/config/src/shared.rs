@@ -7,6 +7,31 @@ use upload_domain::Bucket;
 use crate::source::{GIB, MIB, at_most, between, parsed, required, secret, without_password};
 use crate::{ConfigError, Source};
 
+/// How the services write their logs (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line, every field (upload, submission, seller ids) a key.
+    Json,
+}
+
+impl LogFormat {
+    /// `UPLOAD_LOG_FORMAT`: `text` (default) or `json`.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        match src.get("UPLOAD_LOG_FORMAT").as_deref() {
+            None | Some("text") => Ok(Self::Text),
+            Some("json") => Ok(Self::Json),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "UPLOAD_LOG_FORMAT",
+                value: other.to_owned(),
+                reason: "expected text or json".into(),
+            }),
+        }
+    }
+}
+
 /// PostgreSQL connection settings.
 #[derive(Clone)]
 pub struct DatabaseConfig {

@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 //!
 //! Where things live: `buckets` the histogram buckets every duration uses;
-//! `listener` the `/metrics` HTTP listener.
+//! `listener` the `/metrics` HTTP listener; `logs` the log format.
 
 mod listener;
+mod logs;
 
 pub use listener::{MetricsListener, Render};
+pub use logs::{init_logs, subscriber};
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 

@@ -1,13 +1,14 @@
 //! The admin tool (`upload-admin`) on the real stack: a submission failed by a
-//! store outage retried once the store is back, a stuck upload requeued, a
-//! webhook redelivered under the same notification id; each action in the
-//! history with the operator's name, and a refusal changing nothing.
+//! store outage retried once the store is back, an upload whose scan failed
+//! retried from the scan, a stuck upload requeued, a webhook redelivered under the
+//! same notification id; each action in the history with the operator's name, and
+//! a refusal changing nothing.
 
 use std::time::Duration;
 
 use upload_e2e::{
-    AppOptions, EICAR, FaultRules, HookListener, MIB, StoreFaults, TestApp, TestFile, pb,
-    stack_env, submit_new_item, wait_item,
+    AppOptions, EICAR, FaultRules, HookListener, MIB, StoreFaults, TestApp, TestFile, free_port,
+    pb, stack_env, submit_new_item, wait_item,
 };
 use upload_server::admin::Outcome;
 
@@ -326,5 +327,82 @@ async fn a_webhook_is_redelivered_under_the_same_notification_id() {
     assert!(
         matches!(unknown, Outcome::Refused(ref why) if why.contains("no notification")),
         "{unknown:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_scan_failed_while_clamd_was_away_is_retried_from_the_scan() {
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    // A worker whose scanner is away, with one attempt: the scan fails for good.
+    let away = TestApp::spawn_worker_for(
+        &app,
+        AppOptions {
+            worker_env: vec![
+                (
+                    "UPLOAD_CLAMD_ADDR".into(),
+                    format!("127.0.0.1:{}", free_port()),
+                ),
+                ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "1".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let file = TestFile::random(MIB + 11);
+    let (client, up) = app
+        .upload_whole("seller-rescan", &file, "a.bin", "application/octet-stream")
+        .await;
+    let failed = app
+        .wait_settled(&client, &up.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(failed.state, pb::UploadState::Failed as i32, "{failed:?}");
+    let code = upload_domain::FailureCode::ScanFailed;
+    assert_eq!(failed.failure.expect("failure").code, code.as_str());
+    drop(away);
+
+    let done = app
+        .admin_done("di", &["retry", "upload", &up.upload_id])
+        .await;
+    assert!(
+        done.contains(&format!(
+            "failed ({code}) -> uploaded; queued upload.scan attempt 2"
+        )),
+        "{done}"
+    );
+    // Retried once: a second retry finds nothing failed.
+    let again = app.admin("di", &["retry", "upload", &up.upload_id]).await;
+    assert!(
+        matches!(again, Outcome::Refused(ref why) if why.contains("is uploaded")),
+        "{again:?}"
+    );
+
+    let worker = TestApp::spawn_worker_for(&app, AppOptions::default()).await;
+    let ready = app
+        .wait_settled(&client, &up.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+    assert!(ready.failure.is_none());
+    assert_eq!(ready.metadata.expect("hashes").md5_hex, file.md5_hex);
+    drop(worker);
+    let lines = upload_history(&app, &up.upload_id).await;
+    let from_failure: Vec<_> = lines
+        .iter()
+        .skip_while(|l| l.2 != "failed")
+        .take(4)
+        .cloned()
+        .collect();
+    assert_eq!(
+        from_failure,
+        [
+            line("scanning", "failed", "failed", "job:upload.scan"),
+            line("failed", "uploaded", "retried", "operator:di"),
+            line("uploaded", "scanning", "scan_started", "job:upload.scan"),
+            line("scanning", "processing", "scanned", "job:upload.scan"),
+        ],
+        "{lines:#?}"
     );
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use upload_domain::SellerGroup;
+use upload_domain::{ScanVerdict, SellerGroup};
 use upload_e2e::{AppOptions, EICAR, HookListener, MIB, TestApp, TestFile, code, pb, scrape};
 
 const SECRET: &str = "webhook-secret-for-metrics-0123456789abcdef";
@@ -83,15 +83,18 @@ async fn scrapes_count_the_rpcs_uploads_scans_and_job_runs_that_happened() {
     assert_eq!(server.value("upload_watch_streams_open", &[]), 0.0);
 
     let worker = scrape(&app.worker_metrics_url).await;
-    let verdict = |v: &'static str| [("verdict", v)];
+    let verdict = |v: ScanVerdict| [("verdict", v.as_str())];
     assert_eq!(
-        worker.value("upload_scan_verdicts_total", &verdict("clean")),
+        worker.value("upload_scan_verdicts_total", &verdict(ScanVerdict::Clean)),
         1.0,
         "{}",
         worker.text
     );
     assert_eq!(
-        worker.value("upload_scan_verdicts_total", &verdict("infected")),
+        worker.value(
+            "upload_scan_verdicts_total",
+            &verdict(ScanVerdict::Infected)
+        ),
         1.0
     );
     assert_eq!(worker.value("upload_scanned_bytes_total", &[]), bytes);
