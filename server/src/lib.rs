@@ -138,7 +138,10 @@ pub async fn serve(
     };
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
-        .layer(tower_http::trace::TraceLayer::new_for_grpc())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(|req: &http::Request<_>| upload_telemetry::rpc_span(req)),
+        )
         .layer(RpcMetricsLayer::new(Arc::clone(&state.metrics)))
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())

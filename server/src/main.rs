@@ -78,7 +78,11 @@ enum ConfigAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    upload_telemetry::init_logs(upload_config::LogFormat::from_source(&Env)?);
+    // Held until main returns: dropping it sends the spans still buffered.
+    let _telemetry = upload_telemetry::init(
+        &upload_config::TelemetryConfig::from_source(&Env)?,
+        "upload-server",
+    )?;
     match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let cfg = ServerConfig::from_env()?;

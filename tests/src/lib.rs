@@ -5,7 +5,7 @@
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
+//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `otlp` an OTLP collector stand-in; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
 //! `worker_process` the worker as a process of its own, to kill.
 
 mod admin;
@@ -19,6 +19,7 @@ mod fixtures;
 mod items;
 mod media_sandbox;
 mod metrics;
+mod otlp;
 mod postgres;
 mod proxy;
 mod queries;
@@ -36,6 +37,7 @@ pub use fixtures::*;
 pub use items::*;
 pub use media_sandbox::{MediaSandbox, SANDBOX_UID};
 pub use metrics::{Scrape, scrape};
+pub use otlp::{Collector, ReceivedSpan};
 pub use postgres::PrivatePostgres;
 pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;

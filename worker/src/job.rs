@@ -7,6 +7,7 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use tracing::Instrument;
 use upload_db::jobs::{self, JobPayload, NotifyJob, Queue, RescanJob, SubmissionJob, UploadJob};
 use upload_domain::{Actor, Failure};
 
@@ -119,12 +120,32 @@ pub async fn run_job<J: Job>(
     job: J::Payload,
     ctx: Data<Arc<JobContext>>,
 ) -> Result<(), BoxDynError> {
+    let queue = J::QUEUE.name();
+    let span = tracing::info_span!("job", otel.name = %format!("job {queue}"), queue, attempt = job.attempt());
+    if upload_telemetry::exporting() {
+        // The trace of whatever enqueued it (an RPC, an earlier job) goes on here.
+        if let Some(parent) = enqueued_under(&ctx, J::QUEUE, &job).await {
+            upload_telemetry::continue_trace(&span, &parent);
+        }
+    }
     let started = std::time::Instant::now();
-    let result = J::run(&ctx, job).await;
+    let result = J::run(&ctx, job).instrument(span.clone()).await;
     let took = started.elapsed();
-    let (outcome, answer) = Box::pin(settle(&ctx, J::QUEUE, job, result)).await;
+    let (outcome, answer) = Box::pin(settle(&ctx, J::QUEUE, job, result))
+        .instrument(span)
+        .await;
     ctx.metrics.job_ran(J::QUEUE, job.attempt(), outcome, took);
     answer
+}
+
+/// The trace context the job was enqueued under (none when it cannot be read:
+/// the job runs all the same).
+async fn enqueued_under<P: JobPayload>(ctx: &JobContext, queue: Queue, job: &P) -> Option<String> {
+    let mut conn = ctx.pool.get().await.ok()?;
+    jobs::traceparent(&mut conn, queue, &job.idempotency_key())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Turns a job's result into its follow-up: nothing, a scheduled retry, or its

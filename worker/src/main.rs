@@ -2,7 +2,11 @@ use upload_config::WorkerConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    upload_telemetry::init_logs(upload_config::LogFormat::from_source(&upload_config::Env)?);
+    // Held until main returns: dropping it sends the spans still buffered.
+    let _telemetry = upload_telemetry::init(
+        &upload_config::TelemetryConfig::from_source(&upload_config::Env)?,
+        "upload-worker",
+    )?;
     // `upload-worker media-sandbox`: one media run over stdin/stdout, as the media
     // sandbox's socket-activated unit starts it (see `media_sandbox`).
     if std::env::args().nth(1).as_deref() == Some("media-sandbox") {

@@ -13,7 +13,7 @@ mod worker;
 pub use server::{
     AuthConfig, CorsOrigins, FairUseConfig, ServerConfig, TlsConfig, UploadPolicyConfig,
 };
-pub use shared::{DatabaseConfig, LogFormat, StoreConfig};
+pub use shared::{DatabaseConfig, LogFormat, StoreConfig, TelemetryConfig};
 pub use source::{ConfigError, Env, PLACEHOLDER, Source};
 pub use upload_domain::TypePolicy;
 pub use worker::{ClamdAddr, MediaConfig, WebhookConfig, WorkerConfig};

@@ -7,6 +7,36 @@ use upload_domain::Bucket;
 use crate::source::{GIB, MIB, at_most, between, parsed, required, secret, without_password};
 use crate::{ConfigError, Source};
 
+/// What the services tell about themselves besides metrics: logs and traces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `UPLOAD_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `UPLOAD_OTLP_ENDPOINT`: an OTLP/gRPC collector (`http://collector:4317`)
+    /// that receives traces; unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// Reads the log format and the OTLP endpoint.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let otlp_endpoint = src.get("UPLOAD_OTLP_ENDPOINT");
+        if let Some(url) = &otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_OTLP_ENDPOINT",
+                value: url.clone(),
+                reason: "expected an http:// or https:// URL of an OTLP/gRPC collector".into(),
+            });
+        }
+        Ok(Self {
+            log_format: LogFormat::from_source(src)?,
+            otlp_endpoint,
+        })
+    }
+}
+
 /// How the services write their logs (to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {

@@ -212,10 +212,14 @@ pub async fn enqueue<J: JobPayload>(
     run_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
     let payload = serde_json::to_string(job).map_err(|e| DbError::Corrupt(e.to_string()))?;
+    // The trace of the RPC or job that enqueues it continues in the job.
+    let traceparent = upload_telemetry::current_traceparent();
     let inserted = diesel::sql_query(
         "INSERT INTO apalis.jobs
-             (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key)
-         VALUES (apalis.generate_ulid(), $1, convert_to($2, 'UTF8'), 'Pending', 0, $3, COALESCE($4, now()), 0, $5)
+             (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key,
+              metadata)
+         VALUES (apalis.generate_ulid(), $1, convert_to($2, 'UTF8'), 'Pending', 0, $3, COALESCE($4, now()), 0, $5,
+                 CASE WHEN $6::text IS NULL THEN NULL ELSE hstore('traceparent', $6::text) END)
          ON CONFLICT (job_type, idempotency_key) DO NOTHING",
     )
     .bind::<Text, _>(queue.name())
@@ -223,9 +227,32 @@ pub async fn enqueue<J: JobPayload>(
     .bind::<Integer, _>(1)
     .bind::<Nullable<Timestamptz>, _>(run_at)
     .bind::<Text, _>(job.idempotency_key())
+    .bind::<Nullable<Text>, _>(traceparent)
     .execute(conn)
     .await?;
     Ok(inserted == 1)
+}
+
+/// The trace context the job `key` of `queue` was enqueued under, if any.
+pub async fn traceparent(
+    conn: &mut AsyncPgConnection,
+    queue: Queue,
+    key: &str,
+) -> Result<Option<String>, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Text>)]
+        traceparent: Option<String>,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT metadata -> 'traceparent' AS traceparent FROM apalis.jobs
+         WHERE job_type = $1 AND idempotency_key = $2",
+    )
+    .bind::<Text, _>(queue.name())
+    .bind::<Text, _>(key)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().next().and_then(|r| r.traceparent))
 }
 
 /// How far a subject's jobs on one queue have come.

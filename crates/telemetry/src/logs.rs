@@ -1,36 +1,46 @@
 //! Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or, with
 //! `UPLOAD_LOG_FORMAT=json`, one JSON object per line with every field of the
-//! event (upload, submission, seller ids, ...) a key of its own.
+//! event (upload, submission, seller ids, ...) a key of its own; and, when
+//! traces are exported, the layer that turns spans into OpenTelemetry spans.
 
+use tracing_subscriber::Layer;
+use tracing_subscriber::Registry;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use upload_config::LogFormat;
 
-/// The subscriber that writes `format` to `writer`.
-pub fn subscriber<W>(format: LogFormat, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+/// A layer over the registry.
+pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// The subscriber that writes `format` to `writer`, with `extra` layers (the
+/// OpenTelemetry one) beside it.
+pub fn subscriber<W>(
+    format: LogFormat,
+    writer: W,
+    extra: Option<BoxedLayer>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Text => Box::new(builder.finish()),
-        LogFormat::Json => Box::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .finish(),
-        ),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let mut layers: Vec<BoxedLayer> = vec![match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+    }];
+    layers.extend(extra);
+    Box::new(tracing_subscriber::registry().with(layers).with(filter))
 }
 
 /// Installs the subscriber for `format` on stderr, for the whole process.
 pub fn init_logs(format: LogFormat) {
-    let _ = tracing::subscriber::set_global_default(subscriber(format, std::io::stderr));
+    let _ = tracing::subscriber::set_global_default(subscriber(format, std::io::stderr, None));
 }
 
 #[cfg(test)]
@@ -66,7 +76,7 @@ mod tests {
     #[test]
     fn json_logs_are_one_object_a_line_with_the_ids_as_keys() {
         let out = Captured::default();
-        let sub = subscriber(LogFormat::Json, out.clone());
+        let sub = subscriber(LogFormat::Json, out.clone(), None);
         tracing::subscriber::with_default(sub, || {
             tracing::info!(upload = "01a2", seller = "s-1", "upload ready");
             tracing::warn!(
