@@ -142,7 +142,11 @@ pub async fn serve(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .make_span_with(|req: &http::Request<_>| upload_telemetry::rpc_span(req)),
         )
-        .layer(RpcMetricsLayer::new(Arc::clone(&state.metrics)))
+        // RPCs are counted where they are scraped.
+        .layer(tower::util::option_layer(
+            cfg.metrics_addr
+                .map(|_| RpcMetricsLayer::new(Arc::clone(&state.metrics))),
+        ))
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(

@@ -61,6 +61,8 @@ pub struct AppOptions {
     pub admin_database_url: Option<String>,
     /// Serve plain text instead of TLS with the harness's test CA.
     pub plaintext: bool,
+    /// The first server and worker serve `/metrics` (and the server counts RPCs).
+    pub metrics: bool,
 }
 
 impl Default for AppOptions {
@@ -71,6 +73,7 @@ impl Default for AppOptions {
             worker_env: Vec::new(),
             admin_database_url: None,
             plaintext: false,
+            metrics: true,
         }
     }
 }
@@ -162,7 +165,7 @@ impl TestApp {
         let metrics_at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let server_metrics = metrics_at(crate::free_port());
         let (endpoint, server) = start_server(ServerConfig {
-            metrics_addr: Some(server_metrics),
+            metrics_addr: options.metrics.then_some(server_metrics),
             ..config.clone()
         })
         .await?;
@@ -172,7 +175,7 @@ impl TestApp {
         let worker_metrics = metrics_at(crate::free_port());
         if options.worker {
             running.push(start_worker(WorkerConfig {
-                metrics_addr: Some(worker_metrics),
+                metrics_addr: options.metrics.then_some(worker_metrics),
                 ..WorkerConfig::from_source(&worker_env)?
             }));
         }
