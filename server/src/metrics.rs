@@ -193,18 +193,6 @@ pub struct RpcMetrics<S> {
     metrics: Arc<ServerMetrics>,
 }
 
-/// `Service/Method` of a request path `/package.Service/Method`.
-fn method_of(path: &str) -> String {
-    let path = path.trim_start_matches('/');
-    match path.split_once('/') {
-        Some((service, method)) => {
-            let service = service.rsplit('.').next().unwrap_or(service);
-            format!("{service}/{method}")
-        }
-        None => "unknown".to_owned(),
-    }
-}
-
 /// The code an answer's headers carry (an error answers in its headers alone);
 /// none there: the call went on, `Ok`.
 fn code_of(headers: &http::HeaderMap) -> String {
@@ -230,7 +218,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = method_of(req.uri().path());
+        let method = upload_telemetry::rpc_method(req.uri().path());
         let metrics = Arc::clone(&self.metrics);
         let started = Instant::now();
         let answer = self.inner.call(req);
@@ -258,16 +246,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn methods_are_named_by_service_and_method() {
-        assert_eq!(
-            method_of("/upload.v1.UploadService/CreateUpload"),
-            "UploadService/CreateUpload"
-        );
-        assert_eq!(method_of("/grpc.health.v1.Health/Check"), "Health/Check");
-        assert_eq!(method_of("/"), "unknown");
-    }
 
     #[test]
     fn an_answer_without_a_status_in_its_headers_is_ok() {

@@ -161,11 +161,9 @@ async fn settle<P: Subject>(
     };
     match retry_or_give_up(ctx, queue, job, &err).await {
         Err(e) => (RunOutcome::GaveUp, Err(e.into())),
-        Ok(None) if job.attempt() < err.attempts_allowed(ctx.config.max_attempts) => {
-            (RunOutcome::Retry, Err(err.into()))
-        }
-        Ok(None) => (RunOutcome::GaveUp, Err(err.into())),
-        Ok(Some(failure)) => {
+        Ok(Next::Retry) => (RunOutcome::Retry, Err(err.into())),
+        Ok(Next::GiveUp(None)) => (RunOutcome::GaveUp, Err(err.into())),
+        Ok(Next::GiveUp(Some(failure))) => {
             tracing::error!(?job, queue = queue.name(), code = %failure.code, message = %failure.message, "job gave up");
             if let Err(e) = job.fail(ctx, failure, actor(queue, &job)).await {
                 tracing::error!(?job, queue = queue.name(), error = %e, "recording the failure failed");
@@ -176,16 +174,24 @@ async fn settle<P: Subject>(
     }
 }
 
+/// What follows a failed attempt.
+enum Next {
+    /// The next attempt is scheduled.
+    Retry,
+    /// No more attempts; the subject's failure to record, if it has one.
+    GiveUp(Option<Failure>),
+}
+
 /// After a failed attempt: schedules the next one when the error is retryable and
-/// attempts remain (returns None), else returns the failure to record.
+/// attempts remain, else gives up with the failure to record.
 async fn retry_or_give_up<P: Subject>(
     ctx: &JobContext,
     queue: Queue,
     job: P,
     err: &JobError,
-) -> Result<Option<Failure>, upload_db::DbError> {
+) -> Result<Next, upload_db::DbError> {
     if let JobError::Abort { failure, .. } = err {
-        return Ok(Some(failure.clone()));
+        return Ok(Next::GiveUp(Some(failure.clone())));
     }
     if job.attempt() < err.attempts_allowed(ctx.config.max_attempts) {
         let next = job.next_attempt();
@@ -194,17 +200,17 @@ async fn retry_or_give_up<P: Subject>(
         let run_at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
         let mut conn = ctx.pool.get().await?;
         jobs::enqueue(&mut conn, queue, &next, Some(run_at)).await?;
-        return Ok(None);
+        return Ok(Next::Retry);
     }
     let Some(code) = queue.exhausted_code() else {
         tracing::error!(?job, queue = queue.name(), error = %err, "job gave up; nothing to fail");
-        return Ok(None);
+        return Ok(Next::GiveUp(None));
     };
     // The seller reads what failed and how often it was tried; the cause (which
     // may name internal addresses) stays in the log and the job's row.
     tracing::error!(?job, queue = queue.name(), error = %err, "job gave up");
-    Ok(Some(Failure::new(
+    Ok(Next::GiveUp(Some(Failure::new(
         code,
         format!("{} ({} attempts)", code.meaning(), job.attempt()),
-    )))
+    ))))
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use upload_domain::{FailureCode, NotificationId, Stage, SubmissionId, UploadId};
+use upload_domain::{FailureCode, NotificationId, Stage, SubmissionId, SubmissionState, UploadId};
 
 use crate::DbError;
 
@@ -53,6 +53,16 @@ impl Queue {
             Stage::Upload | Stage::Scan | Stage::Hash => Queue::Scan,
             Stage::Metadata => Queue::Metadata,
             Stage::Preview => Queue::Preview,
+        }
+    }
+
+    /// The queue a submission in `state` waits on: persist when queued, move when
+    /// persisted; none once it has settled.
+    pub fn of_submission(state: SubmissionState) -> Option<Queue> {
+        match state {
+            SubmissionState::Queued => Some(Queue::Persist),
+            SubmissionState::Persisted => Some(Queue::Move),
+            SubmissionState::Stored | SubmissionState::Failed => None,
         }
     }
 

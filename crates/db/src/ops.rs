@@ -170,18 +170,16 @@ async fn enqueue_upload_jobs(
 ) -> Result<Vec<String>, DbError> {
     let mut queued = Vec::with_capacity(queues.len());
     for &queue in queues {
-        let attempt = jobs::attempts(conn, queue, &id.to_string()).await?.next;
-        jobs::enqueue(
-            conn,
-            queue,
-            &UploadJob {
+        // Callers checked that none is live (a failed upload has none).
+        if let Some(attempt) =
+            jobs::enqueue_next(conn, queue, &id.to_string(), |attempt| UploadJob {
                 upload_id: id,
                 attempt,
-            },
-            None,
-        )
-        .await?;
-        queued.push(format!("{} attempt {attempt}", queue.name()));
+            })
+            .await?
+        {
+            queued.push(format!("{} attempt {attempt}", queue.name()));
+        }
     }
     Ok(queued)
 }
@@ -294,15 +292,6 @@ pub async fn requeue_upload(
     )
 }
 
-/// The queue an unsettled submission waits on.
-fn submission_queue(state: SubmissionState) -> Option<Queue> {
-    match state {
-        SubmissionState::Queued => Some(Queue::Persist),
-        SubmissionState::Persisted => Some(Queue::Move),
-        SubmissionState::Stored | SubmissionState::Failed => None,
-    }
-}
-
 /// Retries a failed submission: its uploads that the failure gave back (ready
 /// again) are submitted again, and it is saved (a no-op for fields saved before)
 /// and moved. Refused when it is not failed, or an upload of it has moved on
@@ -362,12 +351,15 @@ pub async fn retry_submission(
         {
             return Err(DbError::Corrupt(format!("submission {id} moved under its lock")).into());
         }
-        let attempt = jobs::attempts(conn, Queue::Persist, &id.to_string()).await?.next;
-        let job = SubmissionJob {
-            submission_id: id,
-            attempt,
-        };
-        jobs::enqueue(conn, Queue::Persist, &job, None).await?;
+        // A failed submission has no live job: the next attempt is queued.
+        let attempt = jobs::enqueue_next(conn, Queue::Persist, &id.to_string(), |attempt| {
+            SubmissionJob {
+                submission_id: id,
+                attempt,
+            }
+        })
+        .await?
+        .unwrap_or_default();
         Ok(format!(
             "submission {id}: failed -> queued; {resubmitted} upload(s) submitted again; queued item.persist attempt {attempt}"
         ))
@@ -386,7 +378,7 @@ pub async fn requeue_submission(
     settle(
         conn.transaction::<_, Abort, _>(async move |conn| {
             let state = lock_submission(conn, id).await?;
-            let Some(queue) = submission_queue(state) else {
+            let Some(queue) = Queue::of_submission(state) else {
                 return Err(Abort::Refused(Refused::WrongState {
                     what: "submission",
                     id: id.to_string(),

@@ -135,15 +135,6 @@ pub struct StalledSubmission {
     pub attempts: u32,
 }
 
-/// The queue an unsettled submission waits on.
-fn submission_queue(state: SubmissionState) -> Queue {
-    if state == SubmissionState::Queued {
-        Queue::Persist
-    } else {
-        Queue::Move
-    }
-}
-
 /// Submissions queued or persisted, unchanged for `stuck_after`, with no pending,
 /// queued or running job on the queue they wait on.
 pub async fn stalled_submissions(
@@ -178,8 +169,8 @@ pub async fn stalled_submissions(
          ORDER BY w.updated_at
          LIMIT $4",
     )
-    .bind::<Text, _>(submission_queue(SubmissionState::Queued).name())
-    .bind::<Text, _>(submission_queue(SubmissionState::Persisted).name())
+    .bind::<Text, _>(Queue::Persist.name())
+    .bind::<Text, _>(Queue::Move.name())
     .bind::<Double, _>(stuck_after.as_secs_f64())
     .bind::<BigInt, _>(limit)
     .bind::<Text, _>(SubmissionState::Queued)
@@ -187,12 +178,15 @@ pub async fn stalled_submissions(
     .bind::<Array<Text>, _>(&LIVE_JOB_STATUSES[..])
     .load(conn)
     .await?;
+    // Only queued and persisted rows are selected: each waits on a queue.
     Ok(rows
         .into_iter()
-        .map(|r| StalledSubmission {
-            id: r.id,
-            queue: submission_queue(r.state),
-            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+        .filter_map(|r| {
+            Some(StalledSubmission {
+                id: r.id,
+                queue: Queue::of_submission(r.state)?,
+                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            })
         })
         .collect())
 }
@@ -218,7 +212,14 @@ mod tests {
                 "{state}"
             );
         }
-        assert_eq!(submission_queue(SubmissionState::Queued), Queue::Persist);
-        assert_eq!(submission_queue(SubmissionState::Persisted), Queue::Move);
+        assert_eq!(
+            Queue::of_submission(SubmissionState::Queued),
+            Some(Queue::Persist)
+        );
+        assert_eq!(
+            Queue::of_submission(SubmissionState::Persisted),
+            Some(Queue::Move)
+        );
+        assert_eq!(Queue::of_submission(SubmissionState::Stored), None);
     }
 }

@@ -11,7 +11,8 @@ mod traces;
 pub use listener::{MetricsListener, Render};
 pub use logs::{BoxedLayer, init_logs, subscriber};
 pub use traces::{
-    TRACEPARENT, Telemetry, continue_trace, current_traceparent, exporting, init, rpc_span,
+    TRACEPARENT, Telemetry, continue_trace, current_traceparent, exporting, init, rpc_method,
+    rpc_span,
 };
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};

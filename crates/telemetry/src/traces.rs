@@ -110,16 +110,23 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
     let _ = span.set_parent(parent);
 }
 
+/// `Service/Method` of a request path `/package.Service/Method`: how RPCs are
+/// named in spans and metrics.
+pub fn rpc_method(path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    match path.split_once('/') {
+        Some((service, method)) => {
+            let service = service.rsplit('.').next().unwrap_or(service);
+            format!("{service}/{method}")
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
 /// The span of one RPC, named `Service/Method`, a child of the caller's
 /// `traceparent` header when it sent one.
 pub fn rpc_span<B>(req: &http::Request<B>) -> tracing::Span {
-    let path = req.uri().path().trim_start_matches('/');
-    let method = match path.split_once('/') {
-        Some((service, method)) => {
-            format!("{}/{method}", service.rsplit('.').next().unwrap_or(service))
-        }
-        None => path.to_owned(),
-    };
+    let method = rpc_method(req.uri().path());
     let span = tracing::info_span!("rpc", otel.name = %method, rpc.method = %method);
     if exporting()
         && let Some(parent) = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok())
@@ -127,4 +134,19 @@ pub fn rpc_span<B>(req: &http::Request<B>) -> tracing::Span {
         continue_trace(&span, parent);
     }
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_named_by_service_and_method() {
+        assert_eq!(
+            rpc_method("/upload.v1.UploadService/CreateUpload"),
+            "UploadService/CreateUpload"
+        );
+        assert_eq!(rpc_method("/grpc.health.v1.Health/Check"), "Health/Check");
+        assert_eq!(rpc_method("/"), "unknown");
+    }
 }
