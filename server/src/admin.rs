@@ -1,7 +1,8 @@
 //! `upload-admin`: what an operator does to uploads, submissions and
 //! notifications. Lists and shows read the database; every action goes through
 //! `upload_db::ops` (the guarded transitions, a history line naming the operator,
-//! the job queued, one transaction) and a refusal changes nothing.
+//! the job queued, one transaction) and a refusal changes nothing. Releasing or
+//! confirming a quarantine also moves objects (`admin_quarantine`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -10,8 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use upload_db::AsyncPgConnection;
 use upload_db::inspect::{self, Filter};
 use upload_domain::{Actor, NotificationId, SellerId, SubmissionId, UploadId};
+use upload_storage::Store;
 
-/// Operate the upload service: list, show, retry, requeue, redeliver.
+/// Operate the upload service: list, show, retry, requeue, redeliver, release or
+/// confirm a quarantine.
 #[derive(Debug, Parser)]
 #[command(name = "upload-admin", version, about)]
 pub struct AdminCli {
@@ -79,6 +82,25 @@ pub enum AdminCommand {
         /// The notification's id.
         notification_id: String,
     },
+    /// Judge a quarantined upload safe: its file goes on to processing and the
+    /// seller is told. Needs the store's settings (UPLOAD_S3_*).
+    Release {
+        /// The upload's id.
+        upload_id: String,
+    },
+    /// Confirm a quarantined upload's verdict: its file is deleted now instead of
+    /// when its days in quarantine end. Needs the store's settings (UPLOAD_S3_*).
+    Confirm {
+        /// The upload's id.
+        upload_id: String,
+    },
+}
+
+impl AdminCommand {
+    /// True when the command moves objects in the store.
+    pub fn needs_store(&self) -> bool {
+        matches!(self, Self::Release { .. } | Self::Confirm { .. })
+    }
 }
 
 /// How a command ended.
@@ -107,13 +129,22 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
+fn needs(store: Option<&Store>) -> anyhow::Result<&Store> {
+    store.ok_or_else(|| anyhow::anyhow!("this command needs the store's settings (UPLOAD_S3_*)"))
+}
+
 fn id<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not a {what} id (a UUID)"))
 }
 
-/// Runs `cli` against the database behind `conn`.
-pub async fn run(cli: AdminCli, conn: &mut AsyncPgConnection) -> anyhow::Result<Outcome> {
+/// Runs `cli` against the database behind `conn` and, for the commands that
+/// need it, `store`.
+pub async fn run(
+    cli: AdminCli,
+    conn: &mut AsyncPgConnection,
+    store: Option<&Store>,
+) -> anyhow::Result<Outcome> {
     let by = Actor::Operator(cli.operator.clone());
     let done = |r: Result<String, upload_db::ops::Refused>| match r {
         Ok(text) => Outcome::Done(text),
@@ -178,6 +209,14 @@ pub async fn run(cli: AdminCli, conn: &mut AsyncPgConnection) -> anyhow::Result<
                 Err(e) => Err(e),
             },
         ),
+        AdminCommand::Release { upload_id } => match id::<UploadId>("upload", &upload_id) {
+            Ok(id) => crate::admin_quarantine::release(conn, needs(store)?, id, &by).await?,
+            Err(e) => Outcome::Refused(e),
+        },
+        AdminCommand::Confirm { upload_id } => match id::<UploadId>("upload", &upload_id) {
+            Ok(id) => crate::admin_quarantine::confirm(conn, needs(store)?, id, &by).await?,
+            Err(e) => Outcome::Refused(e),
+        },
     })
 }
 

@@ -7,10 +7,11 @@
 //! share; `fair_use` the per-caller limits; `metrics` what Prometheus scrapes;
 //! `readiness` readiness and liveness on the health service; `part_recorder` the
 //! group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the gRPC
-//! port's TLS with certificates reloaded from their files; `admin` and
-//! `admin_show` the `upload-admin` tool; `config_check` `upload-server config check`.
+//! port's TLS with certificates reloaded from their files; `admin`,
+//! `admin_show` and `admin_quarantine` the `upload-admin` tool; `config_check` `upload-server config check`.
 
 pub mod admin;
+mod admin_quarantine;
 mod admin_show;
 pub mod api;
 pub mod auth;
@@ -55,7 +56,7 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
         recorder: PartRecorder::start(pool.clone(), 2),
         hub: ProgressHub::start(cfg.database.url.clone(), pool.clone()),
         pool,
-        store: Store::new(&cfg.store),
+        store: Store::new(&cfg.store).observed_by(metrics.store_calls.clone()),
         policy: cfg.policy.clone(),
         facts: FactsCache::default(),
         fair_use: FairUse::new(cfg.fair_use).counting_watches(metrics.open_watches.clone()),

@@ -1,7 +1,8 @@
 //! The server's metrics, served in the Prometheus text format on their own
 //! listener (`UPLOAD_METRICS_ADDR`): RPCs by method and code with their
 //! durations, uploads created and completed and bytes signed and completed by
-//! seller group, open watch streams. `RpcMetricsLayer` counts every call.
+//! seller group, open watch streams, calls to the store. `RpcMetricsLayer` counts
+//! every call.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use upload_domain::SellerGroup;
-use upload_telemetry::{Render, seconds_histogram};
+use upload_telemetry::{DependencyCalls, Render, seconds_histogram};
 
 /// An RPC and how it ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +61,8 @@ pub struct ServerMetrics {
     bytes_completed: Family<GroupLabels, Counter>,
     /// Open WatchProgress and WatchItem streams.
     pub open_watches: Gauge,
+    /// Calls to the store.
+    pub store_calls: DependencyCalls,
 }
 
 impl ServerMetrics {
@@ -110,6 +113,7 @@ impl ServerMetrics {
             "WatchProgress and WatchItem streams open now",
             open_watches.clone(),
         );
+        let store_calls = DependencyCalls::registered(&mut registry);
         Arc::new(Self {
             registry,
             rpcs,
@@ -119,6 +123,7 @@ impl ServerMetrics {
             bytes_signed,
             bytes_completed,
             open_watches,
+            store_calls,
         })
     }
 

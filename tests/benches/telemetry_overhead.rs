@@ -1,9 +1,11 @@
 //! What metrics and traces cost SignParts: the same closed-loop load (16 callers,
 //! batches of 8 parts, database writes included) against a server with its
-//! `/metrics` listener and OTLP trace export (to a collector stand-in, every call
-//! carrying a `traceparent`) and against one with neither. Each arm is a process
+//! `/metrics` listener and OTLP trace export (to a collector stand-in that counts
+//! what it is sent, every call carrying a `traceparent`) and against one with
+//! neither. Both write their logs, as a server always does. Each arm is a process
 //! of its own (the trace exporter is process-wide); the arms alternate, off/on
-//! twice, in one run, and the table gives their ratio.
+//! three times, in one run, and the table gives their ratio and the spans the
+//! collector received per call (1: every RPC's span arrived, none dropped).
 //!
 //! Needs the local stack. Run:
 //!     cargo bench -p upload-e2e --bench telemetry_overhead
@@ -21,19 +23,18 @@ const PARTS: u32 = 10_000;
 const CALLERS: usize = 16;
 const BATCH: u32 = 8;
 
-/// One arm: signs for `seconds` and prints its parts per second.
-async fn arm(telemetry: bool, seconds: u64) -> f64 {
-    let collector = Collector::start().await;
-    let _exporting = telemetry.then(|| {
-        upload_telemetry::init(
-            &TelemetryConfig {
-                log_format: LogFormat::Text,
-                otlp_endpoint: Some(collector.endpoint.clone()),
-            },
-            "upload-bench",
-        )
-        .expect("telemetry")
-    });
+/// One arm: signs for `seconds`; its parts per second, and the spans the
+/// collector received per call.
+async fn arm(telemetry: bool, seconds: u64) -> (f64, f64) {
+    let collector = Collector::start_counting().await;
+    let _telemetry = upload_telemetry::init(
+        &TelemetryConfig {
+            log_format: LogFormat::Text,
+            otlp_endpoint: telemetry.then(|| collector.endpoint.clone()),
+        },
+        "upload-bench",
+    )
+    .expect("telemetry");
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
         metrics: telemetry,
@@ -94,6 +95,7 @@ async fn arm(telemetry: bool, seconds: u64) -> f64 {
     // Warm-up: connections, prepared statements.
     let warm = Instant::now() + Duration::from_secs(1);
     futures::future::join_all(uploads.iter().map(|u| sign_for(u.clone(), warm))).await;
+    let spans_before = collector.spans_received();
     let start = Instant::now();
     let until = start + Duration::from_secs(seconds);
     let parts: usize =
@@ -101,7 +103,12 @@ async fn arm(telemetry: bool, seconds: u64) -> f64 {
             .await
             .into_iter()
             .sum();
-    parts as f64 / start.elapsed().as_secs_f64()
+    let rate = parts as f64 / start.elapsed().as_secs_f64();
+    // The exporter sends what it holds every 500 ms.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = parts as f64 / f64::from(BATCH);
+    let spans = (collector.spans_received() - spans_before) as f64;
+    (rate, spans / calls)
 }
 
 fn main() {
@@ -115,13 +122,15 @@ fn main() {
             .enable_all()
             .build()
             .expect("runtime");
-        let rate = runtime.block_on(arm(which == "on", seconds));
+        let (rate, spans) = runtime.block_on(arm(which == "on", seconds));
         println!("parts_per_s {rate:.0}");
+        println!("spans_per_call {spans:.3}");
         return;
     }
     let exe = std::env::current_exe().expect("this benchmark's path");
     let mut rates: Vec<(&str, f64)> = Vec::new();
-    for which in ["off", "on", "off", "on"] {
+    let mut spans_per_call = Vec::new();
+    for which in ["off", "on", "off", "on", "off", "on"] {
         let out = std::process::Command::new(&exe)
             .env("TELEMETRY_ARM", which)
             .output()
@@ -138,6 +147,13 @@ fn main() {
                 )
             });
         rates.push((which, rate));
+        if which == "on" {
+            spans_per_call.extend(
+                text.lines()
+                    .find_map(|l| l.strip_prefix("spans_per_call "))
+                    .and_then(|v| v.trim().parse::<f64>().ok()),
+            );
+        }
     }
     let mean = |arm: &str| {
         let of: Vec<f64> = rates
@@ -168,4 +184,6 @@ fn main() {
         on / off,
         (on / off - 1.0) * 100.0
     );
+    let spans: Vec<String> = spans_per_call.iter().map(|s| format!("{s:.3}")).collect();
+    println!("spans received per call, traced runs: {}", spans.join(", "));
 }

@@ -14,7 +14,9 @@ impl TestApp {
             .chain(args.iter().copied());
         let cli = AdminCli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
         let mut conn = self.db().await;
-        run(cli, &mut conn).await.expect("the admin tool runs")
+        run(cli, &mut conn, Some(&self.store))
+            .await
+            .expect("the admin tool runs")
     }
 
     /// [`TestApp::admin`], which must succeed; what it printed.

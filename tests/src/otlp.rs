@@ -1,6 +1,8 @@
 //! An OTLP/gRPC collector stand-in on 127.0.0.1: it keeps every span it is sent,
-//! for a test to find one trace's spans among them.
+//! for a test to find one trace's spans among them, or (for a benchmark) only
+//! counts them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -25,7 +27,11 @@ pub struct ReceivedSpan {
 }
 
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<ReceivedSpan>>>);
+struct Received {
+    kept: Arc<Mutex<Vec<ReceivedSpan>>>,
+    count: Arc<AtomicU64>,
+    keep: bool,
+}
 
 #[tonic::async_trait]
 impl TraceService for Received {
@@ -33,8 +39,19 @@ impl TraceService for Received {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for resource in request.into_inner().resource_spans {
+        let request = request.into_inner();
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.count.fetch_add(spans as u64, Ordering::Relaxed);
+        if !self.keep {
+            return Ok(tonic::Response::new(ExportTraceServiceResponse::default()));
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        for resource in request.resource_spans {
             for scope in resource.scope_spans {
                 for span in scope.spans {
                     kept.push(ReceivedSpan {
@@ -67,11 +84,23 @@ impl Drop for Collector {
 impl Collector {
     /// Starts it on a free loopback port.
     pub async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// Starts one that only counts what it is sent.
+    pub async fn start_counting() -> Self {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(keep: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the collector");
         let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
-        let received = Received::default();
+        let received = Received {
+            keep,
+            ..Received::default()
+        };
         let service = TraceServiceServer::new(received.clone());
         let task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
@@ -86,10 +115,15 @@ impl Collector {
         }
     }
 
+    /// How many spans it was sent so far.
+    pub fn spans_received(&self) -> u64 {
+        self.received.count.load(Ordering::Relaxed)
+    }
+
     /// The spans of trace `trace_id` received so far.
     pub fn trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
         self.received
-            .0
+            .kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()

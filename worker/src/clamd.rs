@@ -1,6 +1,9 @@
 //! Talking to clamd: a stream of blocks over INSTREAM, and the VERSION question
 //! (which engine and signature database verdicts are made with). What the answers
-//! mean is decided in one place, `upload_domain::classify`.
+//! mean is decided in one place, `upload_domain::classify`. Jobs reach clamd
+//! through [`Clamd`], which counts and times every call.
+
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -8,8 +11,69 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use upload_config::ClamdAddr;
 use upload_domain::{ScannerAnswer, ScannerVersion};
+use upload_telemetry::{CallOutcome, Dependency, DependencyCalls};
 
 use crate::scan::BLOCK;
+
+/// clamd as the jobs reach it: where, how long an answer may take, and where its
+/// calls are counted (`VERSION`, `INSTREAM`; `no_answer` when it could not be
+/// reached or did not answer in time, `failed` when it answered with an error).
+#[derive(Debug, Clone)]
+pub struct Clamd {
+    /// Its address.
+    pub addr: ClamdAddr,
+    /// The longest wait for an answer.
+    pub timeout: Duration,
+    calls: DependencyCalls,
+}
+
+impl Clamd {
+    /// clamd at `addr`, its calls counted in `calls`.
+    pub fn new(addr: ClamdAddr, timeout: Duration, calls: DependencyCalls) -> Self {
+        Self {
+            addr,
+            timeout,
+            calls,
+        }
+    }
+
+    /// Which engine and signatures it scans with.
+    pub async fn version(&self) -> anyhow::Result<ScannerVersion> {
+        self.calls
+            .timed(
+                Dependency::Clamd,
+                "VERSION",
+                CallOutcome::NoAnswer,
+                version(&self.addr, self.timeout),
+            )
+            .await
+    }
+
+    /// Streams blocks from `rx` over INSTREAM and reads the verdict.
+    pub async fn scan(&self, rx: mpsc::Receiver<Bytes>) -> anyhow::Result<ScannerAnswer> {
+        let started = Instant::now();
+        let (answer, outcome) = match instream(&self.addr, rx).await {
+            Err(e) => (Err(e), CallOutcome::NoAnswer),
+            Ok(reply) => match parse_reply(&reply) {
+                Ok(answer) => (Ok(answer), CallOutcome::Ok),
+                Err(why) => (Err(anyhow::Error::msg(why)), CallOutcome::Failed),
+            },
+        };
+        self.calls
+            .record(Dependency::Clamd, "INSTREAM", outcome, started.elapsed());
+        answer
+    }
+
+    /// An INSTREAM begun at `started` given up on: clamd did not answer in time.
+    pub fn scan_unanswered(&self, started: Instant) {
+        self.calls.record(
+            Dependency::Clamd,
+            "INSTREAM",
+            CallOutcome::NoAnswer,
+            started.elapsed(),
+        );
+    }
+}
 
 /// Reads clamd's INSTREAM reply (`stream: OK`, `stream: Name FOUND`, `INSTREAM size
 /// limit exceeded. ERROR`). Anything else is an error: a file is never taken for
@@ -29,15 +93,12 @@ pub fn parse_reply(reply: &[u8]) -> Result<ScannerAnswer, String> {
     }
 }
 
-/// Streams blocks from `rx` to clamd over INSTREAM and reads its answer.
-pub async fn scan_stream(
-    addr: ClamdAddr,
-    rx: mpsc::Receiver<Bytes>,
-) -> anyhow::Result<ScannerAnswer> {
+/// Streams blocks from `rx` to clamd over INSTREAM; clamd's reply, unread.
+async fn instream(addr: &ClamdAddr, rx: mpsc::Receiver<Bytes>) -> anyhow::Result<Vec<u8>> {
     let blocks = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
     });
-    let reply = match &addr {
+    let reply = match addr {
         ClamdAddr::Tcp(host) => {
             clamav_client::tokio::scan_stream(
                 blocks,
@@ -60,14 +121,11 @@ pub async fn scan_stream(
         }
     }
     .with_context(|| format!("clamd at {addr:?} could not scan the file"))?;
-    parse_reply(&reply).map_err(anyhow::Error::msg)
+    Ok(reply)
 }
 
 /// Asks clamd which engine and signature database it scans with, within `timeout`.
-pub async fn version(
-    addr: &ClamdAddr,
-    timeout: std::time::Duration,
-) -> anyhow::Result<ScannerVersion> {
+pub async fn version(addr: &ClamdAddr, timeout: Duration) -> anyhow::Result<ScannerVersion> {
     let ask = async {
         let mut answer = Vec::new();
         match addr {

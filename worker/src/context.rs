@@ -29,16 +29,26 @@ impl JobContext {
     /// Connects to the database and builds the clients `config` names.
     pub async fn connect(config: WorkerConfig) -> anyhow::Result<Self> {
         let pool = upload_db::connect_pool(&config.database.url, config.database.pool_size).await?;
+        let metrics = crate::metrics::WorkerMetrics::new();
         Ok(Self {
             pool,
-            store: Store::new(&config.store),
+            store: Store::new(&config.store).observed_by(metrics.calls.clone()),
             media: media::Media::new(config.media.clone()),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
             config,
-            metrics: crate::metrics::WorkerMetrics::new(),
+            metrics,
         })
+    }
+
+    /// clamd, as the configuration names it, its calls counted.
+    pub fn clamd(&self) -> crate::clamd::Clamd {
+        crate::clamd::Clamd::new(
+            self.config.clamd.clone(),
+            self.config.clamd_timeout,
+            self.metrics.calls.clone(),
+        )
     }
 
     /// True when notifications are delivered to a webhook.

@@ -2,7 +2,7 @@
 //! listener (`UPLOAD_METRICS_ADDR`): job runs by queue, outcome and attempt with
 //! their durations, scan verdicts and bytes scanned, and, read from
 //! `apalis.jobs` on each scrape (one grouped query), each queue's depth and the
-//! age of its oldest ready job.
+//! age of its oldest ready job; calls to the store and clamd.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use upload_db::DbPool;
 use upload_db::jobs::Queue;
 use upload_domain::ScanVerdict;
-use upload_telemetry::{Render, seconds_histogram};
+use upload_telemetry::{DependencyCalls, Render, seconds_histogram};
 
 /// How a job run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,8 @@ pub struct WorkerMetrics {
     scan_seconds: Histogram,
     depth: Family<QueueLabels, Gauge>,
     oldest_ready: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+    /// Calls to the store and clamd.
+    pub calls: DependencyCalls,
 }
 
 impl WorkerMetrics {
@@ -121,6 +123,7 @@ impl WorkerMetrics {
             "How long the oldest job due has waited, by queue (0 when none waits)",
             oldest_ready.clone(),
         );
+        let calls = DependencyCalls::registered(&mut registry);
         Arc::new(Self {
             registry,
             runs,
@@ -130,6 +133,7 @@ impl WorkerMetrics {
             scan_seconds,
             depth,
             oldest_ready,
+            calls,
         })
     }
 

@@ -40,7 +40,7 @@ job!(
 /// than a stored or ready file's verdict. Errors are logged: the next check
 /// tries again.
 pub async fn check_signatures(ctx: &JobContext) {
-    let scanner = match crate::clamd::version(&ctx.config.clamd, ctx.config.clamd_timeout).await {
+    let scanner = match ctx.clamd().version().await {
         Ok(scanner) => scanner,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "could not ask clamd for its signature version");
@@ -104,24 +104,16 @@ async fn scan_object(
     };
     let for_hashes = Box::pin(throttled(ctx.store.read(key).await?, rate));
     let (progress, _) = watch::channel(0u64);
-    read_and_scan(
-        stream,
-        for_hashes,
-        ctx.config.clamd.clone(),
-        ctx.config.clamd_timeout,
-        &progress,
-    )
-    .await
-    .map(Some)
-    .map_err(JobError::retry)
+    read_and_scan(stream, for_hashes, &ctx.clamd(), &progress)
+        .await
+        .map(Some)
+        .map_err(JobError::retry)
 }
 
 /// Runs one re-scan run to its end (or until a newer run takes over).
 pub async fn run(ctx: &JobContext, job: RescanJob) -> Result<(), JobError> {
     let version = job.signature_version;
-    let scanner = crate::clamd::version(&ctx.config.clamd, ctx.config.clamd_timeout)
-        .await
-        .map_err(JobError::retry)?;
+    let scanner = ctx.clamd().version().await.map_err(JobError::retry)?;
     if scanner.signatures < version {
         return Err(JobError::retry(anyhow::anyhow!(
             "clamd has signatures {}, the re-scan needs {version} or newer",

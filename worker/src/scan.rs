@@ -10,7 +10,6 @@ use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use md5::Digest;
 use tokio::sync::{mpsc, watch};
-use upload_config::ClamdAddr;
 use upload_db::jobs::{Queue, UploadJob};
 use upload_db::models::{MetadataRow, NewNotification, ScanRow, UploadRow};
 use upload_db::pipeline::{self, ScanOutcome};
@@ -22,6 +21,7 @@ use upload_domain::{
 use upload_storage::StorageKey;
 
 use crate::JobContext;
+use crate::clamd::Clamd;
 use crate::job::job;
 use crate::outcome::JobError;
 use crate::progress::ProgressReporter;
@@ -134,19 +134,18 @@ where
 }
 
 /// Reads the file twice at once, each read streamed and bounded: `for_clamd` goes
-/// to clamd at `clamd` as fast as clamd takes it (publishing bytes sent on
+/// to `clamd` as fast as clamd takes it (publishing bytes sent on
 /// `progress`), `for_hashes` to both hashers (each on its own thread) and the
 /// sniffer. clamd scans what it received only once the stream ends, so the hashes
 /// are made while it scans instead of holding its stream back: on two cores the
 /// verdict comes about as soon as a plain INSTREAM's would. Both reads must see
 /// the same number of bytes. clamd must take every block, and answer once it has
-/// them all, within `clamd_timeout`; a scanner that hangs fails the read, never
+/// them all, within its time-out; a scanner that hangs fails the read, never
 /// passes it.
 pub async fn read_and_scan<S, T, E>(
     for_clamd: S,
     for_hashes: T,
-    clamd: ClamdAddr,
-    clamd_timeout: std::time::Duration,
+    clamd: &Clamd,
     progress: &watch::Sender<u64>,
 ) -> anyhow::Result<(FileFacts, ScannerAnswer)>
 where
@@ -159,8 +158,12 @@ where
     let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
     let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
-    let mut scan_task = tokio::spawn(crate::clamd::scan_stream(clamd, scan_rx));
+    let clamd_timeout = clamd.timeout;
     let started = std::time::Instant::now();
+    let mut scan_task = tokio::spawn({
+        let clamd = clamd.clone();
+        async move { clamd.scan(scan_rx).await }
+    });
     let to_clamd = async {
         let sent = pump(
             for_clamd,
@@ -194,11 +197,13 @@ where
             Err(_) if sent.is_err() => {
                 // Silent after a failed read: the read's own error says what happened.
                 scan_task.abort();
+                clamd.scan_unanswered(started);
                 sent?;
                 anyhow::bail!("the read failed")
             }
             Err(_) => {
                 scan_task.abort();
+                clamd.scan_unanswered(started);
                 anyhow::bail!("clamd gave no verdict within {wait:?}")
             }
         }?;
@@ -298,9 +303,8 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     };
     // Asked before the scan: a database reloaded meanwhile makes the recorded
     // version older than the one used, which only ever causes one re-scan more.
-    let scanner = crate::clamd::version(&ctx.config.clamd, ctx.config.clamd_timeout)
-        .await
-        .map_err(JobError::retry)?;
+    let clamd = ctx.clamd();
+    let scanner = clamd.version().await.map_err(JobError::retry)?;
     let stream = ctx.store.read(&object).await?;
     let for_hashes = ctx.store.read(&object).await?;
     // A crash test's point a third of the way through the read.
@@ -323,10 +327,9 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         ProgressReporter::new(ctx.pool.clone(), id, &[Stage::Scan, Stage::Hash], declared);
     let (done_tx, done_rx) = watch::channel(0u64);
     // The read never waits on progress writes: the reporter follows on the side.
-    let (clamd, clamd_timeout) = (ctx.config.clamd.clone(), ctx.config.clamd_timeout);
     let reading = std::time::Instant::now();
     let (read, ()) = tokio::join!(
-        async move { read_and_scan(stream, for_hashes, clamd, clamd_timeout, &done_tx).await },
+        async move { read_and_scan(stream, for_hashes, &clamd, &done_tx).await },
         progress.follow(done_rx)
     );
     let (facts, answer) = read.map_err(JobError::retry)?;

@@ -14,6 +14,8 @@ vocabulary! {
         /// signatures: its versions are no longer downloadable and it is in
         /// quarantine.
         FileQuarantined = "file.quarantined",
+        /// An operator judged a quarantined file safe: it is being processed.
+        UploadReleased = "upload.released",
         /// Processing gave up after its attempts.
         UploadFailed = "upload.failed",
         /// A submitted item is saved and its files stored.

@@ -117,6 +117,20 @@ impl Store {
         }
     }
 
+    /// The same store, its every call counted and timed in `calls` (see
+    /// `observe`). The client that signs sellers' URLs makes no calls and is left
+    /// as it is.
+    pub fn observed_by(mut self, calls: upload_telemetry::DependencyCalls) -> Self {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(crate::observe::CallObserver(calls))
+            .build();
+        self.client = Client::from_conf(config);
+        self
+    }
+
     /// The underlying client, for operations this type does not wrap.
     pub fn client(&self) -> &Client {
         &self.client

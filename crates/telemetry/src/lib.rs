@@ -1,13 +1,16 @@
 #![doc = include_str!("../README.md")]
 //!
-//! Where things live: `buckets` the histogram buckets every duration uses;
-//! `listener` the `/metrics` HTTP listener; `logs` the log format; `traces` the
-//! OTLP export and the trace context carried across RPCs and jobs.
+//! Where things live: `seconds_histogram` (here) the buckets every duration uses;
+//! `calls` the counts and durations of calls to the store and clamd; `listener`
+//! the `/metrics` HTTP listener; `logs` the log format; `traces` the OTLP export
+//! and the trace context carried across RPCs and jobs.
 
+mod calls;
 mod listener;
 mod logs;
 mod traces;
 
+pub use calls::{CallOutcome, Dependency, DependencyCalls};
 pub use listener::{MetricsListener, Render};
 pub use logs::{BoxedLayer, init_logs, subscriber};
 pub use traces::{

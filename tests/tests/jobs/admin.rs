@@ -1,16 +1,19 @@
 //! The admin tool (`upload-admin`) on the real stack: a submission failed by a
 //! store outage retried once the store is back, an upload whose scan failed
 //! retried from the scan, a stuck upload requeued, a webhook redelivered under the
-//! same notification id; each action in the history with the operator's name, and
-//! a refusal changing nothing.
+//! same notification id, a quarantine released (processed, the seller told) or
+//! confirmed (the file deleted now); each action in the history with the
+//! operator's name, and a refusal changing nothing.
 
 use std::time::Duration;
 
+use upload_domain::{Bucket, NotificationKind, SellerId, UploadId};
 use upload_e2e::{
     AppOptions, EICAR, FaultRules, HookListener, MIB, StoreFaults, TestApp, TestFile, free_port,
     pb, stack_env, submit_new_item, wait_item,
 };
 use upload_server::admin::Outcome;
+use upload_storage::StorageKey;
 
 use crate::SECRET;
 
@@ -404,5 +407,176 @@ async fn an_upload_whose_scan_failed_while_clamd_was_away_is_retried_from_the_sc
             line("scanning", "processing", "scanned", "job:upload.scan"),
         ],
         "{lines:#?}"
+    );
+}
+
+/// An EICAR upload by `seller`, quarantined; its id and where its file could be.
+async fn quarantined(
+    app: &TestApp,
+    seller: &str,
+) -> (upload_client::UploadClient, String, [String; 2]) {
+    let file = TestFile::from_bytes("eicar.txt", EICAR);
+    let (client, up) = app
+        .upload_whole(seller, &file, "notes.txt", "text/plain")
+        .await;
+    let held = app
+        .wait_settled(&client, &up.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(held.state, pb::UploadState::Quarantined as i32, "{held:?}");
+    let owner: SellerId = seller.parse().expect("seller id");
+    let upload: UploadId = up.upload_id.parse().expect("upload id");
+    let keys = [
+        StorageKey::Quarantine {
+            owner: &owner,
+            upload,
+        }
+        .key(),
+        StorageKey::Temp {
+            owner: &owner,
+            upload,
+        }
+        .key(),
+    ];
+    (client, up.upload_id, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_released_by_an_operator_is_processed_and_the_seller_told() {
+    let (app, mut hook) = crate::app_with_webhook().await;
+    let (client, id, [held, temp]) = quarantined(&app, "seller-release").await;
+    let told = tokio::time::timeout(Duration::from_secs(30), hook.requests.recv()).await;
+    assert!(
+        told.is_ok_and(|r| r.is_some()),
+        "the quarantine is told first"
+    );
+
+    let done = app.admin_done("ed", &["release", &id]).await;
+    assert!(
+        done.contains(
+            "quarantined -> processing; queued upload.metadata attempt 1, upload.preview attempt 1"
+        ),
+        "{done}"
+    );
+    let again = app.admin("ed", &["release", &id]).await;
+    assert!(
+        matches!(again, Outcome::Refused(ref why) if why.contains("only a quarantined upload")),
+        "{again:?}"
+    );
+    let ready = app
+        .wait_settled(&client, &id, Duration::from_secs(60))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+    assert!(ready.failure.is_none(), "{ready:?}");
+    // The file is back in temp, the quarantined copy gone.
+    let bytes = |bucket, key| app.object_bytes(app.bucket(bucket), key);
+    assert_eq!(bytes(Bucket::Temp, &temp).await.as_deref(), Some(EICAR));
+    assert_eq!(bytes(Bucket::Quarantine, &held).await, None);
+    // The seller is told, by the webhook that told of the quarantine.
+    let request = tokio::time::timeout(Duration::from_secs(30), hook.requests.recv())
+        .await
+        .expect("the release is told")
+        .expect("a request");
+    let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json body");
+    assert_eq!(body["kind"], NotificationKind::UploadReleased.as_str());
+    assert_eq!(body["upload_id"], id.as_str());
+    let lines = upload_history(&app, &id).await;
+    let released: Vec<_> = lines
+        .iter()
+        .skip_while(|l| l.2 != "quarantine_released")
+        .cloned()
+        .collect();
+    assert_eq!(
+        released.first(),
+        Some(&line(
+            "quarantined",
+            "processing",
+            "quarantine_released",
+            "operator:ed"
+        )),
+        "{lines:#?}"
+    );
+    assert_eq!(released.len(), 2, "{lines:#?}");
+    assert_eq!(
+        (
+            released[1].0.as_str(),
+            released[1].1.as_str(),
+            released[1].2.as_str()
+        ),
+        ("processing", "ready", "processing_done")
+    );
+    assert!(released[1].3.starts_with("job:upload."), "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_quarantine_deletes_the_file_now_and_cannot_be_released() {
+    let app = TestApp::spawn().await;
+    let (_, id, [held, _]) = quarantined(&app, "seller-confirm").await;
+    assert!(
+        app.object_bytes(app.bucket(Bucket::Quarantine), &held)
+            .await
+            .is_some()
+    );
+
+    let done = app.admin_done("fay", &["confirm", &id]).await;
+    assert!(
+        done.contains("confirmed; the file is deleted now"),
+        "{done}"
+    );
+    assert_eq!(
+        app.object_bytes(app.bucket(Bucket::Quarantine), &held)
+            .await,
+        None
+    );
+    let lines = upload_history(&app, &id).await;
+    assert_eq!(
+        lines.last(),
+        Some(&line(
+            "quarantined",
+            "quarantined",
+            "quarantine_confirmed",
+            "operator:fay"
+        )),
+        "{lines:#?}"
+    );
+    // Confirmed once; and a file deleted cannot be released.
+    for action in ["confirm", "release"] {
+        let refused = app.admin("gil", &[action, &id]).await;
+        assert!(
+            matches!(refused, Outcome::Refused(ref why) if why.contains("was confirmed by operator:fay")),
+            "{action}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        upload_history(&app, &id).await,
+        lines,
+        "refusals write nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_after_the_quarantine_cleared_the_file_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (client, id, [held, temp]) = quarantined(&app, "seller-cleared").await;
+    // The quarantine bucket's lifecycle took the file.
+    app.store
+        .client()
+        .delete_object()
+        .bucket(app.bucket(Bucket::Quarantine))
+        .key(&held)
+        .send()
+        .await
+        .expect("delete");
+    let before = upload_history(&app, &id).await;
+    let refused = app.admin("ed", &["release", &id]).await;
+    assert!(
+        matches!(refused, Outcome::Refused(ref why) if why.contains("no longer in quarantine")),
+        "{refused:?}"
+    );
+    assert_eq!(upload_history(&app, &id).await, before);
+    let still = app.wait_settled(&client, &id, Duration::from_secs(5)).await;
+    assert_eq!(still.state, pb::UploadState::Quarantined as i32);
+    assert_eq!(
+        app.object_bytes(app.bucket(Bucket::Temp), &temp).await,
+        None
     );
 }

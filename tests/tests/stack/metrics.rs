@@ -1,11 +1,24 @@
 //! The `/metrics` listeners of the server and the worker, scraped after real
 //! uploads and a job that failed once: every counter and histogram moved by what
-//! happened, no more.
+//! happened, no more. Calls to the store and clamd are counted by outcome, failures
+//! included.
 
 use std::time::Duration;
 
 use upload_domain::{ScanVerdict, SellerGroup};
-use upload_e2e::{AppOptions, EICAR, HookListener, MIB, TestApp, TestFile, code, pb, scrape};
+use upload_e2e::{
+    AppOptions, EICAR, FaultRules, HookListener, MIB, StoreFaults, TestApp, TestFile, code,
+    free_port, pb, scrape, stack_env,
+};
+
+/// The labels of a call to `dependency` named `call` that ended in `outcome`.
+fn call<'a>(dependency: &'a str, call: &'a str, outcome: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("dependency", dependency),
+        ("call", call),
+        ("outcome", outcome),
+    ]
+}
 
 const SECRET: &str = "webhook-secret-for-metrics-0123456789abcdef";
 
@@ -81,6 +94,22 @@ async fn scrapes_count_the_rpcs_uploads_scans_and_job_runs_that_happened() {
     );
     assert!(server.value("upload_rpc_duration_seconds_sum", &method) > 0.0);
     assert_eq!(server.value("upload_watch_streams_open", &[]), 0.0);
+    // The store's calls: one multipart upload begun and one assembled per file.
+    for op in ["CreateMultipartUpload", "CompleteMultipartUpload"] {
+        assert_eq!(
+            server.value("upload_dependency_calls_total", &call("store", op, "ok")),
+            2.0,
+            "{op}"
+        );
+        assert_eq!(
+            server.value(
+                "upload_dependency_call_duration_seconds_count",
+                &[("dependency", "store"), ("call", op)]
+            ),
+            2.0,
+            "{op}"
+        );
+    }
 
     let worker = scrape(&app.worker_metrics_url).await;
     let verdict = |v: ScanVerdict| [("verdict", v.as_str())];
@@ -99,6 +128,27 @@ async fn scrapes_count_the_rpcs_uploads_scans_and_job_runs_that_happened() {
     );
     assert_eq!(worker.value("upload_scanned_bytes_total", &[]), bytes);
     assert_eq!(worker.value("upload_scan_duration_seconds_count", &[]), 2.0);
+    // clamd: one INSTREAM per file, its VERSION asked before each scan.
+    assert_eq!(
+        worker.value(
+            "upload_dependency_calls_total",
+            &call("clamd", "INSTREAM", "ok")
+        ),
+        2.0
+    );
+    assert!(
+        worker.value(
+            "upload_dependency_calls_total",
+            &call("clamd", "VERSION", "ok")
+        ) >= 2.0
+    );
+    // Each scan reads its file twice (clamd, hashes); metadata and preview read too.
+    assert!(
+        worker.value(
+            "upload_dependency_calls_total",
+            &call("store", "GetObject", "ok")
+        ) >= 4.0
+    );
     let runs = |queue: &'static str, outcome: &'static str, attempt: &'static str| {
         [("queue", queue), ("outcome", outcome), ("attempt", attempt)]
     };
@@ -176,4 +226,86 @@ async fn queue_depth_and_the_oldest_ready_job_are_read_from_the_job_table() {
         0.0
     );
     app.expect_unfinished_jobs(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_store_and_clamd_calls_are_counted_by_how_they_failed() {
+    let store = stack_env()["UPLOAD_S3_ENDPOINT"].clone();
+    let faults = StoreFaults::start(&store, FaultRules::every_kind(0.0, Duration::ZERO)).await;
+    // clamd is away for the worker, which tries each job once.
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![("UPLOAD_S3_ENDPOINT".into(), faults.url())],
+        worker_env: vec![
+            (
+                "UPLOAD_CLAMD_ADDR".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "1".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let file = TestFile::random(MIB + 3);
+    let (client, up) = app
+        .upload_whole("seller-calls", &file, "a.bin", "application/octet-stream")
+        .await;
+    let failed = app
+        .wait_settled(&client, &up.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(failed.state, pb::UploadState::Failed as i32, "{failed:?}");
+    // The scan asked clamd once; the signature watch may have asked too.
+    let worker = scrape(&app.worker_metrics_url).await;
+    assert!(
+        worker.value(
+            "upload_dependency_calls_total",
+            &call("clamd", "VERSION", "no_answer")
+        ) >= 1.0,
+        "{}",
+        worker.text
+    );
+    assert_eq!(
+        worker.value(
+            "upload_job_runs_total",
+            &[
+                ("queue", "upload.scan"),
+                ("outcome", "gave_up"),
+                ("attempt", "1")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        worker.value(
+            "upload_dependency_calls_total",
+            &call("clamd", "VERSION", "ok")
+        ),
+        0.0
+    );
+
+    // The store away: CreateUpload's first call answers 503 (retried, then given
+    // up on), counted once as failed.
+    let before = scrape(&app.server_metrics_url).await;
+    let begun = |scrape: &upload_e2e::Scrape, outcome| {
+        scrape.value(
+            "upload_dependency_calls_total",
+            &call("store", "CreateMultipartUpload", outcome),
+        )
+    };
+    assert_eq!(begun(&before, "ok"), 1.0, "{}", before.text);
+    assert_eq!(begun(&before, "failed"), 0.0);
+    faults.set_outage(true);
+    let refused = client
+        .api()
+        .create_upload(pb::CreateUploadRequest {
+            file_name: "b.bin".into(),
+            size_bytes: MIB,
+            content_type: "application/octet-stream".into(),
+            ..Default::default()
+        })
+        .await;
+    faults.set_outage(false);
+    assert_eq!(code(refused), tonic::Code::Unavailable);
+    let after = scrape(&app.server_metrics_url).await;
+    assert_eq!(begun(&after, "failed"), 1.0, "{}", after.text);
+    assert_eq!(begun(&after, "ok"), 1.0);
 }

@@ -1,5 +1,6 @@
 //! What an operator may do to an upload, a submission or a notification: retry
-//! failed work, queue a stuck job again, deliver a notification again. Each action
+//! failed work, queue a stuck job again, deliver a notification again, release or
+//! confirm a quarantine (`quarantine`). Each action
 //! goes through the guarded transitions (never an UPDATE around the state machine)
 //! and writes a history line naming the operator, in one transaction with the job
 //! it queues; a refusal writes nothing.
@@ -17,6 +18,12 @@ use crate::jobs::{self, NotifyJob, Queue, SubmissionJob, UploadJob};
 use crate::pipeline::{PROCESSING_STAGES, SETTLED_STATUSES};
 use crate::schema::{item_submissions, notifications, upload_progress, uploads};
 use crate::uploads::Transition;
+
+mod quarantine;
+
+pub use quarantine::{
+    check_quarantined, confirm as confirm_quarantine, release as release_quarantine,
+};
 
 /// Why an operator's action was refused; nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +69,20 @@ pub enum Refused {
         queue: &'static str,
         /// The job's status.
         status: String,
+    },
+    /// The quarantine was confirmed before: the file is gone.
+    #[error("the quarantine of upload {id} was confirmed by {by}; its file is deleted")]
+    Confirmed {
+        /// The upload.
+        id: UploadId,
+        /// Who confirmed it.
+        by: String,
+    },
+    /// The file is no longer in the quarantine bucket (its 4 days are over).
+    #[error("upload {id}'s file is no longer in quarantine (cleared after its days there)")]
+    FileGone {
+        /// The upload.
+        id: UploadId,
     },
     /// An upload of the submission can no longer be submitted.
     #[error(
