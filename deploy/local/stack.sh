@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The local stack: a private PostgreSQL, a single-node Garage and clamd (with the
-# project's test signatures) on free loopback ports, the temp/quarantine/regular
+# The local stack: a private PostgreSQL, a single-node Garage, a three-node Garage
+# cluster and clamd (with the project's test signatures) on free loopback ports, the temp/quarantine/regular
 # buckets, their lifecycle rules and the migrations.
 #
 #   deploy/local/stack.sh up     install what is missing, start, set up; idempotent
@@ -148,6 +148,75 @@ TOML
   log "garage S3 API on 127.0.0.1:$s3"
 }
 
+# A three-node Garage cluster beside the single node: every object on all three
+# nodes (replication_factor = 3), quorum reads and writes (consistent mode), the
+# layout applied here, the single node's access key imported (so the same
+# credentials work on both). Tests that run against it say so
+# (AppOptions::cluster); they may stop and restart a node (its command line is in
+# n<i>/cmd).
+cluster_node_conf() {
+  local i=$1 rpc=$2 s3=$3 admin=$4
+  cat > "$dir/garage-cluster/n$i/garage.toml" <<TOML
+metadata_dir = "$dir/garage-cluster/n$i/meta"
+data_dir = "$dir/garage-cluster/n$i/data"
+db_engine = "sqlite"
+replication_factor = 3
+consistency_mode = "consistent"
+rpc_bind_addr = "127.0.0.1:$rpc"
+rpc_public_addr = "127.0.0.1:$rpc"
+rpc_secret = "$cluster_rpc_secret"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$s3"
+root_domain = ".s3.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin"
+admin_token = "$admin_token"
+TOML
+}
+
+start_garage_cluster() {
+  # shellcheck disable=SC1091
+  . "$dir/garage/secrets"
+  local c=$dir/garage-cluster i
+  mkdir -p "$c"
+  [ -f "$c/rpc_secret" ] || hex 32 > "$c/rpc_secret"
+  cluster_rpc_secret=$(cat "$c/rpc_secret")
+  for i in 1 2 3; do
+    if alive "$c/n$i/pid"; then continue; fi
+    mkdir -p "$c/n$i/meta" "$c/n$i/data"
+    if [ ! -f "$c/n$i/ports" ]; then
+      echo "$(free_port) $(free_port) $(free_port)" > "$c/n$i/ports"
+    fi
+    # shellcheck disable=SC2046
+    cluster_node_conf "$i" $(cat "$c/n$i/ports")
+    echo "garage -c $c/n$i/garage.toml server" > "$c/n$i/cmd"
+    nohup garage -c "$c/n$i/garage.toml" server > "$c/n$i/garage.log" 2>&1 &
+    echo $! > "$c/n$i/pid"
+  done
+  local g="garage -c $c/n1/garage.toml"
+  for _ in $(seq 1 100); do $g status >/dev/null 2>&1 && break; sleep 0.1; done
+  for i in 2 3; do
+    $g node connect "$(garage -c "$c/n$i/garage.toml" node id -q 2>/dev/null)" >/dev/null
+  done
+  if ! $g layout show 2>/dev/null | grep -q "Current cluster layout version: [1-9]"; then
+    for i in 1 2 3; do
+      $g layout assign -z dc1 -c 10G "$(garage -c "$c/n$i/garage.toml" node id -q 2>/dev/null | cut -c1-16)" >/dev/null
+    done
+    $g layout apply --version 1 >/dev/null
+  fi
+  $g key info "$access_key" >/dev/null 2>&1 \
+    || $g key import --yes -n upload-tests "$access_key" "$secret_key" >/dev/null
+  $g key allow --create-bucket "$access_key" >/dev/null
+  for _ in $(seq 1 200); do
+    $g status 2>/dev/null | grep -q "FAILED NODES" || break
+    sleep 0.1
+  done
+  log "garage cluster (3 nodes, 3 copies) S3 API on 127.0.0.1:$(cut -d' ' -f2 "$c/n1/ports")"
+}
+
 # The signatures and limits clamd runs with; a running clamd started with others
 # (an older checkout) is restarted.
 clamd_wanted() {
@@ -220,6 +289,8 @@ UPLOAD_JWT_ISSUER=upload-local
 UPLOAD_JWT_AUDIENCE=upload-service
 UPLOAD_CORS_ORIGINS=http://127.0.0.1:*,http://localhost:*
 UPLOAD_CLAMD_ADDR=127.0.0.1:$(cat "$dir/clamd/port")
+UPLOAD_CLUSTER_S3_ENDPOINT=http://127.0.0.1:$(cut -d' ' -f2 "$dir/garage-cluster/n1/ports")
+UPLOAD_CLUSTER_DIR=$dir/garage-cluster
 ENV
 }
 
@@ -245,6 +316,7 @@ case "${1:-up}" in
     install_missing
     start_postgres
     start_garage
+    start_garage_cluster
     start_clamd
     write_env
     setup_service
@@ -256,11 +328,13 @@ case "${1:-up}" in
       for _ in $(seq 1 100); do alive "$dir/clamd/pid" || break; sleep 0.1; done
       log "clamd stopped"
     fi
-    if alive "$dir/garage/pid"; then
-      kill "$(cat "$dir/garage/pid")"
-      for _ in $(seq 1 100); do alive "$dir/garage/pid" || break; sleep 0.1; done
-      log "garage stopped"
-    fi
+    for pid in "$dir/garage/pid" "$dir"/garage-cluster/n*/pid; do
+      if alive "$pid"; then
+        kill "$(cat "$pid")"
+        for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+        log "garage stopped ($(basename "$(dirname "$pid")"))"
+      fi
+    done
     if alive "$pgdir/data/postmaster.pid"; then
       run_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null && log "postgres stopped"
     fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test against the real stack: formatting, clippy, buf lint,
-# buf breaking against the committed baseline,
+# buf breaking against the committed baseline, the deployment files' checks,
 # then all unit and end-to-end tests with cargo-nextest. Starts the local stack if
 # it is not running, and stops it afterwards if this script started it.
 set -euo pipefail
@@ -26,5 +26,7 @@ echo "== buf lint"
 deploy/local/buf.sh lint
 echo "== buf breaking (against proto/baseline, and a scratch copy that must fail)"
 deploy/local/buf-breaking.sh
+echo "== deployment files (Kubernetes schemas; AWS policies and rules against the code)"
+deploy/local/deploy-check.sh
 echo "== tests"
 cargo nextest run --workspace --no-fail-fast

@@ -4,6 +4,7 @@
 //! seller group, open watch streams, calls to the store. `RpcMetricsLayer` counts
 //! every call.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,16 +24,16 @@ use upload_telemetry::{DependencyCalls, Render, seconds_histogram};
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     /// `Service/Method`, as in the request path.
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// The gRPC code's name: `Ok`, `InvalidArgument`, ...
-    pub code: String,
+    pub code: &'static str,
 }
 
 /// An RPC.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
     /// `Service/Method`.
-    pub method: String,
+    pub method: Cow<'static, str>,
 }
 
 /// A seller group.
@@ -200,13 +201,37 @@ pub struct RpcMetrics<S> {
 
 /// The code an answer's headers carry (an error answers in its headers alone);
 /// none there: the call went on, `Ok`.
-fn code_of(headers: &http::HeaderMap) -> String {
+fn code_of(headers: &http::HeaderMap) -> &'static str {
     let code = headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map_or(tonic::Code::Ok, tonic::Code::from_i32);
-    format!("{code:?}")
+    code_name(code)
+}
+
+/// A code's name, as its label.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "Ok",
+        C::Cancelled => "Cancelled",
+        C::Unknown => "Unknown",
+        C::InvalidArgument => "InvalidArgument",
+        C::DeadlineExceeded => "DeadlineExceeded",
+        C::NotFound => "NotFound",
+        C::AlreadyExists => "AlreadyExists",
+        C::PermissionDenied => "PermissionDenied",
+        C::ResourceExhausted => "ResourceExhausted",
+        C::FailedPrecondition => "FailedPrecondition",
+        C::Aborted => "Aborted",
+        C::OutOfRange => "OutOfRange",
+        C::Unimplemented => "Unimplemented",
+        C::Internal => "Internal",
+        C::Unavailable => "Unavailable",
+        C::DataLoss => "DataLoss",
+        C::Unauthenticated => "Unauthenticated",
+    }
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for RpcMetrics<S>
@@ -231,7 +256,7 @@ where
             let result = answer.await;
             let code = match &result {
                 Ok(response) => code_of(response.headers()),
-                Err(_) => format!("{:?}", tonic::Code::Unavailable),
+                Err(_) => code_name(tonic::Code::Unavailable),
             };
             metrics
                 .rpc_seconds
@@ -258,6 +283,11 @@ mod tests {
         assert_eq!(code_of(&headers), "Ok");
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
         assert_eq!(code_of(&headers), "InvalidArgument");
+        // Every code by the name tonic gives it.
+        for number in 0..=16 {
+            let code = tonic::Code::from_i32(number);
+            assert_eq!(code_name(code), format!("{code:?}"));
+        }
     }
 
     #[test]

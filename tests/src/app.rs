@@ -63,6 +63,9 @@ pub struct AppOptions {
     pub plaintext: bool,
     /// The first server and worker serve `/metrics` (and the server counts RPCs).
     pub metrics: bool,
+    /// Store everything on the stack's three-node Garage cluster (every object on
+    /// three nodes) instead of its single node: the harness and the services.
+    pub cluster: bool,
 }
 
 impl Default for AppOptions {
@@ -74,6 +77,7 @@ impl Default for AppOptions {
             admin_database_url: None,
             plaintext: false,
             metrics: true,
+            cluster: false,
         }
     }
 }
@@ -143,6 +147,13 @@ impl TestApp {
         );
         env.insert("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into());
         env.extend(buckets.env());
+        if options.cluster {
+            let endpoint = env
+                .get("UPLOAD_CLUSTER_S3_ENDPOINT")
+                .cloned()
+                .context("UPLOAD_CLUSTER_S3_ENDPOINT missing: restart the stack (stack.sh up)")?;
+            env.insert("UPLOAD_S3_ENDPOINT".into(), endpoint);
+        }
         // TLS with the harness's CA (the clients it makes trust it), unless plain
         // text is asked for; a test's own TLS settings come after and win.
         if !options.plaintext {

@@ -7,7 +7,8 @@
 //! pipeline's jobs and `media` running ffmpeg (here, or in `media_sandbox` as
 //! another user); `clamd` the scanner's protocol; `rescan` the signature watch and
 //! the catalogue re-scans; `sweep` the sweeper loop; `supervise` the queues'
-//! restarts; `metrics` what Prometheus scrapes.
+//! restarts; `wakeups` the one listener for job notifications; `metrics` what
+//! Prometheus scrapes.
 
 pub mod clamd;
 mod context;
@@ -28,6 +29,7 @@ pub mod rescan;
 pub mod scan;
 mod supervise;
 pub mod sweep;
+mod wakeups;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,14 +53,15 @@ const MISSED_HEARTBEATS: usize = 3;
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// The queue's storage, named explicitly. It fetches as soon as the database says
-/// a job was inserted (LISTEN/NOTIFY; plain polling would wait for the 30 s
-/// heartbeat), and every [`POLL_EVERY`] whatever it says: a listening connection
-/// that a database restart ended in silence would otherwise leave inserted or
-/// handed-back jobs waiting for ever.
+/// a job was inserted (LISTEN/NOTIFY, heard by the process's one listener; plain
+/// polling would wait for the 30 s heartbeat), and every [`POLL_EVERY`] whatever it
+/// hears: a listening connection that a database restart ended in silence would
+/// otherwise leave inserted or handed-back jobs waiting for ever.
 fn storage<J>(
     pool: &sqlx::PgPool,
     queue: Queue,
     batch: usize,
+    notified: wakeups::WakeupStream,
 ) -> PollWith<PostgresStorage<J>, Strategy>
 where
     J: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
@@ -70,7 +73,6 @@ where
             .heartbeat_interval(HEARTBEAT)
             .missed_heartbeats(MISSED_HEARTBEATS),
     );
-    let notified = apalis_postgres::Pubsub::new(pool.clone(), queue.name().to_owned());
     PollWith::new(
         storage,
         Strategy::new().stream(notified).interval(POLL_EVERY),
@@ -87,13 +89,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Lazy: the database may be away when the worker starts; the supervisors wait.
-    // Each queue holds a listening connection and needs one more to fetch, record
-    // and beat its heart; two spare for restarts after an outage.
+    // One connection listens for every queue; each queue run needs one to fetch,
+    // record and beat its heart; two spare for restarts after an outage.
+    let runs = config.queues.clone();
     let queue_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2 * Queue::ALL.len() as u32 + 2)
+        .max_connections(1 + runs.len() as u32 + 2)
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy(&config.database.url)?;
-    let concurrency = config.concurrency;
+    let wakeups = wakeups::Wakeups::default();
+    let listener = tokio::spawn(wakeups.clone().listen(queue_pool.clone()));
     let give_up_after = config.give_up_after;
     let database_url = config.database.url.clone();
     let metrics_addr = config.metrics_addr;
@@ -112,25 +116,38 @@ pub async fn run(
         ctx.config.sweep_interval,
         ctx.config.stuck_after,
     ));
-    let signatures = tokio::spawn(rescan::watch_signatures(
-        Arc::clone(&ctx),
-        ctx.config.signature_check_interval,
-    ));
+    // The watch asks clamd, which runs beside the scan queue's workers.
+    let scans = runs
+        .iter()
+        .any(|r| matches!(r.queue, Queue::Scan | Queue::Rescan));
+    let signatures = scans.then(|| {
+        tokio::spawn(rescan::watch_signatures(
+            Arc::clone(&ctx),
+            ctx.config.signature_check_interval,
+        ))
+    });
     let worker_name = format!("upload-worker-{}", uuid::Uuid::now_v7());
     // One worker per queue, each with its own handles, all running the one generic
     // handler. The worker types differ per job, hence a macro rather than a function.
     macro_rules! supervised {
-        ($job:ty) => {{
+        ($job:ty, $concurrency:expr) => {{
             let queue = <$job as Job>::QUEUE;
-            let (ctx, pool, name) = (
+            let concurrency: usize = $concurrency;
+            let (ctx, pool, name, wakeups) = (
                 Arc::clone(&ctx),
                 queue_pool.clone(),
                 format!("{worker_name}-{}", queue.name()),
+                wakeups.clone(),
             );
             let stop = shutdown.clone();
             let run_once = move |restarts: usize| {
                 let worker = WorkerBuilder::new(format!("{name}-{restarts}"))
-                    .backend(storage::<<$job as Job>::Payload>(&pool, queue, concurrency))
+                    .backend(storage::<<$job as Job>::Payload>(
+                        &pool,
+                        queue,
+                        concurrency,
+                        wakeups.subscribe(queue),
+                    ))
                     .data(Arc::clone(&ctx))
                     .concurrency(concurrency)
                     .build(run_job::<$job>);
@@ -154,15 +171,26 @@ pub async fn run(
             ))
         }};
     }
-    let queues = [
-        supervised!(scan::Scan),
-        supervised!(metadata::Metadata),
-        supervised!(preview::Preview),
-        supervised!(notify::Notify),
-        supervised!(persist::Persist),
-        supervised!(move_file::Move),
-        supervised!(rescan::Rescan),
-    ];
+    tracing::info!(
+        queues = %runs
+            .iter()
+            .map(|r| format!("{}:{}", r.queue.short_name(), r.concurrency))
+            .collect::<Vec<_>>()
+            .join(","),
+        "running queues"
+    );
+    let queues: Vec<_> = runs
+        .iter()
+        .map(|run| match run.queue {
+            Queue::Scan => supervised!(scan::Scan, run.concurrency),
+            Queue::Metadata => supervised!(metadata::Metadata, run.concurrency),
+            Queue::Preview => supervised!(preview::Preview, run.concurrency),
+            Queue::Notify => supervised!(notify::Notify, run.concurrency),
+            Queue::Persist => supervised!(persist::Persist, run.concurrency),
+            Queue::Move => supervised!(move_file::Move, run.concurrency),
+            Queue::Rescan => supervised!(rescan::Rescan, run.concurrency),
+        })
+        .collect();
     let mut result = Ok(());
     for queue in queues {
         match queue.await {
@@ -172,6 +200,9 @@ pub async fn run(
         }
     }
     sweeper.abort();
-    signatures.abort();
+    listener.abort();
+    if let Some(signatures) = signatures {
+        signatures.abort();
+    }
     result
 }

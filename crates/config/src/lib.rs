@@ -3,13 +3,15 @@
 //!
 //! Where things live: `source` the variables' source and the reading helpers;
 //! `shared` the database and store settings; `server` and `worker` what each
-//! process reads on top.
+//! process reads on top; `queues` which queues a worker runs.
 
+mod queues;
 mod server;
 mod shared;
 mod source;
 mod worker;
 
+pub use queues::QueueRun;
 pub use server::{
     AuthConfig, CorsOrigins, FairUseConfig, ServerConfig, TlsConfig, UploadPolicyConfig,
 };

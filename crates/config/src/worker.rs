@@ -223,6 +223,11 @@ pub struct WorkerConfig {
     pub give_up_after: Duration,
     /// `UPLOAD_WORKER_CONCURRENCY`: jobs run at once per queue (default 4).
     pub concurrency: usize,
+    /// `UPLOAD_WORKER_QUEUES`: the queues this process runs, each with an optional
+    /// count of jobs at once, as `scan:2,metadata,preview:1` (default: every queue,
+    /// at `UPLOAD_WORKER_CONCURRENCY`). The sweeper runs everywhere; the signature
+    /// watch only beside the scan queue (it asks clamd).
+    pub queues: Vec<crate::QueueRun>,
     /// `UPLOAD_SWEEP_INTERVAL_SECS`: how often the sweeper looks for stuck uploads (default 60).
     pub sweep_interval: Duration,
     /// `UPLOAD_STUCK_AFTER_SECS`: processing with no live job this long is stuck (default 900).
@@ -237,6 +242,10 @@ impl WorkerConfig {
 
     /// Reads the worker's configuration from `src`.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let concurrency = positive(
+            "UPLOAD_WORKER_CONCURRENCY",
+            parsed(src, "UPLOAD_WORKER_CONCURRENCY", 4u64)?,
+        )? as usize;
         Ok(Self {
             metrics_addr: crate::source::optional(src, "UPLOAD_METRICS_ADDR")?,
             database: DatabaseConfig::from_source(src)?,
@@ -281,10 +290,8 @@ impl WorkerConfig {
                 "UPLOAD_WORKER_GIVE_UP_SECS",
                 parsed(src, "UPLOAD_WORKER_GIVE_UP_SECS", 900)?,
             )?),
-            concurrency: positive(
-                "UPLOAD_WORKER_CONCURRENCY",
-                parsed(src, "UPLOAD_WORKER_CONCURRENCY", 4u64)?,
-            )? as usize,
+            concurrency,
+            queues: crate::queues::parse(src.get("UPLOAD_WORKER_QUEUES").as_deref(), concurrency)?,
             sweep_interval: Duration::from_secs(positive(
                 "UPLOAD_SWEEP_INTERVAL_SECS",
                 parsed(src, "UPLOAD_SWEEP_INTERVAL_SECS", 60)?,

@@ -10,89 +10,11 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use upload_domain::{FailureCode, NotificationId, Stage, SubmissionId, SubmissionState, UploadId};
+use upload_domain::{NotificationId, SubmissionId, UploadId};
 
 use crate::DbError;
 
-/// A queue, named explicitly so that renaming a Rust type never orphans its jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queue {
-    /// Reads the stored file once: malware scan, size, MD5, SHA-256, sniffed type.
-    Scan,
-    /// Media facts from ffprobe (after a clean scan).
-    Metadata,
-    /// Thumbnails and clips from ffmpeg (after a clean scan).
-    Preview,
-    /// Delivers a seller notification to the webhook.
-    Notify,
-    /// Saves a submitted item's fields.
-    Persist,
-    /// Stores a submission's files in the regular bucket as new versions.
-    Move,
-    /// Re-scans the stored catalogue (and ready uploads) with newer signatures.
-    Rescan,
-}
-
-impl Queue {
-    /// Every queue.
-    pub const ALL: [Queue; 7] = [
-        Queue::Scan,
-        Queue::Metadata,
-        Queue::Preview,
-        Queue::Notify,
-        Queue::Persist,
-        Queue::Move,
-        Queue::Rescan,
-    ];
-
-    /// The queue whose job runs `stage` of an upload (the scan reads the file
-    /// once for the scan and the hashes; the upload stage's last step, completion,
-    /// hands over to it).
-    pub fn of_stage(stage: Stage) -> Queue {
-        match stage {
-            Stage::Upload | Stage::Scan | Stage::Hash => Queue::Scan,
-            Stage::Metadata => Queue::Metadata,
-            Stage::Preview => Queue::Preview,
-        }
-    }
-
-    /// The queue a submission in `state` waits on: persist when queued, move when
-    /// persisted; none once it has settled.
-    pub fn of_submission(state: SubmissionState) -> Option<Queue> {
-        match state {
-            SubmissionState::Queued => Some(Queue::Persist),
-            SubmissionState::Persisted => Some(Queue::Move),
-            SubmissionState::Stored | SubmissionState::Failed => None,
-        }
-    }
-
-    /// The `job_type` in `apalis.jobs`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Queue::Scan => "upload.scan",
-            Queue::Metadata => "upload.metadata",
-            Queue::Preview => "upload.preview",
-            Queue::Notify => "upload.notify",
-            Queue::Persist => "item.persist",
-            Queue::Move => "item.move",
-            Queue::Rescan => "catalogue.rescan",
-        }
-    }
-
-    /// What the job's subject fails with when the queue's attempts run out: the
-    /// upload for the pipeline's queues, the submission for the item's. A failed
-    /// notification never fails anything (`None`): its row keeps the last error.
-    pub fn exhausted_code(self) -> Option<FailureCode> {
-        match self {
-            Queue::Scan => Some(FailureCode::ScanFailed),
-            Queue::Metadata => Some(FailureCode::MetadataFailed),
-            Queue::Preview => Some(FailureCode::PreviewFailed),
-            Queue::Notify | Queue::Rescan => None,
-            Queue::Persist => Some(FailureCode::PersistFailed),
-            Queue::Move => Some(FailureCode::MoveFailed),
-        }
-    }
-}
+pub use upload_domain::Queue;
 
 /// The apalis job statuses of a job that is still to run or running: a subject
 /// with one of these is not stalled.

@@ -5,7 +5,7 @@
 //! hold the two state machines; `history` why and by whom they changed; `failure`, `scan`, `notification` and `bucket`
 //! the words the pipeline records; `hash` the content digests; `ids`, `seller`
 //! and `file` the values a request carries; `plan` the part plan; `policy` the
-//! type allow-list; `submission` the rules of SubmitItem.
+//! type allow-list; `queue` the job queues; `submission` the rules of SubmitItem.
 
 mod access;
 mod bucket;
@@ -19,6 +19,7 @@ mod item;
 mod notification;
 mod plan;
 mod policy;
+mod queue;
 #[cfg(test)]
 mod readme;
 mod refusal;
@@ -47,6 +48,7 @@ pub use item::{
 pub use notification::NotificationKind;
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
 pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
+pub use queue::Queue;
 pub use refusal::{REFUSAL_DOMAIN, Refusal};
 pub use scan::{
     Classified, RescanState, ScanVerdict, ScannerAnswer, ScannerVersion, Uninspected, classify,

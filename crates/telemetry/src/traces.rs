@@ -4,8 +4,10 @@
 //! job's row, and from the row into the job's span: one trace follows an upload
 //! from CreateUpload through every job to its move.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -119,24 +121,46 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
     let _ = span.set_parent(parent);
 }
 
+/// How many paths' names are kept: the service's RPCs, health and reflection fit
+/// many times over; paths beyond (a caller's made-up ones) are named each time.
+const NAMES_KEPT: usize = 256;
+
 /// `Service/Method` of a request path `/package.Service/Method`: how RPCs are
-/// named in spans and metrics.
-pub fn rpc_method(path: &str) -> String {
-    let path = path.trim_start_matches('/');
-    match path.split_once('/') {
-        Some((service, method)) => {
-            let service = service.rsplit('.').next().unwrap_or(service);
-            format!("{service}/{method}")
-        }
-        None => "unknown".to_owned(),
+/// named in spans and metrics. Each path is named once and kept: an RPC costs no
+/// allocation for its name.
+pub fn rpc_method(path: &str) -> Cow<'static, str> {
+    static NAMES: LazyLock<RwLock<HashMap<String, &'static str>>> = LazyLock::new(RwLock::default);
+    if let Some(name) = NAMES
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(path)
+    {
+        return Cow::Borrowed(name);
     }
+    let name = {
+        let trimmed = path.trim_start_matches('/');
+        match trimmed.split_once('/') {
+            Some((service, method)) => {
+                let service = service.rsplit('.').next().unwrap_or(service);
+                format!("{service}/{method}")
+            }
+            None => "unknown".to_owned(),
+        }
+    };
+    let mut names = NAMES.write().unwrap_or_else(PoisonError::into_inner);
+    if names.len() >= NAMES_KEPT {
+        return Cow::Owned(name);
+    }
+    let kept: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(path.to_owned(), kept);
+    Cow::Borrowed(kept)
 }
 
 /// The span of one RPC, named `Service/Method`, a child of the caller's
 /// `traceparent` header when it sent one.
 pub fn rpc_span<B>(req: &http::Request<B>) -> tracing::Span {
     let method = rpc_method(req.uri().path());
-    let span = tracing::info_span!("rpc", otel.name = %method, rpc.method = %method);
+    let span = tracing::info_span!("rpc", otel.name = %method);
     if exporting()
         && let Some(parent) = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok())
     {

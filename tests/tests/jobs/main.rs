@@ -11,6 +11,7 @@ mod redelivery;
 mod rescan;
 mod scan;
 mod sweeper;
+mod worker_queues;
 
 use upload_e2e::{AppOptions, HookListener, TestApp, TestFile, pb, submit_new_item};
 

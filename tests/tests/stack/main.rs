@@ -5,6 +5,7 @@
 
 mod clamd;
 mod ffmpeg_runs;
+mod garage_cluster;
 mod metrics;
 mod migrations;
 mod postgres_tls;
