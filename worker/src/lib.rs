@@ -4,7 +4,8 @@
 //! handler (run, then retry or fail the subject); `outcome` retry/abort and how
 //! uploads and submissions fail; one file per job (`scan`, `metadata`, `preview`,
 //! `notify`, `persist`, `move_file`) with `processing` and `progress` shared by the
-//! pipeline's jobs and `media` running ffmpeg (here, or in `media_sandbox` as
+//! pipeline's jobs, `part_hashes` the scan's part check where ETags are not MD5s,
+//! and `media` running ffmpeg (here, or in `media_sandbox` as
 //! another user); `clamd` the scanner's protocol; `rescan` the signature watch and
 //! the catalogue re-scans; `sweep` the sweeper loop; `supervise` the queues'
 //! restarts; `wakeups` the one listener for job notifications; `metrics` what
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod move_file;
 pub mod notify;
 pub mod outcome;
+mod part_hashes;
 pub mod persist;
 pub mod preview;
 mod processing;

@@ -104,7 +104,7 @@ async fn scan_object(
     };
     let for_hashes = Box::pin(throttled(ctx.store.read(key).await?, rate));
     let (progress, _) = watch::channel(0u64);
-    read_and_scan(stream, for_hashes, &ctx.clamd(), &progress)
+    read_and_scan(stream, for_hashes, &ctx.clamd(), &progress, None)
         .await
         .map(Some)
         .map_err(JobError::retry)

@@ -53,6 +53,9 @@ pub struct FileFacts {
     pub hash: ContentHash,
     /// The type the first bytes reveal.
     pub sniffed_content_type: String,
+    /// The MD5 of each part's bytes, in order, when the parts' lengths were given
+    /// (the store's ETags are not MD5s); empty otherwise.
+    pub part_md5s: Vec<Md5Digest>,
 }
 
 /// Sniffs a MIME type from a file's first bytes.
@@ -147,6 +150,7 @@ pub async fn read_and_scan<S, T, E>(
     for_hashes: T,
     clamd: &Clamd,
     progress: &watch::Sender<u64>,
+    part_lengths: Option<Vec<u64>>,
 ) -> anyhow::Result<(FileFacts, ScannerAnswer)>
 where
     S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
@@ -158,6 +162,12 @@ where
     let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
     let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
+    let mut hash_sinks = vec![("md5", md5_tx), ("sha256", sha_tx)];
+    let parts_task = part_lengths.map(|lengths| {
+        let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
+        hash_sinks.push(("part md5s", parts_tx));
+        crate::part_hashes::spawn(parts_rx, lengths)
+    });
     let clamd_timeout = clamd.timeout;
     let started = std::time::Instant::now();
     let mut scan_task = tokio::spawn({
@@ -174,12 +184,7 @@ where
         .await;
         (sent, started.elapsed())
     };
-    let to_hashes = pump(
-        for_hashes,
-        vec![("md5", md5_tx), ("sha256", sha_tx)],
-        clamd_timeout,
-        None,
-    );
+    let to_hashes = pump(for_hashes, hash_sinks, clamd_timeout, None);
     // The hashes are awaited beside the verdict: clamd scans while they finish.
     let verdict = async {
         let (sent, send_time) = to_clamd.await;
@@ -226,6 +231,10 @@ where
     let md5 = md5_task.await.context("md5 hasher panicked")?;
     let sha256 = sha_task.await.context("sha256 hasher panicked")?;
     let sha256 = <[u8; 32]>::try_from(sha256.as_slice()).context("SHA-256 is 32 bytes")?;
+    let part_md5s = match parts_task {
+        Some(task) => task.await.context("the part hasher panicked")?,
+        None => Vec::new(),
+    };
     Ok((
         FileFacts {
             size,
@@ -234,6 +243,7 @@ where
                 sha256: Sha256Digest::from_array(sha256),
             },
             sniffed_content_type: sniff(&head),
+            part_md5s,
         },
         verdict,
     ))
@@ -305,6 +315,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     // version older than the one used, which only ever causes one re-scan more.
     let clamd = ctx.clamd();
     let scanner = clamd.version().await.map_err(JobError::retry)?;
+    let signed = crate::part_hashes::signed_parts(ctx, &row).await?;
     let stream = ctx.store.read(&object).await?;
     let for_hashes = ctx.store.read(&object).await?;
     // A crash test's point a third of the way through the read.
@@ -329,10 +340,16 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     // The read never waits on progress writes: the reporter follows on the side.
     let reading = std::time::Instant::now();
     let (read, ()) = tokio::join!(
-        async move { read_and_scan(stream, for_hashes, &clamd, &done_tx).await },
+        async move {
+            let lengths = signed
+                .as_ref()
+                .map(|parts| parts.iter().map(|p| p.1).collect());
+            let read = read_and_scan(stream, for_hashes, &clamd, &done_tx, lengths).await;
+            read.map(|read| (read, signed))
+        },
         progress.follow(done_rx)
     );
-    let (facts, answer) = read.map_err(JobError::retry)?;
+    let ((facts, answer), signed) = read.map_err(JobError::retry)?;
     crate::failpoint::reached("scan.verdict").await;
     if facts.size != declared {
         progress
@@ -349,6 +366,19 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                 facts.size
             ),
         ));
+    }
+    if let Some(swapped) = signed
+        .as_deref()
+        .and_then(|s| crate::part_hashes::first_swapped(s, &facts.part_md5s))
+    {
+        progress
+            .finish(
+                StageStatus::Failed,
+                facts.size,
+                "a part differs from the one signed",
+            )
+            .await;
+        return Err(JobError::abort(FailureCode::PartMismatch, swapped));
     }
     let classified = upload_domain::classify(&answer, ctx.config.allow_encrypted_archives);
     ctx.metrics

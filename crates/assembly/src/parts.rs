@@ -36,9 +36,16 @@ impl PartsReport {
 }
 
 /// Compares the store's parts with the signed ones, part by part over the plan.
-/// A stored part counts only when its ETag is the hex MD5 that was signed for it
-/// and its size is the signed size.
-pub fn compare_parts(plan: &PartPlan, signed: &[PartRow], stored: &[StoredPart]) -> PartsReport {
+/// A stored part counts only when its size is the signed size and, where the
+/// store's ETags are MD5s (`etag_is_md5`), its ETag is the hex MD5 signed for it.
+/// Where they are not (SSE-KMS), the scan compares each part's bytes with its
+/// signed MD5 instead.
+pub fn compare_parts(
+    plan: &PartPlan,
+    signed: &[PartRow],
+    stored: &[StoredPart],
+    etag_is_md5: bool,
+) -> PartsReport {
     let signed: HashMap<i32, &PartRow> = signed.iter().map(|p| (p.part_number, p)).collect();
     let stored: HashMap<u32, &StoredPart> = stored.iter().map(|p| (p.part_number, p)).collect();
     let mut report = PartsReport::default();
@@ -48,7 +55,8 @@ pub fn compare_parts(plan: &PartPlan, signed: &[PartRow], stored: &[StoredPart])
         match (promised, stored.get(&n)) {
             (Some(promised), Some(held)) => {
                 let size_ok = i64::try_from(held.size).ok() == Some(promised.size_bytes);
-                if size_ok && promised.content_md5.to_hex() == held.etag {
+                let body_ok = !etag_is_md5 || promised.content_md5.to_hex() == held.etag;
+                if size_ok && body_ok {
                     report.matched.push((*held).clone());
                 } else {
                     report.mismatched.push(n);
@@ -75,7 +83,12 @@ pub async fn inspect_parts(
     };
     let multipart = MultipartUpload::of(&upload.owner_id, upload.id, &upload.store_upload_id);
     match store.list_parts(&multipart).await {
-        Ok(stored) => Ok(Some(compare_parts(&plan, &signed, &stored))),
+        Ok(stored) => Ok(Some(compare_parts(
+            &plan,
+            &signed,
+            &stored,
+            store.etag_is_md5(),
+        ))),
         Err(StoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -157,12 +170,24 @@ mod tests {
             stored(2, 9, 5 * MIB),
             stored(4, 4, 5 * MIB),
         ];
-        let report = compare_parts(&plan, &signed, &held);
+        let report = compare_parts(&plan, &signed, &held, true);
         assert_eq!(report.matched, vec![stored(1, 1, 5 * MIB)]);
         assert_eq!(report.mismatched, vec![2]);
         // Part 3 was signed but not sent; part 4 was sent but never signed.
         assert_eq!(report.missing, vec![3, 4]);
         assert_eq!(report.bytes_done(), 5 * MIB);
         assert_eq!(report.to_send(), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn where_etags_are_not_md5s_parts_match_by_size() {
+        let plan = PartPlan::new(20 * MIB, Some(5 * MIB), 5 * MIB).unwrap();
+        let signed = vec![signed(1, 1, 5 * MIB), signed(2, 2, 5 * MIB)];
+        // SSE-KMS: ETags are opaque; part 2's body is checked by the scan.
+        let held = vec![stored(1, 7, 5 * MIB), stored(2, 8, 4 * MIB)];
+        let report = compare_parts(&plan, &signed, &held, false);
+        assert_eq!(report.matched, vec![stored(1, 7, 5 * MIB)]);
+        assert_eq!(report.mismatched, vec![2], "a size still has to match");
+        assert_eq!(report.missing, vec![3, 4]);
     }
 }

@@ -135,6 +135,11 @@ pub struct StoreConfig {
     /// and jitter between them, for what retrying can fix: 5xx, throttling, dropped
     /// connections, time-outs (default 4).
     pub max_attempts: u32,
+    /// `UPLOAD_S3_ETAG_IS_MD5`: whether a part's ETag is the MD5 of its body
+    /// (default true: Garage, S3 without encryption or with SSE-S3). False with
+    /// SSE-KMS or SSE-C: completion then checks the parts' sizes, and the scan
+    /// checks each part's bytes against the MD5 signed for it.
+    pub etag_is_md5: bool,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -154,6 +159,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
             .field("max_attempts", &self.max_attempts)
+            .field("etag_is_md5", &self.etag_is_md5)
             .finish()
     }
 }
@@ -212,6 +218,7 @@ impl StoreConfig {
                 10,
             )?)
             .unwrap_or(4),
+            etag_is_md5: parsed(src, "UPLOAD_S3_ETAG_IS_MD5", true)?,
         })
     }
 }

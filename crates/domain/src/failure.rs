@@ -30,6 +30,9 @@ vocabulary! {
         ProcessingStalled = "processing_stalled",
         /// The assembled object's size is not the declared size.
         SizeMismatch = "size_mismatch",
+        /// A part of the assembled object holds other bytes than the ones signed
+        /// for it (checked by the scan where the store's ETags are not MD5s).
+        PartMismatch = "part_mismatch",
         /// The store refused a request for a reason retrying cannot fix.
         StoreRejected = "store_rejected",
         /// The regular bucket holds other content under the file's MD5.
@@ -75,6 +78,9 @@ impl FailureCode {
             }
             Self::ProcessingStalled => "processing stopped and did not recover after every attempt",
             Self::SizeMismatch => "the stored file's size differs from the declared size",
+            Self::PartMismatch => {
+                "a part of the stored file holds other bytes than the ones signed for it; upload the file again"
+            }
             Self::StoreRejected => "the storage refused a request that retrying cannot fix",
             Self::ContentConflict => {
                 "a different file with the same MD5 is already stored; nothing was overwritten"
@@ -132,6 +138,7 @@ impl FailureCode {
             | Self::PreviewFailed
             | Self::ProcessingStalled
             | Self::SizeMismatch
+            | Self::PartMismatch
             | Self::StoreRejected => Some(UploadState::Failed),
             Self::ContentConflict
             | Self::PersistFailed

@@ -174,6 +174,7 @@ mod tests {
             connect_timeout: Duration::from_secs(3),
             read_timeout: Duration::from_secs(60),
             max_attempts: 4,
+            etag_is_md5: true,
         }
     }
 

@@ -72,6 +72,7 @@ pub struct Store {
     pub(crate) copy_threshold: u64,
     pub(crate) copy_part: u64,
     read_timeout: Duration,
+    etag_is_md5: bool,
 }
 
 impl Store {
@@ -114,6 +115,7 @@ impl Store {
             copy_threshold: cfg.copy_threshold_bytes,
             copy_part: cfg.copy_part_bytes,
             read_timeout: cfg.read_timeout,
+            etag_is_md5: cfg.etag_is_md5,
         }
     }
 
@@ -129,6 +131,11 @@ impl Store {
             .build();
         self.client = Client::from_conf(config);
         self
+    }
+
+    /// Whether a part's ETag is the MD5 of its body (`UPLOAD_S3_ETAG_IS_MD5`).
+    pub fn etag_is_md5(&self) -> bool {
+        self.etag_is_md5
     }
 
     /// The underlying client, for operations this type does not wrap.

@@ -4,6 +4,7 @@
 //! retried with growing delays, then the upload fails with a stable code. Files
 //! the scanner cannot inspect are in `unscannable`.
 
+mod part_check;
 mod unscannable;
 
 use crate::{SECRET, app_with_webhook};
