@@ -6,6 +6,7 @@
 mod clamd_restart;
 mod database_outage;
 mod listener_silence;
+mod scale_out;
 mod store_faults;
 mod worker_kills;
 
