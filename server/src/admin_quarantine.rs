@@ -17,7 +17,7 @@ use upload_storage::{StorageKey, Store, StoreError};
 
 use crate::admin::Outcome;
 
-/// The quarantined and temp keys of upload `id`, or why it cannot be decided on.
+/// Upload `id`'s row, or why it cannot be decided on.
 async fn checked(
     conn: &mut AsyncPgConnection,
     id: UploadId,
@@ -31,6 +31,15 @@ async fn checked(
     Ok(Ok(row))
 }
 
+/// Where upload `row`'s file is held in quarantine, and where it is processed.
+fn keys(row: &upload_db::models::UploadRow) -> (StorageKey<'_>, StorageKey<'_>) {
+    let (owner, upload) = (&row.owner_id, row.id);
+    (
+        StorageKey::Quarantine { owner, upload },
+        StorageKey::Temp { owner, upload },
+    )
+}
+
 /// Releases quarantined upload `id`: its file goes on to processing.
 pub async fn release(
     conn: &mut AsyncPgConnection,
@@ -42,14 +51,7 @@ pub async fn release(
         Ok(row) => row,
         Err(refused) => return Ok(Outcome::Refused(refused.to_string())),
     };
-    let quarantined = StorageKey::Quarantine {
-        owner: &row.owner_id,
-        upload: id,
-    };
-    let temp = StorageKey::Temp {
-        owner: &row.owner_id,
-        upload: id,
-    };
+    let (quarantined, temp) = keys(&row);
     match store.copy(&quarantined, &temp).await {
         Ok(()) => {}
         Err(StoreError::NotFound(_)) => {
@@ -84,16 +86,8 @@ pub async fn confirm(
         Ok(row) => row,
         Err(refused) => return Ok(Outcome::Refused(refused.to_string())),
     };
-    for key in [
-        StorageKey::Quarantine {
-            owner: &row.owner_id,
-            upload: id,
-        },
-        StorageKey::Temp {
-            owner: &row.owner_id,
-            upload: id,
-        },
-    ] {
+    let (quarantined, temp) = keys(&row);
+    for key in [quarantined, temp] {
         store.delete(&key).await?;
     }
     Ok(

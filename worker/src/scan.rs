@@ -339,17 +339,14 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let (done_tx, done_rx) = watch::channel(0u64);
     // The read never waits on progress writes: the reporter follows on the side.
     let reading = std::time::Instant::now();
+    let lengths = signed
+        .as_ref()
+        .map(|parts| parts.iter().map(|p| p.1).collect());
     let (read, ()) = tokio::join!(
-        async move {
-            let lengths = signed
-                .as_ref()
-                .map(|parts| parts.iter().map(|p| p.1).collect());
-            let read = read_and_scan(stream, for_hashes, &clamd, &done_tx, lengths).await;
-            read.map(|read| (read, signed))
-        },
+        async move { read_and_scan(stream, for_hashes, &clamd, &done_tx, lengths).await },
         progress.follow(done_rx)
     );
-    let ((facts, answer), signed) = read.map_err(JobError::retry)?;
+    let (facts, answer) = read.map_err(JobError::retry)?;
     crate::failpoint::reached("scan.verdict").await;
     if facts.size != declared {
         progress

@@ -19,18 +19,21 @@ use crate::pipeline::PROCESSING_STAGES;
 use crate::schema::upload_events;
 use crate::uploads::Transition;
 
-/// Refuses unless upload `id` is quarantined; locks its row.
-async fn lock_quarantined(conn: &mut AsyncPgConnection, id: UploadId) -> Result<(), Abort> {
+/// Locks upload `id`'s row and refuses unless it is quarantined and its
+/// quarantine was not confirmed before (its file is gone then).
+async fn lock_undecided(conn: &mut AsyncPgConnection, id: UploadId) -> Result<(), Abort> {
     let (state, _) = lock_upload(conn, id).await?;
-    if state == UploadState::Quarantined {
-        Ok(())
-    } else {
-        Err(Abort::Refused(Refused::WrongState {
+    if state != UploadState::Quarantined {
+        return Err(Abort::Refused(Refused::WrongState {
             what: "upload",
             id: id.to_string(),
             state: state.to_string(),
             needs: "only a quarantined upload is released or confirmed",
-        }))
+        }));
+    }
+    match confirmed_by(conn, id).await? {
+        Some(actor) => Err(Abort::Refused(Refused::Confirmed { id, by: actor })),
+        None => Ok(()),
     }
 }
 
@@ -56,10 +59,7 @@ pub async fn check_quarantined(
 ) -> Result<Result<(), Refused>, DbError> {
     let checked = conn
         .transaction::<_, Abort, _>(async move |conn| {
-            lock_quarantined(conn, id).await?;
-            if let Some(actor) = confirmed_by(conn, id).await? {
-                return Err(Abort::Refused(Refused::Confirmed { id, by: actor }));
-            }
+            lock_undecided(conn, id).await?;
             Ok(String::new())
         })
         .await;
@@ -92,10 +92,7 @@ pub async fn release(
 ) -> Result<Done, DbError> {
     settle(
         conn.transaction::<_, Abort, _>(async move |conn| {
-            lock_quarantined(conn, id).await?;
-            if let Some(actor) = confirmed_by(conn, id).await? {
-                return Err(Abort::Refused(Refused::Confirmed { id, by: actor }));
-            }
+            lock_undecided(conn, id).await?;
             let moved = crate::uploads::transition(
                 conn,
                 id,
@@ -152,10 +149,7 @@ pub async fn confirm(
 ) -> Result<Done, DbError> {
     settle(
         conn.transaction::<_, Abort, _>(async move |conn| {
-            lock_quarantined(conn, id).await?;
-            if let Some(actor) = confirmed_by(conn, id).await? {
-                return Err(Abort::Refused(Refused::Confirmed { id, by: actor }));
-            }
+            lock_undecided(conn, id).await?;
             let detail = "the file is deleted now";
             record_upload(
                 conn,
