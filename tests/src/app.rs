@@ -82,6 +82,17 @@ impl Default for AppOptions {
     }
 }
 
+impl AppOptions {
+    /// A server and a worker storing everything on the three-node Garage cluster:
+    /// for the tests of what the store does (multipart, copies, deletes, reads).
+    pub fn on_cluster() -> Self {
+        Self {
+            cluster: true,
+            ..Self::default()
+        }
+    }
+}
+
 impl TestApp {
     /// Starts a server and a worker with default settings.
     pub async fn spawn() -> Self {

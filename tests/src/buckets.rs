@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use upload_storage::{Bucket, LifecycleRules, Store, apply_bucket_rules};
 
 /// The three bucket names of one test, by role.
@@ -61,9 +62,38 @@ impl TestBuckets {
     }
 
     /// Aborts unfinished multipart uploads, deletes every object, then the buckets.
+    /// A Garage cluster counts a bucket's objects on every node and may still count
+    /// one just deleted: a bucket it calls not empty is emptied again and deleted
+    /// again, for up to ten seconds.
     pub async fn remove(&self, store: &Store) -> anyhow::Result<()> {
-        let client = store.client();
         for (_, name) in &self.names {
+            let mut tries = 0;
+            loop {
+                Self::empty(store, name).await?;
+                let deleted = store.client().delete_bucket().bucket(name).send().await;
+                match deleted {
+                    Ok(_) => break,
+                    Err(e)
+                        if tries < 40
+                            && e.as_service_error().and_then(ProvideErrorMetadata::code)
+                                == Some("BucketNotEmpty") =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("deleting test bucket {name}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts `name`'s unfinished multipart uploads and deletes every object in it.
+    async fn empty(store: &Store, name: &str) -> anyhow::Result<()> {
+        let client = store.client();
+        {
             let uploads = client
                 .list_multipart_uploads()
                 .bucket(name)
@@ -102,12 +132,6 @@ impl TestBuckets {
                     None => break,
                 }
             }
-            client
-                .delete_bucket()
-                .bucket(name)
-                .send()
-                .await
-                .with_context(|| format!("deleting test bucket {name}"))?;
         }
         Ok(())
     }

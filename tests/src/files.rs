@@ -58,11 +58,16 @@ impl TestFile {
 
     /// Writes `size` random bytes from `seed`.
     pub fn random_seeded(size: u64, seed: u64) -> Self {
+        Self::random_named("product.bin", size, seed)
+    }
+
+    /// Writes `size` random bytes from `seed` to a file called `name`.
+    pub fn random_named(name: &str, size: u64, seed: u64) -> Self {
         use md5::Digest;
         use rand::{RngCore, SeedableRng};
         use std::io::Write;
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("product.bin");
+        let path = dir.path().join(name);
         let mut out =
             std::io::BufWriter::new(std::fs::File::create(&path).expect("create test file"));
         let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);

@@ -162,6 +162,34 @@ impl TestApp {
         &self,
     ) -> Result<Vec<upload_storage::StoredPart>, upload_storage::StoreError> {
         let row = self.first_upload().await;
+        self.parts_in_store(&row).await
+    }
+
+    /// The parts the store holds for upload `upload_id` (an error once the store
+    /// has no such multipart upload: completed or aborted).
+    pub async fn stored_parts_of(
+        &self,
+        upload_id: &str,
+    ) -> Result<Vec<upload_storage::StoredPart>, upload_storage::StoreError> {
+        use diesel::prelude::*;
+        use upload_db::schema::uploads::dsl;
+        let id: upload_domain::UploadId = upload_id.parse().expect("an upload id");
+        let mut conn = self.db().await;
+        let row: upload_db::models::UploadRow = diesel_async::RunQueryDsl::first(
+            dsl::uploads
+                .filter(dsl::id.eq(id))
+                .select(upload_db::models::UploadRow::as_select()),
+            &mut conn,
+        )
+        .await
+        .expect("the upload's row");
+        self.parts_in_store(&row).await
+    }
+
+    async fn parts_in_store(
+        &self,
+        row: &upload_db::models::UploadRow,
+    ) -> Result<Vec<upload_storage::StoredPart>, upload_storage::StoreError> {
         self.store
             .list_parts(&upload_storage::MultipartUpload::of(
                 &row.owner_id,

@@ -1,5 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+//! Where things live: `transfer` sends parts (hash, sign, PUT, retry); `buffers` the
+//! memory it holds; `flow` plans and finishes an upload; `state` the resume file;
+//! `retry` backoff; `download` fetches a version.
+
+mod buffers;
 mod download;
 mod flow;
 mod retry;

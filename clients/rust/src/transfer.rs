@@ -4,17 +4,16 @@
 //! One task reads each part once to hash it (two parts at a time, in order) and
 //! signs the digests in batches (the first batch is one part, so the first PUT starts
 //! at once; batches double up to `sign_batch`). `concurrency` slots take signed parts,
-//! read the part again (from the page cache, as a rule) and PUT it. Memory is two
-//! parts for hashing plus one per slot, whatever the file's size.
+//! read the part again (from the page cache, as a rule) and PUT it. Memory is one
+//! part per slot and a block per part being hashed (see `buffers`), whatever the
+//! file's size.
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use md5::Digest;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::retry::Backoff;
@@ -139,27 +138,6 @@ fn part_error(part: u32, reason: impl ToString) -> ClientError {
     }
 }
 
-/// Reads `len` bytes at `offset` on a blocking thread, and their MD5 if `hash`.
-async fn read_part(
-    file: &Arc<std::fs::File>,
-    number: u32,
-    offset: u64,
-    len: u64,
-    hash: bool,
-) -> Result<(Vec<u8>, Option<Vec<u8>>), ClientError> {
-    let file = Arc::clone(file);
-    let len = usize::try_from(len).map_err(|e| part_error(number, e))?;
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, offset)?;
-        let md5 = hash.then(|| md5::Md5::digest(&buf).to_vec());
-        Ok::<_, std::io::Error>((buf, md5))
-    })
-    .await
-    .map_err(|e| part_error(number, e))?
-    .map_err(ClientError::Io)
-}
-
 fn signed_part(
     number: u32,
     offset: u64,
@@ -267,8 +245,10 @@ impl UploadClient {
                     let range = part_range(&upload, number);
                     async move {
                         let (offset, len) = range?;
-                        let (_, md5) = read_part(&handle, number, offset, len, true).await?;
-                        Ok::<_, ClientError>((number, offset, len, md5.unwrap_or_default()))
+                        let md5 = crate::buffers::md5_of(&handle, offset, len)
+                            .await
+                            .map_err(ClientError::Io)?;
+                        Ok::<_, ClientError>((number, offset, len, md5))
                     }
                 }))
                 .buffered(HASHING_AT_ONCE);
@@ -293,7 +273,9 @@ impl UploadClient {
             });
         }
 
+        let buffers = crate::buffers::Pool::default();
         for _ in 0..concurrency {
+            let buffers = buffers.clone();
             let client = self.clone();
             let rx = Arc::clone(&rx);
             let handle = Arc::clone(&handle);
@@ -305,10 +287,13 @@ impl UploadClient {
                     let next = rx.lock().await.recv().await;
                     let Some(part) = next else { break };
                     let number = part.number;
-                    let (body, _) =
-                        read_part(&handle, number, part.offset, part.len, false).await?;
+                    let len = usize::try_from(part.len).map_err(|e| part_error(number, e))?;
+                    let body = buffers
+                        .read(&handle, part.offset, len)
+                        .await
+                        .map_err(ClientError::Io)?;
                     client
-                        .put_part(&upload_id, part, body.into(), options, &stats, &*observe)
+                        .put_part(&upload_id, part, body, options, &stats, &*observe)
                         .await?;
                 }
                 Ok::<_, ClientError>(())
@@ -345,9 +330,16 @@ impl UploadClient {
                     .resign(upload_id, part, "expires soon", stats, observe)
                     .await?;
             }
-            let mut req = self.http.put(&part.url).body(body.clone());
+            // The body goes in blocks of the part's memory; its length is stated, so
+            // the store gets a plain length-delimited PUT, not a chunked one.
+            let mut req = self.http.put(&part.url).body(crate::buffers::body(&body));
+            let mut has_length = false;
             for (name, value) in &part.headers {
+                has_length |= name.eq_ignore_ascii_case("content-length");
                 req = req.header(name.as_str(), value.as_str());
+            }
+            if !has_length {
+                req = req.header(reqwest::header::CONTENT_LENGTH, part.len);
             }
             let error = match req.send().await {
                 Ok(res) if res.status().is_success() => {

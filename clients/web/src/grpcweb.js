@@ -1,6 +1,8 @@
 // gRPC-web over fetch (application/grpc-web+proto): unary calls and server streams.
 
 const SERVICE = 'upload.v1.UploadService';
+/** The item service's path, for `Api.unary(`${ITEMS}/SubmitItem`, …)`. */
+export const ITEMS = 'upload.v1.ItemService';
 
 /** A gRPC error with the server's status code and message. */
 export class RpcError extends Error {
@@ -74,7 +76,9 @@ export class Api {
   async fetch(method, body, signal) {
     let res;
     try {
-      res = await fetch(`${this.endpoint}/${SERVICE}/${method}`, {
+      // `Method` is the upload service's; `Service/Method` names another.
+      const path = method.includes('/') ? method : `${SERVICE}/${method}`;
+      res = await fetch(`${this.endpoint}/${path}`, {
         method: 'POST',
         headers: {
           'content-type': 'application/grpc-web+proto',

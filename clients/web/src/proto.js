@@ -128,9 +128,43 @@ export const withUpload = (b) => msg(fields(b), 1, upload);
 export const signedParts = (b) => list(fields(b), 1, signedPart);
 export function uploadedParts(b) {
   const f = fields(b);
-  return { missing: packed(f, 2), partSizeBytes: num(f, 3), partCount: num(f, 4) };
+  const part = (b) => { const g = fields(b); return { number: num(g, 1), sizeBytes: num(g, 2), etag: str(g, 3) }; };
+  return { parts: list(f, 1, part), missing: packed(f, 2), partSizeBytes: num(f, 3), partCount: num(f, 4) };
 }
 export function progress(b) {
   const f = fields(b);
   return { upload: msg(f, 1, upload), stages: list(f, 2, stage) };
 }
+
+// The item service: submitting ready uploads as an item, watching it to stored,
+// its versions and their download links.
+export const SubmissionState = ['unspecified', 'queued', 'persisted', 'stored', 'failed'];
+const ITEM_KIND_DIGITAL_FILE = 1;
+
+export function submitItem(key, title, uploadIds) {
+  const w = new Writer().string(2, key).string(3, title).string(4, title).uint(5, ITEM_KIND_DIGITAL_FILE);
+  for (const id of uploadIds) w.message(6, new Writer().string(1, id));
+  return w.finish();
+}
+export const byItemId = (id) => new Writer().string(1, id).finish();
+export const downloadUrl = (itemId, fileId, version) =>
+  new Writer().string(1, itemId).string(2, fileId).uint(3, version).finish();
+
+function fileVersion(b) {
+  const f = fields(b);
+  return {
+    fileId: str(f, 1), version: num(f, 2), md5Hex: str(f, 3), sizeBytes: num(f, 5),
+    fileName: str(f, 6), uploadId: str(f, 9), current: num(f, 10) === 1,
+  };
+}
+function item(b) {
+  const f = fields(b);
+  return {
+    itemId: str(f, 1), title: str(f, 3), state: SubmissionState[num(f, 5)] || 'unknown',
+    failure: msg(f, 6, (m) => { const g = fields(m); return { code: str(g, 1), message: str(g, 2) }; }),
+    files: list(f, 8, (m) => { const g = fields(m); return { fileId: str(g, 1), versionCount: num(g, 3) }; }),
+  };
+}
+export const withItem = (b) => msg(fields(b), 1, item);
+export const versions = (b) => list(fields(b), 1, fileVersion);
+export const url = (b) => str(fields(b), 1);

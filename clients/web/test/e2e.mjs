@@ -1,9 +1,15 @@
-// Drives the page in headless Chromium (Debian's, through playwright-core): uploads a
-// file, reloads in the middle, chooses the file again and checks the upload continues
-// instead of restarting, follows every stage to ready, saves a screenshot.
-// Input (environment): WEB_API, WEB_TOKEN, WEB_FILE, WEB_SCREENSHOT, CHROMIUM, and
-// WEB_SERVER_CERT: the certificate (PEM) an https:// WEB_API presents, issued by the
-// test CA, which Chromium is told to trust by its public key (and nothing else).
+// Drives the page in headless Chromium (Debian's, through playwright-core).
+// WEB_SCENARIO=resume (the default): uploads WEB_FILE, reloads in the middle, chooses
+// WEB_OTHER_FILE (same name and size, refused) and then the file again, and checks
+// the upload continues instead of restarting, to ready; reports the PUTs and signing
+// calls it saw and the page's longest main-thread timer gap; WEB_SCREENSHOT.
+// WEB_SCENARIO=queue: the three WEB_FILES at once (see queueScenario);
+// WEB_SCREENSHOT_QUEUE and WEB_SCREENSHOT_ITEM.
+// WEB_SCENARIO=handle: WEB_FILE through a kept file handle, the tab closed and
+// another opened (see handleScenario).
+// Also: WEB_API, WEB_TOKEN, CHROMIUM, and WEB_SERVER_CERT: the certificate (PEM) an
+// https:// WEB_API presents, issued by the test CA, which Chromium is told to trust
+// by its public key (and nothing else).
 // Output: one JSON line on stdout with what happened; exit 1 on any failure.
 
 import { chromium } from 'playwright-core';
@@ -20,41 +26,165 @@ if (process.env.WEB_SERVER_CERT) {
   const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
   trust.push(`--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`);
 }
+// In the page: the last queue row of a file name; the phases that end a file.
+const helpers = `window.lastRow = (name) => [...document.querySelectorAll('#queue .file')].filter((r) => r.dataset.name === name).at(-1);
+window.ENDS = ['ready', 'failed', 'rejected', 'quarantined', 'expired', 'aborted', 'error', 'stored'];`;
+
+/**
+ * Three files at once (WEB_FILES: the item's file, an EICAR file, a large file to
+ * abort), by keyboard where a seller would use it: the large one aborted once two of
+ * its parts are stored, the EICAR one quarantined, the first submitted as an item,
+ * followed to stored and downloaded back through its version's link.
+ */
+async function queueScenario(page) {
+  const [keep, eicar, big] = env('WEB_FILES').split(':');
+  const name = (p) => p.split('/').at(-1);
+  await page.setInputFiles('#file', [keep, eicar, big]);
+  await page.focus('#start');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((n) => Number(lastRow(n)?.dataset.partsDone || 0) >= 2, name(big), { timeout: 60000 });
+  await page.screenshot({ path: env('WEB_SCREENSHOT_QUEUE'), fullPage: true });
+  result.abortedUploadId = await page.evaluate((n) => lastRow(n).dataset.uploadId, name(big));
+  await page.focus(`[aria-label="Abort ${name(big)}"]`);
+  await page.keyboard.press('Enter');
+  for (const p of [keep, eicar, big]) {
+    await page.waitForFunction((n) => ENDS.includes(lastRow(n)?.dataset.phase), name(p), { timeout: 120000 });
+  }
+  result.files = await page.evaluate((names) => Object.fromEntries(names.map((n) => [n, {
+    phase: lastRow(n).dataset.phase,
+    reason: lastRow(n).querySelector('.reason').textContent,
+    uploadId: lastRow(n).dataset.uploadId,
+  }])), [keep, eicar, big].map(name));
+  result.announced = await page.textContent('#announce');
+  result.announceLive = await page.getAttribute('#announce', 'aria-live');
+  await page.fill('#title', 'Field recordings');
+  await page.focus('#submit');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => ['stored', 'failed'].includes(document.getElementById('item').dataset.state)
+    && (document.getElementById('item').dataset.state === 'failed' || document.getElementById('item').dataset.versions), null, { timeout: 120000 });
+  result.item = await page.evaluate(() => ({
+    id: document.getElementById('item').dataset.itemId,
+    state: document.getElementById('item').dataset.state,
+    versions: [...document.querySelectorAll('#versions a')].map((a) => ({ text: a.textContent, href: a.href, md5: a.dataset.md5 })),
+  }));
+  result.phasesAfterItem = await page.evaluate((names) => Object.fromEntries(
+    names.map((n) => [n, lastRow(n).dataset.phase]),
+  ), [keep, eicar, big].map(name));
+  await page.screenshot({ path: env('WEB_SCREENSHOT_ITEM'), fullPage: true });
+  const { createHash } = await import('node:crypto');
+  for (const v of result.item.versions) {
+    const res = await fetch(v.href);
+    v.status = res.status;
+    v.downloadedMd5 = createHash('md5').update(Buffer.from(await res.arrayBuffer())).digest('hex');
+  }
+}
+
+/**
+ * One file, reloaded once three parts are stored; another file of the same name and
+ * size chosen first after the reload (refused), then the right one (continued).
+ */
+async function resumeScenario(page) {
+  await page.setInputFiles('#file', env('WEB_FILE'));
+  await page.click('#start');
+  // Reload once a few parts are stored, with others in flight.
+  await page.waitForFunction(() => Number(lastRow('product.bin')?.dataset.partsDone || 0) >= 3, null, { timeout: 60000 });
+  result.partsBeforeReload = Number(await page.evaluate(() => lastRow('product.bin').dataset.partsDone));
+  result.longestTimerGapBeforeReloadMs = Number(await page.evaluate(() => document.body.dataset.longestTimerGapMs || -1));
+  result.uploadId = await page.evaluate(() => lastRow('product.bin').dataset.uploadId);
+  await page.reload();
+  // PUTs the old page sent until it unloaded counted as before the reload.
+  tally.phase = 'other';
+  result.offeredResume = await page.textContent('#resume');
+  if (process.env.WEB_OTHER_FILE) {
+    // Another file of the same name and size: refused before anything is sent.
+    await page.setInputFiles('#file', process.env.WEB_OTHER_FILE);
+    await page.click('#start');
+    await page.waitForFunction(() => lastRow('product.bin')?.dataset.phase === 'error', null, { timeout: 60000 });
+    result.otherFileRefusal = await page.evaluate(() => lastRow('product.bin').querySelector('.reason').textContent);
+  }
+  tally.phase = 'after';
+  await page.setInputFiles('#file', env('WEB_FILE'));
+  await page.click('#start');
+  await page.waitForFunction(() => ENDS.includes(lastRow('product.bin')?.dataset.phase), null, { timeout: 120000 });
+  result.phase = await page.evaluate(() => lastRow('product.bin').dataset.phase);
+  result.longestTimerGapMs = Number(await page.evaluate(() => document.body.dataset.longestTimerGapMs || -1));
+  result.uploadIdAfterReload = await page.evaluate(() => lastRow('product.bin').dataset.uploadId);
+  result.stages = await page.evaluate(() => Object.fromEntries(
+    [...lastRow('product.bin').querySelectorAll('[data-stage]')].map((r) => [r.dataset.stage, r.dataset.status]),
+  ));
+  result.result = await page.evaluate(() => lastRow('product.bin').querySelector('.reason').textContent);
+  await page.screenshot({ path: env('WEB_SCREENSHOT'), fullPage: true });
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', ...trust],
 });
-const result = { putsBeforeReload: 0, putsAfterReload: 0, stages: {}, log: [] };
-try {
-  const page = await (await browser.newContext()).newPage();
-  let phase = 'before';
+const result = { putsBeforeReload: 0, putsForOtherFile: 0, putsAfterReload: 0, signCallsAfterReload: 0, stages: {}, log: [] };
+const counter = { before: 'putsBeforeReload', other: 'putsForOtherFile', after: 'putsAfterReload' };
+const tally = { phase: 'before' };
+/** A new tab of `context` on the page, its requests counted and its messages logged. */
+async function openTab(context) {
+  const page = await context.newPage();
   page.on('request', (r) => {
-    if (r.method() === 'PUT') result[phase === 'before' ? 'putsBeforeReload' : 'putsAfterReload'] += 1;
+    if (r.method() === 'PUT') result[counter[tally.phase]] += 1;
+    if (tally.phase === 'after' && /\/(SignParts|SignPart)$/.test(r.url())) result.signCallsAfterReload += 1;
   });
+  page.on('filechooser', () => { result.fileChoosers = (result.fileChoosers || 0) + 1; });
   page.on('console', (m) => result.log.push(`console: ${m.text()}`));
   page.on('pageerror', (e) => result.log.push(`page error: ${e.message}`));
+  await page.addInitScript(helpers);
   await page.goto(page_url);
+  return page;
+}
+
+/**
+ * A file handed to the page as a file handle (from the origin's private file system:
+ * the same FileSystemFileHandle the picker gives, which headless Chromium cannot be
+ * made to show), the tab closed once three parts are stored, a new tab opened: the
+ * page offers to continue, reads the file from the kept handle and sends the rest.
+ */
+async function handleScenario(context) {
+  let page = await openTab(context);
   await page.setInputFiles('#file', env('WEB_FILE'));
-  await page.click('#start');
-  // Reload once a few parts are stored, with others in flight.
-  await page.waitForFunction(() => Number(document.body.dataset.partsDone || 0) >= 3, null, { timeout: 60000 });
-  result.partsBeforeReload = Number(await page.evaluate(() => document.body.dataset.partsDone));
-  result.uploadId = await page.evaluate(() => document.body.dataset.uploadId);
-  phase = 'after';
-  await page.reload();
+  await page.evaluate(async () => {
+    const input = document.getElementById('file');
+    const file = input.files[0];
+    input.value = '';
+    const root = await navigator.storage.getDirectory();
+    const handle = await root.getFileHandle(file.name, { create: true });
+    const out = await handle.createWritable();
+    await out.write(file);
+    await out.close();
+    await window.addHandles([handle]);
+  });
+  await page.waitForFunction(() => Number(lastRow('product.bin')?.dataset.partsDone || 0) >= 3, null, { timeout: 60000 });
+  result.partsBeforeReload = Number(await page.evaluate(() => lastRow('product.bin').dataset.partsDone));
+  result.uploadId = await page.evaluate(() => lastRow('product.bin').dataset.uploadId);
+  await page.close();
+  tally.phase = 'after';
+  page = await openTab(context);
+  await page.waitForSelector('#resume button.continue', { timeout: 30000 });
   result.offeredResume = await page.textContent('#resume');
-  await page.setInputFiles('#file', env('WEB_FILE'));
-  await page.click('#start');
-  await page.waitForFunction(() => ['ready', 'failed', 'rejected', 'quarantined', 'error'].includes(document.body.dataset.phase), null, { timeout: 120000 });
-  result.phase = await page.evaluate(() => document.body.dataset.phase);
-  result.uploadIdAfterReload = await page.evaluate(() => document.body.dataset.uploadId);
-  result.stages = await page.evaluate(() => Object.fromEntries(
-    [...document.querySelectorAll('[data-stage]')].map((r) => [r.dataset.stage, r.dataset.status]),
-  ));
-  result.result = await page.textContent('#result');
+  await page.click('#resume button.continue');
+  await page.waitForFunction(() => ENDS.includes(lastRow('product.bin')?.dataset.phase), null, { timeout: 120000 });
+  result.phase = await page.evaluate(() => lastRow('product.bin').dataset.phase);
+  result.uploadIdAfterReload = await page.evaluate(() => lastRow('product.bin').dataset.uploadId);
+  result.result = await page.evaluate(() => lastRow('product.bin').querySelector('.reason').textContent);
   result.log.push(...(await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent))));
-  await page.screenshot({ path: env('WEB_SCREENSHOT'), fullPage: true });
+}
+
+try {
+  const context = await browser.newContext();
+  if (process.env.WEB_SCENARIO === 'handle') {
+    await handleScenario(context);
+  } else {
+    const page = await openTab(context);
+    if (process.env.WEB_SCENARIO === 'queue') await queueScenario(page);
+    else await resumeScenario(page);
+    result.log.push(...(await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent))));
+  }
 } catch (e) {
   result.error = String(e && e.stack || e);
 } finally {

@@ -7,7 +7,7 @@ use upload_e2e::{AppOptions, MIB, TestApp, TestFile, code, pb};
 async fn abort_stops_signing_and_completion_and_is_idempotent() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     let file = TestFile::random(10 * MIB);

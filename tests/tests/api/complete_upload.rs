@@ -18,7 +18,7 @@ fn jobs_for(id: &str) -> String {
 async fn completing_twice_gives_the_same_answer_and_one_job() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     // CompleteUpload queues the scan, and no worker runs here.
@@ -55,7 +55,7 @@ async fn completing_twice_gives_the_same_answer_and_one_job() {
 async fn racing_completes_enqueue_exactly_one_job() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     // CompleteUpload queues the scan, and no worker runs here.
@@ -89,7 +89,7 @@ async fn racing_completes_enqueue_exactly_one_job() {
 async fn complete_with_missing_parts_names_them_and_changes_nothing() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     // CompleteUpload queues the scan, and no worker runs here.
@@ -133,7 +133,7 @@ async fn complete_with_missing_parts_names_them_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completion_interrupted_after_the_store_is_finished_by_calling_again() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(AppOptions::on_cluster()).await;
     let file = TestFile::random(10 * MIB + 3);
     let (client, upload) = app
         .upload_parts("seller-crash", &file, Some(&[1, 2, 3]))
@@ -163,7 +163,7 @@ async fn a_completion_interrupted_after_the_store_is_finished_by_calling_again()
 async fn bad_upload_ids_are_invalid_arguments() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     let client = app.client("seller-ids", SellerGroup::Standard).await;
@@ -185,7 +185,7 @@ async fn bad_upload_ids_are_invalid_arguments() {
 async fn a_part_whose_resend_broke_off_must_be_sent_again_before_completing() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     // CompleteUpload queues the scan, and no worker runs here.
@@ -260,7 +260,7 @@ async fn a_part_whose_resend_broke_off_must_be_sent_again_before_completing() {
 async fn an_upload_past_its_deadline_cannot_be_completed() {
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     let file = TestFile::random(10 * MIB);

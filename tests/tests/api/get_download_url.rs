@@ -6,7 +6,7 @@ use upload_e2e::{TestApp, code, fetch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_version_downloads_its_own_bytes_under_its_own_name() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(upload_e2e::AppOptions::on_cluster()).await;
     let item = app.item_with_two_versions("seller-download").await;
 
     // Both versions download with their own bytes, named as the seller named them.

@@ -8,7 +8,7 @@ use upload_e2e::{MIB, TestApp, TestFile, pb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_sends_only_the_parts_the_store_lacks() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(upload_e2e::AppOptions::on_cluster()).await;
     let file = TestFile::random(60 * MIB + 12_345);
     let upload = {
         let first = app.client("seller-resume", SellerGroup::Standard).await;
@@ -81,7 +81,7 @@ async fn resume_sends_only_the_parts_the_store_lacks() {
 async fn a_part_resent_with_other_content_counts_as_missing_until_sent_as_signed() {
     let app = TestApp::spawn_with(upload_e2e::AppOptions {
         worker: false,
-        ..Default::default()
+        ..upload_e2e::AppOptions::on_cluster()
     })
     .await;
     let file = TestFile::random(10 * MIB);

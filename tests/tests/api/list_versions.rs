@@ -5,7 +5,7 @@ use upload_e2e::{TestApp, TwoVersions, code, pb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_are_listed_newest_first_with_the_current_one_marked() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(upload_e2e::AppOptions::on_cluster()).await;
     let item = app.item_with_two_versions("seller-list").await;
     let TwoVersions {
         client,

@@ -140,7 +140,7 @@ async fn objects_over_the_copy_threshold_are_copied_part_by_part() {
             ),
             ("UPLOAD_S3_COPY_PART_BYTES".into(), (5 * MIB).to_string()),
         ],
-        ..Default::default()
+        ..AppOptions::on_cluster()
     })
     .await;
     let file = TestFile::random(12 * MIB + 3);
@@ -256,7 +256,7 @@ async fn a_store_that_stays_down_fails_the_submission_after_retries_and_keeps_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_content_from_two_sellers_is_one_object_and_two_versions() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(AppOptions::on_cluster()).await;
     let file = TestFile::random(5 * MIB + 17);
     let key = format!("files/{}", file.md5_hex);
     let mut items = Vec::new();
@@ -301,7 +301,7 @@ async fn the_same_content_from_two_sellers_is_one_object_and_two_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_md5_key_holding_other_content_is_refused_and_never_overwritten() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(AppOptions::on_cluster()).await;
     let file = TestFile::random(MIB);
     let (client, up) = app
         .ready_upload(

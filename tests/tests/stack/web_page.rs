@@ -1,40 +1,52 @@
 //! The browser page (`clients/web`) in headless Chromium: gRPC-web to the server,
-//! parts straight to the store, every stage to ready, and a reload in the middle that
-//! continues the upload instead of restarting it.
+//! parts hashed in Web Workers and signed in batches, straight to the store, every
+//! stage to ready, and a reload in the middle that continues the upload instead of
+//! restarting it (after refusing another file of the same name and size).
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, TestApp, TestFile, pb};
+use upload_e2e::{AppOptions, EICAR, MIB, TestApp, TestFile, pb};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
-    let app = TestApp::spawn_with(AppOptions {
+/// The app the page talks to: 5 MiB parts, so that files of a few tens of MiB
+/// have parts enough to reload or abort between.
+async fn page_app() -> TestApp {
+    TestApp::spawn_with(AppOptions {
         env: vec![(
             "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
-            (5 * 1024 * 1024).to_string(),
+            (5 * MIB).to_string(),
         )],
         ..Default::default()
     })
-    .await;
-    let seller = format!("seller-web-{}", uuid::Uuid::now_v7().simple());
-    let token = app.token(&seller, SellerGroup::Standard);
-    let file = TestFile::random(60 * 1024 * 1024 + 11);
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shots = repo.join("target/web");
-    std::fs::create_dir_all(&shots).unwrap();
-    let screenshot = shots.join("upload-page.png");
-    let _ = std::fs::remove_file(&screenshot);
+    .await
+}
 
+/// Where a screenshot goes (`target/web/NAME`), none there yet.
+fn screenshot_path(name: &str) -> PathBuf {
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web");
+    std::fs::create_dir_all(&shots).unwrap();
+    let path = shots.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Runs `clients/web/test/e2e.mjs` in headless Chromium against `app` with the
+/// seller's `token` and `envs`; its JSON report and everything it printed.
+async fn run_page(
+    app: &TestApp,
+    token: &str,
+    envs: &[(&str, &OsStr)],
+) -> (serde_json::Value, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/test/e2e.mjs");
     let out = tokio::time::timeout(
-        Duration::from_secs(240),
+        Duration::from_secs(300),
         tokio::process::Command::new("node")
-            .arg(repo.join("clients/web/test/e2e.mjs"))
+            .arg(script)
             .env("WEB_API", &app.endpoint)
             .env("WEB_SERVER_CERT", &upload_e2e::test_tls().cert_path)
-            .env("WEB_TOKEN", &token)
-            .env("WEB_FILE", &file.path)
-            .env("WEB_SCREENSHOT", &screenshot)
+            .env("WEB_TOKEN", token)
+            .envs(envs.iter().copied())
             .output(),
     )
     .await
@@ -43,8 +55,32 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{report}");
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect(&report);
+    let result = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect(&report);
+    (result, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
+    let app = page_app().await;
+    let seller = format!("seller-web-{}", uuid::Uuid::now_v7().simple());
+    let token = app.token(&seller, SellerGroup::Standard);
+    // 200 MiB: the page hashes it in its workers while a timer on its main thread
+    // keeps ticking.
+    let file = TestFile::random(200 * MIB + 11);
+    // Chosen first after the reload: same name and size, other bytes.
+    let other = TestFile::random(file.size);
+    assert_eq!(other.path.file_name(), file.path.file_name());
+    let screenshot = screenshot_path("upload-page.png");
+    let (result, report) = run_page(
+        &app,
+        &token,
+        &[
+            ("WEB_FILE", file.path.as_os_str()),
+            ("WEB_OTHER_FILE", other.path.as_os_str()),
+            ("WEB_SCREENSHOT", screenshot.as_os_str()),
+        ],
+    )
+    .await;
 
     let upload_id = result["uploadId"].as_str().expect("upload id").to_owned();
     assert_eq!(
@@ -59,7 +95,7 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
             .contains("product.bin"),
         "after the reload the page offers to continue: {report}"
     );
-    let part_count = 13; // 60 MiB + 11 B in 5 MiB parts
+    let part_count = file.size.div_ceil(5 * MIB); // 41
     let before = result["partsBeforeReload"].as_u64().unwrap();
     let puts_after = result["putsAfterReload"].as_u64().unwrap();
     assert!(before >= 3, "{report}");
@@ -68,6 +104,31 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
         "after the reload only missing parts were sent ({puts_after} PUTs, {before} of {part_count} stored before): {report}"
     );
     assert!(puts_after >= 1, "{report}");
+    // Parts are signed in batches that double from one (1, 2, 4, …): far fewer calls
+    // than parts.
+    // The other file was refused before any PUT, naming a part that differs.
+    assert_eq!(result["putsForOtherFile"].as_u64(), Some(0), "{report}");
+    let refusal = result["otherFileRefusal"].as_str().unwrap_or("");
+    assert!(
+        refusal.contains("is not the file this upload began with")
+            && refusal.contains("Nothing was sent"),
+        "{report}"
+    );
+    let signs_after = result["signCallsAfterReload"].as_u64().unwrap();
+    let batches = u64::from(u64::BITS - puts_after.leading_zeros());
+    assert!(
+        (1..=batches + 1).contains(&signs_after),
+        "{signs_after} signing calls for {puts_after} parts (batches 1, 2, 4, … allow {batches}): {report}"
+    );
+    // Hashing happens in Web Workers: the main thread's 10 ms timer never waited
+    // more than 50 ms while the parts were hashed and sent.
+    for gap in ["longestTimerGapBeforeReloadMs", "longestTimerGapMs"] {
+        let ms = result[gap].as_f64().unwrap_or(-1.0);
+        assert!(
+            (0.0..=50.0).contains(&ms),
+            "{gap} = {ms} ms (measured, at most 50): {report}"
+        );
+    }
     assert_eq!(result["phase"], "ready", "{report}");
     for stage in ["upload", "scan", "hash", "metadata", "preview"] {
         let status = result["stages"][stage].as_str().unwrap_or("missing");
@@ -97,4 +158,136 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
         std::fs::metadata(&screenshot).unwrap().len() > 1000,
         "screenshot saved"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_files_at_once_one_quarantined_one_aborted_one_stored_and_downloaded() {
+    let app = page_app().await;
+    let seller = format!("seller-queue-{}", uuid::Uuid::now_v7().simple());
+    let token = app.token(&seller, SellerGroup::Standard);
+    let seed = rand::random::<u64>();
+    eprintln!("seed {seed}");
+    let keep = TestFile::random_named("pack.bin", 12 * MIB + 5, seed);
+    let eicar = TestFile::from_bytes("notes.txt", EICAR);
+    let big = TestFile::random_named("master.bin", 120 * MIB, seed ^ 1);
+    let files = [&keep.path, &eicar.path, &big.path]
+        .map(|p| p.display().to_string())
+        .join(":");
+    let (queue_shot, item_shot) = (
+        screenshot_path("queue-mid-upload.png"),
+        screenshot_path("item-stored.png"),
+    );
+    let (result, report) = run_page(
+        &app,
+        &token,
+        &[
+            ("WEB_SCENARIO", OsStr::new("queue")),
+            ("WEB_FILES", OsStr::new(&files)),
+            ("WEB_SCREENSHOT_QUEUE", queue_shot.as_os_str()),
+            ("WEB_SCREENSHOT_ITEM", item_shot.as_os_str()),
+        ],
+    )
+    .await;
+    let file = |name: &str| &result["files"][name];
+
+    // The EICAR file: quarantined, and the page says so in words.
+    assert_eq!(file("notes.txt")["phase"], "quarantined", "{report}");
+    let why = file("notes.txt")["reason"].as_str().unwrap_or("");
+    assert!(
+        why.starts_with("Quarantined: ") && why.contains("malware"),
+        "{report}"
+    );
+
+    // The large file, aborted half-way: the upload is aborted and the store holds
+    // none of its parts.
+    assert_eq!(file("master.bin")["phase"], "aborted", "{report}");
+    let aborted = result["abortedUploadId"].as_str().expect(&report);
+    let client = app.client(&seller, SellerGroup::Standard).await;
+    let upload = client.get(aborted).await.unwrap().upload.unwrap();
+    assert_eq!(upload.state, pb::UploadState::Aborted as i32, "{report}");
+    assert!(
+        app.stored_parts_of(aborted).await.is_err(),
+        "the aborted upload's parts are gone from the store: {report}"
+    );
+
+    // The first, submitted as an item: stored, listed, downloaded with its bytes.
+    assert_eq!(file("pack.bin")["phase"], "ready", "{report}");
+    assert_eq!(result["item"]["state"], "stored", "{report}");
+    assert_eq!(result["phasesAfterItem"]["pack.bin"], "stored", "{report}");
+    assert_eq!(
+        result["phasesAfterItem"]["notes.txt"], "quarantined",
+        "{report}"
+    );
+    let versions = result["item"]["versions"].as_array().expect(&report);
+    assert_eq!(versions.len(), 1, "{report}");
+    assert_eq!(versions[0]["status"], 200, "{report}");
+    assert_eq!(
+        versions[0]["downloadedMd5"].as_str(),
+        Some(keep.md5_hex.as_str()),
+        "{report}"
+    );
+    assert!(
+        versions[0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pack.bin, version 1"),
+        "{report}"
+    );
+
+    // What a screen reader hears comes from a polite live region.
+    assert_eq!(result["announceLive"], "polite", "{report}");
+    for shot in [&queue_shot, &item_shot] {
+        assert!(
+            std::fs::metadata(shot).unwrap().len() > 1000,
+            "{}",
+            shot.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_tab_continues_from_the_kept_file_handle_without_asking_for_the_file() {
+    let app = page_app().await;
+    let seller = format!("seller-handle-{}", uuid::Uuid::now_v7().simple());
+    let token = app.token(&seller, SellerGroup::Standard);
+    let file = TestFile::random(60 * MIB + 7);
+    let (result, report) = run_page(
+        &app,
+        &token,
+        &[
+            ("WEB_SCENARIO", OsStr::new("handle")),
+            ("WEB_FILE", file.path.as_os_str()),
+        ],
+    )
+    .await;
+
+    // The new tab offered to continue by name and read the file from its handle:
+    // no file chooser, no file set on the page after the tab closed.
+    assert!(
+        result["offeredResume"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Continue product.bin"),
+        "{report}"
+    );
+    assert_eq!(result["fileChoosers"].as_u64().unwrap_or(0), 0, "{report}");
+    let upload_id = result["uploadId"].as_str().expect(&report);
+    assert_eq!(
+        result["uploadIdAfterReload"].as_str(),
+        Some(upload_id),
+        "{report}"
+    );
+    // Only the parts the store lacked went after the tab closed.
+    let part_count = file.size.div_ceil(5 * MIB);
+    let before = result["partsBeforeReload"].as_u64().unwrap();
+    let puts_after = result["putsAfterReload"].as_u64().unwrap();
+    assert!(before >= 3 && puts_after >= 1, "{report}");
+    assert!(
+        puts_after <= part_count - before,
+        "{puts_after} PUTs after the tab closed, {before} of {part_count} stored before: {report}"
+    );
+    assert_eq!(result["phase"], "ready", "{report}");
+    let client = app.client(&seller, SellerGroup::Standard).await;
+    let upload = client.get(upload_id).await.unwrap().upload.unwrap();
+    assert_eq!(upload.metadata.unwrap().md5_hex, file.md5_hex);
 }
