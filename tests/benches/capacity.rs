@@ -109,7 +109,7 @@ fn children_of(parent: u32) -> Vec<u32> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| stat(pid).is_some_and(|f| f.first() == Some(&u64::from(parent))))
+        .filter(|&pid| stat(pid).is_some_and(|f| <[u64]>::first(&f) == Some(&u64::from(parent))))
         .collect()
 }
 
@@ -316,6 +316,7 @@ async fn store_item(client: &UploadClient, upload: &pb::Upload, key: &str) {
     assert_eq!(item.state, pb::SubmissionState::Stored as i32, "{item:?}");
 }
 
+#[path = "capacity/model.rs"]
 mod model;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

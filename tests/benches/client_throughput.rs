@@ -190,6 +190,10 @@ async fn main() {
         ..Default::default()
     })
     .await;
+    // Every completed upload (one per round, and the CLI's) queues a scan that no
+    // worker runs here.
+    let cli = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload");
+    app.expect_unfinished_jobs(i64::try_from(rounds).unwrap_or(0) + i64::from(cli.exists()));
     let file = TestFile::random(size);
     // Warm the page cache and the connections once, unmeasured.
     let _ = plain_upload(&app, &file, part, concurrency).await;
@@ -228,7 +232,6 @@ async fn main() {
     );
     println!("client / plain throughput: {:.3}", client_rate / plain_rate);
 
-    let cli = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload");
     if !cli.exists() {
         println!("(no target/release/upload: build it to measure the CLI's memory)");
         return;

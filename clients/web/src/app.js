@@ -24,6 +24,13 @@ const entries = [];
 // while parts are hashed and sent (kept on the body for the browser test).
 let lastTick = performance.now();
 let longestGap = 0;
+// And every task that held the main thread 50 ms or more (the Long Tasks API).
+window.longTasks = [];
+if (PerformanceObserver.supportedEntryTypes?.includes('longtask')) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.longTasks.push({ at: Math.round(e.startTime), ms: Math.round(e.duration) });
+  }).observe({ type: 'longtask', buffered: true });
+}
 setInterval(() => {
   const now = performance.now();
   if (document.body.dataset.phase === 'uploading') {

@@ -6,7 +6,8 @@
 // WEB_SCENARIO=queue: the three WEB_FILES at once (see queueScenario);
 // WEB_SCREENSHOT_QUEUE and WEB_SCREENSHOT_ITEM.
 // WEB_SCENARIO=handle: WEB_FILE through a kept file handle, the tab closed and
-// another opened (see handleScenario).
+// another opened (see handleScenario). WEB_SCENARIO=bench: WEB_FILE once, timed.
+// WEB_SCENARIO=hash: WEB_FILE hashed by the page's workers under a main-thread timer.
 // Also: WEB_API, WEB_TOKEN, CHROMIUM, and WEB_SERVER_CERT: the certificate (PEM) an
 // https:// WEB_API presents, issued by the test CA, which Chromium is told to trust
 // by its public key (and nothing else).
@@ -90,6 +91,7 @@ async function resumeScenario(page) {
   await page.waitForFunction(() => Number(lastRow('product.bin')?.dataset.partsDone || 0) >= 3, null, { timeout: 60000 });
   result.partsBeforeReload = Number(await page.evaluate(() => lastRow('product.bin').dataset.partsDone));
   result.longestTimerGapBeforeReloadMs = Number(await page.evaluate(() => document.body.dataset.longestTimerGapMs || -1));
+  result.longTasksBeforeReload = await page.evaluate(() => window.longTasks);
   result.uploadId = await page.evaluate(() => lastRow('product.bin').dataset.uploadId);
   await page.reload();
   // PUTs the old page sent until it unloaded counted as before the reload.
@@ -108,6 +110,7 @@ async function resumeScenario(page) {
   await page.waitForFunction(() => ENDS.includes(lastRow('product.bin')?.dataset.phase), null, { timeout: 120000 });
   result.phase = await page.evaluate(() => lastRow('product.bin').dataset.phase);
   result.longestTimerGapMs = Number(await page.evaluate(() => document.body.dataset.longestTimerGapMs || -1));
+  result.longTasks = await page.evaluate(() => window.longTasks);
   result.uploadIdAfterReload = await page.evaluate(() => lastRow('product.bin').dataset.uploadId);
   result.stages = await page.evaluate(() => Object.fromEntries(
     [...lastRow('product.bin').querySelectorAll('[data-stage]')].map((r) => [r.dataset.stage, r.dataset.status]),
@@ -175,6 +178,43 @@ async function handleScenario(context) {
   result.log.push(...(await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent))));
 }
 
+/**
+ * WEB_FILE hashed in 5 MiB parts by the page's pool of Web Workers while a 10 ms
+ * timer runs on the main thread: the part MD5s and the timer's longest wait.
+ */
+async function hashScenario(page) {
+  await page.setInputFiles('#file', env('WEB_FILE'));
+  Object.assign(result, await page.evaluate(async () => {
+    const { HashPool } = await import('./src/hashpool.js');
+    const { hex } = await import('./src/md5.js');
+    const file = document.getElementById('file').files[0];
+    const pool = new HashPool();
+    let last = performance.now();
+    let gap = 0;
+    const timer = setInterval(() => { const now = performance.now(); gap = Math.max(gap, now - last); last = now; }, 10);
+    const started = performance.now();
+    const parts = [];
+    for (let at = 0; at < file.size; at += 5 * 1024 * 1024) parts.push(pool.hash(file, at, Math.min(5 * 1024 * 1024, file.size - at)));
+    const md5s = (await Promise.all(parts)).map(hex);
+    const hashMs = performance.now() - started;
+    clearInterval(timer);
+    pool.close();
+    return { partMd5s: md5s, hashMs, longestTimerGapMs: gap, workers: pool.size };
+  }));
+  result.longTasks = await page.evaluate(() => window.longTasks);
+}
+
+/** WEB_FILE uploaded once; the time from the click to CompleteUpload's answer. */
+async function benchScenario(page) {
+  await page.setInputFiles('#file', env('WEB_FILE'));
+  const started = Date.now();
+  await page.click('#start');
+  await page.waitForFunction(() => !['queued', 'uploading'].includes(lastRow('product.bin')?.dataset.phase ?? 'queued'),
+    null, { timeout: 900000, polling: 50 });
+  result.uploadMs = Date.now() - started;
+  result.phase = await page.evaluate(() => lastRow('product.bin').dataset.phase);
+}
+
 try {
   const context = await browser.newContext();
   if (process.env.WEB_SCENARIO === 'handle') {
@@ -182,6 +222,8 @@ try {
   } else {
     const page = await openTab(context);
     if (process.env.WEB_SCENARIO === 'queue') await queueScenario(page);
+    else if (process.env.WEB_SCENARIO === 'bench') await benchScenario(page);
+    else if (process.env.WEB_SCENARIO === 'hash') await hashScenario(page);
     else await resumeScenario(page);
     result.log.push(...(await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent))));
   }

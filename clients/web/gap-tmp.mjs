@@ -1,0 +1,22 @@
+import { chromium } from 'playwright-core';
+import { serve } from '/work/main/clients/web/serve.mjs';
+const server = await serve();
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox','--disable-gpu'] });
+const page = await (await browser.newContext()).newPage();
+await page.goto(`http://127.0.0.1:${server.address().port}/`);
+const r = await page.evaluate(async (workers) => {
+  const { HashPool } = await import('/src/hashpool.js');
+  const pool = new HashPool(workers);
+  const blob = new Blob([new Uint8Array(200 * 1024 * 1024)]);
+  await new Promise((r) => setTimeout(r, 1000));
+  let last = performance.now(), gap = 0;
+  const timer = setInterval(() => { const n = performance.now(); gap = Math.max(gap, n - last); last = n; }, 10);
+  const t = performance.now();
+  const jobs = [];
+  for (let o = 0; o < blob.size; o += 5 * 1024 * 1024) jobs.push(pool.hash(blob, o, 5 * 1024 * 1024));
+  await Promise.all(jobs);
+  clearInterval(timer);
+  return { hashMs: performance.now() - t, gap };
+}, Number(process.env.WORKERS || 1));
+console.log(JSON.stringify(r));
+await browser.close(); server.close();
