@@ -338,3 +338,26 @@ async fn the_page_hashes_200_mib_in_its_workers_while_its_main_thread_timer_keep
         result["workers"]
     );
 }
+
+#[tokio::test]
+async fn the_page_s_md5_is_md5_at_every_padding_boundary_and_on_unaligned_bytes() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/test/md5.mjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect(&stdout);
+    assert_eq!(result["sizes"], 17, "{stdout}");
+    assert_eq!(
+        result["mismatches"].as_array().map(Vec::len),
+        Some(0),
+        "{stdout}"
+    );
+}
