@@ -98,7 +98,8 @@ export async function sendParts(api, upload, file, parts, { concurrency = 4, att
     const signed = pb.signedParts(await api.unary('SignParts', pb.signParts(upload.uploadId, batch)));
     if (signed.length !== batch.length) throw new Error(`asked to sign ${batch.length} parts, got ${signed.length}`);
     const byNumber = new Map(signed.map((s) => [s.partNumber, s]));
-    return batch.map((p) => ({ ...p, signed: byNumber.get(p.number) }));
+    const signedAt = Date.now();
+    return batch.map((p) => ({ ...p, signed: byNumber.get(p.number), signedAt }));
   });
 
   // Signed parts wait here for a free slot; the signer stays at most a batch ahead.
@@ -139,8 +140,20 @@ export async function sendParts(api, upload, file, parts, { concurrency = 4, att
 
   const put = async (part) => {
     const { offset, length } = range(part.number);
-    let { signed } = part;
+    let { signed, signedAt } = part;
+    let resigns = 0;
+    const signAgain = async (why) => {
+      resigns += 1;
+      on.log(`part ${part.number}: its URL ${why}; signing it again`);
+      [{ signed, signedAt }] = await sign([{ number: part.number, md5: part.md5, length }]);
+    };
     for (let failures = 0; ;) {
+      // A URL that runs out within 10 s, or within a quarter of its life when that
+      // is shorter, is signed again before it is used.
+      if (signed.expiresAt && resigns < 3) {
+        const left = signed.expiresAt.getTime() - Date.now();
+        if (left < Math.min(10000, (signed.expiresAt.getTime() - signedAt) / 4)) await signAgain('expires soon');
+      }
       let error;
       try {
         const headers = {};
@@ -148,15 +161,18 @@ export async function sendParts(api, upload, file, parts, { concurrency = 4, att
         const res = await fetch(signed.url, { method: 'PUT', headers, body: file.slice(offset, offset + length), signal });
         if (res.ok) { on.part(part.number, length); return; }
         const text = await res.text();
-        if (expired(res.status, text)) {
-          on.log(`part ${part.number}: its URL expired; signing it again`);
-          [{ signed }] = await sign([{ number: part.number, md5: part.md5, length }]);
-          continue;
-        }
+        if (expired(res.status, text) && resigns < 3) { await signAgain('expired'); continue; }
         if (res.status < 500) throw Object.assign(new Error(`the store refused part ${part.number} (${res.status})`), { fatal: true });
         error = `the store answered ${res.status}`;
       } catch (e) {
         if (e.fatal || signal?.aborted) throw e;
+        // A store refusing an expired URL may answer before it reads the body, or
+        // without the CORS headers the page needs to read the answer: the page sees
+        // a network error. If the URL has run out by this clock, sign it again.
+        if (signed.expiresAt && signed.expiresAt.getTime() <= Date.now() && resigns < 3) {
+          await signAgain('expired');
+          continue;
+        }
         error = error || e.message;
       }
       failures += 1;

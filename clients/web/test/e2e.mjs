@@ -8,6 +8,7 @@
 // WEB_SCENARIO=handle: WEB_FILE through a kept file handle, the tab closed and
 // another opened (see handleScenario). WEB_SCENARIO=bench: WEB_FILE once, timed.
 // WEB_SCENARIO=hash: WEB_FILE hashed by the page's workers under a main-thread timer.
+// WEB_SCENARIO=flaky: WEB_FILE with one PUT cut and one held past its URL's life.
 // Also: WEB_API, WEB_TOKEN, CHROMIUM, and WEB_SERVER_CERT: the certificate (PEM) an
 // https:// WEB_API presents, issued by the test CA, which Chromium is told to trust
 // by its public key (and nothing else).
@@ -204,6 +205,29 @@ async function hashScenario(page) {
   result.longTasks = await page.evaluate(() => window.longTasks);
 }
 
+/**
+ * WEB_FILE uploaded while the network misbehaves, by the test's hand: the first PUT
+ * of a part is cut (connection reset), the next one held 3 s, past the life of its
+ * URL (the server signs for 2 s here), before it goes on to the store.
+ */
+async function flakyScenario(page) {
+  result.cut = 0;
+  result.held = 0;
+  await page.route((url) => url.searchParams.get('x-id') === 'UploadPart', async (route) => {
+    if (route.request().method() !== 'PUT') return route.continue();
+    if (result.cut === 0) {
+      result.cut += 1;
+      return route.abort('connectionreset');
+    }
+    if (result.held === 0) {
+      result.held += 1;
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+    return route.continue();
+  });
+  await benchScenario(page);
+}
+
 /** WEB_FILE uploaded once; the time from the click to CompleteUpload's answer. */
 async function benchScenario(page) {
   await page.setInputFiles('#file', env('WEB_FILE'));
@@ -224,6 +248,7 @@ try {
     if (process.env.WEB_SCENARIO === 'queue') await queueScenario(page);
     else if (process.env.WEB_SCENARIO === 'bench') await benchScenario(page);
     else if (process.env.WEB_SCENARIO === 'hash') await hashScenario(page);
+    else if (process.env.WEB_SCENARIO === 'flaky') await flakyScenario(page);
     else await resumeScenario(page);
     result.log.push(...(await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent))));
   }

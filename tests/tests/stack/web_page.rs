@@ -361,3 +361,67 @@ async fn the_page_s_md5_is_md5_at_every_padding_boundary_and_on_unaligned_bytes(
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_retries_failed_puts_with_backoff_and_signs_expired_urls_again() {
+    // Part URLs live 2 s; the browser test cuts the first PUT and holds the next
+    // for 3 s, so that it reaches the store after its URL ran out.
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![
+            (
+                "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
+                (5 * MIB).to_string(),
+            ),
+            ("UPLOAD_SIGN_EXPIRY_SECS".into(), "2".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let seller = format!("seller-flaky-{}", uuid::Uuid::now_v7().simple());
+    let token = app.token(&seller, SellerGroup::Standard);
+    let file = TestFile::random(20 * MIB + 3);
+    let (result, report) = run_page(
+        &app,
+        &token,
+        &[
+            ("WEB_SCENARIO", OsStr::new("flaky")),
+            ("WEB_FILE", file.path.as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (result["cut"].as_u64(), result["held"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(result["phase"], "processing", "{report}");
+    let log: Vec<&str> = result["log"]
+        .as_array()
+        .expect(&report)
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("retrying part") && l.contains(" s: ")),
+        "the cut PUT was tried again after a wait: {report}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("its URL expired; signing it again")),
+        "the held PUT's URL was signed again: {report}"
+    );
+    // And the file the store assembled is the seller's.
+    let client = app.client(&seller, SellerGroup::Standard).await;
+    let upload_id = log
+        .iter()
+        .find_map(|l| l.split("created upload ").nth(1))
+        .and_then(|rest| rest.split(':').next())
+        .expect(&report)
+        .to_owned();
+    let settled = app
+        .wait_settled(&client, &upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(settled.state, pb::UploadState::Ready as i32, "{report}");
+    assert_eq!(settled.metadata.unwrap().md5_hex, file.md5_hex);
+}
