@@ -83,14 +83,17 @@ fn stat(pid: u32) -> Option<Vec<u64>> {
     )
 }
 
-/// Clock ticks per second, as `/proc` counts CPU time.
+/// Clock ticks per second, as `/proc` counts CPU time (asked once).
 fn ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// A process's own CPU seconds and its waited-for children's.
@@ -272,12 +275,16 @@ async fn db_size(app: &TestApp) -> DbSize {
     size
 }
 
-/// Uploads `file`, completes it, follows it to the end; returns the last state.
-async fn upload_to_settled(client: &UploadClient, file: &TestFile, name: &str) -> pb::Upload {
-    let upload = client
+/// Creates an upload of `file` in 16 MiB parts.
+async fn create(client: &UploadClient, file: &TestFile, name: &str) -> pb::Upload {
+    client
         .create(name, file.size, "application/octet-stream", Some(PART))
         .await
-        .expect("CreateUpload");
+        .expect("CreateUpload")
+}
+
+/// Sends every part of `file`, four at a time.
+async fn send_all(client: &UploadClient, upload: &pb::Upload, file: &TestFile) {
     let parts: Vec<u32> = (1..=upload.part_count).collect();
     let options = SendOptions {
         concurrency: 4,
@@ -285,16 +292,33 @@ async fn upload_to_settled(client: &UploadClient, file: &TestFile, name: &str) -
         ..Default::default()
     };
     client
-        .send_parts(&upload, &file.path, &parts, options, |_, _| {})
+        .send_parts(upload, &file.path, &parts, options, |_, _| {})
         .await
         .expect("parts");
-    client.complete(&upload.upload_id).await.expect("complete");
-    let mut watch = client.watch(&upload.upload_id).await.expect("watch");
+}
+
+/// Completes an upload and follows it to the end, calling `on_update` on every
+/// update; returns the last state.
+async fn complete_and_follow(
+    client: &UploadClient,
+    upload_id: &str,
+    mut on_update: impl FnMut(),
+) -> pb::Upload {
+    client.complete(upload_id).await.expect("complete");
+    let mut watch = client.watch(upload_id).await.expect("watch");
     let mut last = None;
     while let Some(update) = watch.next().await {
         last = update.expect("update").upload.or(last);
+        on_update();
     }
     last.expect("a final state")
+}
+
+/// Uploads `file`, completes it, follows it to the end; returns the last state.
+async fn upload_to_settled(client: &UploadClient, file: &TestFile, name: &str) -> pb::Upload {
+    let upload = create(client, file, name).await;
+    send_all(client, &upload, file).await;
+    complete_and_follow(client, &upload.upload_id, || {}).await
 }
 
 /// Submits a ready upload as a new item and waits until it is stored.
@@ -453,43 +477,17 @@ async fn main() {
     let mut worker_peak = 0.0f64;
     for i in 0..large {
         let file = TestFile::random_seeded(large_mib * MIB, seed ^ (0xface + i as u64));
-        let upload = client
-            .create(
-                "large.bin",
-                file.size,
-                "application/octet-stream",
-                Some(PART),
-            )
-            .await
-            .expect("create");
-        let parts: Vec<u32> = (1..=upload.part_count).collect();
+        let upload = create(&client, &file, "large.bin").await;
         let c0 = meter.read();
-        client
-            .send_parts(
-                &upload,
-                &file.path,
-                &parts,
-                SendOptions {
-                    concurrency: 4,
-                    attempts: 3,
-                    ..Default::default()
-                },
-                |_, _| {},
-            )
-            .await
-            .expect("parts");
+        send_all(&client, &upload, &file).await;
         let c1 = meter.read();
         let t = Instant::now();
-        client.complete(&upload.upload_id).await.expect("complete");
-        let mut watch = client.watch(&upload.upload_id).await.expect("watch");
-        let mut last = None;
-        while let Some(update) = watch.next().await {
-            last = update.expect("update").upload.or(last);
+        let ready = complete_and_follow(&client, &upload.upload_id, || {
             clamd_peak = clamd_peak.max(rss_mib(meter.clamd));
             worker_peak = worker_peak.max(rss_mib(meter.worker));
-        }
+        })
+        .await;
         ready_time += t.elapsed();
-        let ready = last.expect("final state");
         assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
         let c2 = meter.read();
         store_item(&client, &ready, &format!("large-{seed}-{i}")).await;

@@ -9,11 +9,12 @@
 //!     cargo bench -p upload-e2e --bench page_throughput
 //! `BENCH_FILE_MIB` (default 1024), `BENCH_PART_MIB` (16), `BENCH_ROUNDS` (2).
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, MIB, TestApp, TestFile};
+use upload_e2e::{AppOptions, MIB, TestApp, TestFile, run_page};
 
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -45,26 +46,17 @@ async fn cli_upload(app: &TestApp, cli: &Path, file: &TestFile, part: u64) -> Du
 }
 
 async fn page_upload(app: &TestApp, file: &TestFile) -> Duration {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/test/e2e.mjs");
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .env("WEB_SCENARIO", "bench")
-        .env("WEB_API", &app.endpoint)
-        .env("WEB_SERVER_CERT", &upload_e2e::test_tls().cert_path)
-        .env("WEB_TOKEN", app.token("bench-page", SellerGroup::Premium))
-        .env("WEB_FILE", &file.path)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("the page's report");
-    assert_eq!(result["phase"], "processing", "{stdout}");
+    let token = app.token("bench-page", SellerGroup::Premium);
+    let (result, report) = run_page(
+        app,
+        &token,
+        &[
+            ("WEB_SCENARIO", OsStr::new("bench")),
+            ("WEB_FILE", file.path.as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(result["phase"], "processing", "{report}");
     Duration::from_millis(result["uploadMs"].as_u64().expect("uploadMs"))
 }
 

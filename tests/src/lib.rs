@@ -6,7 +6,7 @@
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
 //! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `otlp` an OTLP collector stand-in; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
-//! `worker_process` the worker as a process of its own, to kill.
+//! `web` the browser page driven in headless Chromium; `worker_process` the worker as a process of its own, to kill.
 
 mod admin;
 mod app;
@@ -26,6 +26,7 @@ mod queries;
 mod stack;
 mod tls;
 mod uploads;
+mod web;
 mod worker_process;
 
 pub use app::{AppOptions, Running, TestApp};
@@ -43,6 +44,7 @@ pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::stack_env;
 pub use tls::{TestTls, test_tls};
 pub use upload_client::pb;
+pub use web::{run_page, screenshot_path};
 pub use worker_process::WorkerProcess;
 
 /// One mebibyte.

@@ -5,6 +5,7 @@
 
 import * as pb from './proto.js';
 import { RpcError } from './grpcweb.js';
+import { hex } from './md5.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Browsers set these themselves (from the body and the URL) and refuse them from scripts.
@@ -27,8 +28,7 @@ async function verifyStored(upload, file, stored, pool, on) {
   const checks = md5s.map(async (p) => {
     const offset = (p.number - 1) * upload.partSizeBytes;
     const digest = await pool.hash(file, offset, Math.min(upload.partSizeBytes, file.size - offset));
-    const hexOf = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-    return hexOf === p.etag.replace(/"/g, '').toLowerCase() ? null : p.number;
+    return hex(digest) === p.etag.replace(/"/g, '').toLowerCase() ? null : p.number;
   });
   const differ = (await Promise.all(checks)).filter((n) => n !== null);
   if (differ.length) {

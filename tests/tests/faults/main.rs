@@ -98,6 +98,22 @@ pub async fn strays(
         .collect()
 }
 
+/// Asserts that the temp and quarantine buckets hold nothing: every upload was
+/// moved on and every quarantined file cleared.
+pub async fn temp_and_quarantine_empty(app: &TestApp) {
+    for role in [
+        upload_storage::Bucket::Temp,
+        upload_storage::Bucket::Quarantine,
+    ] {
+        let bucket = app.bucket(role).to_owned();
+        assert_eq!(
+            app.keys(&bucket, "").await,
+            Vec::<String>::new(),
+            "{role} bucket"
+        );
+    }
+}
+
 /// Counts rows per upload in `table`: every upload must have exactly one.
 pub async fn one_row_each(app: &TestApp, table: &str, uploads: &[pb::Upload]) {
     for up in uploads {

@@ -18,7 +18,7 @@ use upload_client::UploadClient;
 use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, pb, poll_until, stack_env};
 
-use crate::{WorkerProcess, one_row_each, report, strays};
+use crate::{WorkerProcess, one_row_each, report, strays, temp_and_quarantine_empty};
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -288,17 +288,7 @@ async fn two_servers_and_three_workers_lose_nothing_while_a_node_a_worker_and_a_
         .collect();
     let regular = app.bucket(upload_storage::Bucket::Regular).to_owned();
     assert_eq!(strays(&app, &regular, &at, &[]).await, Vec::<String>::new());
-    for role in [
-        upload_storage::Bucket::Temp,
-        upload_storage::Bucket::Quarantine,
-    ] {
-        let bucket = app.bucket(role).to_owned();
-        assert_eq!(
-            app.keys(&bucket, "").await,
-            Vec::<String>::new(),
-            "{role} bucket"
-        );
-    }
+    temp_and_quarantine_empty(&app).await;
 
     // Completion to ready, from the history.
     let mut waits: Vec<f64> = Vec::new();

@@ -12,7 +12,7 @@ use upload_e2e::{
     submit_new_item, wait_item,
 };
 
-use crate::{report, strays, upload, wait_state};
+use crate::{report, strays, temp_and_quarantine_empty, upload, wait_state};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenth_of_store_requests_failing_loses_nothing() {
@@ -126,17 +126,7 @@ async fn a_tenth_of_store_requests_failing_loses_nothing() {
             "{key} stored"
         );
     }
-    for role in [
-        upload_storage::Bucket::Temp,
-        upload_storage::Bucket::Quarantine,
-    ] {
-        let bucket = app.bucket(role).to_owned();
-        assert_eq!(
-            app.keys(&bucket, "").await,
-            Vec::<String>::new(),
-            "{role} bucket"
-        );
-    }
+    temp_and_quarantine_empty(&app).await;
 
     let faulted = faults.stats.faulted();
     for kind in Fault::ALL {

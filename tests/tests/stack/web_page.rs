@@ -4,10 +4,10 @@
 //! restarting it (after refusing another file of the same name and size).
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, EICAR, MIB, TestApp, TestFile, pb};
+use upload_e2e::{AppOptions, EICAR, MIB, TestApp, TestFile, pb, run_page, screenshot_path};
 
 /// The app the page talks to: 5 MiB parts, so that files of a few tens of MiB
 /// have parts enough to reload or abort between.
@@ -20,43 +20,6 @@ async fn page_app() -> TestApp {
         ..Default::default()
     })
     .await
-}
-
-/// Where a screenshot goes (`target/web/NAME`), none there yet.
-fn screenshot_path(name: &str) -> PathBuf {
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web");
-    std::fs::create_dir_all(&shots).unwrap();
-    let path = shots.join(name);
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-/// Runs `clients/web/test/e2e.mjs` in headless Chromium against `app` with the
-/// seller's `token` and `envs`; its JSON report and everything it printed.
-async fn run_page(
-    app: &TestApp,
-    token: &str,
-    envs: &[(&str, &OsStr)],
-) -> (serde_json::Value, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/test/e2e.mjs");
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new("node")
-            .arg(script)
-            .env("WEB_API", &app.endpoint)
-            .env("WEB_SERVER_CERT", &upload_e2e::test_tls().cert_path)
-            .env("WEB_TOKEN", token)
-            .envs(envs.iter().copied())
-            .output(),
-    )
-    .await
-    .expect("the browser test finished in time")
-    .expect("node runs (deploy/local/stack.sh up installs Chromium and playwright-core)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{report}");
-    let result = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect(&report);
-    (result, report)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

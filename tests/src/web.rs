@@ -1,0 +1,46 @@
+//! The browser page (`clients/web`) driven in headless Chromium by
+//! `clients/web/test/e2e.mjs`, for its tests and its benchmark.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::TestApp;
+
+/// Runs `clients/web/test/e2e.mjs` against `app` with the caller's `token` and
+/// `envs` (`WEB_SCENARIO`, `WEB_FILE`, …); its JSON report and everything it
+/// printed. Panics when the script fails or takes more than five minutes.
+pub async fn run_page(
+    app: &TestApp,
+    token: &str,
+    envs: &[(&str, &OsStr)],
+) -> (serde_json::Value, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/test/e2e.mjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("node")
+            .arg(script)
+            .env("WEB_API", &app.endpoint)
+            .env("WEB_SERVER_CERT", &crate::test_tls().cert_path)
+            .env("WEB_TOKEN", token)
+            .envs(envs.iter().copied())
+            .output(),
+    )
+    .await
+    .expect("the browser test finished in time")
+    .expect("node runs (deploy/local/stack.sh up installs Chromium and playwright-core)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{report}");
+    let result = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect(&report);
+    (result, report)
+}
+
+/// Where a screenshot goes (`target/web/NAME`), none there yet.
+pub fn screenshot_path(name: &str) -> PathBuf {
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web");
+    std::fs::create_dir_all(&shots).expect("target/web");
+    let path = shots.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
