@@ -40,6 +40,7 @@ use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use upload_client::{SendOptions, UploadClient};
 use upload_domain::SellerGroup;
+use upload_e2e::procfs::{children_of, cpu, cpu_whole, pid_file, rss_mib, stat};
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, free_port, pb, scrape, test_tls, wait_item};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -69,72 +70,6 @@ fn release_binary(name: &str) -> PathBuf {
         "build it first: cargo build --release -p upload-server -p upload-worker"
     );
     path
-}
-
-/// `/proc/PID/stat` after the command name: field 3 onwards.
-fn stat(pid: u32) -> Option<Vec<u64>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = text.rsplit_once(')')?;
-    Some(
-        rest.split_whitespace()
-            .skip(1)
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
-/// Clock ticks per second, as `/proc` counts CPU time (asked once).
-fn ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// A process's own CPU seconds and its waited-for children's.
-fn cpu(pid: u32) -> (f64, f64) {
-    let t = ticks();
-    // After the name: ppid is index 0 (field 4); utime, stime, cutime, cstime
-    // are fields 14..=17.
-    stat(pid).map_or((0.0, 0.0), |f| {
-        ((f[10] + f[11]) as f64 / t, (f[12] + f[13]) as f64 / t)
-    })
-}
-
-/// Every live process whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| stat(pid).is_some_and(|f| <[u64]>::first(&f) == Some(&u64::from(parent))))
-        .collect()
-}
-
-fn pid_file(path: &Path) -> u32 {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|_| panic!("{} (is the stack up?)", path.display()))
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("a pid in {}", path.display()))
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// The processes whose CPU time is read, by kind.
@@ -176,21 +111,14 @@ impl Meter {
         let (pm, ended) = cpu(self.postmaster);
         let backends: f64 = children_of(self.postmaster)
             .into_iter()
-            .map(|pid| {
-                let (own, theirs) = cpu(pid);
-                own + theirs
-            })
+            .map(cpu_whole)
             .sum();
-        let whole = |pid| {
-            let (own, theirs) = cpu(pid);
-            own + theirs
-        };
         let mut cpu = Cpu::default();
-        cpu.0[SERVER] = whole(self.server);
+        cpu.0[SERVER] = cpu_whole(self.server);
         cpu.0[WORKER] = worker;
         cpu.0[MEDIA] = media;
-        cpu.0[CLAMD] = whole(self.clamd);
-        cpu.0[GARAGE] = whole(self.garage);
+        cpu.0[CLAMD] = cpu_whole(self.clamd);
+        cpu.0[GARAGE] = cpu_whole(self.garage);
         cpu.0[POSTGRES] = pm + ended + backends;
         cpu
     }

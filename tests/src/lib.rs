@@ -5,7 +5,7 @@
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `otlp` an OTLP collector stand-in; `postgres` a cluster of a test's own; `proxy` a misbehaving network;
+//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `otlp` an OTLP collector stand-in; `postgres` a cluster of a test's own; `procfs` CPU and memory read from `/proc` for the benches; `proxy` a misbehaving network;
 //! `web` the browser page driven in headless Chromium; `worker_process` the worker as a process of its own, to kill.
 
 mod admin;
@@ -21,6 +21,7 @@ mod media_sandbox;
 mod metrics;
 mod otlp;
 mod postgres;
+pub mod procfs;
 mod proxy;
 mod queries;
 mod stack;

@@ -93,6 +93,10 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
         result["longTasksBeforeReload"],
         result["longTasks"]
     );
+    // With WEB_TRACE=1 in the environment, Chromium's trace says what they were.
+    if !result["mainThreadLongTasks"].is_null() {
+        eprintln!("traced: {}", result["mainThreadLongTasks"]);
+    }
     assert_eq!(result["phase"], "ready", "{report}");
     for stage in ["upload", "scan", "hash", "metadata", "preview"] {
         let status = result["stages"][stage].as_str().unwrap_or("missing");
@@ -287,11 +291,12 @@ async fn the_page_hashes_200_mib_in_its_workers_while_its_main_thread_timer_keep
         .collect();
     assert_eq!(got, expected, "{report}");
     // Meanwhile the main thread's 10 ms timer never waited 50 ms, and no task held
-    // the main thread that long.
+    // the main thread that long while the workers hashed (the page's start-up, before
+    // the hashing, may have one: it is not counted).
     let gap = result["longestTimerGapMs"].as_f64().unwrap_or(-1.0);
     assert!((0.0..=50.0).contains(&gap), "{gap} ms: {report}");
     assert_eq!(
-        result["longTasks"].as_array().map(Vec::len),
+        result["longTasksWhileHashing"].as_array().map(Vec::len),
         Some(0),
         "{report}"
     );
