@@ -74,8 +74,27 @@ pub fn decodes(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// A free loopback port (nothing listens on it once this returns).
+/// A free loopback port (nothing listens on it once this returns), chosen at random
+/// below the kernel's ephemeral range. A port from that range can be taken, between
+/// this answer and the server's bind, as the local port of an outgoing connection
+/// (the suites open thousands, to the store and the database); test servers failed
+/// with "Address already in use" that way.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    const LOWEST: u16 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral > LOWEST + 1_000 {
+        let mut rng = rand::rng();
+        for _ in 0..200 {
+            let port = rng.random_range(LOWEST..ephemeral);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
