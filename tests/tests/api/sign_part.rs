@@ -220,7 +220,10 @@ async fn batch_signing_is_all_or_nothing() {
 async fn signed_urls_expire_after_the_configured_time() {
     let app = TestApp::spawn_with(upload_e2e::AppOptions {
         worker: false,
-        env: vec![("UPLOAD_SIGN_EXPIRY_SECS".into(), "1".into())],
+        // Three seconds: a URL's date is in whole seconds, so its life as seen from
+        // here is up to one second shorter than that (a one-second life could be
+        // over before the fresh PUT below, on a busy machine).
+        env: vec![("UPLOAD_SIGN_EXPIRY_SECS".into(), "3".into())],
         ..Default::default()
     })
     .await;
@@ -240,7 +243,7 @@ async fn signed_urls_expire_after_the_configured_time() {
     let late = sign(&app, &upload.upload_id, part(1, &other))
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     let status = put(&late, &late.url, other).await;
     assert!(
         status.is_some_and(|s| s.is_client_error()),
