@@ -2,7 +2,8 @@
 //! PostgreSQL and the three-node Garage cluster. 200 small uploads and 5 large ones
 //! at once, spread over both servers and each watched through the other, while one
 //! Garage node is killed and started again, one worker is SIGKILLed and one server
-//! is stopped (its clients go on through the other, sending only what is missing).
+//! is stopped while a large upload of its own is half sent (its clients go on
+//! through the other, sending only what is missing; at least that one must).
 //! Every upload ends ready and then stored, each with one version and one scan,
 //! nothing outside its key; the test prints uploads per minute and the p50/p99
 //! time from completion to ready. Sizes: `SCALE_SMALL`, `SCALE_LARGE`,
@@ -58,6 +59,8 @@ struct Seller {
     own: UploadClient,
     other: UploadClient,
     fallback: UploadClient,
+    /// Whether `own` is the second server's client.
+    on_b: bool,
 }
 
 impl Seller {
@@ -82,10 +85,16 @@ impl Seller {
 /// Uploads that met an error and went on with only what was missing.
 static RESUMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The second server's large uploads under way (two parts sent, not completed):
+/// the server is stopped once there is one.
+static B_LARGE_UNDER_WAY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Creates, sends and completes `file`; after an error (its server stopped), asks
 /// which parts are missing and sends only those, through whichever server is up.
 async fn upload(seller: &Seller, file: &TestFile, b_gone: &AtomicBool) -> pb::Upload {
     let mut resumed = false;
+    let counted = seller.on_b && file.size >= MIB * 8;
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let created = loop {
         match seller
             .own(b_gone)
@@ -99,6 +108,7 @@ async fn upload(seller: &Seller, file: &TestFile, b_gone: &AtomicBool) -> pb::Up
     let mut to_send: Vec<u32> = (1..=created.part_count).collect();
     for attempt in 1..=40 {
         let client = seller.own(b_gone);
+        let sent_here = Arc::clone(&sent);
         if !to_send.is_empty() {
             let sent = client
                 .send_parts(
@@ -106,7 +116,11 @@ async fn upload(seller: &Seller, file: &TestFile, b_gone: &AtomicBool) -> pb::Up
                     &file.path,
                     &to_send,
                     Default::default(),
-                    |_, _| {},
+                    move |_, _| {
+                        if counted && sent_here.fetch_add(1, Ordering::SeqCst) == 1 {
+                            B_LARGE_UNDER_WAY.fetch_add(1, Ordering::SeqCst);
+                        }
+                    },
                 )
                 .await;
             if sent.is_err() {
@@ -121,6 +135,9 @@ async fn upload(seller: &Seller, file: &TestFile, b_gone: &AtomicBool) -> pb::Up
         }
         match client.complete(&created.upload_id).await {
             Ok(done) => {
+                if counted && sent.load(Ordering::SeqCst) >= 2 {
+                    B_LARGE_UNDER_WAY.fetch_sub(1, Ordering::SeqCst);
+                }
                 if resumed {
                     RESUMED.fetch_add(1, Ordering::SeqCst);
                 }
@@ -195,20 +212,37 @@ async fn two_servers_and_three_workers_lose_nothing_while_a_node_a_worker_and_a_
                 own: a,
                 other: b,
                 fallback,
+                on_b: false,
             }
         } else {
             Seller {
                 own: b,
                 other: a,
                 fallback,
+                on_b: true,
             }
         });
     }
 
     let started = Instant::now();
-    // The faults, on a clock: a node, a worker, a server.
-    let faults = {
+    // Server B goes while one of its large uploads is under way.
+    let b_stop = {
         let b_gone = Arc::clone(&b_gone);
+        tokio::spawn(async move {
+            while B_LARGE_UNDER_WAY.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(600),
+                    "no large upload through server B got under way"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            b_gone.store(true, Ordering::SeqCst);
+            drop(b_server);
+            eprintln!("scale-out: server B stopped at {:?}", started.elapsed());
+        })
+    };
+    // The other faults, on a clock: a node, a worker.
+    let faults = {
         let mut workers = workers;
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -218,11 +252,7 @@ async fn two_servers_and_three_workers_lose_nothing_while_a_node_a_worker_and_a_
             let killed = workers.remove(0);
             killed.kill().await;
             eprintln!("scale-out: a worker SIGKILLed at {:?}", started.elapsed());
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            b_gone.store(true, Ordering::SeqCst);
-            drop(b_server);
-            eprintln!("scale-out: server B stopped at {:?}", started.elapsed());
-            tokio::time::sleep(Duration::from_secs(10)).await;
+            tokio::time::sleep(Duration::from_secs(15)).await;
             node.start();
             eprintln!(
                 "scale-out: garage node 3 started again at {:?}",
@@ -246,6 +276,7 @@ async fn two_servers_and_three_workers_lose_nothing_while_a_node_a_worker_and_a_
         .await;
     let all_ready = started.elapsed();
     let workers = faults.await.expect("the faults ran");
+    b_stop.await.expect("server B was stopped");
 
     for (seller, up) in sellers.iter().zip(&uploads) {
         let item = upload_e2e::submit_new_item(
@@ -328,6 +359,11 @@ async fn two_servers_and_three_workers_lose_nothing_while_a_node_a_worker_and_a_
         RESUMED.load(Ordering::SeqCst).to_string(),
     );
     report("scale_out", &figures);
+    assert!(
+        RESUMED.load(Ordering::SeqCst) >= 1,
+        "server B stopped while one of its uploads was under way: that upload met an \
+         error and went on through server A"
+    );
     for worker in workers {
         worker.stop().await;
     }
