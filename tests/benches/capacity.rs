@@ -277,9 +277,7 @@ async fn main() {
     let large: usize = env_or("BENCH_LARGE", 2);
     let large_mib: u64 = env_or("BENCH_LARGE_MIB", 512);
     let videos: usize = env_or("BENCH_VIDEOS", 3);
-    let stack_dir = std::env::var("UPLOAD_STACK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/stack"));
+    let stack_dir = upload_e2e::stack_dir();
 
     let app = TestApp::spawn_with(AppOptions {
         worker: false,

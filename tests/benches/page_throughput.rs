@@ -195,10 +195,7 @@ async fn main() {
         "{:<6} {:>8} {:>9} {:>8} {:>9} {:>10}",
         "round", "CLI s", "CLI MB/s", "page s", "page MB/s", "floor MB/s"
     );
-    let stack_dir = std::env::var("UPLOAD_STACK_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/stack"));
-    let garage = pid_file(&stack_dir.join("garage/pid"));
+    let garage = pid_file(&upload_e2e::stack_dir().join("garage/pid"));
     let (mut cli_cpu, mut page_cpu, mut floor_cpu) =
         (Cpu::default(), Cpu::default(), Cpu::default());
     let (mut cli_total, mut page_total) = (Duration::ZERO, Duration::ZERO);

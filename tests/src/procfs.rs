@@ -65,17 +65,23 @@ pub fn pid_file(path: &Path) -> u32 {
         .unwrap_or_else(|| panic!("a pid in {}", path.display()))
 }
 
+/// A `kB` figure of `/proc/PID/status` (`VmRSS`, `VmHWM` …); `None` once it is gone.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// A process's resident memory now, in MiB.
 pub fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
+    status_kib(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0
+}
+
+/// A process's peak resident memory so far (VmHWM), in KiB; `None` once it is gone.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
 }
 
 /// The machine's CPU seconds since boot, summed over its cores: (busy, idle),

@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+/// Where the local stack keeps its state: `UPLOAD_STACK_DIR`, or `target/stack`.
+pub fn stack_dir() -> PathBuf {
+    std::env::var("UPLOAD_STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/stack"))
+}
+
 /// The stack's environment, from the process or from the file the stack script writes.
 pub fn stack_env() -> HashMap<String, String> {
-    let dir = std::env::var("UPLOAD_STACK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/stack"));
-    let file = dir.join("stack.env");
+    let file = stack_dir().join("stack.env");
     let text = std::fs::read_to_string(&file).unwrap_or_else(|_| {
         panic!(
             "{} not found: start the local stack first with `deploy/local/stack.sh up` (the README's test command does)",
