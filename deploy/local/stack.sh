@@ -62,6 +62,11 @@ install_missing() {
     log "installing cargo-nextest"
     cargo install cargo-nextest --locked
   fi
+  # The supply-chain check (deny.toml) of the test command.
+  if ! command -v cargo-deny >/dev/null 2>&1; then
+    log "installing cargo-deny (a few minutes, once)"
+    cargo install cargo-deny --locked
+  fi
   if ! [ -d "$repo/clients/web/node_modules/playwright-core" ]; then
     log "installing playwright-core for the browser page's test"
     (cd "$repo/clients/web" && npm ci --silent --no-audit --no-fund >/dev/null)
@@ -289,6 +294,7 @@ UPLOAD_JWT_ISSUER=upload-local
 UPLOAD_JWT_AUDIENCE=upload-service
 UPLOAD_CORS_ORIGINS=http://127.0.0.1:*,http://localhost:*
 UPLOAD_CLAMD_ADDR=127.0.0.1:$(cat "$dir/clamd/port")
+UPLOAD_MEDIA_IN_PROCESS=true
 UPLOAD_CLUSTER_S3_ENDPOINT=http://127.0.0.1:$(cut -d' ' -f2 "$dir/garage-cluster/n1/ports")
 UPLOAD_CLUSTER_DIR=$dir/garage-cluster
 ENV

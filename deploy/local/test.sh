@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test against the real stack: formatting, clippy, buf lint,
+# Runs every check and test against the real stack: formatting, clippy, the
+# supply chain (cargo deny), buf lint,
 # buf breaking against the committed baseline, the deployment files' checks,
 # then all unit and end-to-end tests with cargo-nextest. Starts the local stack if
 # it is not running, and stops it afterwards if this script started it.
@@ -22,6 +23,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== cargo deny (licenses, duplicate majors, sources; deny.toml)"
+cargo deny --log-level error check licenses bans sources
 echo "== buf lint"
 deploy/local/buf.sh lint
 echo "== buf breaking (against proto/baseline, and a scratch copy that must fail)"

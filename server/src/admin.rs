@@ -2,7 +2,7 @@
 //! notifications. Lists and shows read the database; every action goes through
 //! `upload_db::ops` (the guarded transitions, a history line naming the operator,
 //! the job queued, one transaction) and a refusal changes nothing. Releasing or
-//! confirming a quarantine also moves objects (`admin_quarantine`).
+//! confirming a quarantine or a hold also moves objects (`admin_quarantine`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -82,17 +82,25 @@ pub enum AdminCommand {
         /// The notification's id.
         notification_id: String,
     },
-    /// Judge a quarantined upload safe: its file goes on to processing and the
-    /// seller is told. Needs the store's settings (UPLOAD_S3_*).
+    /// Judge a quarantined upload, or held content (by its MD5, listed in
+    /// ops.held_objects), safe over the scanner's finding: the upload goes on to
+    /// processing, the content downloads again; a later scan quarantines or holds
+    /// it again only for another finding; the sellers are told. Needs the store's
+    /// settings (UPLOAD_S3_*).
     Release {
-        /// The upload's id.
-        upload_id: String,
+        /// The upload's id, or the held content's MD5.
+        id: String,
+        /// Why it is safe, for the record.
+        #[arg(long)]
+        reason: String,
     },
-    /// Confirm a quarantined upload's verdict: its file is deleted now instead of
-    /// when its days in quarantine end. Needs the store's settings (UPLOAD_S3_*).
+    /// Confirm the finding on a quarantined upload or on held content (by its
+    /// MD5): it can no longer be released, and its file is deleted when its days
+    /// in quarantine end; the sellers are told. Needs the store's settings
+    /// (UPLOAD_S3_*).
     Confirm {
-        /// The upload's id.
-        upload_id: String,
+        /// The upload's id, or the held content's MD5.
+        id: String,
     },
 }
 
@@ -209,12 +217,22 @@ pub async fn run(
                 Err(e) => Err(e),
             },
         ),
-        AdminCommand::Release { upload_id } => match id::<UploadId>("upload", &upload_id) {
-            Ok(id) => crate::admin_quarantine::release(conn, needs(store)?, id, &by).await?,
-            Err(e) => Outcome::Refused(e),
-        },
-        AdminCommand::Confirm { upload_id } => match id::<UploadId>("upload", &upload_id) {
-            Ok(id) => crate::admin_quarantine::confirm(conn, needs(store)?, id, &by).await?,
+        AdminCommand::Release { id, reason } => {
+            if reason.trim().is_empty() {
+                return Ok(Outcome::Refused(
+                    "--reason: say why the file is safe; it is recorded with your name".into(),
+                ));
+            }
+            match id.parse::<crate::admin_quarantine::Decided>() {
+                Ok(what) => {
+                    crate::admin_quarantine::release(conn, needs(store)?, what, &by, &reason)
+                        .await?
+                }
+                Err(e) => Outcome::Refused(e),
+            }
+        }
+        AdminCommand::Confirm { id } => match id.parse::<crate::admin_quarantine::Decided>() {
+            Ok(what) => crate::admin_quarantine::confirm(conn, needs(store)?, what, &by).await?,
             Err(e) => Outcome::Refused(e),
         },
     })

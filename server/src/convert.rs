@@ -63,6 +63,7 @@ pub fn verdict(v: ScanVerdict) -> pb::ScanVerdict {
         ScanVerdict::Clean => pb::ScanVerdict::Clean,
         ScanVerdict::Infected => pb::ScanVerdict::Infected,
         ScanVerdict::Unscannable => pb::ScanVerdict::Unscannable,
+        ScanVerdict::Released => pb::ScanVerdict::Released,
     }
 }
 
@@ -114,6 +115,9 @@ pub fn scan(row: &ScanRow) -> pb::ScanResult {
             .uninspected
             .map(|u| u.sentence().to_owned())
             .unwrap_or_default(),
+        released_by: row.released_by.clone().unwrap_or_default(),
+        release_reason: row.release_reason.clone().unwrap_or_default(),
+        released_signature: row.released_signature.clone().unwrap_or_default(),
     }
 }
 
@@ -124,6 +128,7 @@ pub fn metadata(m: &MetadataRow) -> pb::FileMetadata {
         md5_hex: m.md5.to_hex(),
         sha256_hex: m.sha256.to_hex(),
         sniffed_content_type: m.sniffed_content_type.clone(),
+        software: m.software,
     }
 }
 

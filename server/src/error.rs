@@ -73,6 +73,12 @@ pub enum ApiError {
         "files of type {0} are not accepted on the marketplace; declare one of the accepted types (videos, images, audio, documents, archives)"
     )]
     TypeNotAccepted(String),
+    /// The file is a program or a script where the marketplace sells none.
+    #[error("{0}")]
+    SoftwareNotAccepted(String),
+    /// The file's name says another type than the one declared.
+    #[error("{0}")]
+    NameMismatch(String),
     /// The file is larger than the caller's group may upload.
     #[error(
         "the file is {size} bytes but {group} sellers may upload at most {limit} bytes per file"
@@ -134,7 +140,8 @@ pub enum ApiError {
     },
     /// A later scan found malware in the version's file.
     #[error(
-        "version {version} of file {file} cannot be downloaded: a later malware scan found {signature} in it, and the file was quarantined"
+        "version {version} of file {file} cannot be downloaded: a later malware scan found {signature} in it, {}",
+        if *held { "and the file is held while our staff review it (it downloads again if they find it safe)" } else { "and our staff confirmed it: the file is quarantined" }
     )]
     VersionQuarantined {
         /// The file.
@@ -143,6 +150,8 @@ pub enum ApiError {
         version: i32,
         /// The malware found.
         signature: String,
+        /// Held for review (true), or confirmed.
+        held: bool,
     },
     /// The caller may see the item but not do this to it.
     #[error("only the owner of item {0} may change it or its access")]
@@ -286,6 +295,8 @@ impl ApiError {
             ApiError::TooManyOpenUploads { .. } => Refusal::TooManyOpenUploads,
             ApiError::TooManyWatches { .. } => Refusal::TooManyWatches,
             ApiError::TypeNotAccepted(_) => Refusal::TypeNotAccepted,
+            ApiError::SoftwareNotAccepted(_) => Refusal::SoftwareNotAccepted,
+            ApiError::NameMismatch(_) => Refusal::NameMismatch,
             ApiError::OverSizeLimit { .. } => Refusal::OverSizeLimit,
             ApiError::UploadNotFound(_) => Refusal::UploadNotFound,
             ApiError::ItemNotFound(_) => Refusal::ItemNotFound,
@@ -329,9 +340,10 @@ impl ApiError {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
-            ApiError::InvalidArgument { .. } | ApiError::TypeNotAccepted(_) => {
-                Code::InvalidArgument
-            }
+            ApiError::InvalidArgument { .. }
+            | ApiError::TypeNotAccepted(_)
+            | ApiError::SoftwareNotAccepted(_)
+            | ApiError::NameMismatch(_) => Code::InvalidArgument,
             ApiError::OverSizeLimit { .. }
             | ApiError::CreateRateExceeded { .. }
             | ApiError::TooManyOpenUploads { .. }
@@ -409,6 +421,9 @@ impl From<ApiError> for Status {
         let reason = e.reason();
         let (field, retry_after) = match &e {
             ApiError::InvalidArgument { field, .. } => (Some(*field), None),
+            ApiError::SoftwareNotAccepted(_) | ApiError::NameMismatch(_) => {
+                (Some("file_name"), None)
+            }
             ApiError::CreateRateExceeded { retry_after, .. }
             | ApiError::TooManyWatches { retry_after, .. } => (None, Some(*retry_after)),
             // Room comes when the caller's own uploads finish: look again in a while.

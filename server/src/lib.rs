@@ -5,8 +5,9 @@
 //! of an upload they return; `convert` the protobuf forms; `error` every reason a
 //! call fails with its status; `auth` the token layer; `state` what handlers
 //! share; `fair_use` the per-caller limits; `metrics` what Prometheus scrapes;
-//! `readiness` readiness and liveness on the health service; `part_recorder` the
-//! group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `tls` the gRPC
+//! `readiness` readiness and liveness on the health service; `rpc_log` what
+//! the log says of failed calls; `part_recorder` the
+//! group commit of signed parts; `progress_hub` LISTEN/NOTIFY; `upload_feeds` the one poller of each watched upload; `tls` the gRPC
 //! port's TLS with certificates reloaded from their files; `admin`,
 //! `admin_show` and `admin_quarantine` the `upload-admin` tool; `config_check` `upload-server config check`.
 
@@ -24,9 +25,11 @@ pub mod metrics;
 pub mod part_recorder;
 pub mod progress_hub;
 pub mod readiness;
+mod rpc_log;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod upload_feeds;
 
 use std::sync::Arc;
 
@@ -55,6 +58,7 @@ pub async fn build_state(cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         recorder: PartRecorder::start(pool.clone(), 2),
         hub: ProgressHub::start(cfg.database.url.clone(), pool.clone()),
+        feeds: crate::upload_feeds::UploadFeeds::counted_in(metrics.watch_feeds.clone()),
         pool,
         store: Store::new(&cfg.store).observed_by(metrics.store_calls.clone()),
         policy: cfg.policy.clone(),
@@ -137,11 +141,18 @@ pub async fn serve(
         )?),
         None => None,
     };
+    // Refusals are counted, not logged one by one: outsiders choose how many arrive.
+    let failures = Arc::new(rpc_log::FailureLog::default());
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
-                .make_span_with(|req: &http::Request<_>| upload_telemetry::rpc_span(req)),
+                .make_span_with(|req: &http::Request<_>| upload_telemetry::rpc_span(req))
+                .on_failure(
+                    move |class: tower_http::classify::GrpcFailureClass,
+                          latency: std::time::Duration,
+                          _: &tracing::Span| failures.failed(&class, latency),
+                ),
         )
         // RPCs are counted where they are scraped.
         .layer(tower::util::option_layer(
@@ -151,11 +162,13 @@ pub async fn serve(
         .layer(cors)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(
-            AuthLayer::new(keys).with_mtls(auth::MtlsServices::new(
-                cfg.tls
-                    .as_ref()
-                    .map_or(&[][..], |tls| tls.mtls_services.as_slice()),
-            )),
+            AuthLayer::new(keys)
+                .with_mtls(auth::MtlsServices::new(
+                    cfg.tls
+                        .as_ref()
+                        .map_or(&[][..], |tls| tls.mtls_services.as_slice()),
+                ))
+                .with_delegations(auth::Delegations::new(&cfg.auth.delegations)),
         )
         .add_service(health_service)
         .add_service(reflection)

@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("reading the signing key {}", path.display()))?;
                     let key = SigningKey::from_ed25519_pkcs8(&der).map_err(anyhow::Error::msg)?;
                     claims.iss = std::env::var("UPLOAD_JWT_ISSUER").ok();
-                    claims.aud = std::env::var("UPLOAD_JWT_AUDIENCE").ok();
+                    claims.aud = std::env::var("UPLOAD_JWT_AUDIENCE").ok().map(Into::into);
                     claims.stamp(ttl).map_err(anyhow::Error::msg)?;
                     key.sign(&claims).map_err(anyhow::Error::msg)?
                 }

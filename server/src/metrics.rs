@@ -4,7 +4,6 @@
 //! seller group, open watch streams, calls to the store. `RpcMetricsLayer` counts
 //! every call.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,8 +22,8 @@ use upload_telemetry::{DependencyCalls, Render, seconds_histogram};
 /// An RPC and how it ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
-    /// `Service/Method`, as in the request path.
-    pub method: Cow<'static, str>,
+    /// `Service/Method` of a known RPC, `unknown` for any other path.
+    pub method: &'static str,
     /// The gRPC code's name: `Ok`, `InvalidArgument`, ...
     pub code: &'static str,
 }
@@ -32,8 +31,8 @@ pub struct RpcLabels {
 /// An RPC.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
-    /// `Service/Method`.
-    pub method: Cow<'static, str>,
+    /// `Service/Method` of a known RPC, `unknown` for any other path.
+    pub method: &'static str,
 }
 
 /// A seller group.
@@ -62,6 +61,8 @@ pub struct ServerMetrics {
     bytes_completed: Family<GroupLabels, Counter>,
     /// Open WatchProgress and WatchItem streams.
     pub open_watches: Gauge,
+    /// Uploads watched now: one feed each, however many watch it.
+    pub watch_feeds: Gauge,
     /// Calls to the store.
     pub store_calls: DependencyCalls,
 }
@@ -114,6 +115,12 @@ impl ServerMetrics {
             "WatchProgress and WatchItem streams open now",
             open_watches.clone(),
         );
+        let watch_feeds = Gauge::default();
+        registry.register(
+            "watch_feeds",
+            "Uploads watched now, each read by one feed whatever its watchers",
+            watch_feeds.clone(),
+        );
         let store_calls = DependencyCalls::registered(&mut registry);
         Arc::new(Self {
             registry,
@@ -124,6 +131,7 @@ impl ServerMetrics {
             bytes_signed,
             bytes_completed,
             open_watches,
+            watch_feeds,
             store_calls,
         })
     }
@@ -260,9 +268,7 @@ where
             };
             metrics
                 .rpc_seconds
-                .get_or_create(&MethodLabels {
-                    method: method.clone(),
-                })
+                .get_or_create(&MethodLabels { method })
                 .observe(started.elapsed().as_secs_f64());
             metrics
                 .rpcs

@@ -40,6 +40,16 @@ impl UploadSnapshot {
         }
     }
 
+    /// The snapshot of upload `id` for its watchers' feed, whose every watcher's
+    /// ownership was checked before it joined; NOT_FOUND when it does not exist.
+    pub async fn load_for_watchers(state: &AppState, id: UploadId) -> Result<Self, ApiError> {
+        let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
+        match upload_db::snapshot::load(&mut conn, id, false).await? {
+            Some(rows) => Ok(Self { rows }),
+            None => Err(ApiError::UploadNotFound(id)),
+        }
+    }
+
     /// The upload's state.
     pub fn state(&self) -> UploadState {
         self.rows.upload.state

@@ -91,6 +91,8 @@ pub struct AppState {
     pub recorder: PartRecorder,
     /// Change notifications.
     pub hub: ProgressHub,
+    /// The one feed of each watched upload.
+    pub feeds: crate::upload_feeds::UploadFeeds,
     /// Immutable upload facts.
     pub facts: FactsCache,
     /// Per-caller limits.

@@ -172,6 +172,28 @@ pub struct DevCa {
     issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
 }
 
+/// What a client certificate made by [`DevCa::client_cert_with`] says of its
+/// holder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CertSubject<'a> {
+    /// The subject's common name.
+    pub common_name: Option<&'a str>,
+    /// The subject's organizational unit.
+    pub unit: Option<&'a str>,
+    /// DNS names as subject alternative names.
+    pub alt_names: &'a [&'a str],
+}
+
+impl<'a> CertSubject<'a> {
+    /// A subject of one common name.
+    pub fn named(common_name: &'a str) -> Self {
+        Self {
+            common_name: Some(common_name),
+            ..Self::default()
+        }
+    }
+}
+
 impl DevCa {
     /// A new CA named `name`.
     pub fn generate(name: &str) -> Result<Self, String> {
@@ -198,11 +220,25 @@ impl DevCa {
     /// A client certificate naming `common_name` (a service, for mTLS) signed by
     /// this CA: (certificate PEM, private key PEM).
     pub fn client_cert(&self, common_name: &str) -> Result<(String, String), String> {
-        let mut params =
-            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, common_name);
+        self.client_cert_with(CertSubject::named(common_name))
+    }
+
+    /// A client certificate for `subject`, signed by this CA: (certificate PEM,
+    /// private key PEM). For tests of how an identity is read.
+    pub fn client_cert_with(&self, subject: CertSubject<'_>) -> Result<(String, String), String> {
+        let alt_names: Vec<String> = subject.alt_names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(alt_names).map_err(|e| e.to_string())?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(unit) = subject.unit {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationalUnitName, unit);
+        }
+        if let Some(common_name) = subject.common_name {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, common_name);
+        }
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
         let cert = params

@@ -150,6 +150,17 @@ impl TestApp {
         ] {
             env.insert(name.into(), value.into());
         }
+        // The services the tests call as, each acting for sellers; a test of
+        // delegations sets its own.
+        env.insert(
+            "UPLOAD_SERVICE_ACT_FOR".into(),
+            "catalogue=seller;orders=seller;stranger=seller".into(),
+        );
+        // ffmpeg and ffprobe run in the test worker's process unless a test gives
+        // it a sandbox (as production does).
+        env.insert("UPLOAD_MEDIA_IN_PROCESS".into(), "true".into());
+        // The tests' webhook receivers listen on loopback over plain http.
+        env.insert("UPLOAD_WEBHOOK_ALLOW_HTTP".into(), "true".into());
         env.insert("UPLOAD_GRPC_ADDR".into(), "127.0.0.1:0".into());
         // The gRPC-web tests' origin and pages the tests serve on loopback ports.
         env.insert(

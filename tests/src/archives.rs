@@ -203,6 +203,70 @@ pub fn classic_bomb() -> Vec<u8> {
     )
 }
 
+/// `copies` of `zip` (each deflated) in one zip, each named from `names`.
+fn zip_of_copies(zip: &[u8], names: &[&'static [u8]]) -> Vec<u8> {
+    let mut deflated = Vec::with_capacity(zip.len() / 4 + 64);
+    flate2::Compress::new(flate2::Compression::best(), false)
+        .compress_vec(zip, &mut deflated, flate2::FlushCompress::Finish)
+        .expect("deflate");
+    let entries: Vec<Entry> = names
+        .iter()
+        .map(|name| Entry {
+            name,
+            data: deflated.clone(),
+            crc: crc32fast::hash(zip),
+            size: zip.len() as u64,
+        })
+        .collect();
+    zip_of(&entries, false)
+}
+
+/// Sixteen names of nested zips.
+const SIXTEEN: [&[u8]; 16] = [
+    b"pack-01.zip",
+    b"pack-02.zip",
+    b"pack-03.zip",
+    b"pack-04.zip",
+    b"pack-05.zip",
+    b"pack-06.zip",
+    b"pack-07.zip",
+    b"pack-08.zip",
+    b"pack-09.zip",
+    b"pack-10.zip",
+    b"pack-11.zip",
+    b"pack-12.zip",
+    b"pack-13.zip",
+    b"pack-14.zip",
+    b"pack-15.zip",
+    b"pack-16.zip",
+];
+
+/// The 42.zip kind of bomb, written without ZIP64: 16 zips of 16 zips of one
+/// 1 GiB leaf of zeros (the same leaf each time), about 13 kB for 256 GiB. A
+/// scanner that remembers clean contents reads one leaf and passes the rest.
+pub fn copies_bomb() -> Vec<u8> {
+    let (data, crc, size) = deflated(0, 16);
+    let leaf = zip_of(
+        &[Entry {
+            name: b"zeros.bin",
+            data,
+            crc,
+            size,
+        }],
+        false,
+    );
+    let middle = zip_of_copies(&leaf, &SIXTEEN);
+    zip_of_copies(&middle, &SIXTEEN)
+}
+
+/// The ordinary kind of nested archive: 4 zips of 4 zips of one 1 MiB leaf (16 MiB
+/// unpacked), the same leaf each time.
+pub fn nested_copies() -> Vec<u8> {
+    let leaf = deflated_zip("texture.raw", &vec![0x5a; 1024 * 1024], false);
+    let middle = zip_of_copies(&leaf, &SIXTEEN[..4]);
+    zip_of_copies(&middle, &SIXTEEN[..4])
+}
+
 /// A zip holding `data` as `name`, stored, optionally with a password (ZipCrypto).
 pub fn zip_with(name: &str, data: &[u8], password: Option<&[u8]>) -> Vec<u8> {
     use zip::unstable::write::FileOptionsExt;

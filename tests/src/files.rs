@@ -109,6 +109,17 @@ fn digest_file(path: &Path) -> (u64, String, String) {
 }
 
 impl TestFile {
+    /// A zip archive (entries stored, not compressed) of one entry of `size` random
+    /// bytes: an honest `.zip` for tests that store packs, since a file declared or
+    /// named as a zip must be one.
+    pub fn random_zip(size: u64) -> Self {
+        let inner = Self::random(size);
+        let bytes = std::fs::read(&inner.path).expect("reading the random bytes");
+        Self::from_bytes("pack.zip", &crate::zipped("data.bin", &bytes))
+    }
+}
+
+impl TestFile {
     /// A file holding `bytes`, named `name`.
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -121,6 +121,23 @@ pub fn signatures_b() -> std::path::PathBuf {
     clamav_dir().join("testdb-b")
 }
 
+/// Database C (version 3): database B's findings again, under newer signatures.
+pub fn signatures_c() -> std::path::PathBuf {
+    clamav_dir().join("testdb-c")
+}
+
+/// Database D (version 4): EICAR and [`RESCAN_MARKER`] found under new names
+/// (`...-Revised`): other findings than B's.
+pub fn signatures_d() -> std::path::PathBuf {
+    clamav_dir().join("testdb-d")
+}
+
+/// Database E (version 3): database A's signatures again; [`RESCAN_MARKER`] is
+/// found by nothing.
+pub fn signatures_e() -> std::path::PathBuf {
+    clamav_dir().join("testdb-e")
+}
+
 /// A harmless string that only database B knows as malware.
 pub const RESCAN_MARKER: &[u8] = b"UPLOAD-SERVICE-RESCAN-TEST-MARKER";
 
@@ -253,6 +270,15 @@ impl HookListener {
 
     /// Starts listening; the first `failures` requests get a 500.
     pub async fn start_failing(failures: usize) -> Self {
+        Self::start_answering(failures, None).await
+    }
+
+    /// Starts listening; every request is answered 307 to `location`.
+    pub async fn start_redirecting(location: &str) -> Self {
+        Self::start_answering(0, Some(location.to_owned())).await
+    }
+
+    async fn start_answering(failures: usize, redirect: Option<String>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind webhook listener");
@@ -266,8 +292,9 @@ impl HookListener {
             while let Ok((socket, _)) = listener.accept().await {
                 let tx = tx.clone();
                 let left = Arc::clone(&left);
+                let redirect = redirect.clone();
                 tokio::spawn(async move {
-                    let _ = serve_one(socket, tx, left).await;
+                    let _ = serve_one(socket, tx, left, redirect).await;
                 });
             }
         });
@@ -289,6 +316,7 @@ async fn serve_one(
     socket: tokio::net::TcpStream,
     tx: mpsc::UnboundedSender<HookRequest>,
     failures_left: Arc<std::sync::atomic::AtomicUsize>,
+    redirect: Option<String>,
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     let mut reader = BufReader::new(socket);
@@ -320,12 +348,16 @@ async fn serve_one(
         let fail = failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        let response: &[u8] = if fail {
-            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
-        } else {
-            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+        let response = match (&redirect, fail) {
+            (Some(location), _) => format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n"
+            ),
+            (None, true) => {
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n".into()
+            }
+            (None, false) => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into(),
         };
-        reader.get_mut().write_all(response).await?;
+        reader.get_mut().write_all(response.as_bytes()).await?;
     }
 }
 

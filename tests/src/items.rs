@@ -273,8 +273,8 @@ impl TestApp {
 
     /// Stores an item for `seller` whose one file has two versions, the second current.
     pub async fn item_with_two_versions(&self, seller: &str) -> TwoVersions {
-        let first = TestFile::random(6 * crate::MIB);
-        let second = TestFile::random(6 * crate::MIB);
+        let first = TestFile::random_zip(6 * crate::MIB);
+        let second = TestFile::random_zip(6 * crate::MIB);
         let (client, _, item) = self
             .stored_item(
                 seller,

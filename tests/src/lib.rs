@@ -5,7 +5,7 @@
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
 //! `queries` SQL helpers; `files` test files; `fixtures` clamd, webhooks, media
-//! checks; `items` item helpers; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `otlp` an OTLP collector stand-in; `postgres` a cluster of a test's own; `procfs` CPU and memory read from `/proc` for the benches; `proxy` a misbehaving network;
+//! checks; `items` item helpers; `logs` log lines captured for a test; `media_sandbox` the media sandbox behind a socket; `metrics` scrapes of `/metrics`; `otlp` an OTLP collector stand-in; `postgres` a cluster of a test's own; `procfs` CPU and memory read from `/proc` for the benches; `proxy` a misbehaving network;
 //! `web` the browser page driven in headless Chromium; `worker_process` the worker as a process of its own, to kill.
 
 mod admin;
@@ -17,6 +17,7 @@ mod files;
 mod fingerprint;
 mod fixtures;
 mod items;
+mod logs;
 mod media_sandbox;
 mod metrics;
 mod otlp;
@@ -37,6 +38,7 @@ pub use files::TestFile;
 pub use fingerprint::Fingerprint;
 pub use fixtures::*;
 pub use items::*;
+pub use logs::LogCapture;
 pub use media_sandbox::{MediaSandbox, SANDBOX_UID};
 pub use metrics::{Scrape, scrape};
 pub use otlp::{Collector, ReceivedSpan};

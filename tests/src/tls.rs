@@ -52,7 +52,7 @@ pub fn test_tls() -> &'static TestTls {
 
 impl TestApp {
     /// The test CA, when this app's server speaks TLS with the harness's certificate.
-    pub(crate) fn harness_ca(&self) -> Option<&'static str> {
+    pub fn harness_ca(&self) -> Option<&'static str> {
         let tls = test_tls();
         self.config
             .tls
@@ -91,6 +91,19 @@ impl TestApp {
             .connect()
             .await
             .expect("connecting to the test server")
+    }
+
+    /// Calls `path` (any path, an RPC or not) on `channel` with an empty message
+    /// and no token, as an outsider would; the code it is answered with.
+    pub async fn call_path(channel: tonic::transport::Channel, path: &str) -> tonic::Code {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.expect("the channel is ready");
+        let path: http::uri::PathAndQuery = path.parse().expect("a request path");
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        match grpc.unary(tonic::Request::new(()), path, codec).await {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        }
     }
 
     /// An HTTP/1.1 client for gRPC-web calls to this app's server.

@@ -82,12 +82,26 @@ impl TestApp {
         scopes: &[Scope],
         acting_for: &str,
     ) -> UploadClient {
+        let acting_for = upload_client::ActingFor {
+            subject: acting_for,
+            ..Default::default()
+        };
+        self.acting_client(name, scopes, acting_for).await
+    }
+
+    /// A connected client for the service `name` holding `scopes`, sending the
+    /// act-for headers of `acting_for`.
+    pub async fn acting_client(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        acting_for: upload_client::ActingFor<'_>,
+    ) -> UploadClient {
         let token = self.role_token(Role::Service, name, scopes);
         UploadClient::connect_acting_for(
             &self.endpoint,
             &token,
             acting_for,
-            SellerGroup::Standard.as_str(),
             self.harness_ca().map(str::as_bytes),
         )
         .await

@@ -19,10 +19,22 @@ impl WorkerProcess {
     /// Starts the worker binary `exe` (each test binary passes
     /// `env!("CARGO_BIN_EXE_test-worker")`) for `app`, armed to stop at `failpoint` when one is given.
     pub fn start(exe: &str, app: &TestApp, failpoint: Option<&str>) -> Self {
+        Self::start_with(exe, app, failpoint, &[])
+    }
+
+    /// [`WorkerProcess::start`], with `env` over the app's worker settings (a
+    /// clamd, queues of its own).
+    pub fn start_with(
+        exe: &str,
+        app: &TestApp,
+        failpoint: Option<&str>,
+        env: &[(&str, String)],
+    ) -> Self {
         let mut command = tokio::process::Command::new(exe);
         command
             .env_clear()
             .envs(&app.worker_env)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

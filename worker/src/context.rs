@@ -34,8 +34,11 @@ impl JobContext {
             pool,
             store: Store::new(&config.store).observed_by(metrics.calls.clone()),
             media: media::Media::new(config.media.clone()),
+            // The webhook's client: no redirect is followed (a receiver that moved
+            // is configured anew, never chased to wherever it points).
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             config,
             metrics,

@@ -6,11 +6,12 @@
 //! `notify`, `persist`, `move_file`) with `processing` and `progress` shared by the
 //! pipeline's jobs, `part_hashes` the scan's part check where ETags are not MD5s,
 //! and `media` running ffmpeg (here, or in `media_sandbox` as
-//! another user); `clamd` the scanner's protocol; `rescan` the signature watch and
+//! another user, the sandbox's own side too); `clamd` the scanner's protocol; `archive_walk` a zip's unpacked size across nesting, beside the scan; `rescan` the signature watch and
 //! the catalogue re-scans; `sweep` the sweeper loop; `supervise` the queues'
 //! restarts; `wakeups` the one listener for job notifications; `metrics` what
 //! Prometheus scrapes.
 
+pub mod archive_walk;
 pub mod clamd;
 mod context;
 pub mod failpoint;
@@ -207,4 +208,21 @@ pub async fn run(
         signatures.abort();
     }
     result
+}
+
+/// Resolves on SIGTERM (what orchestrators send) or Ctrl-C; without a SIGTERM
+/// handler, on Ctrl-C only.
+pub async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -8,32 +8,40 @@ async fn main() -> anyhow::Result<()> {
         "upload-worker",
     )?;
     // `upload-worker media-sandbox`: one media run over stdin/stdout, as the media
-    // sandbox's socket-activated unit starts it (see `media_sandbox`).
-    if std::env::args().nth(1).as_deref() == Some("media-sandbox") {
-        let config = upload_config::MediaConfig::from_source(&upload_config::Env)?;
-        return upload_worker::media_sandbox::serve(
-            config,
-            tokio::io::stdin(),
-            tokio::io::stdout(),
-        )
-        .await;
+    // sandbox's socket-activated unit starts it; `upload-worker media-sandbox-server
+    // SOCKET`: the sandbox as a container of its own, serving runs on SOCKET (see
+    // `media_sandbox`).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["media-sandbox"] => {
+            let config = upload_config::MediaConfig::from_source(&upload_config::Env)?;
+            return upload_worker::media_sandbox::serve(
+                config,
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+            )
+            .await;
+        }
+        ["media-sandbox-server", socket] => {
+            let config = upload_config::MediaConfig::from_source(&upload_config::Env)?;
+            return upload_worker::media_sandbox::listen(
+                config,
+                std::path::Path::new(socket),
+                upload_worker::shutdown_signal(),
+            )
+            .await;
+        }
+        [] => {}
+        other => anyhow::bail!(
+            "unknown arguments {other:?}: upload-worker takes none, or media-sandbox, or media-sandbox-server SOCKET"
+        ),
     }
     let config = WorkerConfig::from_env()?;
     tracing::info!(concurrency = config.concurrency, "upload worker starting");
-    // SIGTERM (what orchestrators send) or Ctrl-C; without a SIGTERM handler, Ctrl-C only.
-    let shutdown = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    };
-    upload_worker::run(config, shutdown).await
+    upload_worker::run(config, upload_worker::shutdown_signal()).await
 }

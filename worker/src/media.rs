@@ -76,6 +76,10 @@ pub enum MediaError {
     /// ffprobe's report could not be understood.
     #[error("ffprobe's report could not be read: {0}")]
     Report(String),
+    /// The media sandbox did not take the connection (not started yet, or
+    /// restarting): the file has nothing to do with it.
+    #[error("cannot reach the media sandbox at {0}")]
+    Unreachable(String),
 }
 
 /// Wraps any start-up or plumbing error of `tool` as [`MediaError::Spawn`].
@@ -138,16 +142,19 @@ impl Media {
         }
     }
 
-    /// Probes `input` (a URL or a path) with ffprobe and parses its report.
-    pub async fn probe(&self, input: &str) -> Result<ProbeReport, MediaError> {
+    /// Probes `input` (a URL or a path) with ffprobe, reading it with the demuxers
+    /// `formats` alone (see [`upload_domain::demuxers`]), and parses its report.
+    pub async fn probe(&self, input: &str, formats: &str) -> Result<ProbeReport, MediaError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(spawn_error("ffprobe"))?;
         let json = match &self.sandbox {
-            Some(socket) => crate::media_sandbox::probe(socket, &self.config, input).await?,
-            None => self.probe_here(input, None).await?,
+            Some(socket) => {
+                crate::media_sandbox::probe(socket, &self.config, input, formats).await?
+            }
+            None => self.probe_here(input, formats, None).await?,
         };
         ProbeReport::parse(&json)
     }
@@ -228,11 +235,12 @@ impl Media {
         }
     }
 
-    /// Runs ffprobe on `input` here (empty environment, memory cap), in `dir` when
-    /// given; returns its JSON report.
+    /// Runs ffprobe on `input` here (empty environment, memory cap, the demuxers
+    /// `formats` alone), in `dir` when given; returns its JSON report.
     pub(crate) async fn probe_here(
         &self,
         input: &str,
+        formats: &str,
         dir: Option<&Path>,
     ) -> Result<Vec<u8>, MediaError> {
         const TOOL: &str = "ffprobe";
@@ -244,6 +252,7 @@ impl Media {
         let child = tokio::process::Command::from(command)
             .args(["-v", "error", "-protocol_whitelist", protocols(input)])
             .args(["-max_pixels", &self.config.max_pixels.to_string()])
+            .args(["-format_whitelist", formats])
             .args(if protocols(input) == NETWORK_PROTOCOLS {
                 &NETWORK_INPUT[..]
             } else {
@@ -274,13 +283,16 @@ impl Media {
     }
 
     /// The input arguments for a store URL or a local path: only the protocols a
-    /// reader of our own objects needs, and no picture larger than the limit.
-    pub fn input_args(&self, input: &str) -> Vec<String> {
+    /// reader of our own objects needs, only the demuxers `formats` of the type its
+    /// bytes sniffed as, and no picture larger than the limit.
+    pub fn input_args(&self, input: &str, formats: &str) -> Vec<String> {
         let mut args: Vec<String> = vec![
             "-max_pixels".into(),
             self.config.max_pixels.to_string(),
             "-protocol_whitelist".into(),
             protocols(input).into(),
+            "-format_whitelist".into(),
+            formats.into(),
         ];
         if protocols(input) == NETWORK_PROTOCOLS {
             args.extend(NETWORK_INPUT.iter().map(|a| (*a).to_owned()));
@@ -420,9 +432,14 @@ impl ProbeReport {
     }
 }
 
-/// Reads a local file's report (for previews we made): dimensions at least.
-pub async fn dimensions(media: &Media, path: &Path) -> Result<(u32, u32), MediaError> {
-    let report = media.probe(&path.to_string_lossy()).await?;
+/// Reads a local file's report (for previews we made, of `formats`): dimensions
+/// at least.
+pub async fn dimensions(
+    media: &Media,
+    path: &Path,
+    formats: &str,
+) -> Result<(u32, u32), MediaError> {
+    let report = media.probe(&path.to_string_lossy(), formats).await?;
     match (report.width, report.height) {
         (Some(w), Some(h)) => Ok((w, h)),
         _ => Err(MediaError::Report(format!(
@@ -482,9 +499,10 @@ mod tests {
             )
             .unwrap(),
         );
-        let args = media.input_args("/tmp/a.jpg");
+        let args = media.input_args("/tmp/a.jpg", "jpeg_pipe,image2");
         assert_eq!(args[3], "file");
         assert_eq!(&args[..2], ["-max_pixels", "100000000"]);
+        assert_eq!(&args[4..6], ["-format_whitelist", "jpeg_pipe,image2"]);
     }
 
     #[test]

@@ -51,10 +51,15 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         return Ok(());
     };
     let sniffed = &claimed.facts.sniffed_content_type;
-    if MediaKind::of(sniffed) == MediaKind::Other {
-        let detail = format!("no media facts for {sniffed} files");
-        return processing::finish(ctx, job, Stage::Metadata, StageStatus::Skipped, &detail).await;
-    }
+    // Only a media type ffprobe is held to the demuxers of is probed at all.
+    let formats = match upload_domain::demuxers(sniffed) {
+        Some(formats) if MediaKind::of(sniffed) != MediaKind::Other => formats,
+        _ => {
+            let detail = format!("no media facts for {sniffed} files");
+            return processing::finish(ctx, job, Stage::Metadata, StageStatus::Skipped, &detail)
+                .await;
+        }
+    };
     let url = ctx
         .store
         .presign_get(
@@ -63,7 +68,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ctx.media.config().timeout + Duration::from_secs(60),
         )
         .await?;
-    let report = match ctx.media.probe(&url).await {
+    let report = match ctx.media.probe(&url, formats).await {
         Ok(report) => report,
         Err(e) => return Err(claimed.media_failure(ctx, e).await),
     };

@@ -12,7 +12,9 @@
 //! The check of the MD5 key, the copy and the record happen under a per-MD5
 //! advisory lock inside one transaction: two different contents with the same
 //! MD5 can never both find the key free, and a key holding other content is never
-//! overwritten.
+//! overwritten. Content held or quarantined after a later scan's finding (under the
+//! same lock while it moves) is never placed at its key again: the submission fails
+//! with `content_held`.
 
 use diesel_async::AsyncConnection;
 use upload_db::jobs::{Queue, SubmissionJob};
@@ -167,6 +169,22 @@ async fn place_content(
 ) -> Result<StoredObjectRow, JobError> {
     let md5 = facts.md5;
     let target = StorageKey::Content { md5 };
+    // Held or quarantined content is never copied back to where downloads read it,
+    // whoever uploads the same bytes again.
+    if let Some(standing) = upload_db::holds::blocks_storing(conn, md5).await? {
+        tracing::warn!(upload = %row.id, %md5, %standing, "content held or quarantined after a malware finding; not stored");
+        return Err(JobError::abort(
+            FailureCode::ContentHeld,
+            format!(
+                "a file with the same content (MD5 {md5}) is {} after a malware scan flagged it; {} was not stored",
+                match standing {
+                    upload_domain::ObjectStanding::Held => "held for our staff's review",
+                    _ => "quarantined",
+                },
+                row.file_name
+            ),
+        ));
+    }
     let known = versions::stored_object(conn, md5).await?;
     if known.as_ref().is_some_and(|k| k.sha256 != facts.sha256) {
         return Err(conflict_abort(md5));

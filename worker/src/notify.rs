@@ -69,8 +69,15 @@ async fn deliver(ctx: &JobContext, n: &NotificationRow) -> anyhow::Result<()> {
         .body(body)
         .timeout(Duration::from_secs(10))
         .send()
-        .await?;
+        .await
+        // The URL may carry the receiver's token: errors recorded on the row and
+        // logged never show it.
+        .map_err(reqwest::Error::without_url)?;
     let status = response.status();
+    anyhow::ensure!(
+        !status.is_redirection(),
+        "the webhook answered {status}, a redirect, which is not followed: configure the URL it points to"
+    );
     anyhow::ensure!(status.is_success(), "the webhook answered {status}");
     Ok(())
 }

@@ -61,7 +61,12 @@ fn jpeg_frame(path: &Path) -> [String; 11] {
 }
 
 /// The ffmpeg runs that make a video's previews: (arguments, what they make).
-pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, Planned)> {
+pub fn video_runs(
+    media: &Media,
+    input: &str,
+    formats: &str,
+    dir: &Path,
+) -> Vec<(Vec<String>, Planned)> {
     let cfg = media.config();
     let poster = Planned {
         name: "poster.jpg".into(),
@@ -73,7 +78,7 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
         kind: PreviewKind::Clip,
         content_type: "video/mp4",
     };
-    let mut poster_args: Vec<String> = media.input_args(input);
+    let mut poster_args: Vec<String> = media.input_args(input, formats);
     poster_args.extend([
         "-map".into(),
         "0:v:0".into(),
@@ -82,7 +87,7 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
         format!("thumbnail=50,{}", fit(cfg.video_thumbnail_size)),
     ]);
     poster_args.extend(jpeg_frame(&dir.join(&poster.name)));
-    let mut clip_args: Vec<String> = media.input_args(input);
+    let mut clip_args: Vec<String> = media.input_args(input, formats);
     clip_args.extend([
         "-map".into(),
         "0:v:0".into(),
@@ -129,7 +134,12 @@ pub fn video_runs(media: &Media, input: &str, dir: &Path) -> Vec<(Vec<String>, P
 }
 
 /// The one ffmpeg run that makes every image thumbnail from a single decode.
-pub fn image_run(media: &Media, input: &str, dir: &Path) -> (Vec<String>, Vec<Planned>) {
+pub fn image_run(
+    media: &Media,
+    input: &str,
+    formats: &str,
+    dir: &Path,
+) -> (Vec<String>, Vec<Planned>) {
     let sizes = &media.config().thumbnail_sizes;
     let mut graph = format!("[0:v]split={}", sizes.len());
     for i in 0..sizes.len() {
@@ -138,7 +148,7 @@ pub fn image_run(media: &Media, input: &str, dir: &Path) -> (Vec<String>, Vec<Pl
     for (i, size) in sizes.iter().enumerate() {
         graph.push_str(&format!(";[s{i}]{}[t{i}]", fit(*size)));
     }
-    let mut args: Vec<String> = media.input_args(input);
+    let mut args: Vec<String> = media.input_args(input, formats);
     args.extend(["-filter_complex".into(), graph]);
     let mut planned = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
@@ -162,7 +172,8 @@ async fn store_preview(
     planned: &Planned,
 ) -> Result<PreviewRow, JobError> {
     let path = dir.join(&planned.name);
-    let (width, height) = media::dimensions(&ctx.media, &path)
+    let formats = upload_domain::demuxers(planned.content_type).unwrap_or("image2");
+    let (width, height) = media::dimensions(&ctx.media, &path, formats)
         .await
         .map_err(|e| JobError::RetryFew(e.into()))?;
     let key = StorageKey::Preview {
@@ -196,10 +207,14 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let id = job.upload_id;
     let sniffed = claimed.facts.sniffed_content_type.clone();
     let kind = MediaKind::of(&sniffed);
-    if !matches!(kind, MediaKind::Video | MediaKind::Image) {
-        let detail = format!("no preview for {sniffed} files");
-        return processing::finish(ctx, job, Stage::Preview, StageStatus::Skipped, &detail).await;
-    }
+    let formats = match upload_domain::demuxers(&sniffed) {
+        Some(formats) if matches!(kind, MediaKind::Video | MediaKind::Image) => formats,
+        _ => {
+            let detail = format!("no preview for {sniffed} files");
+            return processing::finish(ctx, job, Stage::Preview, StageStatus::Skipped, &detail)
+                .await;
+        }
+    };
     let url = ctx
         .store
         .presign_get(
@@ -208,7 +223,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ctx.media.config().timeout * 3 + Duration::from_secs(60),
         )
         .await?;
-    let probe = match ctx.media.probe(&url).await {
+    let probe = match ctx.media.probe(&url, formats).await {
         Ok(probe) => probe,
         Err(e) => return Err(claimed.media_failure(ctx, e).await),
     };
@@ -224,7 +239,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
     let mut planned = Vec::new();
     match kind {
         MediaKind::Video => {
-            for (args, made) in video_runs(&ctx.media, &url, dir) {
+            for (args, made) in video_runs(&ctx.media, &url, formats, dir) {
                 if let Err(e) = ctx.media.ffmpeg(dir, &args).await {
                     return Err(claimed.media_failure(ctx, e).await);
                 }
@@ -233,7 +248,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             }
         }
         _ => {
-            let (args, made) = image_run(&ctx.media, &url, dir);
+            let (args, made) = image_run(&ctx.media, &url, formats, dir);
             if let Err(e) = ctx.media.ffmpeg(dir, &args).await {
                 return Err(claimed.media_failure(ctx, e).await);
             }
@@ -268,7 +283,7 @@ mod tests {
 
     #[test]
     fn one_image_run_makes_every_configured_size() {
-        let (args, planned) = image_run(&media(), "http://x/y", Path::new("/tmp/p"));
+        let (args, planned) = image_run(&media(), "http://x/y", "png_pipe", Path::new("/tmp/p"));
         let names: Vec<_> = planned.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["thumb-128.jpg", "thumb-512.jpg"]);
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
@@ -279,7 +294,7 @@ mod tests {
 
     #[test]
     fn video_runs_make_a_poster_and_a_short_clip() {
-        let runs = video_runs(&media(), "http://x/y", Path::new("/tmp/p"));
+        let runs = video_runs(&media(), "http://x/y", "mov", Path::new("/tmp/p"));
         let names: Vec<_> = runs.iter().map(|(_, p)| p.name.as_str()).collect();
         assert_eq!(names, ["poster.jpg", "clip.mp4"]);
         let clip = &runs[1].0;

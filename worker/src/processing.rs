@@ -64,8 +64,13 @@ impl Claimed {
 
     /// How a media tool's failure on this file is retried. While the store still
     /// answers, the failure may be the file's own (a broken video): a few attempts.
-    /// When the store does not answer, it is an outage: the long horizon.
+    /// When the store does not answer, or the sandbox does not, it is an outage:
+    /// the long horizon.
     pub async fn media_failure(&self, ctx: &JobContext, e: MediaError) -> JobError {
+        // A sandbox not (yet) listening says nothing of the file: the long horizon.
+        if matches!(e, MediaError::Unreachable(_)) {
+            return JobError::retry(e);
+        }
         match ctx.store.object_size(&self.object()).await {
             Ok(_) => JobError::RetryFew(e.into()),
             Err(_) => JobError::retry(e),

@@ -3,9 +3,12 @@
 //! ready was scanned with older signatures. The run's job re-scans the regular
 //! bucket's objects (each once, however many versions share it), then the ready
 //! uploads, one at a time, throttled to `UPLOAD_RESCAN_BYTES_PER_SEC`, and giving
-//! way to uploads' first scans. An object
-//! now found infected stops being downloadable at once, its owners are told, and it
-//! moves to quarantine. Every object's recorded version is the run's bookmark.
+//! way to uploads' first scans. A stored object now flagged is held: it stops being
+//! downloadable at once, its owners are told, and it moves to its held key in the
+//! regular bucket, where nothing expires, until an operator decides. Held objects
+//! are re-scanned too (found clean, operators see it). A finding an operator
+//! overrode holds nothing again. Every object's recorded version is the run's
+//! bookmark.
 
 use std::time::Duration;
 
@@ -13,10 +16,12 @@ use anyhow::Context;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::watch;
+use upload_db::holds::{self, Rescanned};
 use upload_db::jobs::{Queue, RescanJob};
 use upload_db::rescan::{self, ObjectScanRow, Target};
 use upload_db::uploads::Transition;
-use upload_domain::{Actor, ScanVerdict, ScannerVersion, classify};
+use upload_db::versions::ContentLock;
+use upload_domain::{Actor, ScannerVersion, StoredRescan, classify};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
@@ -141,26 +146,38 @@ pub async fn run(ctx: &JobContext, job: RescanJob) -> Result<(), JobError> {
             return Ok(());
         };
         drop(conn);
+        let by = crate::job::actor(Queue::Rescan, &job);
         match target {
+            Target::MoveToHold(object) => move_to_hold(ctx, &object).await?,
             Target::MoveToQuarantine(object) => move_to_quarantine(ctx, &object).await?,
-            Target::Stored(object) => rescan_object(ctx, version, &scanner, &object).await?,
-            Target::Ready(upload) => {
-                rescan_ready(
-                    ctx,
-                    version,
-                    &scanner,
-                    &upload,
-                    &crate::job::actor(Queue::Rescan, &job),
-                )
-                .await?
-            }
+            Target::Stored(object) => rescan_object(ctx, version, &scanner, &object, &by).await?,
+            Target::Ready(upload) => rescan_ready(ctx, version, &scanner, &upload, &by).await?,
         }
         crate::failpoint::reached("rescan.target-done").await;
     }
 }
 
-/// Copies an infected object to quarantine, then removes it from the regular
-/// bucket (each step safe to repeat), then records it moved.
+/// Moves a held object from its MD5 key to its held key (copy, then delete; each
+/// step safe to repeat), under the content's lock so no move job places the same
+/// content meanwhile, then records it moved.
+async fn move_to_hold(ctx: &JobContext, object: &ObjectScanRow) -> Result<(), JobError> {
+    let md5 = object.md5;
+    let (from, to) = (StorageKey::Content { md5 }, StorageKey::HeldContent { md5 });
+    let _lock = ContentLock::acquire(&ctx.config.database.url, md5).await?;
+    if ctx.store.object_size(&from).await?.is_some() {
+        ctx.store.copy(&from, &to).await?;
+        ctx.store.delete(&from).await?;
+    } else if ctx.store.object_size(&to).await?.is_none() {
+        tracing::error!(%md5, "a held object is in neither its MD5 key nor its held key");
+    }
+    let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+    holds::record_held_moved(&mut conn, md5).await?;
+    tracing::warn!(%md5, "flagged stored object moved to its held key for review");
+    Ok(())
+}
+
+/// Copies an object quarantined before holds existed to quarantine, then removes
+/// it from the regular bucket (each step safe to repeat), then records it moved.
 async fn move_to_quarantine(ctx: &JobContext, object: &ObjectScanRow) -> Result<(), JobError> {
     let (from, to) = (
         StorageKey::Content { md5: object.md5 },
@@ -181,58 +198,74 @@ async fn rescan_object(
     version: i64,
     scanner: &ScannerVersion,
     object: &ObjectScanRow,
+    by: &Actor,
 ) -> Result<(), JobError> {
-    let key = StorageKey::Content { md5: object.md5 };
+    let md5 = object.md5;
+    let key = if object.is_at_held_key() {
+        StorageKey::HeldContent { md5 }
+    } else {
+        StorageKey::Content { md5 }
+    };
+    let scanned = |finding| Rescanned {
+        run_version: version,
+        scanner,
+        finding,
+        by,
+        held_key: StorageKey::HeldContent { md5 }.key(),
+    };
     let Some((facts, answer)) = scan_object(ctx, &key).await? else {
-        // Nothing to read: said loudly, and the run goes on.
-        tracing::error!(md5 = %object.md5, "a stored object is missing from the regular bucket; not re-scanned");
+        // Nothing to read: said loudly, and the run goes on with what it knew.
+        tracing::error!(%md5, key = %key.key(), "a stored object is missing from the regular bucket; not re-scanned");
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-        rescan::record_object(
+        let outcome = match object.signature.clone() {
+            Some(signature) if !object.standing.downloadable() => {
+                StoredRescan::StillHeld { signature }
+            }
+            _ => StoredRescan::Stays {
+                verdict: object.verdict,
+            },
+        };
+        holds::record_rescan(
             &mut conn,
-            version,
             object,
-            scanner,
-            object.verdict,
-            object.signature.clone(),
+            scanned(object.signature.clone()),
+            outcome,
+            false,
         )
         .await?;
         return Ok(());
     };
-    if facts.hash.md5 != object.md5 {
-        tracing::error!(md5 = %object.md5, read = %facts.hash.md5, "a stored object's bytes no longer match its MD5");
+    if facts.hash.md5 != md5 {
+        tracing::error!(%md5, read = %facts.hash.md5, "a stored object's bytes no longer match its MD5");
     }
-    let classified = classify(&answer, ctx.config.allow_encrypted_archives);
+    let classified =
+        classify(&answer, ctx.config.allow_encrypted_archives).bounded_by(facts.archive_crossed);
+    let outcome = upload_domain::rescan_stored(
+        object.standing,
+        object.verdict,
+        object.released_signature.as_deref(),
+        &classified,
+    );
+    match &outcome {
+        StoredRescan::Stays { verdict } if *verdict == upload_domain::ScanVerdict::Unscannable => {
+            tracing::warn!(%md5, finding = ?classified.finding, "a stored object is unscannable under the new signatures; left downloadable")
+        }
+        StoredRescan::CleanWhileHeld => {
+            tracing::warn!(%md5, "a held object scans clean under newer signatures; listed for operators")
+        }
+        _ => {}
+    }
     let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-    match classified.verdict {
-        ScanVerdict::Infected => {
-            let signature = classified.finding.unwrap_or_default();
-            let quarantine = StorageKey::QuarantinedContent { md5: object.md5 }.key();
-            let told = rescan::record_object_infected(
-                &mut conn,
-                version,
-                object,
-                scanner,
-                &signature,
-                quarantine,
-                ctx.delivers_webhooks(),
-            )
-            .await?;
-            tracing::warn!(md5 = %object.md5, %signature, versions = told, "stored object found infected by newer signatures");
-        }
-        verdict => {
-            if verdict == ScanVerdict::Unscannable {
-                tracing::warn!(md5 = %object.md5, finding = ?classified.finding, "a stored object is unscannable under the new signatures; left downloadable");
-            }
-            rescan::record_object(
-                &mut conn,
-                version,
-                object,
-                scanner,
-                verdict,
-                classified.finding,
-            )
-            .await?;
-        }
+    let told = holds::record_rescan(
+        &mut conn,
+        object,
+        scanned(classified.finding.clone()),
+        outcome.clone(),
+        ctx.delivers_webhooks(),
+    )
+    .await?;
+    if let StoredRescan::Hold { signature } = outcome {
+        tracing::warn!(%md5, %signature, versions = told, "stored object flagged by newer signatures: held for review");
     }
     Ok(())
 }
@@ -248,14 +281,21 @@ async fn rescan_ready(
         owner: &upload.owner_id,
         upload: upload.id,
     };
-    let Some((_, answer)) = scan_object(ctx, &temp).await? else {
+    let Some((facts, answer)) = scan_object(ctx, &temp).await? else {
         tracing::error!(upload = %upload.id, "a ready upload's file is missing from the temp bucket; not re-scanned");
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
         rescan::record_ready(&mut conn, version, upload, scanner, None, false, by).await?;
         return Ok(());
     };
-    let classified = classify(&answer, ctx.config.allow_encrypted_archives);
-    let infected = classified.verdict == ScanVerdict::Infected;
+    let classified =
+        classify(&answer, ctx.config.allow_encrypted_archives).bounded_by(facts.archive_crossed);
+    let released = {
+        let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
+        upload_db::results::scan(&mut conn, upload.id)
+            .await?
+            .and_then(|s| s.released_signature)
+    };
+    let infected = upload_domain::rescan_quarantines_ready(released.as_deref(), &classified);
     let quarantine = StorageKey::Quarantine {
         owner: &upload.owner_id,
         upload: upload.id,

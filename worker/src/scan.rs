@@ -1,6 +1,7 @@
 //! The scan job, first in the pipeline: two streaming reads of the assembled
 //! object at once, one feeding clamd (INSTREAM, 1 MiB chunks), the other the MD5
-//! and SHA-256 hashers and the type sniffer. Infected files go to quarantine; files the scanner could not
+//! and SHA-256 hashers, the type sniffer and the archive walk (a zip's unpacked
+//! size across nesting, which clamd's cache of clean files cannot see). Infected files go to quarantine; files the scanner could not
 //! inspect are rejected; clean ones are checked against the type policy and handed
 //! to the metadata and preview jobs. Every verdict records the engine and
 //! signature version clamd had when the scan began.
@@ -15,8 +16,8 @@ use upload_db::models::{MetadataRow, NewNotification, ScanRow, UploadRow};
 use upload_db::pipeline::{self, ScanOutcome};
 use upload_db::uploads::{self, Transition};
 use upload_domain::{
-    ContentHash, Failure, FailureCode, Md5Digest, NotificationKind, ScanVerdict, ScannerAnswer,
-    Sha256Digest, Stage, StageStatus, UploadEvent, UploadState,
+    ContentHash, Failure, FailureCode, FileEvidence, Md5Digest, NotificationKind, ScanVerdict,
+    ScannerAnswer, Sha256Digest, Stage, StageStatus, UploadEvent, UploadState,
 };
 use upload_storage::StorageKey;
 
@@ -56,6 +57,10 @@ pub struct FileFacts {
     /// The MD5 of each part's bytes, in order, when the parts' lengths were given
     /// (the store's ETags are not MD5s); empty otherwise.
     pub part_md5s: Vec<Md5Digest>,
+    /// The limit a zip crossed, its nested zips' sizes added up
+    /// ([`crate::archive_walk`]): what clamd's cache of clean files lets a bomb of
+    /// copies pass.
+    pub archive_crossed: Option<upload_domain::Uninspected>,
 }
 
 /// Sniffs a MIME type from a file's first bytes.
@@ -63,6 +68,12 @@ pub fn sniff(head: &[u8]) -> String {
     infer::get(head)
         .map(|t| t.mime_type().to_owned())
         .unwrap_or_else(|| upload_domain::UNKNOWN_TYPE.to_owned())
+}
+
+/// Whether [`sniff`] recognises files of `content_type` by their bytes: a file
+/// declared so whose bytes it does not recognise is not one.
+pub fn sniffer_knows(content_type: &str) -> bool {
+    content_type != upload_domain::UNKNOWN_TYPE && infer::is_mime_supported(content_type)
 }
 
 fn spawn_hasher<D: Digest + Send + 'static>(
@@ -162,7 +173,13 @@ where
     let (scan_tx, scan_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
     let md5_task = spawn_hasher::<md5::Md5>(md5_rx);
     let sha_task = spawn_hasher::<sha2::Sha256>(sha_rx);
-    let mut hash_sinks = vec![("md5", md5_tx), ("sha256", sha_tx)];
+    let (walk_tx, walk_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
+    let walk_task = crate::archive_walk::spawn(walk_rx, crate::archive_walk::WalkLimits::SCANNER);
+    let mut hash_sinks = vec![
+        ("md5", md5_tx),
+        ("sha256", sha_tx),
+        ("archive walk", walk_tx),
+    ];
     let parts_task = part_lengths.map(|lengths| {
         let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(BLOCKS_IN_FLIGHT);
         hash_sinks.push(("part md5s", parts_tx));
@@ -235,6 +252,7 @@ where
         Some(task) => task.await.context("the part hasher panicked")?,
         None => Vec::new(),
     };
+    let archive_crossed = walk_task.await.context("the archive walk panicked")?;
     Ok((
         FileFacts {
             size,
@@ -244,6 +262,7 @@ where
             },
             sniffed_content_type: sniff(&head),
             part_md5s,
+            archive_crossed,
         },
         verdict,
     ))
@@ -377,10 +396,21 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             .await;
         return Err(JobError::abort(FailureCode::PartMismatch, swapped));
     }
-    let classified = upload_domain::classify(&answer, ctx.config.allow_encrypted_archives);
+    let classified = upload_domain::classify(&answer, ctx.config.allow_encrypted_archives)
+        .bounded_by(facts.archive_crossed);
     ctx.metrics
         .scanned(classified.verdict, facts.size, reading.elapsed());
     let size = i64::try_from(facts.size).unwrap_or(i64::MAX);
+    // What the file is, by its declaration, its bytes and its name together.
+    let judged = ctx.config.policy.allowed_types.judge(
+        &FileEvidence {
+            file_name: &row.file_name,
+            declared: &row.declared_content_type,
+            sniffed: &facts.sniffed_content_type,
+            declared_has_signature: sniffer_knows(&row.declared_content_type),
+        },
+        ctx.config.policy.allow_software,
+    );
     let metadata = MetadataRow {
         upload_id: row.id,
         size_bytes: size,
@@ -388,6 +418,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         sha256: facts.hash.sha256,
         sniffed_content_type: facts.sniffed_content_type.clone(),
         computed_at: Utc::now(),
+        software: judged.as_ref().is_ok_and(|j| j.software),
     };
     let mut scan = ScanRow {
         upload_id: row.id,
@@ -399,6 +430,9 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         uninspected: classified.uninspected,
         engine_version: Some(scanner.engine.clone()),
         signature_version: Some(scanner.signatures),
+        released_by: None,
+        release_reason: None,
+        released_signature: None,
     };
     let deliver = ctx.delivers_webhooks();
     let finding = classified.finding.clone().unwrap_or_default();
@@ -414,8 +448,9 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             ctx.store.copy(&object, &quarantine).await?;
             scan.quarantine_key = Some(quarantine.key());
             let message = format!(
-                "{} contains malware ({finding}); it was quarantined and will be deleted in 4 days",
-                row.file_name
+                "{} contains malware ({finding}); it was quarantined and will be deleted in {} days",
+                row.file_name,
+                upload_domain::QUARANTINE_DAYS
             );
             ScanOutcome::Infected {
                 notification: NewNotification::about_upload(
@@ -428,12 +463,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
         }
         // Not infected: a type off the list is said first (the most useful reason),
         // then a file the scanner could not inspect, else it is clean.
-        verdict => match ctx
-            .config
-            .policy
-            .allowed_types
-            .check(&row.declared_content_type, &facts.sniffed_content_type)
-        {
+        verdict => match judged {
             Err(rejection) => {
                 let reason = rejection.to_string();
                 ScanOutcome::Rejected {
@@ -451,7 +481,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                     event: UploadEvent::Rejected,
                 }
             }
-            Ok(()) if verdict == ScanVerdict::Unscannable => {
+            Ok(_) if verdict == ScanVerdict::Unscannable => {
                 let reason = classified
                     .uninspected
                     .unwrap_or(upload_domain::Uninspected::TooLarge);
@@ -472,7 +502,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
                     event: UploadEvent::Scanned(ScanVerdict::Unscannable),
                 }
             }
-            Ok(()) => ScanOutcome::Clean,
+            Ok(_) => ScanOutcome::Clean,
         },
     };
     let infected = matches!(outcome, ScanOutcome::Infected { .. });
@@ -506,5 +536,18 @@ mod tests {
         assert_eq!(sniff(b"PK\x03\x04rest-of-zip"), "application/zip");
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), "image/png");
         assert_eq!(sniff(b"plain words"), "application/octet-stream");
+    }
+
+    #[test]
+    fn the_sniffer_knows_pdfs_and_pngs_by_their_bytes_and_text_by_nothing() {
+        assert!(sniffer_knows("application/pdf"));
+        assert!(sniffer_knows("image/png"));
+        assert!(!sniffer_knows("text/plain"));
+        assert!(!sniffer_knows(upload_domain::UNKNOWN_TYPE));
+        assert_eq!(
+            sniff(b"MZ\x90\x00rest"),
+            "application/vnd.microsoft.portable-executable"
+        );
+        assert_eq!(sniff(b"#!/bin/sh\nrm -rf ~\n"), "text/x-shellscript");
     }
 }

@@ -9,6 +9,8 @@
 //!   next attempt is enqueued, or the upload fails once attempts are spent.
 //! - item submissions `queued`/`persisted` with no live persist or move job for
 //!   longer than `stuck_after`: the same, for the submission.
+//! - held content an operator decided on whose held copy is still there: the copy
+//!   is deleted.
 //!
 //! Several workers may sweep at once: every write is a guarded transition or an
 //! idempotent enqueue, so they cannot both win.
@@ -41,6 +43,9 @@ pub struct SweepReport {
     pub failed_submissions: usize,
     /// Ready uploads never submitted, expired before their bytes expire.
     pub expired_ready: usize,
+    /// Held copies left by a release or a confirmation that died before
+    /// deleting them, deleted.
+    pub held_copies_cleared: usize,
 }
 
 const BATCH: i64 = 100;
@@ -93,7 +98,37 @@ pub async fn sweep_once(ctx: &JobContext, stuck_after: Duration) -> anyhow::Resu
     drop(conn);
     sweep_submissions(ctx, stuck_after, &mut report).await?;
     report.expired_ready = expire_unsubmitted(ctx).await?;
+    report.held_copies_cleared = clear_decided_holds(ctx).await?;
     Ok(report)
+}
+
+/// Deletes the held copies of content an operator decided on (released: back at
+/// its MD5 key; confirmed: in quarantine) that the decision left behind, each
+/// under the content's lock, so no new hold's copy is taken for a leftover.
+async fn clear_decided_holds(ctx: &JobContext) -> anyhow::Result<usize> {
+    let mut conn = ctx.pool.get().await?;
+    let leftovers = upload_db::holds::decided_with_held_copy(&mut conn, BATCH).await?;
+    drop(conn);
+    let mut cleared = 0;
+    for object in leftovers {
+        let md5 = object.md5;
+        let _lock =
+            upload_db::versions::ContentLock::acquire(&ctx.config.database.url, md5).await?;
+        let mut conn = ctx.pool.get().await?;
+        let still = upload_db::holds::find(&mut conn, md5)
+            .await?
+            .is_some_and(|o| {
+                o.standing != upload_domain::ObjectStanding::Held && o.held_key.is_some()
+            });
+        if !still {
+            continue;
+        }
+        ctx.store.delete(&StorageKey::HeldContent { md5 }).await?;
+        upload_db::holds::record_held_copy_gone(&mut conn, md5).await?;
+        tracing::info!(%md5, "a decided hold's leftover copy deleted");
+        cleared += 1;
+    }
+    Ok(cleared)
 }
 
 /// Expires ready uploads not submitted within the ready TTL, and removes their

@@ -81,15 +81,26 @@ pub struct Bearer {
     act_for: Option<ActFor>,
 }
 
-/// The seller or buyer a service acts for, and that seller's group.
+/// The seller or buyer a service acts for, as its headers carry it.
 #[derive(Clone)]
-struct ActFor {
-    subject: MetadataValue<tonic::metadata::Ascii>,
-    group: MetadataValue<tonic::metadata::Ascii>,
+struct ActFor(Vec<(&'static str, MetadataValue<tonic::metadata::Ascii>)>);
+
+/// Whom a service acts for: the subject, and where the service's delegation asks
+/// for them, the subject's role (`seller` or `buyer`) and a seller's group.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActingFor<'a> {
+    /// The seller's or buyer's id.
+    pub subject: &'a str,
+    /// `seller` or `buyer`, for a service that may act for both.
+    pub role: Option<&'a str>,
+    /// `standard` or `premium`, for a service that may state a seller's group.
+    pub group: Option<&'a str>,
 }
 
 /// The header in which a service names whom it acts for.
 pub const ACT_FOR_HEADER: &str = "x-upload-act-for";
+/// The header in which a service says whether it acts for a seller or a buyer.
+pub const ACT_FOR_ROLE_HEADER: &str = "x-upload-act-for-role";
 /// The header in which a service names that seller's group.
 pub const ACT_FOR_GROUP_HEADER: &str = "x-upload-act-for-group";
 
@@ -97,9 +108,10 @@ impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let metadata = req.metadata_mut();
         metadata.insert("authorization", self.token.clone());
-        if let Some(act_for) = &self.act_for {
-            metadata.insert(ACT_FOR_HEADER, act_for.subject.clone());
-            metadata.insert(ACT_FOR_GROUP_HEADER, act_for.group.clone());
+        if let Some(ActFor(headers)) = &self.act_for {
+            for (name, value) in headers {
+                metadata.insert(*name, value.clone());
+            }
         }
         Ok(req)
     }
@@ -137,22 +149,24 @@ impl UploadClient {
         Self::connect_with(endpoint, token, None, Some(ca_pem)).await
     }
 
-    /// Connects with a service's token, acting for the seller or buyer `subject`
-    /// (of `group`: standard or premium), as the service's scopes allow; an
-    /// `https://` endpoint trusts `ca_pem` if given, else the system's roots.
+    /// Connects with a service's token, acting for `acting_for`, as the service's
+    /// scopes and delegation allow; an `https://` endpoint trusts `ca_pem` if
+    /// given, else the system's roots.
     pub async fn connect_acting_for(
         endpoint: &str,
         token: &str,
-        subject: &str,
-        group: &str,
+        acting_for: ActingFor<'_>,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, ClientError> {
         let value = |text: &str| text.parse().map_err(|_| ClientError::BadToken);
-        let act_for = ActFor {
-            subject: value(subject)?,
-            group: value(group)?,
-        };
-        Self::connect_with(endpoint, token, Some(act_for), ca_pem).await
+        let mut headers = vec![(ACT_FOR_HEADER, value(acting_for.subject)?)];
+        if let Some(role) = acting_for.role {
+            headers.push((ACT_FOR_ROLE_HEADER, value(role)?));
+        }
+        if let Some(group) = acting_for.group {
+            headers.push((ACT_FOR_GROUP_HEADER, value(group)?));
+        }
+        Self::connect_with(endpoint, token, Some(ActFor(headers)), ca_pem).await
     }
 
     async fn connect_with(

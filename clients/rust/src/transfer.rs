@@ -104,7 +104,16 @@ struct SignedPart {
     expires_at: Option<SystemTime>,
 }
 
+/// How far this machine's clock and the store's may disagree on a URL's expiry.
+const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
 impl SignedPart {
+    /// Whether the URL's expiry has passed, or lies within `slack` of now.
+    fn expired_by(&self, slack: Duration) -> bool {
+        self.expires_at
+            .is_some_and(|at| at <= SystemTime::now() + slack)
+    }
+
     /// Whether the URL runs out within `margin`, or within a quarter of its life when
     /// that is shorter (so a URL fresh from the server is never "about to expire").
     fn expiring(&self, margin: Duration) -> bool {
@@ -368,10 +377,9 @@ impl UploadClient {
                 }
                 // A store refusing an expired URL may answer before it reads the body
                 // and close the connection, so the client sees a broken pipe, not the
-                // answer. If the URL has expired by this machine's clock, sign again.
-                Err(_)
-                    if part.expires_at.is_some_and(|at| at <= SystemTime::now()) && resigns < 3 =>
-                {
+                // answer. If the URL has expired by this machine's clock (give or take
+                // the clocks' difference), sign again: that is no failure.
+                Err(_) if part.expired_by(CLOCK_SLACK) && resigns < 3 => {
                     resigns += 1;
                     part = self
                         .resign(upload_id, part, "expired", stats, observe)
@@ -534,6 +542,9 @@ mod tests {
         // A 2 s URL fresh from the server is not re-signed at once, however large the margin.
         assert!(!part(2, 2).expiring(margin));
         assert!(part(2, 0).expiring(margin));
+        // A connection closed within the clocks' slack of the expiry is the expiry.
+        assert!(part(4, 0).expired_by(CLOCK_SLACK));
+        assert!(!part(4, 3).expired_by(CLOCK_SLACK));
     }
 
     #[test]

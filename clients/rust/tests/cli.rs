@@ -296,18 +296,19 @@ async fn cut_connections_are_retried_and_the_upload_reaches_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_url_is_signed_again_without_an_error() {
-    // URLs live 1 s; the proxy holds the first two connections for 2.5 s, so the
-    // store sees those PUTs after their URLs expired and refuses them.
+    // URLs live 4 s, which a busy machine cannot eat between signing a URL again
+    // and its PUT; the proxy holds the first two connections for 6 s, so the store
+    // sees those PUTs after their URLs expired and refuses them.
     let proxy = Proxy::start(
         &store_url(),
         ProxyRules {
             delay_first: 2,
-            delay: Duration::from_millis(2500),
+            delay: Duration::from_secs(6),
             ..Default::default()
         },
     )
     .await;
-    let app = app_behind(&proxy, false, &[("UPLOAD_SIGN_EXPIRY_SECS", "1")]).await;
+    let app = app_behind(&proxy, false, &[("UPLOAD_SIGN_EXPIRY_SECS", "4")]).await;
     // CompleteUpload queues the scan, and no worker runs here.
     app.expect_unfinished_jobs(1);
     let client = app.client("seller-slow", SellerGroup::Standard).await;
@@ -360,7 +361,7 @@ async fn item_status_versions_and_download_from_the_cli() {
     let token = app.token(&seller, SellerGroup::Standard);
     let file = TestFile::random(6 * MIB + 7);
     let (client, upload) = app
-        .ready_upload(&seller, &file, "manual.pdf", "application/octet-stream")
+        .ready_upload(&seller, &file, "manual.bin", "application/octet-stream")
         .await;
     let item = upload_e2e::submit_new_item(
         &client,
@@ -388,7 +389,7 @@ async fn item_status_versions_and_download_from_the_cli() {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("manual.pdf") && stdout.contains(&file.md5_hex),
+        stdout.contains("manual.bin") && stdout.contains(&file.md5_hex),
         "{}",
         text(&out)
     );

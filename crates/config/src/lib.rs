@@ -93,7 +93,29 @@ mod tests {
         let mut env = base();
         env.remove("UPLOAD_JWT_SECRET");
         env.remove("UPLOAD_JWT_ALLOW_HS256");
+        env.insert("UPLOAD_MEDIA_IN_PROCESS".into(), "true".into());
         env
+    }
+
+    #[test]
+    fn a_media_worker_refuses_to_run_the_tools_beside_its_secrets_unless_told() {
+        let mut env = worker_env();
+        env.remove("UPLOAD_MEDIA_IN_PROCESS");
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("UPLOAD_MEDIA_SANDBOX_SOCKET") && err.contains("UPLOAD_MEDIA_IN_PROCESS"),
+            "{err}"
+        );
+        // A worker of other queues runs no media tool: nothing to refuse.
+        env.insert("UPLOAD_WORKER_QUEUES".into(), "scan,notify".into());
+        assert!(WorkerConfig::from_source(&env).is_ok());
+        env.insert("UPLOAD_WORKER_QUEUES".into(), "preview".into());
+        assert!(WorkerConfig::from_source(&env).is_err());
+        env.insert(
+            "UPLOAD_MEDIA_SANDBOX_SOCKET".into(),
+            "/run/upload-media/media.sock".into(),
+        );
+        assert!(WorkerConfig::from_source(&env).is_ok());
     }
 
     #[test]
@@ -131,7 +153,7 @@ mod tests {
         let mut env = worker_env();
         env.insert(
             "UPLOAD_WEBHOOK_URL".into(),
-            "http://127.0.0.1:9/hook".into(),
+            "https://hooks.internal/hook".into(),
         );
         let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
         assert!(err.contains("UPLOAD_WEBHOOK_SECRET"), "{err}");
@@ -229,5 +251,46 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
         assert!(shown.contains("postgres://upload:<redacted>@db.internal:5432/upload"));
+    }
+
+    #[test]
+    fn a_password_in_the_database_url_s_query_is_redacted_too() {
+        let mut env = worker_env();
+        env.insert(
+            "UPLOAD_DATABASE_URL".into(),
+            "postgres://db.internal/upload?user=upload&password=q-secret-1&sslmode=require&SSLPASSWORD=key-secret-2".into(),
+        );
+        let shown = format!("{:?}", WorkerConfig::from_source(&env).unwrap());
+        for secret in ["q-secret-1", "key-secret-2"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://db.internal/upload?user=upload&password=<redacted>&sslmode=require&SSLPASSWORD=<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_webhook_is_https_unless_plain_http_is_opted_in_and_its_query_is_never_shown() {
+        let mut env = worker_env();
+        env.insert("UPLOAD_WEBHOOK_SECRET".into(), "w".repeat(40));
+        env.insert(
+            "UPLOAD_WEBHOOK_URL".into(),
+            "http://hooks.internal/x?token=hook-token-3".into(),
+        );
+        let err = WorkerConfig::from_source(&env).unwrap_err().to_string();
+        assert!(err.contains("UPLOAD_WEBHOOK_ALLOW_HTTP"), "{err}");
+        assert!(!err.contains("hook-token-3"), "{err}");
+        env.insert("UPLOAD_WEBHOOK_ALLOW_HTTP".into(), "true".into());
+        let config = WorkerConfig::from_source(&env).unwrap();
+        assert!(!format!("{config:?}").contains("hook-token-3"));
+        env.insert("UPLOAD_WEBHOOK_URL".into(), "ftp://hooks.internal/x".into());
+        assert!(WorkerConfig::from_source(&env).is_err());
+        env.insert(
+            "UPLOAD_WEBHOOK_URL".into(),
+            "https://hooks.internal/x".into(),
+        );
+        env.remove("UPLOAD_WEBHOOK_ALLOW_HTTP");
+        assert!(WorkerConfig::from_source(&env).is_ok());
     }
 }

@@ -31,6 +31,10 @@ pub struct UploadPolicyConfig {
     /// `UPLOAD_DOWNLOAD_URL_EXPIRY_SECS`: how long a version's download URL stays
     /// valid (default 300, at most 1 day).
     pub download_expiry: Duration,
+    /// `UPLOAD_ALLOW_SOFTWARE`: the marketplace sells software, so programs and
+    /// scripts (by name or by their bytes) are accepted, scanned and marked as
+    /// software (default false: refused).
+    pub allow_software: bool,
 }
 
 impl UploadPolicyConfig {
@@ -70,6 +74,7 @@ impl UploadPolicyConfig {
                 )?,
                 24 * 3600,
             )?),
+            allow_software: parsed(src, "UPLOAD_ALLOW_SOFTWARE", false)?,
             progress_refresh: Duration::from_millis(positive(
                 "UPLOAD_PROGRESS_REFRESH_MS",
                 parsed(src, "UPLOAD_PROGRESS_REFRESH_MS", 2000)?,
@@ -104,6 +109,10 @@ pub struct AuthConfig {
     /// `UPLOAD_JWT_SECRET`: an HS256 secret, accepted only where
     /// `UPLOAD_JWT_ALLOW_HS256=true` (local development and tests).
     pub jwt_secret: Option<String>,
+    /// `UPLOAD_SERVICE_ACT_FOR`: whom each service may act for, and whether it may
+    /// state a seller's group: `orders=seller;gateway=seller buyer group`. A
+    /// service not named acts for no one.
+    pub delegations: Vec<(String, upload_domain::Delegation)>,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -117,6 +126,7 @@ impl std::fmt::Debug for AuthConfig {
                 "jwt_secret",
                 &self.jwt_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("delegations", &self.delegations)
             .finish()
     }
 }
@@ -149,6 +159,17 @@ impl AuthConfig {
             (false, None) => None,
         };
         let jwks = set("UPLOAD_JWKS");
+        if let Some(url) = jwks.as_deref() {
+            check_jwks_url(url, parsed(src, "UPLOAD_JWKS_ALLOW_LOOPBACK_HTTP", false)?)?;
+        }
+        let delegations = match set("UPLOAD_SERVICE_ACT_FOR") {
+            None => Vec::new(),
+            Some(text) => parse_delegations(&text).map_err(|reason| ConfigError::Invalid {
+                name: "UPLOAD_SERVICE_ACT_FOR",
+                value: text.clone(),
+                reason,
+            })?,
+        };
         let (issuer, audience) = (set("UPLOAD_JWT_ISSUER"), set("UPLOAD_JWT_AUDIENCE"));
         if jwks.is_some() {
             for (name, value) in [
@@ -177,8 +198,86 @@ impl AuthConfig {
             issuer,
             audience,
             jwt_secret,
+            delegations,
         })
     }
+}
+
+/// A JWKS location must be a file or an `https://` URL; plain `http://` only to
+/// a loopback address, where `allow_loopback_http` (a test's opt-in) says so.
+fn check_jwks_url(url: &str, allow_loopback_http: bool) -> Result<(), ConfigError> {
+    let refuse = |reason: &str| ConfigError::Invalid {
+        name: "UPLOAD_JWKS",
+        value: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return if url.contains("://") && !url.starts_with("https://") {
+            Err(refuse("a JWKS is a file path or an https:// URL"))
+        } else {
+            Ok(())
+        };
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match (loopback, allow_loopback_http) {
+        (true, true) => Ok(()),
+        (true, false) => Err(refuse(
+            "keys fetched over plain http can be swapped on the way: use https:// (tests may opt in to loopback http with UPLOAD_JWKS_ALLOW_LOOPBACK_HTTP=true)",
+        )),
+        (false, _) => Err(refuse(
+            "keys fetched over plain http can be swapped on the way: use https://",
+        )),
+    }
+}
+
+/// `name=role role [group];name=...`: each service, the roles (`seller`,
+/// `buyer`) it may act for, and `group` when it may state a seller's group.
+fn parse_delegations(text: &str) -> Result<Vec<(String, upload_domain::Delegation)>, String> {
+    use upload_domain::Role;
+    let mut out: Vec<(String, upload_domain::Delegation)> = Vec::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, words) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{entry:?} is not name=roles"))?;
+        let name = name.trim();
+        if name.is_empty() || out.iter().any(|(n, _)| n == name) {
+            return Err(format!("{entry:?}: each service is named once, by a name"));
+        }
+        let mut delegation = upload_domain::Delegation::default();
+        for word in words.split_whitespace() {
+            match word {
+                "group" => delegation.states_group = true,
+                _ => match word.parse::<Role>() {
+                    Ok(role @ (Role::Seller | Role::Buyer)) => {
+                        if !delegation.for_roles.contains(&role) {
+                            delegation.for_roles.push(role);
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{word:?} in {entry:?}: a service acts for seller or buyer, and may be given group"
+                        ));
+                    }
+                },
+            }
+        }
+        if delegation.for_roles.is_empty() {
+            return Err(format!(
+                "{entry:?} names no role (seller, buyer) to act for"
+            ));
+        }
+        out.push((name.to_owned(), delegation));
+    }
+    Ok(out)
 }
 
 /// Everything the gRPC server needs.
@@ -440,5 +539,67 @@ mod tests {
             assert!(bad.parse::<CorsOrigins>().is_err(), "{bad} accepted");
         }
         assert!("".parse::<CorsOrigins>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn delegations_name_roles_and_the_group_and_nothing_else() {
+        use upload_domain::{Delegation, Role};
+        assert_eq!(
+            parse_delegations("orders=seller; gateway=seller buyer group").unwrap(),
+            vec![
+                (
+                    "orders".to_owned(),
+                    Delegation {
+                        for_roles: vec![Role::Seller],
+                        states_group: false
+                    }
+                ),
+                (
+                    "gateway".to_owned(),
+                    Delegation {
+                        for_roles: vec![Role::Seller, Role::Buyer],
+                        states_group: true
+                    }
+                ),
+            ]
+        );
+        for bad in [
+            "orders",
+            "orders=",
+            "orders=group",
+            "orders=ops",
+            "orders=service",
+            "orders=seller;orders=buyer",
+            "=seller",
+        ] {
+            assert!(parse_delegations(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_and_plain_http_only_to_loopback_when_opted_in() {
+        for ok in [
+            "/etc/upload/jwks.json",
+            "https://issuer.internal/.well-known/jwks.json",
+        ] {
+            assert!(check_jwks_url(ok, false).is_ok(), "{ok}");
+        }
+        for loopback in [
+            "http://127.0.0.1:8080/jwks",
+            "http://[::1]:9/jwks",
+            "http://localhost/jwks",
+        ] {
+            assert!(check_jwks_url(loopback, false).is_err(), "{loopback}");
+            assert!(check_jwks_url(loopback, true).is_ok(), "{loopback}");
+        }
+        for bad in [
+            "http://issuer.internal/jwks",
+            "http://127.0.0.1.evil.example/jwks",
+            "http://10.0.0.1/jwks",
+            "ftp://issuer/jwks",
+            "file:///etc/jwks",
+        ] {
+            assert!(check_jwks_url(bad, true).is_err(), "{bad}");
+        }
     }
 }

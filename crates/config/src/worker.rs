@@ -33,6 +33,15 @@ impl FromStr for ClamdAddr {
     }
 }
 
+/// `url` without its query string, which may carry a receiver's token: what logs
+/// and errors show of a webhook's URL.
+fn without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?<redacted>"),
+        None => url.to_owned(),
+    }
+}
+
 /// Where the seller notifications are posted, and the key that signs them.
 #[derive(Clone)]
 pub struct WebhookConfig {
@@ -45,7 +54,7 @@ pub struct WebhookConfig {
 impl std::fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
+            .field("url", &without_query(&self.url))
             .field("secret", &"<redacted>")
             .finish()
     }
@@ -57,11 +66,17 @@ impl WebhookConfig {
         let Some(url) = src.get("UPLOAD_WEBHOOK_URL") else {
             return Ok(None);
         };
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let allow_http: bool = parsed(src, "UPLOAD_WEBHOOK_ALLOW_HTTP", false)?;
+        let plain = url.starts_with("http://");
+        if !(url.starts_with("https://") || (plain && allow_http)) {
             return Err(ConfigError::Invalid {
                 name: "UPLOAD_WEBHOOK_URL",
-                value: url,
-                reason: "must be an http:// or https:// URL".into(),
+                value: without_query(&url),
+                reason: if plain {
+                    "must be an https:// URL: notifications and their signatures would cross the network in the clear (a receiver reached over plain http, such as a test's, needs UPLOAD_WEBHOOK_ALLOW_HTTP=true)".into()
+                } else {
+                    "must be an https:// URL".into()
+                },
             });
         }
         let secret = secret(
@@ -106,9 +121,13 @@ pub struct MediaConfig {
     /// accepts (default 100,000,000: a 10,000 × 10,000 image).
     pub max_pixels: u64,
     /// `UPLOAD_MEDIA_SANDBOX_SOCKET`: the media sandbox's socket; when set, every
-    /// ffmpeg and ffprobe run happens there, as the sandbox's own user (unset: runs
-    /// happen in the worker's process, under its limits).
+    /// ffmpeg and ffprobe run happens there, as the sandbox's own user.
     pub sandbox_socket: Option<std::path::PathBuf>,
+    /// `UPLOAD_MEDIA_IN_PROCESS`: without a sandbox, run ffmpeg and ffprobe as the
+    /// worker's own children, under its limits alone (local development only: a
+    /// crafted file would run beside the store's keys). A worker of the metadata or
+    /// preview queue refuses to start with neither (default false).
+    pub in_process: bool,
 }
 
 impl MediaConfig {
@@ -168,8 +187,29 @@ impl MediaConfig {
                 .get("UPLOAD_MEDIA_SANDBOX_SOCKET")
                 .filter(|s| !s.trim().is_empty())
                 .map(std::path::PathBuf::from),
+            in_process: parsed(src, "UPLOAD_MEDIA_IN_PROCESS", false)?,
         })
     }
+}
+
+/// `queues`, unless one of them runs media tools with neither a sandbox nor the
+/// development opt-in to run them in the worker's own process.
+fn media_queues_sandboxed(
+    queues: Vec<crate::QueueRun>,
+    src: &dyn Source,
+) -> Result<Vec<crate::QueueRun>, ConfigError> {
+    use upload_domain::Queue;
+    let media = MediaConfig::from_source(src)?;
+    let runs_media = queues
+        .iter()
+        .any(|q| matches!(q.queue, Queue::Metadata | Queue::Preview));
+    if runs_media && media.sandbox_socket.is_none() && !media.in_process {
+        return Err(ConfigError::Missing {
+            name: "UPLOAD_MEDIA_SANDBOX_SOCKET",
+            hint: "the media sandbox's socket: ffmpeg and ffprobe parse sellers' files and must not run beside the worker's secrets (UPLOAD_MEDIA_IN_PROCESS=true runs them in the worker, for local development only)",
+        });
+    }
+    Ok(queues)
 }
 
 /// Everything the workers need.
@@ -291,7 +331,10 @@ impl WorkerConfig {
                 parsed(src, "UPLOAD_WORKER_GIVE_UP_SECS", 900)?,
             )?),
             concurrency,
-            queues: crate::queues::parse(src.get("UPLOAD_WORKER_QUEUES").as_deref(), concurrency)?,
+            queues: media_queues_sandboxed(
+                crate::queues::parse(src.get("UPLOAD_WORKER_QUEUES").as_deref(), concurrency)?,
+                src,
+            )?,
             sweep_interval: Duration::from_secs(positive(
                 "UPLOAD_SWEEP_INTERVAL_SECS",
                 parsed(src, "UPLOAD_SWEEP_INTERVAL_SECS", 60)?,

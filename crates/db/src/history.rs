@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, ChangeCause, Failure, SubmissionId, SubmissionState, UnknownWord, UploadId, UploadState,
+    Actor, ChangeCause, Failure, Md5Digest, ObjectChange, SubmissionId, SubmissionState,
+    UnknownWord, UploadId, UploadState,
 };
 
 use crate::DbError;
-use crate::schema::{submission_events, upload_events};
+use crate::schema::{object_events, submission_events, upload_events};
 
 /// A change of one subject's state, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +89,42 @@ pub async fn record_upload(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The id of upload `id`'s latest history row: the occasion of what a
+/// notification about the change just recorded announces.
+pub async fn latest_upload_event(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+) -> Result<i64, DbError> {
+    diesel::QueryDsl::select(
+        upload_events::table.filter(upload_events::upload_id.eq(id)),
+        diesel::dsl::max(upload_events::id),
+    )
+    .first::<Option<i64>>(conn)
+    .await?
+    .ok_or_else(|| DbError::Corrupt(format!("upload {id} has no history")))
+}
+
+/// Records a change of stored object `md5`; returns its row's id (the occasion
+/// of what its sellers are told).
+pub async fn record_object(
+    conn: &mut AsyncPgConnection,
+    md5: Md5Digest,
+    change: ObjectChange,
+    by: &Actor,
+    detail: Option<&str>,
+) -> Result<i64, DbError> {
+    Ok(diesel::insert_into(object_events::table)
+        .values((
+            object_events::md5_hex.eq(md5),
+            object_events::cause.eq(change),
+            object_events::actor.eq(by.to_string()),
+            object_events::detail.eq(detail),
+        ))
+        .returning(object_events::id)
+        .get_result(conn)
+        .await?)
 }
 
 /// Records a change of submission `id`.

@@ -9,6 +9,7 @@
 //! `submissions`, `items`, `grants` and `versions` the item side; `jobs` queue
 //! names and enqueueing; `notifications` what sellers are told; `sweep` what the
 //! sweeper looks for; `rescan` the re-scans of the catalogue when signatures change;
+//! `holds` stored content a later scan flagged, and an operator's word on it;
 //! `connect` and `pool` open connections as the URL's `sslmode` asks.
 
 /// Declares `pub async fn $name(conn, key) -> Result<Option<$row>, DbError>`: the
@@ -36,6 +37,7 @@ mod connect;
 mod error;
 pub mod grants;
 pub mod history;
+pub mod holds;
 pub mod inspect;
 pub mod items;
 pub mod jobs;

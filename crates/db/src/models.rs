@@ -146,6 +146,8 @@ pub struct MetadataRow {
     pub sha256: Sha256Digest,
     pub sniffed_content_type: String,
     pub computed_at: DateTime<Utc>,
+    /// A program or a script, accepted where software is sold.
+    pub software: bool,
 }
 
 impl MetadataRow {
@@ -187,6 +189,12 @@ pub struct ScanRow {
     pub engine_version: Option<String>,
     /// The signature database version it was made with.
     pub signature_version: Option<i64>,
+    /// The operator who released the file over a finding.
+    pub released_by: Option<String>,
+    /// Why.
+    pub release_reason: Option<String>,
+    /// The finding overridden.
+    pub released_signature: Option<String>,
 }
 
 /// Media facts from ffprobe.
@@ -292,9 +300,20 @@ pub struct NewNotification {
     pub details: serde_json::Value,
     /// The item submission it is about.
     pub submission_id: Option<SubmissionId>,
+    /// What occasion it announces, where one upload can have several of a kind
+    /// (held, released, held again): the history row that made the change. Empty
+    /// for the notifications an upload or a submission has at most one of.
+    pub occasion: String,
 }
 
 impl NewNotification {
+    /// The same notification, as one of several of its kind: the occasion is the
+    /// history row `event` (a job that runs twice still tells once).
+    pub fn on_occasion(mut self, event: i64) -> Self {
+        self.occasion = event.to_string();
+        self
+    }
+
     /// A fresh notification of `kind` to `seller`, about an upload or a submission.
     fn to(
         seller: &SellerId,
@@ -311,6 +330,7 @@ impl NewNotification {
             message,
             details,
             submission_id: about.1,
+            occasion: String::new(),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::schema::notifications;
 
 /// Records `new` and, when `deliver` is set, enqueues its webhook delivery. Returns
 /// the id, or `None` when the upload (or submission) already has a notification of
-/// that kind (a job that runs twice tells the seller once).
+/// that kind for that occasion (a job that runs twice tells the seller once).
 pub async fn record(
     conn: &mut AsyncPgConnection,
     new: &NewNotification,
@@ -21,7 +21,11 @@ pub async fn record(
     let insert = diesel::insert_into(notifications::table).values(new);
     let id: Option<NotificationId> = if new.submission_id.is_some() {
         insert
-            .on_conflict((notifications::submission_id, notifications::kind))
+            .on_conflict((
+                notifications::submission_id,
+                notifications::kind,
+                notifications::occasion,
+            ))
             .do_nothing()
             .returning(notifications::id)
             .get_result(conn)
@@ -29,7 +33,11 @@ pub async fn record(
             .optional()?
     } else {
         insert
-            .on_conflict((notifications::upload_id, notifications::kind))
+            .on_conflict((
+                notifications::upload_id,
+                notifications::kind,
+                notifications::occasion,
+            ))
             .do_nothing()
             .returning(notifications::id)
             .get_result(conn)
@@ -61,6 +69,24 @@ pub async fn for_upload(
         .select(NotificationRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// True when notifications about upload `id` were queued for a webhook: an
+/// operator's decision about it is told the way its finding was.
+pub async fn upload_told_by_webhook(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+) -> Result<bool, DbError> {
+    for n in for_upload(conn, id).await? {
+        if jobs::attempts(conn, Queue::Notify, &n.id.to_string())
+            .await?
+            .next
+            > 1
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Records one delivery attempt: delivered, or the error it met.

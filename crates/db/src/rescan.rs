@@ -1,15 +1,16 @@
 //! Re-scans when signatures change: the run for a signature version (its progress
-//! row in `rescan_runs`), what is left to re-scan, and what a re-scan records. The
-//! objects' own recorded versions are the run's bookmark, so a run that dies
-//! resumes where it stopped.
+//! row in `rescan_runs`), what is left to re-scan, and what a re-scan of a ready
+//! upload records (a stored object's verdict is `holds`'). The objects' own
+//! recorded versions are the run's bookmark, so a run that dies resumes where it
+//! stopped.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, Failure, FailureCode, ItemId, Md5Digest, NotificationKind, RescanState, ScanVerdict,
-    ScannerVersion, SellerId, Stage, StageStatus, UploadEvent, UploadId, UploadState,
+    Actor, Failure, FailureCode, Md5Digest, NotificationKind, ObjectStanding, QUARANTINE_DAYS,
+    RescanState, ScanVerdict, ScannerVersion, Stage, StageStatus, UploadEvent, UploadState,
 };
 
 use crate::DbError;
@@ -18,7 +19,7 @@ use crate::models::{NewNotification, UploadRow};
 use crate::schema::{rescan_runs, stored_objects, upload_scans, uploads};
 use crate::uploads::Transition;
 
-/// A stored object's latest verdict and quarantine.
+/// A stored object's latest verdict, standing and release.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = stored_objects)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
@@ -30,9 +31,21 @@ pub struct ObjectScanRow {
     pub signature: Option<String>,
     pub engine_version: Option<String>,
     pub signature_version: Option<i64>,
+    pub standing: ObjectStanding,
+    pub held_key: Option<String>,
+    pub held_moved_at: Option<DateTime<Utc>>,
     pub quarantine_key: Option<String>,
     pub quarantined_at: Option<DateTime<Utc>>,
     pub quarantine_moved_at: Option<DateTime<Utc>>,
+    pub released_signature: Option<String>,
+}
+
+impl ObjectScanRow {
+    /// Where the object's bytes are now: at its MD5 key, or at its held key once
+    /// moved there.
+    pub fn is_at_held_key(&self) -> bool {
+        self.standing == ObjectStanding::Held && self.held_moved_at.is_some()
+    }
 }
 
 /// One re-scan run: its progress, as ops read it.
@@ -63,9 +76,12 @@ impl RunRow {
 /// The next thing a run must do.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A stored object recorded infected but still in the regular bucket.
+    /// A stored object recorded held but still at its MD5 key.
+    MoveToHold(ObjectScanRow),
+    /// A stored object quarantined before holds existed, still in the regular
+    /// bucket.
     MoveToQuarantine(ObjectScanRow),
-    /// A stored object whose verdict is older than the run's signatures.
+    /// A stored or held object whose verdict is older than the run's signatures.
     Stored(ObjectScanRow),
     /// A ready upload whose verdict is older than the run's signatures.
     Ready(UploadRow),
@@ -79,10 +95,10 @@ find_by_key!(
     RunRow
 );
 
-/// Stored objects (not quarantined) whose verdict predates `version`.
+/// Stored and held objects whose verdict predates `version`.
 fn stale_objects(version: i64) -> stored_objects::BoxedQuery<'static, diesel::pg::Pg> {
     stored_objects::table
-        .filter(stored_objects::quarantined_at.is_null())
+        .filter(stored_objects::standing.ne(ObjectStanding::Quarantined))
         .filter(
             diesel::dsl::sql::<diesel::sql_types::Bool>(
                 "coalesce(stored_objects.signature_version, 0) < ",
@@ -231,16 +247,27 @@ async fn ensure_job(conn: &mut AsyncPgConnection, version: i64) -> Result<(), Db
     Ok(())
 }
 
-/// What run `version` must do next: finish moving an infected object to
-/// quarantine, re-scan a stored object, then re-scan a ready upload; `None` when
-/// nothing is left.
+/// What run `version` must do next: finish moving a held object to its held key
+/// (or an object quarantined before holds existed to quarantine), re-scan a stored
+/// or held object, then re-scan a ready upload; `None` when nothing is left.
 pub async fn next_target(
     conn: &mut AsyncPgConnection,
     version: i64,
 ) -> Result<Option<Target>, DbError> {
     let unmoved: Option<ObjectScanRow> = stored_objects::table
-        .filter(stored_objects::quarantined_at.is_not_null())
+        .filter(stored_objects::standing.eq(ObjectStanding::Held))
+        .filter(stored_objects::held_moved_at.is_null())
+        .select(ObjectScanRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(object) = unmoved {
+        return Ok(Some(Target::MoveToHold(object)));
+    }
+    let unmoved: Option<ObjectScanRow> = stored_objects::table
+        .filter(stored_objects::standing.eq(ObjectStanding::Quarantined))
         .filter(stored_objects::quarantine_moved_at.is_null())
+        .filter(stored_objects::held_key.is_null())
         .select(ObjectScanRow::as_select())
         .first(conn)
         .await
@@ -267,7 +294,7 @@ pub async fn next_target(
 }
 
 /// Counts one target of run `version` done.
-async fn advance(
+pub(crate) async fn advance(
     conn: &mut AsyncPgConnection,
     version: i64,
     bytes: i64,
@@ -302,111 +329,8 @@ pub async fn finish(conn: &mut AsyncPgConnection, version: i64) -> Result<(), Db
     Ok(())
 }
 
-/// A re-scan's verdict on a stored object that is not infected (clean, or
-/// unscannable under the new signatures: recorded for ops, still downloadable).
-pub async fn record_object(
-    conn: &mut AsyncPgConnection,
-    run_version: i64,
-    object: &ObjectScanRow,
-    scanner: &ScannerVersion,
-    verdict: ScanVerdict,
-    finding: Option<String>,
-) -> Result<(), DbError> {
-    let (md5, size) = (object.md5, object.size_bytes);
-    let engine = scanner.engine.clone();
-    let version = scanner.signatures;
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        diesel::update(stored_objects::table.find(md5))
-            .filter(stored_objects::quarantined_at.is_null())
-            .set((
-                stored_objects::verdict.eq(verdict),
-                stored_objects::signature.eq(finding),
-                stored_objects::engine_version.eq(engine),
-                stored_objects::signature_version.eq(version),
-                stored_objects::scanned_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)
-            .await?;
-        advance(conn, run_version, size, false).await
-    })
-    .await
-}
-
-/// A stored object found infected: recorded at once (its versions stop being
-/// downloadable in the same transaction), with a `file.quarantined` notification
-/// to the owner of every version that uses it. The object is moved afterwards
-/// ([`Target::MoveToQuarantine`]). Recording twice changes nothing.
-pub async fn record_object_infected(
-    conn: &mut AsyncPgConnection,
-    run_version: i64,
-    object: &ObjectScanRow,
-    scanner: &ScannerVersion,
-    signature: &str,
-    quarantine_key: String,
-    deliver_webhooks: bool,
-) -> Result<usize, DbError> {
-    use crate::schema::{file_versions, item_files, items};
-    let (md5, size) = (object.md5, object.size_bytes);
-    let (engine, version, signature) = (
-        scanner.engine.clone(),
-        scanner.signatures,
-        signature.to_owned(),
-    );
-    conn.transaction::<_, DbError, _>(async move |conn| {
-        let recorded = diesel::update(stored_objects::table.find(md5))
-            .filter(stored_objects::quarantined_at.is_null())
-            .set((
-                stored_objects::verdict.eq(ScanVerdict::Infected),
-                stored_objects::signature.eq(&signature),
-                stored_objects::engine_version.eq(engine),
-                stored_objects::signature_version.eq(version),
-                stored_objects::scanned_at.eq(diesel::dsl::now),
-                stored_objects::quarantine_key.eq(quarantine_key),
-                stored_objects::quarantined_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)
-            .await?;
-        if recorded == 0 {
-            return Ok(0);
-        }
-        let affected: Vec<(UploadId, i32, String, ItemId, SellerId)> = file_versions::table
-            .inner_join(item_files::table.inner_join(items::table))
-            .filter(file_versions::md5_hex.eq(md5))
-            .select((
-                file_versions::upload_id,
-                file_versions::version,
-                file_versions::file_name,
-                items::id,
-                items::owner_id,
-            ))
-            .load(conn)
-            .await?;
-        for (upload, number, file_name, item, owner) in &affected {
-            let notification = NewNotification::about_stored_version(
-                owner,
-                *upload,
-                NotificationKind::FileQuarantined,
-                format!(
-                    "{file_name} (version {number} of item {item}) was found to contain malware ({signature}) by a scan with newer signatures; it can no longer be downloaded and was quarantined"
-                ),
-                serde_json::json!({
-                    "signature": signature,
-                    "signature_version": version,
-                    "item_id": item.to_string(),
-                    "version": number,
-                    "file_name": file_name,
-                    "md5": md5.to_hex(),
-                }),
-            );
-            crate::notifications::record(conn, &notification, deliver_webhooks).await?;
-        }
-        advance(conn, run_version, size, true).await?;
-        Ok(affected.len())
-    })
-    .await
-}
-
-/// The infected object is in quarantine and gone from the regular bucket.
+/// The object quarantined before holds existed is in quarantine and gone from
+/// the regular bucket.
 pub async fn record_moved(conn: &mut AsyncPgConnection, md5: Md5Digest) -> Result<(), DbError> {
     diesel::update(stored_objects::table.find(md5))
         .set(stored_objects::quarantine_moved_at.eq(diesel::dsl::now))
@@ -460,7 +384,7 @@ pub async fn record_ready(
             });
         };
         let message = format!(
-            "{} contains malware ({signature}), found by a scan with newer signatures; it was quarantined and will be deleted in 4 days",
+            "{} contains malware ({signature}), found by a scan with newer signatures; it was quarantined and will be deleted in {QUARANTINE_DAYS} days",
             upload.file_name
         );
         let failure = Failure::new(FailureCode::Infected, message.clone());
@@ -497,12 +421,15 @@ pub async fn record_ready(
             &format!("found {signature} by a later scan"),
         )
         .await?;
+        // One notice per quarantine: released and found again, the seller hears again.
+        let occasion = crate::history::latest_upload_event(conn, id).await?;
         let notification = NewNotification::about_upload(
             &upload,
             NotificationKind::UploadQuarantined,
             message,
             serde_json::json!({ "signature": signature, "file_name": upload.file_name, "signature_version": version }),
-        );
+        )
+        .on_occasion(occasion);
         crate::notifications::record(conn, &notification, deliver_webhooks).await?;
         advance(conn, run_version, size, true).await?;
         Ok(Transition::Applied(UploadState::Quarantined))

@@ -53,6 +53,7 @@ diesel::table! {
         sha256_hex -> Text,
         sniffed_content_type -> Text,
         computed_at -> Timestamptz,
+        software -> Bool,
     }
 }
 
@@ -67,6 +68,9 @@ diesel::table! {
         uninspected -> Nullable<Text>,
         engine_version -> Nullable<Text>,
         signature_version -> Nullable<Int8>,
+        released_by -> Nullable<Text>,
+        release_reason -> Nullable<Text>,
+        released_signature -> Nullable<Text>,
     }
 }
 
@@ -113,6 +117,7 @@ diesel::table! {
         delivery_attempts -> Int4,
         last_error -> Nullable<Text>,
         submission_id -> Nullable<Uuid>,
+        occasion -> Text,
     }
 }
 
@@ -180,6 +185,27 @@ diesel::table! {
         quarantine_key -> Nullable<Text>,
         quarantined_at -> Nullable<Timestamptz>,
         quarantine_moved_at -> Nullable<Timestamptz>,
+        standing -> Text,
+        held_key -> Nullable<Text>,
+        held_at -> Nullable<Timestamptz>,
+        held_moved_at -> Nullable<Timestamptz>,
+        clean_under_version -> Nullable<Int8>,
+        released_by -> Nullable<Text>,
+        release_reason -> Nullable<Text>,
+        released_signature -> Nullable<Text>,
+        released_at -> Nullable<Timestamptz>,
+        confirmed_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    object_events (id) {
+        id -> Int8,
+        md5_hex -> Text,
+        cause -> Text,
+        actor -> Text,
+        detail -> Nullable<Text>,
+        at -> Timestamptz,
     }
 }
 
@@ -266,7 +292,9 @@ diesel::joinable!(submission_files -> uploads (upload_id));
 diesel::joinable!(file_versions -> item_files (file_id));
 diesel::joinable!(file_versions -> stored_objects (md5_hex));
 diesel::joinable!(item_grants -> items (item_id));
+diesel::joinable!(object_events -> stored_objects (md5_hex));
 diesel::allow_tables_to_appear_in_same_query!(
+    object_events,
     items,
     item_submissions,
     item_files,

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, Bucket, FileId, ItemId, Md5Digest, Sha256Digest, SubmissionId, UploadEvent, UploadId,
-    UploadState,
+    Actor, Bucket, FileId, ItemId, Md5Digest, ObjectStanding, Sha256Digest, SubmissionId,
+    UploadEvent, UploadId, UploadState,
 };
 
 use crate::DbError;
@@ -28,11 +28,27 @@ impl ContentLock {
     /// Waits for the lock on `md5`'s key, on a new connection to `database_url`.
     pub async fn acquire(database_url: &str, md5: Md5Digest) -> Result<Self, DbError> {
         let mut conn = crate::connect::establish(database_url).await?;
+        Self::take_on(&mut conn, md5).await?;
+        Ok(Self { _conn: conn })
+    }
+
+    /// Waits for the same lock on `conn`'s session (a tool's one connection),
+    /// until [`ContentLock::release_on`] or the connection's end.
+    pub async fn take_on(conn: &mut AsyncPgConnection, md5: Md5Digest) -> Result<(), DbError> {
         diesel::sql_query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
             .bind::<Text, _>(format!("content:{md5}"))
-            .execute(&mut conn)
+            .execute(conn)
             .await?;
-        Ok(Self { _conn: conn })
+        Ok(())
+    }
+
+    /// Gives back a lock [`ContentLock::take_on`] took on `conn`.
+    pub async fn release_on(conn: &mut AsyncPgConnection, md5: Md5Digest) -> Result<(), DbError> {
+        diesel::sql_query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+            .bind::<Text, _>(format!("content:{md5}"))
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }
 
@@ -105,13 +121,18 @@ pub async fn record(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    // A new object carries the verdict's provenance of the upload that brought it
-    // (an object stored before keeps its own: the older, the sooner re-scanned).
+    // A new object carries the verdict of the upload that brought it, with its
+    // provenance and an operator's release if there was one (an object stored
+    // before keeps its own: the older, the sooner re-scanned).
     diesel::sql_query(
         "UPDATE stored_objects o
-            SET engine_version = s.engine_version,
+            SET verdict = s.verdict,
+                engine_version = s.engine_version,
                 signature_version = s.signature_version,
-                scanned_at = s.scanned_at
+                scanned_at = s.scanned_at,
+                released_by = s.released_by,
+                release_reason = s.release_reason,
+                released_signature = s.released_signature
            FROM upload_scans s
           WHERE o.md5_hex = $1 AND o.scanned_at IS NULL AND s.upload_id = $2",
     )
@@ -195,14 +216,14 @@ pub async fn record(
 }
 
 /// A version as callers see it: the row, whether it is the file's current one,
-/// and its file's quarantine when a later scan found malware in it.
+/// and its file's hold or quarantine when a later scan found malware in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionEntry {
     /// The version.
     pub row: VersionRow,
     /// True for the version buyers get.
     pub current: bool,
-    /// Set when the content was found infected after it was stored.
+    /// Set while the content may not be downloaded (held, or quarantined).
     pub quarantine: Option<ObjectQuarantine>,
 }
 
@@ -215,28 +236,51 @@ pub struct ObjectQuarantine {
     pub quarantined_at: chrono::DateTime<Utc>,
     /// The signature database version that found it.
     pub signature_version: Option<i64>,
+    /// Held for an operator's review (true), or confirmed and quarantined.
+    pub held: bool,
 }
 
-/// The columns a [`VersionEntry`] is read from.
-type EntryColumns = (
-    VersionRow,
-    Option<i32>,
+/// The object columns a [`VersionEntry`]'s quarantine is read from.
+type StandingColumns = (
+    ObjectStanding,
     Option<String>,
+    Option<chrono::DateTime<Utc>>,
     Option<chrono::DateTime<Utc>>,
     Option<i64>,
 );
 
+/// The stored object's standing columns, in [`StandingColumns`]' order.
+fn standing_columns() -> (
+    stored_objects::standing,
+    stored_objects::signature,
+    stored_objects::held_at,
+    stored_objects::quarantined_at,
+    stored_objects::signature_version,
+) {
+    (
+        stored_objects::standing,
+        stored_objects::signature,
+        stored_objects::held_at,
+        stored_objects::quarantined_at,
+        stored_objects::signature_version,
+    )
+}
+
 fn entry(
-    (row, current, signature, quarantined_at, signature_version): EntryColumns,
+    row: VersionRow,
+    current: Option<i32>,
+    (standing, signature, held_at, quarantined_at, signature_version): StandingColumns,
 ) -> VersionEntry {
     let current = current == Some(row.version);
+    let since = quarantined_at.or(held_at).unwrap_or(row.created_at);
     VersionEntry {
         row,
         current,
-        quarantine: quarantined_at.map(|quarantined_at| ObjectQuarantine {
+        quarantine: (!standing.downloadable()).then(|| ObjectQuarantine {
             signature: signature.unwrap_or_default(),
-            quarantined_at,
+            quarantined_at: since,
             signature_version,
+            held: standing == ObjectStanding::Held,
         }),
     }
 }
@@ -255,7 +299,7 @@ pub async fn list(
     if let Some(file) = file {
         query = query.filter(file_versions::file_id.eq(file));
     }
-    let rows: Vec<EntryColumns> = query
+    let rows: Vec<(VersionRow, Option<i32>, StandingColumns)> = query
         .order((
             item_files::created_at.asc(),
             file_versions::file_id.asc(),
@@ -264,13 +308,14 @@ pub async fn list(
         .select((
             VersionRow::as_select(),
             item_files::current_version,
-            stored_objects::signature,
-            stored_objects::quarantined_at,
-            stored_objects::signature_version,
+            standing_columns(),
         ))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(entry).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(row, current, standing)| entry(row, current, standing))
+        .collect())
 }
 
 /// One version of one of the item's files; `version` None means the current one.
@@ -293,28 +338,15 @@ pub async fn find(
     let Some(wanted) = version.or(file_row.current_version) else {
         return Ok(None);
     };
-    type Found = (
-        VersionRow,
-        Option<String>,
-        Option<chrono::DateTime<Utc>>,
-        Option<i64>,
-    );
-    let row: Option<Found> = file_versions::table
+    let row: Option<(VersionRow, StandingColumns)> = file_versions::table
         .inner_join(stored_objects::table)
         .filter(file_versions::file_id.eq(file_row.id))
         .filter(file_versions::version.eq(wanted))
-        .select((
-            VersionRow::as_select(),
-            stored_objects::signature,
-            stored_objects::quarantined_at,
-            stored_objects::signature_version,
-        ))
+        .select((VersionRow::as_select(), standing_columns()))
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(v, signature, at, version)| {
-        entry((v, file_row.current_version, signature, at, version))
-    }))
+    Ok(row.map(|(v, standing)| entry(v, file_row.current_version, standing)))
 }
 
 /// Makes `version` the file's current one. None when the item has no such file

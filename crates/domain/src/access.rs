@@ -194,6 +194,114 @@ pub fn rule(rpc: Rpc, role: Role) -> Rule {
         .map_or(Rule::Deny, |(_, rules)| rules[column])
 }
 
+/// How far a service may act for others, as the deployment configures it
+/// (`UPLOAD_SERVICE_ACT_FOR`): for which roles, and whether it may state a
+/// seller's group. A service configured for no one acts for no one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delegation {
+    /// The roles it may act for: sellers, buyers or both.
+    pub for_roles: Vec<Role>,
+    /// Whether it may say which group the seller it acts for is in (their size
+    /// limit); otherwise that seller counts as standard.
+    pub states_group: bool,
+}
+
+/// Why a service may not act as it asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DelegationRefusal {
+    /// Only a role the service is configured for may be acted for.
+    #[error(
+        "the service {service} may not act for a {role}; UPLOAD_SERVICE_ACT_FOR names whom each service acts for"
+    )]
+    RoleNotDelegated {
+        /// The service.
+        service: String,
+        /// The role it asked to act for.
+        role: Role,
+    },
+    /// The service may act for several roles and did not say which.
+    #[error(
+        "the service {service} acts for more than one role: name the role (seller or buyer) in x-upload-act-for-role"
+    )]
+    RoleUnstated {
+        /// The service.
+        service: String,
+    },
+    /// The role acted for may not make this call.
+    #[error("acting for a {role}, the service {service} may not call {rpc}")]
+    NotForRole {
+        /// The service.
+        service: String,
+        /// The role acted for.
+        role: Role,
+        /// The call.
+        rpc: Rpc,
+    },
+    /// The service may not state a seller's group.
+    #[error(
+        "the service {service} may not state a seller's group (x-upload-act-for-group); UPLOAD_SERVICE_ACT_FOR says which services may"
+    )]
+    GroupNotDelegated {
+        /// The service.
+        service: String,
+    },
+}
+
+impl Delegation {
+    /// How far `service`, holding the scope `rpc` needs, reaches when it acts for
+    /// someone of role `stated` (from its header; `None` when it sent none) and
+    /// `states_group` says whether it named a group: the role acted for and its
+    /// reach, or why not. Acting for a role never reaches further than that
+    /// role's own column of the table.
+    pub fn reach(
+        &self,
+        service: &SellerId,
+        rpc: Rpc,
+        stated: Option<Role>,
+        states_group: bool,
+    ) -> Result<(Role, Reach), DelegationRefusal> {
+        let service_name = || service.as_str().to_owned();
+        let role = match (stated, self.for_roles.as_slice()) {
+            (Some(role), roles) if roles.contains(&role) => role,
+            (Some(role), _) => {
+                return Err(DelegationRefusal::RoleNotDelegated {
+                    service: service_name(),
+                    role,
+                });
+            }
+            (None, [only]) => *only,
+            (None, []) => {
+                return Err(DelegationRefusal::RoleNotDelegated {
+                    service: service_name(),
+                    role: Role::Seller,
+                });
+            }
+            (None, _) => {
+                return Err(DelegationRefusal::RoleUnstated {
+                    service: service_name(),
+                });
+            }
+        };
+        if states_group && !(self.states_group && role == Role::Seller) {
+            return Err(DelegationRefusal::GroupNotDelegated {
+                service: service_name(),
+            });
+        }
+        let reach = match rule(rpc, role) {
+            Rule::Own => Reach::Own,
+            Rule::Granted => Reach::Granted,
+            Rule::Deny | Rule::ActFor(_) | Rule::ReadAny => {
+                return Err(DelegationRefusal::NotForRole {
+                    service: service_name(),
+                    role,
+                    rpc,
+                });
+            }
+        };
+        Ok((role, reach))
+    }
+}
+
 /// Who called, as their token says: a role, a subject (a seller's or buyer's id,
 /// a service's or an operator's name) and, for a service, its scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +416,140 @@ mod tests {
             })
             .collect();
         assert_eq!(crate::readme::table("Who may call what"), rows);
+    }
+
+    #[test]
+    fn a_service_acts_only_for_the_roles_and_groups_it_was_given() {
+        let orders: SellerId = "orders".parse().unwrap();
+        let sellers_only = Delegation {
+            for_roles: vec![Role::Seller],
+            states_group: false,
+        };
+        let both = Delegation {
+            for_roles: vec![Role::Seller, Role::Buyer],
+            states_group: true,
+        };
+        let nobody = Delegation::default();
+        use DelegationRefusal as R;
+        type Case<'a> = (
+            &'a Delegation,
+            Rpc,
+            Option<Role>,
+            bool,
+            Result<(Role, Reach), fn(&R) -> bool>,
+        );
+        let cases: &[Case] = &[
+            (
+                &sellers_only,
+                Rpc::GrantAccess,
+                None,
+                false,
+                Ok((Role::Seller, Reach::Own)),
+            ),
+            (
+                &sellers_only,
+                Rpc::GrantAccess,
+                Some(Role::Seller),
+                false,
+                Ok((Role::Seller, Reach::Own)),
+            ),
+            (
+                &sellers_only,
+                Rpc::GetDownloadUrl,
+                Some(Role::Buyer),
+                false,
+                Err(|r| {
+                    matches!(
+                        r,
+                        R::RoleNotDelegated {
+                            role: Role::Buyer,
+                            ..
+                        }
+                    )
+                }),
+            ),
+            (
+                &sellers_only,
+                Rpc::CreateUpload,
+                None,
+                true,
+                Err(|r| matches!(r, R::GroupNotDelegated { .. })),
+            ),
+            (
+                &sellers_only,
+                Rpc::GetItem,
+                Some(Role::Ops),
+                false,
+                Err(|r| {
+                    matches!(
+                        r,
+                        R::RoleNotDelegated {
+                            role: Role::Ops,
+                            ..
+                        }
+                    )
+                }),
+            ),
+            (
+                &both,
+                Rpc::GetItem,
+                None,
+                false,
+                Err(|r| matches!(r, R::RoleUnstated { .. })),
+            ),
+            (
+                &both,
+                Rpc::GetDownloadUrl,
+                Some(Role::Buyer),
+                false,
+                Ok((Role::Buyer, Reach::Granted)),
+            ),
+            (
+                &both,
+                Rpc::CreateUpload,
+                Some(Role::Buyer),
+                false,
+                Err(|r| {
+                    matches!(
+                        r,
+                        R::NotForRole {
+                            role: Role::Buyer,
+                            rpc: Rpc::CreateUpload,
+                            ..
+                        }
+                    )
+                }),
+            ),
+            (
+                &both,
+                Rpc::CreateUpload,
+                Some(Role::Seller),
+                true,
+                Ok((Role::Seller, Reach::Own)),
+            ),
+            (
+                &both,
+                Rpc::GetItem,
+                Some(Role::Buyer),
+                true,
+                Err(|r| matches!(r, R::GroupNotDelegated { .. })),
+            ),
+            (
+                &nobody,
+                Rpc::GetItem,
+                None,
+                false,
+                Err(|r| matches!(r, R::RoleNotDelegated { .. })),
+            ),
+        ];
+        for (delegation, rpc, stated, group, expected) in cases {
+            let got = delegation.reach(&orders, *rpc, *stated, *group);
+            match (expected, &got) {
+                (Ok(want), Ok(have)) => assert_eq!(want, have, "{rpc} {stated:?}"),
+                (Err(is), Err(refusal)) => assert!(is(refusal), "{rpc} {stated:?}: {refusal}"),
+                _ => panic!("{rpc} {stated:?} {group}: {got:?}"),
+            }
+        }
     }
 
     #[test]

@@ -9,12 +9,17 @@ vocabulary! {
         /// Uploads land here; incomplete uploads and old objects are cleaned by
         /// lifecycle rules.
         Temp = "temp",
-        /// Infected files; objects expire after 4 days.
+        /// Infected files; objects expire after [`QUARANTINE_DAYS`].
         Quarantine = "quarantine",
-        /// Content-addressed files and their previews.
+        /// Content-addressed files and their previews (and held content); nothing
+        /// here expires.
         Regular = "regular",
     }
 }
+
+/// How long the quarantine bucket keeps an object: what its lifecycle rule says,
+/// and what sellers are told.
+pub const QUARANTINE_DAYS: i32 = 4;
 
 vocabulary! {
     /// What a preview object is.

@@ -20,6 +20,8 @@ vocabulary! {
         TypeMismatch = "type_mismatch",
         /// The type is not on the allow-list.
         TypeNotAllowed = "type_not_allowed",
+        /// A program or a script, where the marketplace sells no software.
+        SoftwareNotAllowed = "software_not_allowed",
         /// Reading or scanning the file failed on every attempt.
         ScanFailed = "scan_failed",
         /// ffprobe failed on every attempt.
@@ -37,6 +39,9 @@ vocabulary! {
         StoreRejected = "store_rejected",
         /// The regular bucket holds other content under the file's MD5.
         ContentConflict = "content_conflict",
+        /// The same content is held for review, or quarantined, after a later
+        /// scan flagged it: it is not stored again meanwhile.
+        ContentHeld = "content_held",
         /// Saving the item failed on every attempt.
         PersistFailed = "persist_failed",
         /// Storing the item's files failed on every attempt.
@@ -67,8 +72,13 @@ impl FailureCode {
             Self::Unscannable => {
                 "the malware scanner could not inspect the whole file (password-protected, nested too deeply, or too large once unpacked)"
             }
-            Self::TypeMismatch => "the file's contents are not the type it was declared as",
+            Self::TypeMismatch => {
+                "the file's contents are not the type it was declared as, or its name says"
+            }
             Self::TypeNotAllowed => "files of this type are not accepted on the marketplace",
+            Self::SoftwareNotAllowed => {
+                "the file is a program or a script, and the marketplace does not sell software"
+            }
             Self::ScanFailed => "the file could not be read or scanned, however often it was tried",
             Self::MetadataFailed => {
                 "the file's media facts could not be read, however often it was tried"
@@ -84,6 +94,9 @@ impl FailureCode {
             Self::StoreRejected => "the storage refused a request that retrying cannot fix",
             Self::ContentConflict => {
                 "a different file with the same MD5 is already stored; nothing was overwritten"
+            }
+            Self::ContentHeld => {
+                "a file with the same content is held after a malware finding; it was not stored"
             }
             Self::PersistFailed => "saving the item failed, however often it was tried",
             Self::MoveFailed => "storing the item's files failed, however often it was tried",
@@ -102,6 +115,7 @@ impl FailureCode {
                 self,
                 Self::StoreRejected
                     | Self::ContentConflict
+                    | Self::ContentHeld
                     | Self::PersistFailed
                     | Self::MoveFailed
                     | Self::SubmissionStalled
@@ -130,9 +144,10 @@ impl FailureCode {
             Self::Aborted => Some(UploadState::Aborted),
             Self::Expired => Some(UploadState::Expired),
             Self::Infected => Some(UploadState::Quarantined),
-            Self::Unscannable | Self::TypeMismatch | Self::TypeNotAllowed => {
-                Some(UploadState::Rejected)
-            }
+            Self::Unscannable
+            | Self::TypeMismatch
+            | Self::TypeNotAllowed
+            | Self::SoftwareNotAllowed => Some(UploadState::Rejected),
             Self::ScanFailed
             | Self::MetadataFailed
             | Self::PreviewFailed
@@ -141,6 +156,7 @@ impl FailureCode {
             | Self::PartMismatch
             | Self::StoreRejected => Some(UploadState::Failed),
             Self::ContentConflict
+            | Self::ContentHeld
             | Self::PersistFailed
             | Self::MoveFailed
             | Self::SubmissionStalled

@@ -47,7 +47,8 @@ vocabulary! {
         Redelivered = "redelivered",
         /// An operator judged a quarantined file clean: it goes on to processing.
         QuarantineReleased = "quarantine_released",
-        /// An operator confirmed a quarantine: the file is removed now.
+        /// An operator confirmed a quarantine: the file goes when its days in
+        /// quarantine end.
         QuarantineConfirmed = "quarantine_confirmed",
     }
 }

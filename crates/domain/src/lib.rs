@@ -2,18 +2,20 @@
 //!
 //! Where things live: `words` declares the vocabulary enums; `access` the roles,
 //! scopes, RPCs and the authorization table; `state` and `item`
-//! hold the two state machines; `history` why and by whom they changed; `failure`, `scan`, `notification` and `bucket`
+//! hold the two state machines; `history` why and by whom they changed; `failure`, `scan`, `hold` (what a later finding does to passed content), `notification` and `bucket`
 //! the words the pipeline records; `hash` the content digests; `ids`, `seller`
 //! and `file` the values a request carries; `plan` the part plan; `policy` the
-//! type allow-list; `queue` the job queues; `submission` the rules of SubmitItem.
+//! type allow-list; `file_type` what a file is by its declaration, bytes and name; `queue` the job queues; `submission` the rules of SubmitItem.
 
 mod access;
 mod bucket;
 mod error;
 mod failure;
 mod file;
+mod file_type;
 mod hash;
 mod history;
+mod hold;
 mod ids;
 mod item;
 mod notification;
@@ -32,14 +34,19 @@ mod text;
 mod words;
 
 pub use access::{
-    ITEM_SERVICE, Principal, Reach, Role, Rpc, Rule, Scope, TABLE, UPLOAD_SERVICE, rule,
+    Delegation, DelegationRefusal, ITEM_SERVICE, Principal, Reach, Role, Rpc, Rule, Scope, TABLE,
+    UPLOAD_SERVICE, rule,
 };
-pub use bucket::{Bucket, PreviewKind};
+pub use bucket::{Bucket, PreviewKind, QUARANTINE_DAYS};
 pub use error::DomainError;
 pub use failure::{Failure, FailureCode, FailureSubject};
 pub use file::{ContentType, FileName};
+pub use file_type::{FileEvidence, Judged, is_software_type};
 pub use hash::{ContentHash, Md5Digest, Sha256Digest};
 pub use history::{Actor, ChangeCause};
+pub use hold::{
+    ObjectChange, ObjectStanding, StoredRescan, rescan_quarantines_ready, rescan_stored,
+};
 pub use ids::{FileId, ItemId, NotificationId, SubmissionId, UploadId};
 pub use item::{
     IdempotencyKey, ItemFields, ItemKind, MAX_ITEM_FILES, SubmissionEvent, SubmissionState,
@@ -47,7 +54,7 @@ pub use item::{
 };
 pub use notification::NotificationKind;
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
-pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
+pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE, demuxers};
 pub use queue::Queue;
 pub use refusal::{REFUSAL_DOMAIN, Refusal};
 pub use scan::{

@@ -10,11 +10,15 @@ vocabulary! {
         /// The file is not acceptable (type policy, or the scanner could not
         /// inspect it).
         UploadRejected = "upload.rejected",
-        /// A stored file was found infected by a later scan with newer
-        /// signatures: its versions are no longer downloadable and it is in
-        /// quarantine.
+        /// A stored file that a later scan flagged is held for review: its
+        /// versions cannot be downloaded meanwhile, and nothing is deleted.
+        FileHeld = "file.held",
+        /// An operator released a held file: its versions download again.
+        FileReleased = "file.released",
+        /// An operator confirmed a held file's finding: its versions will not
+        /// download again, and the file is deleted after its days in quarantine.
         FileQuarantined = "file.quarantined",
-        /// An operator judged a quarantined file safe: it is being processed.
+        /// An operator judged a quarantined upload safe: it is being processed.
         UploadReleased = "upload.released",
         /// Processing gave up after its attempts.
         UploadFailed = "upload.failed",

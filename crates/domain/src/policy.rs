@@ -34,6 +34,37 @@ impl MediaKind {
     }
 }
 
+/// The ffmpeg demuxers that may read a file whose bytes sniffed as
+/// `content_type` (ffmpeg's and ffprobe's `-format_whitelist`): a file that looks
+/// like an MP4 is read as an MP4 and nothing else, so a crafted file cannot steer
+/// the tools into another demuxer (a playlist, a concatenation). `None` for a type
+/// no run is made for.
+pub fn demuxers(content_type: &str) -> Option<&'static str> {
+    Some(match content_type {
+        "video/mp4" | "video/quicktime" | "video/x-m4v" | "video/3gpp" | "audio/mp4"
+        | "audio/m4a" | "audio/x-m4a" => "mov,mp4,m4a,3gp,3g2,mj2",
+        "video/webm" | "video/x-matroska" | "audio/webm" | "audio/x-matroska" => "matroska,webm",
+        "video/x-msvideo" => "avi",
+        "video/x-flv" => "flv",
+        "video/mpeg" => "mpeg,mpegvideo",
+        "video/mp2t" => "mpegts",
+        "video/x-ms-wmv" | "video/x-ms-asf" => "asf",
+        "video/ogg" | "audio/ogg" | "audio/opus" => "ogg",
+        "audio/mpeg" => "mp3",
+        "audio/x-wav" | "audio/wav" => "wav",
+        "audio/x-flac" | "audio/flac" => "flac",
+        "audio/aac" => "aac",
+        "audio/x-aiff" => "aiff",
+        "image/jpeg" => "jpeg_pipe,image2",
+        "image/png" => "png_pipe,image2",
+        "image/gif" => "gif",
+        "image/webp" => "webp_pipe,image2",
+        "image/bmp" => "bmp_pipe,image2",
+        "image/tiff" => "tiff_pipe,image2",
+        _ => return None,
+    })
+}
+
 /// One entry of the allow-list: `video/mp4`, or `video/*` for a whole family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pattern {
@@ -56,6 +87,25 @@ pub enum TypeRejection {
         /// What the bytes are.
         sniffed: String,
     },
+    /// The bytes are not what the file's name says.
+    NameMismatch {
+        /// The name's extension.
+        extension: String,
+        /// What the bytes are.
+        sniffed: String,
+    },
+    /// The file's name says another type than the one declared.
+    NameVsDeclared {
+        /// The name's extension.
+        extension: String,
+        /// What the seller declared.
+        declared: String,
+    },
+    /// A program or a script, where the marketplace sells no software.
+    Software {
+        /// What gave it away: its name, or its bytes.
+        why: String,
+    },
 }
 
 impl TypeRejection {
@@ -63,7 +113,10 @@ impl TypeRejection {
     pub fn code(&self) -> FailureCode {
         match self {
             Self::NotAllowed { .. } => FailureCode::TypeNotAllowed,
-            Self::Mismatch { .. } => FailureCode::TypeMismatch,
+            Self::Mismatch { .. } | Self::NameMismatch { .. } | Self::NameVsDeclared { .. } => {
+                FailureCode::TypeMismatch
+            }
+            Self::Software { .. } => FailureCode::SoftwareNotAllowed,
         }
     }
 }
@@ -85,7 +138,45 @@ impl fmt::Display for TypeRejection {
                 "the file was declared as {declared}, but its contents are {sniffed}; \
                  upload the right file or declare its real type"
             ),
+            Self::NameMismatch { extension, sniffed } if sniffed == UNKNOWN_TYPE => write!(
+                f,
+                "the file is named .{extension}, but its contents are not a .{extension} file; \
+                 upload the right file or name it for what it is"
+            ),
+            Self::NameMismatch { extension, sniffed } => write!(
+                f,
+                "the file is named .{extension}, but its contents are {sniffed}; \
+                 upload the right file or name it for what it is"
+            ),
+            Self::NameVsDeclared {
+                extension,
+                declared,
+            } => write!(
+                f,
+                "the file is named .{extension}, but was declared as {declared}; \
+                 declare its real type or name it for what it is"
+            ),
+            Self::Software { why } => write!(
+                f,
+                "the file is a program or a script ({why}), and the marketplace does not sell \
+                 software; upload the product itself"
+            ),
         }
+    }
+}
+
+/// The family a type belongs to where any member stands for another (a `.mov`
+/// declared `video/mp4` is still a video; the sniffer names fonts
+/// `application/font-sfnt` where sellers declare `font/ttf`).
+fn family(content_type: &str) -> Option<&'static str> {
+    match MediaKind::of(content_type) {
+        MediaKind::Video => Some("video"),
+        MediaKind::Image => Some("image"),
+        MediaKind::Audio => Some("audio"),
+        MediaKind::Other => (content_type.starts_with("font/")
+            || content_type == "application/font-sfnt"
+            || content_type == "application/font-woff")
+            .then_some("font"),
     }
 }
 
@@ -129,7 +220,8 @@ impl FromStr for TypePolicy {
 
 impl TypePolicy {
     /// The default list: media, documents, archives and fonts; no executables.
-    pub const DEFAULT: &'static str = "video/*,image/*,audio/*,font/*,text/plain,application/pdf,\
+    pub const DEFAULT: &'static str = "video/*,image/*,audio/*,font/*,application/font-sfnt,\
+        application/font-woff,text/plain,application/pdf,\
         application/zip,application/epub+zip,application/gzip,application/x-tar,\
         application/x-7z-compressed,application/vnd.rar,application/x-rar-compressed,\
         application/octet-stream";
@@ -172,8 +264,7 @@ impl TypePolicy {
                 content_type: sniffed.to_owned(),
             });
         }
-        let same_family = MediaKind::of(declared) != MediaKind::Other
-            && MediaKind::of(declared) == MediaKind::of(sniffed);
+        let same_family = family(declared).is_some() && family(declared) == family(sniffed);
         if declared == sniffed || declared == UNKNOWN_TYPE || same_family {
             Ok(())
         } else {
@@ -245,6 +336,47 @@ mod tests {
         assert!("".parse::<TypePolicy>().is_err());
         assert!("*/*".parse::<TypePolicy>().is_err());
         assert!("video".parse::<TypePolicy>().is_err());
+    }
+
+    #[test]
+    fn each_media_type_is_read_by_its_own_demuxers_and_others_by_none() {
+        assert_eq!(demuxers("video/mp4"), Some("mov,mp4,m4a,3gp,3g2,mj2"));
+        assert_eq!(demuxers("image/png"), Some("png_pipe,image2"));
+        assert_eq!(demuxers("audio/mpeg"), Some("mp3"));
+        for none in [
+            "application/zip",
+            "application/pdf",
+            UNKNOWN_TYPE,
+            "audio/midi",
+            "image/vnd.adobe.photoshop",
+            "video/unheard-of",
+        ] {
+            assert_eq!(demuxers(none), None, "{none}");
+        }
+        // No entry lets in the demuxers that open other inputs.
+        for listed in [
+            "video/mp4",
+            "video/webm",
+            "image/jpeg",
+            "audio/ogg",
+            "video/mpeg",
+        ] {
+            let names = demuxers(listed).unwrap();
+            for risky in [
+                "concat",
+                "hls",
+                "applehttp",
+                "dash",
+                "ffconcat",
+                "tee",
+                "data",
+            ] {
+                assert!(
+                    !names.split(',').any(|n| n == risky),
+                    "{listed} allows {risky}"
+                );
+            }
+        }
     }
 
     #[test]

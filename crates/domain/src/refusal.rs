@@ -15,6 +15,11 @@ vocabulary! {
         InvalidArgument = "INVALID_ARGUMENT",
         /// The declared type is not on the allow-list.
         TypeNotAccepted = "TYPE_NOT_ACCEPTED",
+        /// The file is a program or a script, by its name or declared type, and
+        /// the marketplace sells no software.
+        SoftwareNotAccepted = "SOFTWARE_NOT_ACCEPTED",
+        /// The file's name says another type than the one declared.
+        NameMismatch = "NAME_MISMATCH",
         /// The file is larger than the seller's group may upload.
         OverSizeLimit = "OVER_SIZE_LIMIT",
         /// Too many CreateUpload calls in a minute (see RetryInfo).
@@ -95,6 +100,8 @@ impl Refusal {
             Self::PermissionDenied => "the authorization table does not allow this call",
             Self::InvalidArgument => "a field is malformed; BadRequest names it",
             Self::TypeNotAccepted => "the declared type is not accepted",
+            Self::SoftwareNotAccepted => "a program or a script, and no software is sold",
+            Self::NameMismatch => "the file's name says another type than declared",
             Self::OverSizeLimit => "the file is over the seller's size limit",
             Self::CreateRateExceeded => "too many CreateUpload calls a minute; RetryInfo says when",
             Self::TooManyOpenUploads => "too many unfinished uploads; complete or abort some",

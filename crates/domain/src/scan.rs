@@ -5,7 +5,8 @@
 use crate::words::vocabulary;
 
 vocabulary! {
-    /// What the scanner concluded. Only [`ScanVerdict::Clean`] lets a file go on;
+    /// What the scanner concluded, or an operator over it. Only
+    /// [`ScanVerdict::Clean`] and [`ScanVerdict::Released`] let a file go on;
     /// reading any other word fails, so a verdict this code does not know is never
     /// taken for clean.
     pub enum ScanVerdict as "scan verdict" {
@@ -17,13 +18,17 @@ vocabulary! {
         /// The scanner could not inspect the whole file: encrypted, nested or
         /// packed beyond its limits, or in a form it cannot open.
         Unscannable = "unscannable",
+        /// An operator judged the file safe over a finding of the scanner (the
+        /// verdict names who, why, and the finding overridden).
+        Released = "released",
     }
 }
 
 impl ScanVerdict {
-    /// True only for a clean verdict.
-    pub const fn is_clean(self) -> bool {
-        matches!(self, Self::Clean)
+    /// True for the verdicts that let a file go on: clean, or released by an
+    /// operator.
+    pub const fn lets_through(self) -> bool {
+        matches!(self, Self::Clean | Self::Released)
     }
 }
 
@@ -204,6 +209,25 @@ pub fn classify(answer: &ScannerAnswer, allow_encrypted_archives: bool) -> Class
     }
 }
 
+impl Classified {
+    /// The verdict once the scan's own walk of an archive is heard: a file that
+    /// crossed a limit there (`crossed`) cannot be vouched for, whatever clamd
+    /// said, unless clamd found malware in it.
+    pub fn bounded_by(self, crossed: Option<Uninspected>) -> Self {
+        match crossed {
+            Some(reason) if self.verdict != ScanVerdict::Infected => Self {
+                verdict: ScanVerdict::Unscannable,
+                finding: Some(format!("{ARCHIVE_WALK}{}", reason.as_str())),
+                uninspected: Some(reason),
+            },
+            _ => self,
+        }
+    }
+}
+
+/// The name a limit crossed by the scan's archive walk is recorded under.
+const ARCHIVE_WALK: &str = "Upload.ArchiveWalk.";
+
 /// The scanner and signatures a verdict was made with, from clamd's `VERSION`
 /// answer (`ClamAV 1.4.6/27470/Sat Nov 28 08:23:12 2026`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,6 +360,21 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_limit_the_archive_walk_crossed_makes_a_clean_file_unscannable_but_never_hides_malware() {
+        let bomb = classify(&ScannerAnswer::Nothing, false).bounded_by(Some(Uninspected::TooLarge));
+        assert_eq!(bomb.verdict, ScanVerdict::Unscannable);
+        assert_eq!(bomb.uninspected, Some(Uninspected::TooLarge));
+        assert_eq!(
+            bomb.finding.as_deref(),
+            Some("Upload.ArchiveWalk.too_large")
+        );
+        let malware = found("Win.Test.EICAR_HDB-1", false).bounded_by(Some(Uninspected::TooDeep));
+        assert_eq!(malware.verdict, ScanVerdict::Infected);
+        let clean = classify(&ScannerAnswer::Nothing, false).bounded_by(None);
+        assert_eq!(clean.verdict, ScanVerdict::Clean);
     }
 
     #[test]

@@ -207,7 +207,7 @@ pub fn plan_submission(
         let Some(upload) = uploads.iter().find(|u| u.id == id) else {
             return Err(SubmitRefusal::UploadNotFound(id));
         };
-        let clean = upload.verdict.is_some_and(ScanVerdict::is_clean);
+        let clean = upload.verdict.is_some_and(ScanVerdict::lets_through);
         if upload.state != UploadState::Ready || !clean {
             return Err(SubmitRefusal::UploadNotReady {
                 upload: id,

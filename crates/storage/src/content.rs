@@ -2,7 +2,7 @@
 //! their SHA-256, part-by-part copies for objects too large for one CopyObject,
 //! and download URLs named with the seller's file name.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
@@ -226,7 +226,7 @@ impl Store {
         content_type: &str,
         expires_in: Duration,
     ) -> Result<(String, DateTime<Utc>), StoreError> {
-        let now = SystemTime::now();
+        let now = crate::store::signing_time();
         let config = PresigningConfig::builder()
             .start_time(now)
             .expires_in(expires_in)

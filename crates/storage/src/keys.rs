@@ -18,9 +18,15 @@ pub enum StorageKey<'a> {
         /// The upload.
         upload: UploadId,
     },
-    /// A stored file that a later scan found infected, moved from the regular
-    /// bucket to quarantine under its MD5.
+    /// A stored file that a later scan found infected and an operator confirmed,
+    /// moved to quarantine under its MD5.
     QuarantinedContent {
+        /// The content's MD5.
+        md5: Md5Digest,
+    },
+    /// A stored file that a later scan flagged, held for an operator's review:
+    /// in the regular bucket (nothing expires there), out of the downloads' key.
+    HeldContent {
         /// The content's MD5.
         md5: Md5Digest,
     },
@@ -56,7 +62,9 @@ impl StorageKey<'_> {
             StorageKey::Quarantine { .. } | StorageKey::QuarantinedContent { .. } => {
                 Bucket::Quarantine
             }
-            StorageKey::Content { .. } | StorageKey::StoredPreview { .. } => Bucket::Regular,
+            StorageKey::Content { .. }
+            | StorageKey::StoredPreview { .. }
+            | StorageKey::HeldContent { .. } => Bucket::Regular,
         }
     }
 
@@ -68,6 +76,7 @@ impl StorageKey<'_> {
             StorageKey::Preview { upload, name } => format!("previews/{upload}/{name}"),
             StorageKey::Content { md5 } => format!("files/{md5}"),
             StorageKey::QuarantinedContent { md5 } => format!("infected-files/{md5}"),
+            StorageKey::HeldContent { md5 } => format!("held/{md5}"),
             StorageKey::StoredPreview { md5, name } => format!("previews/{md5}/{name}"),
         }
     }
@@ -145,5 +154,12 @@ mod tests {
             !preview.key().starts_with("files/"),
             "previews never share the files' prefix"
         );
+        let held = StorageKey::HeldContent { md5 };
+        assert_eq!(
+            held.bucket(),
+            Bucket::Regular,
+            "held content expires nowhere"
+        );
+        assert_eq!(held.key(), "held/44d88612fea8a8f36de82e1278abb02f");
     }
 }

@@ -23,7 +23,7 @@ impl Default for LifecycleRules {
         Self {
             temp_abort_incomplete_days: 1,
             temp_expire_days: 7,
-            quarantine_expire_days: 4,
+            quarantine_expire_days: upload_domain::QUARANTINE_DAYS,
             cors_origins: vec!["*".into()],
         }
     }

@@ -190,7 +190,7 @@ impl Store {
         parts: &[(PartNumber, Md5Digest, u64)],
         expires_in: Duration,
     ) -> Result<Vec<SignedRequest>, StoreError> {
-        let now = SystemTime::now();
+        let now = signing_time();
         let key = upload.key.key();
         let expires_at = DateTime::<Utc>::from(now + expires_in);
         parts
@@ -445,5 +445,31 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_sdk("GetObject presign", e))?;
         Ok(presigned.uri().to_owned())
+    }
+}
+
+/// The time a URL is signed at: now, in whole seconds. A SigV4 date has no
+/// fraction, so the store ends a URL `expires_in` after the whole second it was
+/// signed in; an expiry told to clients from this time is the one the store
+/// keeps, never up to a second later.
+pub(crate) fn signing_time() -> SystemTime {
+    let since_epoch = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_signed_at_a_whole_second_never_later_than_now() {
+        let before = SystemTime::now();
+        let at = signing_time();
+        let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(since.subsec_nanos(), 0);
+        assert!(at <= before + Duration::from_secs(1));
+        assert!(before.duration_since(at).unwrap_or_default() < Duration::from_secs(1));
     }
 }

@@ -14,8 +14,8 @@ pub use calls::{CallOutcome, Dependency, DependencyCalls};
 pub use listener::{MetricsListener, Render};
 pub use logs::{BoxedLayer, init_logs, subscriber};
 pub use traces::{
-    TRACEPARENT, Telemetry, continue_trace, current_traceparent, exporting, init, rpc_method,
-    rpc_span,
+    TRACEPARENT, Telemetry, UNKNOWN_RPC, continue_trace, current_traceparent, exporting, init,
+    rpc_method, rpc_span,
 };
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};

@@ -4,10 +4,9 @@
 //! job's row, and from the row into the job's span: one trace follows an upload
 //! from CreateUpload through every job to its move.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -121,39 +120,38 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
     let _ = span.set_parent(parent);
 }
 
-/// How many paths' names are kept: the service's RPCs, health and reflection fit
-/// many times over; paths beyond (a caller's made-up ones) are named each time.
-const NAMES_KEPT: usize = 256;
+/// The paths named in spans and metrics: the API's RPCs, health and reflection.
+/// Every other path (a caller's invention) is `unknown`, so names, labels and
+/// log fields stay bounded whatever arrives, authenticated or not.
+static KNOWN_PATHS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
+    let ours = upload_domain::Rpc::ALL.iter().map(|rpc| rpc.path());
+    let standard = [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .map(str::to_owned);
+    ours.chain(standard)
+        .map(|path| {
+            let (service, method) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or_default();
+            let service = service.rsplit('.').next().unwrap_or(service);
+            let name: &'static str = Box::leak(format!("{service}/{method}").into_boxed_str());
+            (path, name)
+        })
+        .collect()
+});
 
-/// `Service/Method` of a request path `/package.Service/Method`: how RPCs are
-/// named in spans and metrics. Each path is named once and kept: an RPC costs no
-/// allocation for its name.
-pub fn rpc_method(path: &str) -> Cow<'static, str> {
-    static NAMES: LazyLock<RwLock<HashMap<String, &'static str>>> = LazyLock::new(RwLock::default);
-    if let Some(name) = NAMES
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(path)
-    {
-        return Cow::Borrowed(name);
-    }
-    let name = {
-        let trimmed = path.trim_start_matches('/');
-        match trimmed.split_once('/') {
-            Some((service, method)) => {
-                let service = service.rsplit('.').next().unwrap_or(service);
-                format!("{service}/{method}")
-            }
-            None => "unknown".to_owned(),
-        }
-    };
-    let mut names = NAMES.write().unwrap_or_else(PoisonError::into_inner);
-    if names.len() >= NAMES_KEPT {
-        return Cow::Owned(name);
-    }
-    let kept: &'static str = Box::leak(name.into_boxed_str());
-    names.insert(path.to_owned(), kept);
-    Cow::Borrowed(kept)
+/// What every path that is not a known RPC is named.
+pub const UNKNOWN_RPC: &str = "unknown";
+
+/// `Service/Method` of a known request path `/package.Service/Method`, or
+/// [`UNKNOWN_RPC`]: how RPCs are named in spans and metrics. Costs no allocation.
+pub fn rpc_method(path: &str) -> &'static str {
+    KNOWN_PATHS.get(path).copied().unwrap_or(UNKNOWN_RPC)
 }
 
 /// The span of one RPC, named `Service/Method`, a child of the caller's
@@ -180,6 +178,15 @@ mod tests {
             "UploadService/CreateUpload"
         );
         assert_eq!(rpc_method("/grpc.health.v1.Health/Check"), "Health/Check");
-        assert_eq!(rpc_method("/"), "unknown");
+        for made_up in [
+            "/",
+            "",
+            "/upload.v1.UploadService/Nope",
+            "/upload.v1.ItemService/CreateUpload",
+            "/x.y/z",
+            "/grpc.health.v1.Health/Check/extra",
+        ] {
+            assert_eq!(rpc_method(made_up), UNKNOWN_RPC, "{made_up}");
+        }
     }
 }

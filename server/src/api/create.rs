@@ -1,8 +1,8 @@
 use chrono::Utc;
 use upload_db::models::{NewUpload, UploadRow};
 use upload_domain::{
-    Actor, Caller, ContentType, FileName, IdempotencyKey, PartPlan, Stage, StageStatus, UploadId,
-    UploadState,
+    Actor, Caller, ContentType, FileName, IdempotencyKey, PartPlan, Stage, StageStatus,
+    TypeRejection, UploadId, UploadState,
 };
 use upload_proto::v1 as pb;
 use upload_storage::{MultipartUpload, StorageKey};
@@ -53,9 +53,21 @@ pub async fn handle_create_upload(
 ) -> Result<pb::Upload, ApiError> {
     let file_name: FileName = req.file_name.parse()?;
     let content_type: ContentType = req.content_type.parse()?;
-    if !state.policy.allowed_types.allows(content_type.as_str()) {
-        return Err(ApiError::TypeNotAccepted(content_type.to_string()));
-    }
+    state
+        .policy
+        .allowed_types
+        .admit(
+            file_name.as_str(),
+            content_type.as_str(),
+            state.policy.allow_software,
+        )
+        .map_err(|refused| match refused {
+            TypeRejection::NotAllowed { content_type } => ApiError::TypeNotAccepted(content_type),
+            software @ TypeRejection::Software { .. } => {
+                ApiError::SoftwareNotAccepted(software.to_string())
+            }
+            other => ApiError::NameMismatch(other.to_string()),
+        })?;
     let limit = state.size_limit(caller.group);
     if req.size_bytes > limit {
         return Err(ApiError::OverSizeLimit {

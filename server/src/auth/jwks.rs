@@ -15,13 +15,16 @@ use tokio::time::Instant;
 pub const REFRESH_ON_MISS: Duration = Duration::from_secs(10);
 /// How long reading the JWKS may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest JWKS document read: a set of a few keys is a few kB.
+const MAX_JWKS_BYTES: usize = 1 << 20;
 
 /// Where the JWKS document is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
     /// A file (mounted from a secret or config map).
     File(std::path::PathBuf),
-    /// An `http://` or `https://` URL (the issuer's in-cluster endpoint).
+    /// An `https://` URL (the issuer's endpoint; plain `http://` only to loopback
+    /// in tests, as the configuration checks).
     Url(String),
 }
 
@@ -41,21 +44,40 @@ impl JwksSource {
                 .await
                 .map_err(|e| format!("cannot read the JWKS file {}: {e}", path.display())),
             Self::Url(url) => {
+                let failed =
+                    |e: &dyn std::fmt::Display| format!("cannot fetch the JWKS from {url}: {e}");
+                // No redirects: the configured URL is the issuer's, and a redirect
+                // could lead anywhere (another host, plain http).
                 let client = reqwest::Client::builder()
                     .timeout(FETCH_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|e| e.to_string())?;
-                let response = client
-                    .get(url)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| format!("cannot fetch the JWKS from {url}: {e}"))?;
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| format!("cannot fetch the JWKS from {url}: {e}"))?;
-                Ok(body.to_vec())
+                let mut response = client.get(url).send().await.map_err(|e| failed(&e))?;
+                let status = response.status();
+                if status.is_redirection() {
+                    return Err(failed(&format!(
+                        "it answered {status}, a redirect, which is not followed: configure the URL it points to"
+                    )));
+                }
+                if !status.is_success() {
+                    return Err(failed(&format!("it answered {status}")));
+                }
+                let too_large = || failed(&format!("it sent more than {MAX_JWKS_BYTES} bytes"));
+                if response
+                    .content_length()
+                    .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+                {
+                    return Err(too_large());
+                }
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e))? {
+                    if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(body)
             }
         }
     }

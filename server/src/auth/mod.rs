@@ -21,9 +21,11 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use upload_domain::Rpc;
 
-pub use authorize::{ACT_FOR_GROUP_HEADER, ACT_FOR_HEADER, authorize};
+pub use authorize::{
+    ACT_FOR_GROUP_HEADER, ACT_FOR_HEADER, ACT_FOR_ROLE_HEADER, Delegations, authorize,
+};
 pub use mtls::MtlsServices;
-pub use token::{Claims, MAX_TOKEN_BYTES, TokenExpiry, TokenKeys, Verified};
+pub use token::{Audience, Claims, MAX_TOKEN_BYTES, TokenExpiry, TokenKeys, Verified};
 
 /// What a stream says when the token that opened it expires.
 pub const STREAM_TOKEN_EXPIRED: &str =
@@ -71,6 +73,7 @@ pub fn until_expiry<T: Send + 'static>(
 pub struct AuthLayer {
     keys: TokenKeys,
     mtls: MtlsServices,
+    delegations: Delegations,
 }
 
 impl AuthLayer {
@@ -79,12 +82,19 @@ impl AuthLayer {
         Self {
             keys,
             mtls: MtlsServices::default(),
+            delegations: Delegations::default(),
         }
     }
 
     /// Also takes the services of `mtls` by their client certificates.
     pub fn with_mtls(mut self, mtls: MtlsServices) -> Self {
         self.mtls = mtls;
+        self
+    }
+
+    /// Lets services act for others as `delegations` say (no one, otherwise).
+    pub fn with_delegations(mut self, delegations: Delegations) -> Self {
+        self.delegations = delegations;
         self
     }
 }
@@ -97,6 +107,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             inner,
             keys: self.keys.clone(),
             mtls: self.mtls.clone(),
+            delegations: self.delegations.clone(),
         }
     }
 }
@@ -107,6 +118,7 @@ pub struct Authenticated<S> {
     inner: S,
     keys: TokenKeys,
     mtls: MtlsServices,
+    delegations: Delegations,
 }
 
 fn is_public(path: &str) -> bool {
@@ -152,7 +164,11 @@ where
         if is_public(req.uri().path()) {
             return inner.call(req).boxed();
         }
-        let (keys, mtls) = (self.keys.clone(), self.mtls.clone());
+        let (keys, mtls, delegations) = (
+            self.keys.clone(),
+            self.mtls.clone(),
+            self.delegations.clone(),
+        );
         async move {
             let refused = |status: tonic::Status| Ok(status.into_http::<ResB>());
             // A token, or else a service's verified client certificate.
@@ -169,7 +185,7 @@ where
             let Some(rpc) = Rpc::from_path(req.uri().path()) else {
                 return inner.call(req).await;
             };
-            match authorize(&verified, rpc, req.headers()) {
+            match authorize(&verified, rpc, req.headers(), &delegations) {
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
                     req.extensions_mut().insert(verified.expiry);

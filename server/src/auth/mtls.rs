@@ -34,7 +34,7 @@ impl MtlsServices {
         }
         let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
         let certs = info.peer_certs()?;
-        let name = common_name(certs.first()?.as_ref())?;
+        let name = identity(certs.first()?.as_ref())?;
         let scopes = self.0.get(&name)?.clone();
         Some(Verified {
             principal: Principal {
@@ -48,15 +48,70 @@ impl MtlsServices {
     }
 }
 
-/// The common name in a certificate's subject.
-fn common_name(der: &[u8]) -> Option<String> {
+/// The name a certificate gives its holder, read from its structure (never from
+/// the subject's text, where an attribute's value may itself hold `,CN=`): the one
+/// common name of its subject; with none, its one DNS name or URI among the subject
+/// alternative names. Two common names, or several such alternative names and no
+/// common name, name no one.
+fn identity(der: &[u8]) -> Option<String> {
     use x509_cert::der::Decode;
+    use x509_cert::der::oid::AssociatedOid;
+    use x509_cert::ext::pkix::SubjectAltName;
+    use x509_cert::ext::pkix::name::GeneralName;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
-    let subject = cert.tbs_certificate.subject.to_string();
-    subject
-        .split(',')
-        .find_map(|part| part.trim().strip_prefix("CN="))
-        .map(str::to_owned)
+    let tbs = &cert.tbs_certificate;
+    let common_names = tbs
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|attribute| attribute.oid == COMMON_NAME)
+        .map(|attribute| text(&attribute.value))
+        .collect::<Option<Vec<String>>>()?;
+    match common_names.as_slice() {
+        [one] => return Some(one.clone()),
+        [] => {}
+        _ => return None,
+    }
+    let san = tbs
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == SubjectAltName::OID)?;
+    let names = SubjectAltName::from_der(san.extn_value.as_bytes()).ok()?;
+    let named: Vec<String> = names
+        .0
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DnsName(s) | GeneralName::UniformResourceIdentifier(s) => {
+                Some(s.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    match named.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// The `commonName` attribute type (2.5.4.3).
+const COMMON_NAME: x509_cert::der::oid::ObjectIdentifier =
+    x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.4.3");
+
+/// A directory string's text (UTF8String, PrintableString or IA5String).
+fn text(value: &x509_cert::der::Any) -> Option<String> {
+    use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+    if let Ok(s) = value.decode_as::<Utf8StringRef<'_>>() {
+        return Some(s.as_str().to_owned());
+    }
+    if let Ok(s) = value.decode_as::<PrintableStringRef<'_>>() {
+        return Some(s.as_str().to_owned());
+    }
+    value
+        .decode_as::<Ia5StringRef<'_>>()
+        .ok()
+        .map(|s| s.as_str().to_owned())
 }
 
 #[cfg(test)]
@@ -64,12 +119,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_common_name_is_read_from_a_client_certificate() {
-        let ca = crate::tls::DevCa::generate("ca").unwrap();
-        let (pem, _) = ca.client_cert("orders").unwrap();
+    fn the_identity_is_read_from_the_certificate_s_structure() {
+        use crate::tls::CertSubject;
         use rustls_pki_types::pem::PemObject;
-        let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
-        assert_eq!(common_name(der.as_ref()).as_deref(), Some("orders"));
-        assert_eq!(common_name(b"not a certificate"), None);
+        let ca = crate::tls::DevCa::generate("ca").unwrap();
+        let named = |subject: CertSubject<'_>| {
+            let (pem, _) = ca.client_cert_with(subject).unwrap();
+            let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+            identity(der.as_ref())
+        };
+        assert_eq!(
+            named(CertSubject::named("orders")).as_deref(),
+            Some("orders")
+        );
+        // A unit whose text reads like a common name is a unit, not a name.
+        let forged = CertSubject {
+            unit: Some("x,CN=orders"),
+            ..CertSubject::default()
+        };
+        assert_eq!(named(forged), None);
+        let forged_beside = CertSubject {
+            common_name: Some("intruder"),
+            unit: Some("x,CN=orders"),
+            ..CertSubject::default()
+        };
+        assert_eq!(named(forged_beside).as_deref(), Some("intruder"));
+        // No common name: the one DNS name or URI.
+        let by_dns = CertSubject {
+            alt_names: &["orders.internal"],
+            ..CertSubject::default()
+        };
+        assert_eq!(named(by_dns).as_deref(), Some("orders.internal"));
+        let two = CertSubject {
+            alt_names: &["a.internal", "b.internal"],
+            ..CertSubject::default()
+        };
+        assert_eq!(named(two), None);
+        assert_eq!(identity(b"not a certificate"), None);
     }
 }

@@ -34,12 +34,29 @@ pub struct Claims {
     /// The issuer (checked against `UPLOAD_JWT_ISSUER` when set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// The audience (checked against `UPLOAD_JWT_AUDIENCE` when set).
+    /// The audience (checked against `UPLOAD_JWT_AUDIENCE` when set): one, or
+    /// several of which ours must be one, as RFC 7519 allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
     /// Not valid before, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+}
+
+/// A token's `aud`: a string, or an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl From<String> for Audience {
+    fn from(one: String) -> Self {
+        Self::One(one)
+    }
 }
 
 /// The longest bearer token accepted, in bytes: ours are a few hundred.

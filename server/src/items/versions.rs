@@ -93,6 +93,7 @@ pub async fn handle_download(
             file,
             version: row.version,
             signature: quarantine.signature.clone(),
+            held: quarantine.held,
         });
     }
     // A version exists only for a clean, stored file; check anyway, so that no
@@ -103,7 +104,7 @@ pub async fn handle_download(
         .is_some_and(|u| u.state == UploadState::Stored);
     let clean = upload_db::results::scan(&mut conn, upload)
         .await?
-        .is_some_and(|s| s.verdict.is_clean());
+        .is_some_and(|s| s.verdict.lets_through());
     drop(conn);
     if !(stored && clean) {
         tracing::error!(%upload, stored, clean, "a version whose file is not stored clean");

@@ -55,6 +55,7 @@ pub fn version(entry: &VersionEntry) -> pb::FileVersion {
             signature: q.signature.clone(),
             quarantined_at: Some(timestamp(q.quarantined_at)),
             signature_version: q.signature_version.unwrap_or(0),
+            held: q.held,
         }),
     }
 }
@@ -118,7 +119,9 @@ pub async fn handle_watch_item(
     caller: Caller,
     id: ItemId,
 ) -> Result<ItemStream, ApiError> {
-    // Subscribe before the first read, so no change can fall between the two.
+    // Access first: nothing is subscribed for a caller who may not see the item.
+    current(&state, &caller, id).await?;
+    // Then subscribed before the first read sent, so no change falls between.
     let mut events = state.hub.subscribe(id.as_uuid());
     let (first, settled) = current(&state, &caller, id).await?;
     let (tx, rx) = mpsc::channel(16);

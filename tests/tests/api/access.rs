@@ -8,7 +8,7 @@ use upload_e2e::{MIB, TestApp, TestFile, WAIT, code, fetch, pb, submit_new_item,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_sellers_cannot_list_or_download_and_granted_users_can() {
     let app = TestApp::spawn().await;
-    let file = TestFile::random(MIB);
+    let file = TestFile::random_zip(MIB);
     let (owner, up) = app
         .ready_upload(
             "seller-own",
@@ -135,7 +135,7 @@ async fn other_sellers_cannot_list_or_download_and_granted_users_can() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_service_grants_a_buyer_access_after_a_purchase() {
     let app = TestApp::spawn().await;
-    let file = TestFile::random(MIB);
+    let file = TestFile::random_zip(MIB);
     let (_, _, item) = app
         .stored_item(
             "seller-shop",
@@ -147,7 +147,7 @@ async fn the_order_service_grants_a_buyer_access_after_a_purchase() {
     let (_, _, other) = app
         .stored_item(
             "seller-shop",
-            &TestFile::random(MIB / 2),
+            &TestFile::random_zip(MIB / 2),
             ("other.zip", "application/zip"),
             "Other pack",
         )

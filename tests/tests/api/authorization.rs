@@ -19,7 +19,7 @@ struct Resources {
 }
 
 async fn resources(app: &TestApp, seller: &str) -> Resources {
-    let small = || TestFile::random(MIB / 4);
+    let small = || TestFile::random_zip(MIB / 4);
     let (_, _, item) = app
         .stored_item(
             seller,
@@ -338,4 +338,165 @@ async fn a_service_acts_only_for_whom_it_names() {
         "{}",
         refused.message()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_acts_only_as_its_delegation_says_and_no_one_else_sends_act_for_headers() {
+    let app = TestApp::spawn_with(upload_e2e::AppOptions {
+        env: vec![(
+            "UPLOAD_SERVICE_ACT_FOR".into(),
+            // The template's order service: sellers only, no group.
+            "orders=seller;gateway=seller buyer group".into(),
+        )],
+        ..Default::default()
+    })
+    .await;
+    let mine = resources(&app, "seller-own").await;
+    let acting = |subject, role, group| upload_client::ActingFor {
+        subject,
+        role,
+        group,
+    };
+    let create = |size| pb::CreateUploadRequest {
+        file_name: "big.mp4".into(),
+        size_bytes: size,
+        content_type: "video/mp4".into(),
+        ..Default::default()
+    };
+    let over_standard = 600 * MIB;
+
+    // A seller's or a buyer's token that sends the headers is refused.
+    for (role, sub) in [(Role::Seller, "seller-own"), (Role::Buyer, "buyer-1")] {
+        let token = app.role_token(role, sub, &[]);
+        let sneaky = UploadClient::connect_acting_for(
+            &app.endpoint,
+            &token,
+            acting("seller-own", None, Some("premium")),
+            app.harness_ca().map(str::as_bytes),
+        )
+        .await
+        .unwrap();
+        let refused = sneaky
+            .items()
+            .get_item(pb::GetItemRequest {
+                item_id: mine.item.clone(),
+            })
+            .await
+            .expect_err("a seller or buyer naming someone");
+        assert_eq!(
+            refused.code(),
+            Code::PermissionDenied,
+            "{role}: {refused:?}"
+        );
+        assert!(refused.message().contains("only a service"), "{refused:?}");
+    }
+
+    // The order service may not choose a seller's group: premium is refused.
+    let orders_premium = app
+        .acting_client(
+            "orders",
+            &[Scope::UploadsWrite],
+            acting("seller-own", None, Some("premium")),
+        )
+        .await;
+    let refused = orders_premium
+        .api()
+        .create_upload(create(over_standard))
+        .await
+        .expect_err("the group is not the order service's to state");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    // Without the header its seller is standard: over the standard limit.
+    let orders = app
+        .service_client("orders", &[Scope::UploadsWrite], "seller-own")
+        .await;
+    let refused = orders
+        .api()
+        .create_upload(create(over_standard))
+        .await
+        .expect_err("standard sellers stop at 500 MiB");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // The gateway may state it.
+    let gateway_premium = app
+        .acting_client(
+            "gateway",
+            &[Scope::UploadsWrite],
+            acting("seller-own", Some("seller"), Some("premium")),
+        )
+        .await;
+    gateway_premium
+        .api()
+        .create_upload(create(over_standard))
+        .await
+        .expect("a premium seller, as the gateway says");
+
+    // The template's order service holds access:grant without downloads:read: it
+    // grants an item to a user of its own naming, but cannot download it, neither
+    // for the seller nor as that buyer.
+    let orders = app
+        .service_client("orders", &[Scope::AccessGrant], "seller-own")
+        .await;
+    orders
+        .items()
+        .grant_access(pb::GrantAccessRequest {
+            item_id: mine.item.clone(),
+            user_id: "orders".into(),
+        })
+        .await
+        .expect("GrantAccess for the seller");
+    let download = pb::GetDownloadUrlRequest {
+        item_id: mine.item.clone(),
+        file_id: mine.file.clone(),
+        version: 0,
+    };
+    let refused = orders
+        .items()
+        .get_download_url(download.clone())
+        .await
+        .expect_err("no downloads:read");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let as_buyer = app
+        .acting_client(
+            "orders",
+            &[Scope::AccessGrant, Scope::DownloadsRead],
+            acting("orders", Some("buyer"), None),
+        )
+        .await;
+    let refused = as_buyer
+        .items()
+        .get_download_url(download.clone())
+        .await
+        .expect_err("the order service acts for sellers only");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("buyer"), "{refused:?}");
+
+    // A service delegated for buyers reaches only what the buyer was granted, and
+    // nothing a buyer may not call.
+    let gateway_buyer = app
+        .acting_client(
+            "gateway",
+            &[Scope::DownloadsRead, Scope::UploadsWrite],
+            acting("orders", Some("buyer"), None),
+        )
+        .await;
+    gateway_buyer
+        .items()
+        .get_download_url(download)
+        .await
+        .expect("the buyer was granted the item");
+    let refused = gateway_buyer
+        .api()
+        .create_upload(create(MIB))
+        .await
+        .expect_err("a buyer creates no uploads");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    // A service configured for no one acts for no one.
+    let stranger = app
+        .service_client("stranger", &[Scope::UploadsWrite], "seller-own")
+        .await;
+    let refused = stranger
+        .api()
+        .create_upload(create(MIB))
+        .await
+        .expect_err("no delegation");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 }

@@ -10,7 +10,12 @@ async fn an_item_shows_its_fields_files_and_latest_submission() {
     let app = TestApp::spawn().await;
     let file = TestFile::random(MIB);
     let (client, up) = app
-        .ready_upload("seller-item", &file, "font.ttf", "application/octet-stream")
+        .ready_upload(
+            "seller-item",
+            &file,
+            "fonts.bin",
+            "application/octet-stream",
+        )
         .await;
     let res = submit_new_item(
         &client,

@@ -81,7 +81,10 @@ async fn the_snapshot_of_a_processed_upload_is_one_query() {
     // Everything the API shows came back from that one query.
     assert_eq!(rows.upload.id, id);
     assert_eq!(rows.metadata.expect("facts").md5.to_hex(), file.md5_hex);
-    assert!(rows.scan.expect("verdict").verdict.is_clean());
+    assert_eq!(
+        rows.scan.expect("verdict").verdict,
+        upload_domain::ScanVerdict::Clean
+    );
     assert_eq!(rows.progress.len(), 5, "{:?}", rows.progress);
     assert!(rows.media.is_none(), "random bytes have no media facts");
 }

@@ -21,7 +21,7 @@ fn claims(iss: &str, aud: &str) -> Claims {
         role: Some(Role::Seller.as_str().into()),
         group: Some(SellerGroup::Standard.as_str().into()),
         iss: Some(iss.into()),
-        aud: Some(aud.into()),
+        aud: Some(aud.to_owned().into()),
         ..Claims::default()
     };
     claims.stamp(Duration::from_secs(600)).unwrap();
@@ -96,6 +96,20 @@ async fn tokens_of_the_issuers_keys_are_verified_and_keys_rotate_without_a_resta
         create_with(&app, &ed.sign(&claims(ISSUER, "another-service")).unwrap()).await,
         "audience",
     );
+    // RFC 7519: `aud` may be an array; ours must be in it.
+    let audiences = |names: &[&str]| Claims {
+        aud: Some(upload_server::auth::Audience::Many(
+            names.iter().map(|n| (*n).to_owned()).collect(),
+        )),
+        ..claims(ISSUER, AUDIENCE)
+    };
+    create_with(&app, &ed.sign(&audiences(&["billing", AUDIENCE])).unwrap())
+        .await
+        .expect("an array of audiences holding ours");
+    refused_saying(
+        create_with(&app, &ed.sign(&audiences(&["billing", "search"])).unwrap()).await,
+        "audience",
+    );
     // An HS256 token, even a well-made one, is not accepted here.
     let hs = upload_server::auth::TokenKeys::new("a-development-secret-of-32-bytes!!")
         .mint_claims(claims(ISSUER, AUDIENCE), Duration::from_secs(600))
@@ -150,15 +164,23 @@ async fn tokens_of_the_issuers_keys_are_verified_and_keys_rotate_without_a_resta
     println!("jwks rotation: the removed key refused {took:?} after the file changed");
 }
 
-/// Serves `body`'s current text at every path of a loopback port, as an issuer's
-/// in-cluster JWKS endpoint would; returns its URL.
-async fn serve_jwks(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+/// A whole HTTP answer of the test's JWKS endpoint.
+fn answer_ok(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Serves `answer`'s current text (a whole HTTP response) at every path of a
+/// loopback port, as an issuer's JWKS endpoint would; returns its URL.
+async fn serve_jwks(answer: std::sync::Arc<std::sync::Mutex<String>>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let body = body.lock().unwrap().clone();
+            let response = answer.lock().unwrap().clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -168,10 +190,6 @@ async fn serve_jwks(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
                 let _ = socket.write_all(response.as_bytes()).await;
             });
         }
@@ -180,18 +198,26 @@ async fn serve_jwks(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_jwks_served_over_http_is_fetched_and_read_again() {
+async fn a_jwks_served_over_http_is_fetched_and_read_again_without_redirects_or_giant_bodies() {
     let (first, _) = SigningKey::generate_ed25519().unwrap();
     let second = SigningKey::generate_es256().unwrap();
-    let body = std::sync::Arc::new(std::sync::Mutex::new(jwks_document(&[&first]).unwrap()));
-    let url = serve_jwks(std::sync::Arc::clone(&body)).await;
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(answer_ok(
+        &jwks_document(&[&first]).unwrap(),
+    )));
+    let url = serve_jwks(std::sync::Arc::clone(&answer)).await;
+    // The second key's set, served where a redirect points.
+    let elsewhere = serve_jwks(std::sync::Arc::new(std::sync::Mutex::new(answer_ok(
+        &jwks_document(&[&second]).unwrap(),
+    ))))
+    .await;
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
         env: vec![
             ("UPLOAD_JWKS".into(), url),
+            ("UPLOAD_JWKS_ALLOW_LOOPBACK_HTTP".into(), "true".into()),
             ("UPLOAD_JWT_ISSUER".into(), ISSUER.into()),
             ("UPLOAD_JWT_AUDIENCE".into(), AUDIENCE.into()),
-            ("UPLOAD_JWKS_REFRESH_SECS".into(), "2".into()),
+            ("UPLOAD_JWKS_REFRESH_SECS".into(), "1".into()),
         ],
         ..Default::default()
     })
@@ -200,9 +226,33 @@ async fn a_jwks_served_over_http_is_fetched_and_read_again() {
     create_with(&app, &first_token)
         .await
         .expect("a key of the served set");
-    // The issuer rotates: the endpoint now serves the second key alone.
-    *body.lock().unwrap() = jwks_document(&[&second]).unwrap();
     let second_token = second.sign(&claims(ISSUER, AUDIENCE)).unwrap();
+    // A redirect to the second key's set is not followed, and a set of the second
+    // key padded past 1 MiB is not read: through several refreshes (1 s here) the
+    // first key still holds and the second is refused.
+    let padded = format!(
+        "{{\"keys\": {}, \"padding\": \"{}\"}}",
+        serde_json::from_str::<serde_json::Value>(&jwks_document(&[&second]).unwrap()).unwrap()["keys"],
+        "x".repeat(1 << 20)
+    );
+    for hostile in [
+        format!(
+            "HTTP/1.1 302 Found\r\nlocation: {elsewhere}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        ),
+        answer_ok(&padded),
+    ] {
+        *answer.lock().unwrap() = hostile;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        refused_saying(
+            create_with(&app, &second_token).await,
+            "not in the issuers' key set",
+        );
+        create_with(&app, &first_token)
+            .await
+            .expect("the keys held are kept");
+    }
+    // The issuer rotates for real: the endpoint now serves the second key alone.
+    *answer.lock().unwrap() = answer_ok(&jwks_document(&[&second]).unwrap());
     let taken = poll_until("the served rotation", Duration::from_secs(10), || async {
         let answer = create_with(&app, &second_token).await;
         (answer.is_ok(), answer)

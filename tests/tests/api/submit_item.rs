@@ -11,7 +11,7 @@ use upload_e2e::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2() {
     let app = TestApp::spawn().await;
-    let first = TestFile::random(6 * MIB);
+    let first = TestFile::random_zip(6 * MIB);
     let (client, up1) = app
         .ready_upload(
             "seller-items",
@@ -63,7 +63,7 @@ async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2(
     assert_eq!(upload.state, pb::UploadState::Stored as i32);
 
     // A changed file becomes version 2 of the same file, and current.
-    let second = TestFile::random(6 * MIB);
+    let second = TestFile::random_zip(6 * MIB);
     let (_, up2) = app
         .ready_upload(
             "seller-items",
@@ -138,9 +138,9 @@ async fn five_submissions_in_a_row_without_waiting_all_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_upload_cannot_be_submitted_and_nothing_is_written() {
     let app = TestApp::spawn().await;
-    let file = TestFile::from_bytes("eicar.com", EICAR);
+    let file = TestFile::from_bytes("eicar.txt", EICAR);
     let (client, up) = app
-        .upload_whole("seller-bad", &file, "eicar.com", "application/octet-stream")
+        .upload_whole("seller-bad", &file, "eicar.txt", "application/octet-stream")
         .await;
     let settled = app.wait_settled(&client, &up.upload_id, WAIT).await;
     assert_eq!(settled.state, pb::UploadState::Quarantined as i32);

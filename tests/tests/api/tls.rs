@@ -252,4 +252,23 @@ async fn with_a_client_ca_only_known_certificates_get_past_the_handshake() {
         .await
         .expect_err("a service not configured");
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    // A certificate whose unit reads `x,CN=orders` (and that has no common name)
+    // is not the orders service's: the identity is read from the structure.
+    let forged = mtls_channel(
+        &app.endpoint,
+        &ca_pem,
+        Some(
+            ca.client_cert_with(upload_server::tls::CertSubject {
+                unit: Some("x,CN=orders"),
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+    )
+    .await
+    .expect("the handshake: the CA knows it");
+    let status = create_as_certificate(forged, "seller-m")
+        .await
+        .expect_err("a unit that names orders in its text");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
 }

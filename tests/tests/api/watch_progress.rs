@@ -166,3 +166,58 @@ async fn a_caller_holds_only_so_many_watches_at_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_of_one_upload_share_one_feed_and_strangers_start_none() {
+    let app = TestApp::spawn().await;
+    let file = TestFile::random(12 * MIB);
+    let (client, upload) = app.upload_parts("seller-shared", &file, Some(&[1])).await;
+    let feeds = || async {
+        upload_e2e::scrape(&app.server_metrics_url)
+            .await
+            .value("upload_watch_feeds", &[])
+    };
+    // Another seller's watches are refused before anything starts for them.
+    let stranger = app.client("seller-stranger", SellerGroup::Standard).await;
+    for _ in 0..5 {
+        match stranger.watch(&upload.upload_id).await {
+            Err(upload_client::ClientError::Rpc(status)) => {
+                assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}")
+            }
+            other => panic!("a stranger watched: {:?}", other.map(|_| ())),
+        }
+    }
+    assert_eq!(feeds().await, 0.0, "no feed for a stranger");
+    // Twenty watchers of the owner's upload: one feed, and each gets the snapshot.
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let mut stream = client.watch(&upload.upload_id).await.unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.upload.unwrap().upload_id, upload.upload_id);
+        streams.push(stream);
+    }
+    assert_eq!(feeds().await, 1.0, "one feed for twenty watchers");
+    // The rest is sent and completed: every watcher follows it to its end.
+    client
+        .send_parts(&upload, &file.path, &[2, 3], Default::default(), |_, _| {})
+        .await
+        .unwrap();
+    client.complete(&upload.upload_id).await.unwrap();
+    for mut stream in streams {
+        let mut last = None;
+        let follow = async {
+            while let Some(update) = stream.next().await {
+                last = update.unwrap().upload;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), follow)
+            .await
+            .expect("each stream ends when the upload settles");
+        assert_eq!(last.map(|u| u.state), Some(pb::UploadState::Ready as i32));
+    }
+    upload_e2e::poll_until("the feed to stop", Duration::from_secs(10), || async {
+        let open = feeds().await;
+        (open == 0.0, open)
+    })
+    .await;
+}

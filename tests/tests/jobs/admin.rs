@@ -1,8 +1,11 @@
 //! The admin tool (`upload-admin`) on the real stack: a submission failed by a
 //! store outage retried once the store is back, an upload whose scan failed
 //! retried from the scan, a stuck upload requeued, a webhook redelivered under the
-//! same notification id, a quarantine released (processed, the seller told) or
-//! confirmed (the file deleted now); each action in the history with the
+//! same notification id, a quarantine released (a released verdict naming the
+//! operator, the reason and the finding; processed, submitted, stored and
+//! downloaded; the seller told) or confirmed (kept for its days in quarantine, never
+//! released); a file quarantined, released and quarantined again for another
+//! finding tells the seller each time; each action in the history with the
 //! operator's name, and a refusal changing nothing.
 
 use std::time::Duration;
@@ -450,14 +453,26 @@ async fn a_quarantine_released_by_an_operator_is_processed_and_the_seller_told()
         "the quarantine is told first"
     );
 
-    let done = app.admin_done("ed", &["release", &id]).await;
+    let reasonless = app.admin("ed", &["release", &id, "--reason", " "]).await;
+    assert!(
+        matches!(reasonless, Outcome::Refused(ref why) if why.contains("--reason")),
+        "{reasonless:?}"
+    );
+    let done = app
+        .admin_done(
+            "ed",
+            &["release", &id, "--reason", "the test file, on purpose"],
+        )
+        .await;
     assert!(
         done.contains(
             "quarantined -> processing; queued upload.metadata attempt 1, upload.preview attempt 1"
         ),
         "{done}"
     );
-    let again = app.admin("ed", &["release", &id]).await;
+    let again = app
+        .admin("ed", &["release", &id, "--reason", "twice"])
+        .await;
     assert!(
         matches!(again, Outcome::Refused(ref why) if why.contains("only a quarantined upload")),
         "{again:?}"
@@ -467,6 +482,13 @@ async fn a_quarantine_released_by_an_operator_is_processed_and_the_seller_told()
         .await;
     assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
     assert!(ready.failure.is_none(), "{ready:?}");
+    // Its verdict is the release: who, why, and the finding overridden.
+    let scan = ready.scan.clone().expect("a verdict");
+    assert_eq!(scan.verdict, pb::ScanVerdict::Released as i32, "{scan:?}");
+    assert_eq!(scan.released_by, "operator:ed");
+    assert_eq!(scan.release_reason, "the test file, on purpose");
+    assert!(scan.released_signature.contains("EICAR"), "{scan:?}");
+    assert_eq!(scan.signature_version, 1, "the signatures that found it");
     // The file is back in temp, the quarantined copy gone.
     let bytes = |bucket, key| app.object_bytes(app.bucket(bucket), key);
     assert_eq!(bytes(Bucket::Temp, &temp).await.as_deref(), Some(EICAR));
@@ -505,10 +527,99 @@ async fn a_quarantine_released_by_an_operator_is_processed_and_the_seller_told()
         ("processing", "ready", "processing_done")
     );
     assert!(released[1].3.starts_with("job:upload."), "{lines:#?}");
+
+    // Released, it is submitted, stored and downloaded like any clean file, with
+    // its own bytes; the stored object carries the release.
+    let res = submit_new_item(
+        &client,
+        "released",
+        pb::ItemKind::DigitalFile,
+        "Released",
+        &id,
+    )
+    .await;
+    let item_id = res.item.expect("item").item_id;
+    let stored = wait_item(&client, &item_id, Duration::from_secs(60)).await;
+    assert_eq!(
+        stored.state,
+        pb::SubmissionState::Stored as i32,
+        "{stored:?}"
+    );
+    let link = client
+        .items()
+        .get_download_url(pb::GetDownloadUrlRequest {
+            item_id,
+            file_id: stored.files[0].file_id.clone(),
+            version: 0,
+        })
+        .await
+        .expect("a released file downloads")
+        .into_inner();
+    assert_eq!(upload_e2e::fetch(&link.url).await.body, EICAR);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM stored_objects WHERE verdict = 'released' \
+             AND released_by = 'operator:ed' AND released_signature LIKE '%EICAR%'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_confirmed_quarantine_deletes_the_file_now_and_cannot_be_released() {
+async fn a_file_quarantined_released_and_quarantined_again_for_another_finding_tells_each_time() {
+    let clamd = upload_e2e::Clamd::start(free_port()).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![
+            ("UPLOAD_CLAMD_ADDR".into(), clamd.addr()),
+            ("UPLOAD_SIGNATURE_CHECK_SECS".into(), "1".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let (client, id, _) = quarantined(&app, "seller-twice").await;
+    app.admin_done("ed", &["release", &id, "--reason", "trusted sample"])
+        .await;
+    let ready = app
+        .wait_settled(&client, &id, Duration::from_secs(60))
+        .await;
+    assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+    // Database D names the same bytes otherwise: another finding, quarantined again.
+    clamd.switch_signatures(&upload_e2e::signatures_d()).await;
+    let again = upload_e2e::poll_until("quarantined again", Duration::from_secs(60), || async {
+        let upload = client
+            .get(&id)
+            .await
+            .expect("GetUpload")
+            .upload
+            .expect("upload");
+        (upload.state == pb::UploadState::Quarantined as i32, upload)
+    })
+    .await;
+    assert!(
+        again.scan.expect("verdict").signature.contains("Revised"),
+        "the other finding"
+    );
+    let kinds = |kind: NotificationKind| {
+        let id = id.clone();
+        let app = &app;
+        async move {
+            app.count(&format!(
+                "SELECT count(*) FROM notifications WHERE upload_id = '{id}' AND kind = '{kind}'"
+            ))
+            .await
+        }
+    };
+    assert_eq!(
+        kinds(NotificationKind::UploadQuarantined).await,
+        2,
+        "told of each quarantine"
+    );
+    assert_eq!(kinds(NotificationKind::UploadReleased).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_quarantine_keeps_its_file_for_its_days_and_cannot_be_released() {
     let app = TestApp::spawn().await;
     let (_, id, [held, _]) = quarantined(&app, "seller-confirm").await;
     assert!(
@@ -519,13 +630,15 @@ async fn a_confirmed_quarantine_deletes_the_file_now_and_cannot_be_released() {
 
     let done = app.admin_done("fay", &["confirm", &id]).await;
     assert!(
-        done.contains("confirmed; the file is deleted now"),
+        done.contains("confirmed; the file is deleted when its 4 days in quarantine end"),
         "{done}"
     );
+    // The quarantine bucket's rule deletes it when its days there end, not now.
     assert_eq!(
         app.object_bytes(app.bucket(Bucket::Quarantine), &held)
-            .await,
-        None
+            .await
+            .as_deref(),
+        Some(EICAR)
     );
     let lines = upload_history(&app, &id).await;
     assert_eq!(
@@ -538,12 +651,12 @@ async fn a_confirmed_quarantine_deletes_the_file_now_and_cannot_be_released() {
         )),
         "{lines:#?}"
     );
-    // Confirmed once; and a file deleted cannot be released.
-    for action in ["confirm", "release"] {
-        let refused = app.admin("gil", &[action, &id]).await;
+    // Confirmed once; and a confirmed file cannot be released.
+    for action in [&["confirm", &id][..], &["release", &id, "--reason", "late"]] {
+        let refused = app.admin("gil", action).await;
         assert!(
             matches!(refused, Outcome::Refused(ref why) if why.contains("was confirmed by operator:fay")),
-            "{action}: {refused:?}"
+            "{action:?}: {refused:?}"
         );
     }
     assert_eq!(
@@ -567,7 +680,9 @@ async fn a_release_after_the_quarantine_cleared_the_file_is_refused_and_changes_
         .await
         .expect("delete");
     let before = upload_history(&app, &id).await;
-    let refused = app.admin("ed", &["release", &id]).await;
+    let refused = app
+        .admin("ed", &["release", &id, "--reason", "too late"])
+        .await;
     assert!(
         matches!(refused, Outcome::Refused(ref why) if why.contains("no longer in quarantine")),
         "{refused:?}"

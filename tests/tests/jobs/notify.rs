@@ -101,3 +101,79 @@ async fn a_webhook_that_keeps_failing_is_given_up_without_touching_the_upload() 
     assert_eq!(upload.state, pb::UploadState::Quarantined as i32);
     drop(hook);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_redirects_is_not_followed_and_no_url_reaches_the_record() {
+    // The receiver redirects to another that would take the call: it is not chased.
+    let mut elsewhere = HookListener::start().await;
+    let redirecting = HookListener::start_redirecting(&elsewhere.url).await;
+    let with_token = format!("{}?token=hook-token-in-url", redirecting.url);
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![
+            ("UPLOAD_WEBHOOK_URL".into(), with_token),
+            ("UPLOAD_WEBHOOK_SECRET".into(), SECRET.into()),
+            ("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()),
+            ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "2".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let file = TestFile::from_bytes("eicar.txt", EICAR);
+    app.upload_whole("seller-hook-moved", &file, "notes.txt", "text/plain")
+        .await;
+    app.wait_count(
+        "SELECT count(*) FROM notifications WHERE delivery_attempts = 2 AND delivered_at IS NULL
+           AND last_error LIKE '%307%redirect%'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), elsewhere.requests.recv())
+            .await
+            .is_err(),
+        "the redirect was followed"
+    );
+    // A receiver that does not answer at all: the error names no URL either.
+    let closed = format!(
+        "http://127.0.0.1:{}/hooks?token=hook-token-in-url",
+        upload_e2e::free_port()
+    );
+    let app_closed = TestApp::spawn_with(AppOptions {
+        worker_env: vec![
+            ("UPLOAD_WEBHOOK_URL".into(), closed),
+            ("UPLOAD_WEBHOOK_SECRET".into(), SECRET.into()),
+            ("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()),
+            ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "2".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    app_closed
+        .upload_whole("seller-hook-gone", &file, "notes.txt", "text/plain")
+        .await;
+    app_closed
+        .wait_count(
+            "SELECT count(*) FROM notifications WHERE delivery_attempts = 2 AND delivered_at IS NULL",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+    for app in [&app, &app_closed] {
+        let leaked = app
+            .count(
+                "SELECT count(*) FROM notifications WHERE last_error LIKE '%127.0.0.1%' \
+                 OR last_error LIKE '%hook-token-in-url%' OR last_error LIKE '%/hooks%'",
+            )
+            .await;
+        assert_eq!(leaked, 0, "a webhook URL in last_error");
+        let failed_jobs = app
+            .count(
+                "SELECT count(*) FROM ops.failed_jobs WHERE queue = 'upload.notify' \
+                 AND (error LIKE '%127.0.0.1%' OR error LIKE '%hook-token-in-url%')",
+            )
+            .await;
+        assert_eq!(failed_jobs, 0, "a webhook URL in a job's error");
+    }
+    drop(redirecting);
+}

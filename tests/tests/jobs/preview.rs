@@ -178,6 +178,30 @@ async fn previews_and_media_facts_are_made_in_the_sandbox_as_another_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_and_media_facts_are_made_by_a_sandbox_server_of_another_user() {
+    // The sandbox as a container beside the worker runs it: one process of its own
+    // user, listening on a socket the worker reaches; the worker has no tools.
+    let sandbox = MediaSandbox::start_server(env!("CARGO_BIN_EXE_test-media-sandbox")).await;
+    let app = TestApp::spawn_with(sandboxed(&sandbox)).await;
+    let video = TestFile::video(2, 320, 240);
+    let image = TestFile::image(400, 300);
+    let (client, clip) = app
+        .upload_whole("seller-sandbox-server", &video, "clip.mp4", "video/mp4")
+        .await;
+    let (_, picture) = app
+        .upload_whole("seller-sandbox-server", &image, "cover.png", "image/png")
+        .await;
+    for upload in [&clip, &picture] {
+        let ready = app
+            .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+            .await;
+        assert_eq!(ready.state, pb::UploadState::Ready as i32, "{ready:?}");
+        assert!(ready.media.is_some(), "media facts, from the sandbox");
+        assert!(!ready.previews.is_empty(), "previews, from the sandbox");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_running_as_the_workers_own_user_is_refused() {
     let sandbox = MediaSandbox::start(env!("CARGO_BIN_EXE_test-media-sandbox"), false);
     let mut options = sandboxed(&sandbox);

@@ -4,17 +4,26 @@
 //! switched to database B (as freshclam would, then RELOAD): the worker sees the
 //! newer signatures and re-scans the catalogue, each object once; it is killed after
 //! its first object and a new worker finishes the run. Both versions then refuse
-//! downloads saying why, ListVersions shows them quarantined, the object is in the
-//! quarantine bucket and gone from regular, both owners are told (webhook too), and
+//! downloads saying why, ListVersions shows them held, the object is kept at its
+//! held key in the regular bucket (never in the quarantine bucket, whose rule
+//! expires it) and gone from its MD5 key, both owners are told (webhook too), and
 //! the ready upload is quarantined.
+//!
+//! Then what an operator does with held content: released, it downloads again with
+//! the same bytes and its sellers are told; the same finding under newer signatures
+//! holds nothing, another finding holds it again (and tells again); confirmed, it is
+//! quarantined for its days there. Held content found clean by newer signatures is
+//! listed for operators. Content held is never stored again by another seller's
+//! upload of the same bytes.
 
 use std::time::Duration;
 
 use upload_domain::{FailureCode, NotificationKind, ScanVerdict};
 use upload_e2e::{
-    AppOptions, Clamd, HookListener, MIB, RESCAN_MARKER, TestApp, TestFile, WorkerProcess,
-    free_port, pb, poll_until, signatures_b,
+    AppOptions, Clamd, HookListener, MIB, RESCAN_MARKER, TestApp, TestFile, WorkerProcess, fetch,
+    free_port, pb, poll_until, signatures_b, signatures_c, signatures_d, signatures_e,
 };
+use upload_server::admin::Outcome;
 
 use crate::SECRET;
 
@@ -48,7 +57,7 @@ async fn download(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_a_killed_worker() {
+async fn newer_signatures_hold_every_version_of_a_stored_file_even_across_a_killed_worker() {
     let clamd = Clamd::start(free_port()).await;
     let mut hook = HookListener::start().await;
     let app = TestApp::spawn_with(AppOptions {
@@ -164,7 +173,7 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
         1
     );
 
-    // Both versions refuse downloads, saying why; ListVersions shows the quarantine.
+    // Both versions refuse downloads, saying why; ListVersions shows the hold.
     for (client, item) in [(&client_a, &item_a), (&client_b, &item_b)] {
         let refused = download(client, item)
             .await
@@ -175,7 +184,9 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
             "{refused:?}"
         );
         assert!(
-            refused.message().contains("malware") && refused.message().contains("RescanMarker"),
+            refused.message().contains("malware")
+                && refused.message().contains("RescanMarker")
+                && refused.message().contains("held"),
             "{refused:?}"
         );
         let versions = client
@@ -188,12 +199,16 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
             .expect("ListVersions")
             .into_inner()
             .versions;
-        let quarantine = versions[0].quarantined.clone().expect("shown quarantined");
+        let quarantine = versions[0].quarantined.clone().expect("shown held");
         assert!(
             quarantine.signature.contains("RescanMarker"),
             "{quarantine:?}"
         );
         assert_eq!(quarantine.signature_version, 2);
+        assert!(
+            quarantine.held,
+            "held for review, not quarantined: {quarantine:?}"
+        );
     }
     // The clean files are re-scanned under B and still download.
     for ((client, item), _) in &clean {
@@ -210,7 +225,8 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
         3
     );
 
-    // The object moved: in quarantine byte for byte, gone from regular.
+    // The object moved to its held key, byte for byte: in the regular bucket, where
+    // nothing expires, and not in the quarantine bucket, whose rule would delete it.
     let md5 = &marked.md5_hex;
     assert!(
         app.object_bytes(app.regular_bucket(), &format!("files/{md5}"))
@@ -218,19 +234,34 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
             .is_none()
     );
     assert_eq!(
+        app.object_bytes(app.regular_bucket(), &format!("held/{md5}"))
+            .await,
+        Some(std::fs::read(&marked.path).unwrap())
+    );
+    assert!(
         app.object_bytes(
             app.bucket(upload_storage::Bucket::Quarantine),
             &format!("infected-files/{md5}")
         )
+        .await
+        .is_none(),
+        "a hold is not a quarantine"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ops.held_objects WHERE md5_hex = '{md5}' AND versions = 2 \
+             AND sellers = 'seller-a, seller-b' AND signature LIKE '%RescanMarker%'"
+        ))
         .await,
-        Some(std::fs::read(&marked.path).unwrap())
+        1,
+        "operators see it held, with who sells it"
     );
 
     // Both owners told, the webhook too.
     assert_eq!(
         app.count(&format!(
             "SELECT count(DISTINCT seller_id) FROM notifications WHERE kind = '{}' AND details->>'signature' LIKE '%RescanMarker%'",
-            NotificationKind::FileQuarantined
+            NotificationKind::FileHeld
         ))
         .await,
         2
@@ -238,7 +269,7 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM notifications WHERE kind = '{}'",
-            NotificationKind::FileQuarantined
+            NotificationKind::FileHeld
         ))
         .await,
         2
@@ -249,7 +280,7 @@ async fn newer_signatures_quarantine_every_version_of_a_stored_file_even_across_
             .await
             .expect("webhooks arrive")
             .expect("a request");
-        if request.header("x-upload-event") == Some(NotificationKind::FileQuarantined.as_str()) {
+        if request.header("x-upload-event") == Some(NotificationKind::FileHeld.as_str()) {
             let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
             told.push(body["seller_id"].as_str().unwrap_or_default().to_owned());
         }
@@ -323,4 +354,351 @@ async fn a_worker_with_older_signatures_than_its_verdicts_starts_no_run() {
     assert_eq!(ready.scan.expect("verdict").signature_version, 2);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(app.count("SELECT count(*) FROM rescan_runs").await, 0);
+}
+
+/// A test app whose worker re-scans with `clamd` (checking its signatures every
+/// second, reading fast).
+async fn app_scanning_with(clamd: &Clamd) -> TestApp {
+    TestApp::spawn_with(AppOptions {
+        worker_env: vec![
+            ("UPLOAD_CLAMD_ADDR".into(), clamd.addr()),
+            ("UPLOAD_SIGNATURE_CHECK_SECS".into(), "1".into()),
+            ("UPLOAD_RESCAN_BYTES_PER_SEC".into(), (64 * MIB).to_string()),
+        ],
+        ..Default::default()
+    })
+    .await
+}
+
+/// Waits for the re-scan run of signature `version` to finish.
+async fn run_finished(app: &TestApp, version: i64) {
+    app.wait_count(
+        &format!(
+            "SELECT count(*) FROM rescan_runs WHERE signature_version = {version} AND state = 'finished'"
+        ),
+        1,
+        Duration::from_secs(90),
+    )
+    .await;
+}
+
+/// Notifications of `kind`.
+async fn told(app: &TestApp, kind: NotificationKind) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) FROM notifications WHERE kind = '{kind}'"
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_file_released_downloads_again_and_only_another_finding_holds_it_again_until_confirmed()
+ {
+    let clamd = Clamd::start(free_port()).await;
+    let app = app_scanning_with(&clamd).await;
+    let marked = TestFile::random_with_tail(2 * MIB, RESCAN_MARKER);
+    let bytes = std::fs::read(&marked.path).unwrap();
+    let md5 = marked.md5_hex.clone();
+    let (client_a, item_a) = store(&app, "seller-a", &marked, "marked-a").await;
+    let (client_b, item_b) = store(&app, "seller-b", &marked, "marked-b").await;
+    let owners = [(&client_a, &item_a), (&client_b, &item_b)];
+
+    // Database B flags it: held.
+    clamd.switch_signatures(&signatures_b()).await;
+    run_finished(&app, 2).await;
+    for (client, item) in owners {
+        assert_eq!(
+            download(client, item).await.expect_err("held").code(),
+            tonic::Code::FailedPrecondition
+        );
+    }
+    assert_eq!(told(&app, NotificationKind::FileHeld).await, 2);
+
+    // An operator releases it, saying why: both versions download the same bytes,
+    // both owners are told, and the verdict names the operator, the reason and the
+    // finding overridden.
+    let done = app
+        .admin_done(
+            "gil",
+            &[
+                "release",
+                &md5,
+                "--reason",
+                "a false positive of signatures 2",
+            ],
+        )
+        .await;
+    assert!(
+        done.contains("downloadable") && done.contains("2 version owner(s) told"),
+        "{done}"
+    );
+    for (client, item) in owners {
+        let link = download(client, item)
+            .await
+            .expect("released: downloadable");
+        assert_eq!(fetch(&link.url).await.body, bytes, "the same bytes");
+    }
+    assert_eq!(told(&app, NotificationKind::FileReleased).await, 2);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM stored_objects WHERE md5_hex = '{md5}' AND standing = 'stored' \
+             AND verdict = 'released' AND released_by = 'operator:gil' \
+             AND release_reason = 'a false positive of signatures 2' \
+             AND released_signature LIKE 'Upload.Test.RescanMarker%'"
+        ))
+        .await,
+        1
+    );
+    assert!(
+        app.object_bytes(app.regular_bucket(), &format!("held/{md5}"))
+            .await
+            .is_none(),
+        "the held copy is gone"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM object_events WHERE md5_hex = '{md5}' AND cause = 'released' \
+             AND actor = 'operator:gil' AND detail LIKE '%false positive%'"
+        ))
+        .await,
+        1
+    );
+    let again = app
+        .admin("gil", &["release", &md5, "--reason", "twice"])
+        .await;
+    assert!(
+        matches!(&again, Outcome::Refused(why) if why.contains("not held")),
+        "{again:?}"
+    );
+
+    // Database C finds the same thing again under newer signatures: the operator
+    // overrode that finding, so nothing is held.
+    clamd.switch_signatures(&signatures_c()).await;
+    run_finished(&app, 3).await;
+    for (client, item) in owners {
+        download(client, item)
+            .await
+            .expect("the overridden finding holds nothing");
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM stored_objects WHERE md5_hex = '{md5}' AND signature_version = 3 \
+             AND standing = 'stored' AND verdict = 'released'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        told(&app, NotificationKind::FileHeld).await,
+        2,
+        "no one told again"
+    );
+
+    // Database D finds something else in it: held again, and both owners told again
+    // (a second notice of the same kind about the same version).
+    clamd.switch_signatures(&signatures_d()).await;
+    run_finished(&app, 4).await;
+    for (client, item) in owners {
+        let refused = download(client, item).await.expect_err("held again");
+        assert!(refused.message().contains("Revised"), "{refused:?}");
+    }
+    assert_eq!(told(&app, NotificationKind::FileHeld).await, 4);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM (SELECT upload_id FROM notifications WHERE kind = '{}' \
+             GROUP BY upload_id HAVING count(DISTINCT occasion) = 2) twice",
+            NotificationKind::FileHeld
+        ))
+        .await,
+        2,
+        "each version's owner heard of each hold"
+    );
+
+    // Confirmed: quarantined, for the quarantine bucket's days; never downloadable.
+    let done = app.admin_done("gil", &["confirm", &md5]).await;
+    assert!(done.contains("quarantined"), "{done}");
+    assert_eq!(
+        app.object_bytes(
+            app.bucket(upload_storage::Bucket::Quarantine),
+            &format!("infected-files/{md5}")
+        )
+        .await,
+        Some(bytes.clone()),
+        "kept until its days in quarantine end"
+    );
+    for key in [format!("files/{md5}"), format!("held/{md5}")] {
+        assert!(
+            app.object_bytes(app.regular_bucket(), &key).await.is_none(),
+            "{key}"
+        );
+    }
+    let rules = app
+        .store
+        .client()
+        .get_bucket_lifecycle_configuration()
+        .bucket(app.bucket(upload_storage::Bucket::Quarantine))
+        .send()
+        .await
+        .expect("the quarantine bucket's rules");
+    assert!(
+        rules
+            .rules()
+            .iter()
+            .any(|r| r.expiration().and_then(|e| e.days()) == Some(upload_domain::QUARANTINE_DAYS)),
+        "{rules:?}"
+    );
+    assert_eq!(told(&app, NotificationKind::FileQuarantined).await, 2);
+    for (client, item) in owners {
+        let refused = download(client, item).await.expect_err("confirmed");
+        assert!(refused.message().contains("confirmed"), "{refused:?}");
+    }
+    let late = app
+        .admin("gil", &["release", &md5, "--reason", "too late"])
+        .await;
+    assert!(matches!(late, Outcome::Refused(_)), "{late:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_content_that_newer_signatures_find_clean_is_listed_for_operators_and_stays_held() {
+    let clamd = Clamd::start(free_port()).await;
+    let app = app_scanning_with(&clamd).await;
+    let marked = TestFile::random_with_tail(MIB, RESCAN_MARKER);
+    let md5 = marked.md5_hex.clone();
+    let (client, item) = store(&app, "seller-e", &marked, "marked-e").await;
+    clamd.switch_signatures(&signatures_b()).await;
+    run_finished(&app, 2).await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ops.held_objects WHERE md5_hex = '{md5}' AND clean_under_version IS NULL"
+        ))
+        .await,
+        1
+    );
+    // Database E no longer finds the marker: the held object is re-scanned, found
+    // clean, and listed so; it stays held until an operator decides.
+    clamd.switch_signatures(&signatures_e()).await;
+    run_finished(&app, 3).await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ops.held_objects WHERE md5_hex = '{md5}' AND clean_under_version = 3"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM object_events WHERE md5_hex = '{md5}' AND cause = 'clean_while_held'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        download(&client, &item)
+            .await
+            .expect_err("still held")
+            .code(),
+        tonic::Code::FailedPrecondition
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_held_is_never_stored_again_by_another_upload_of_the_same_bytes() {
+    // The pipeline's worker still scans with database A; a re-scanning worker of
+    // its own has database B, flags the stored file and holds it.
+    let old = Clamd::start(free_port()).await;
+    let new = Clamd::start(free_port()).await;
+    new.switch_signatures(&signatures_b()).await;
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![
+            ("UPLOAD_CLAMD_ADDR".into(), old.addr()),
+            (
+                "UPLOAD_WORKER_QUEUES".into(),
+                "scan,metadata,preview,notify,persist,move".into(),
+            ),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let marked = TestFile::random_with_tail(MIB, RESCAN_MARKER);
+    let md5 = marked.md5_hex.clone();
+    store(&app, "seller-a", &marked, "marked-a").await;
+    let rescanner = WorkerProcess::start_with(
+        env!("CARGO_BIN_EXE_test-worker"),
+        &app,
+        None,
+        &[
+            ("UPLOAD_CLAMD_ADDR", new.addr()),
+            ("UPLOAD_WORKER_QUEUES", "rescan".into()),
+            ("UPLOAD_SIGNATURE_CHECK_SECS", "1".into()),
+            ("UPLOAD_RESCAN_BYTES_PER_SEC", (64 * MIB).to_string()),
+        ],
+    );
+    run_finished(&app, 2).await;
+    app.wait_count(
+        &format!(
+            "SELECT count(*) FROM stored_objects WHERE md5_hex = '{md5}' AND standing = 'held' \
+             AND held_moved_at IS NOT NULL"
+        ),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    rescanner.stop().await;
+
+    // Another seller uploads the same bytes: database A passes them, and their
+    // submission is refused by the move, which copies nothing back.
+    let (client, up) = app
+        .ready_upload(
+            "seller-c",
+            &marked,
+            "marked-c.bin",
+            "application/octet-stream",
+        )
+        .await;
+    let res = upload_e2e::submit_new_item(
+        &client,
+        "same-bytes",
+        pb::ItemKind::DigitalFile,
+        "Same bytes",
+        &up.upload_id,
+    )
+    .await;
+    let item_id = res.item.expect("item").item_id;
+    let failed = upload_e2e::wait_item(&client, &item_id, Duration::from_secs(60)).await;
+    assert_eq!(
+        failed.state,
+        pb::SubmissionState::Failed as i32,
+        "{failed:?}"
+    );
+    let failure = failed.failure.expect("why");
+    assert_eq!(failure.code, FailureCode::ContentHeld.as_str());
+    assert!(failure.message.contains("held"), "{}", failure.message);
+    assert!(
+        app.object_bytes(app.regular_bucket(), &format!("files/{md5}"))
+            .await
+            .is_none(),
+        "nothing copied back where downloads read"
+    );
+    assert_eq!(
+        app.object_bytes(app.regular_bucket(), &format!("held/{md5}"))
+            .await,
+        Some(std::fs::read(&marked.path).unwrap()),
+        "the held copy untouched"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM file_versions WHERE upload_id = '{}'",
+            up.upload_id
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM notifications WHERE kind = '{}'",
+            NotificationKind::ItemStored
+        ))
+        .await,
+        1,
+        "only seller-a's item was stored, nothing of seller-c's"
+    );
 }

@@ -126,7 +126,7 @@ async fn a_ready_upload_never_submitted_expires_before_the_store_drops_its_bytes
         .ready_upload(
             "seller-idle",
             &TestFile::random(MIB),
-            "pack.zip",
+            "pack.bin",
             "application/octet-stream",
         )
         .await;

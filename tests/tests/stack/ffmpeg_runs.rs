@@ -187,7 +187,7 @@ async fn a_picture_over_the_pixel_limit_is_refused() {
     let env: HashMap<String, String> =
         [("UPLOAD_MEDIA_MAX_PIXELS".to_string(), "1000000".to_string())].into();
     let media = Media::new(MediaConfig::from_source(&env).unwrap());
-    let mut args: Vec<String> = media.input_args(&big.to_string_lossy());
+    let mut args: Vec<String> = media.input_args(&big.to_string_lossy(), "png_pipe,image2");
     args.extend(["-f", "null", "-"].map(String::from));
     match media.ffmpeg(&std::env::temp_dir(), &args).await {
         Err(MediaError::Failed { message, .. }) => {
@@ -199,10 +199,50 @@ async fn a_picture_over_the_pixel_limit_is_refused() {
     let env: HashMap<String, String> =
         [("UPLOAD_MEDIA_MAX_PIXELS".to_string(), "3000000".to_string())].into();
     let media = Media::new(MediaConfig::from_source(&env).unwrap());
-    let mut args: Vec<String> = media.input_args(&big.to_string_lossy());
+    let mut args: Vec<String> = media.input_args(&big.to_string_lossy(), "png_pipe,image2");
     args.extend(["-f", "null", "-"].map(String::from));
     media
         .ffmpeg(&std::env::temp_dir(), &args)
         .await
         .expect("within the limit");
+}
+
+#[tokio::test]
+async fn the_tools_read_a_file_only_with_the_demuxers_of_its_sniffed_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("frame");
+    let made = std::process::Command::new("/usr/bin/ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48"])
+        .args(["-frames:v", "1", "-f", "image2", "-c:v", "png"])
+        .arg(&png)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let env: HashMap<String, String> = HashMap::new();
+    let media = Media::new(MediaConfig::from_source(&env).unwrap());
+    let path = png.to_string_lossy();
+    let as_png = upload_domain::demuxers("image/png").unwrap();
+    let report = media
+        .probe(&path, as_png)
+        .await
+        .expect("a PNG read as a PNG");
+    assert_eq!((report.width, report.height), (Some(64), Some(48)));
+    // The same bytes, had they sniffed as an MP4 or an MP3: no demuxer of those
+    // reads them, and none other is tried.
+    for other in ["video/mp4", "audio/mpeg"] {
+        let formats = upload_domain::demuxers(other).unwrap();
+        match media.probe(&path, formats).await {
+            Err(MediaError::Failed { message, .. }) => assert!(
+                message.contains("whitelist") || message.contains("Invalid data"),
+                "{other}: {message}"
+            ),
+            found => panic!("a PNG was read with the {other} demuxers: {found:?}"),
+        }
+        let mut args = media.input_args(&path, formats);
+        args.extend(["-f", "null", "-"].map(String::from));
+        assert!(
+            media.ffmpeg(&std::env::temp_dir(), &args).await.is_err(),
+            "ffmpeg read a PNG as {other}"
+        );
+    }
 }

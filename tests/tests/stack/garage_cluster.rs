@@ -111,7 +111,7 @@ async fn a_file_is_stored_while_a_node_is_down_and_read_back_while_another_is() 
         ..Default::default()
     })
     .await;
-    let file = TestFile::random(12 * MIB + 17);
+    let file = TestFile::random_zip(12 * MIB + 17);
     let (client, up) = app
         .upload_whole("seller-cluster", &file, "pack.zip", "application/zip")
         .await;

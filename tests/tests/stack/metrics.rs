@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use upload_domain::{ScanVerdict, SellerGroup};
 use upload_e2e::{
-    AppOptions, EICAR, FaultRules, HookListener, MIB, StoreFaults, TestApp, TestFile, code,
-    free_port, pb, scrape, stack_env,
+    AppOptions, EICAR, FaultRules, HookListener, LogCapture, MIB, StoreFaults, TestApp, TestFile,
+    code, free_port, pb, scrape, stack_env,
 };
 
 /// The labels of a call to `dependency` named `call` that ended in `outcome`.
@@ -308,4 +308,69 @@ async fn failed_store_and_clamd_calls_are_counted_by_how_they_failed() {
     let after = scrape(&app.server_metrics_url).await;
     assert_eq!(begun(&after, "failed"), 1.0, "{}", after.text);
     assert_eq!(begun(&after, "ok"), 1.0);
+}
+
+/// A path no server serves, different every time: `/x1f3….Service/M…`.
+fn made_up_path(n: usize) -> String {
+    let token = uuid::Uuid::now_v7().simple().to_string();
+    match n % 3 {
+        0 => format!("/pkg{token}.Service/Method{n}"),
+        1 => format!("/upload.v1.UploadService/Nope{token}"),
+        _ => format!("/{token}/{n}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_made_up_paths_without_a_token_grow_neither_the_metrics_nor_the_log() {
+    let logs = LogCapture::install();
+    let app = TestApp::spawn_with(AppOptions {
+        worker: false,
+        ..Default::default()
+    })
+    .await;
+    let channel = app.channel().await;
+    // Every label an outsider's call can make, once, before the scrape compared.
+    for n in 0..30 {
+        let code = TestApp::call_path(channel.clone(), &made_up_path(n)).await;
+        assert_eq!(code, tonic::Code::Unauthenticated, "no token, refused");
+    }
+    let before = scrape(&app.server_metrics_url).await.text;
+    let logged_before = logs.lines().len();
+    let mut paths = Vec::with_capacity(1000);
+    for n in 0..1000 {
+        let path = made_up_path(n);
+        let code = TestApp::call_path(channel.clone(), &path).await;
+        assert_eq!(code, tonic::Code::Unauthenticated, "{path}");
+        paths.push(path);
+    }
+    let after = scrape(&app.server_metrics_url).await;
+    let grown = after.text.len().abs_diff(before.len());
+    println!(
+        "/metrics: {} bytes before, {} after 1,000 calls to made-up paths",
+        before.len(),
+        after.text.len()
+    );
+    assert!(grown < 4096, "/metrics grew by {grown} bytes");
+    let unknown = [("method", "unknown"), ("code", "Unauthenticated")];
+    assert_eq!(after.value("upload_rpc_requests_total", &unknown), 1030.0);
+    for path in &paths {
+        let token = path.trim_start_matches('/');
+        assert!(!after.text.contains(token), "{path} is in /metrics");
+    }
+    // The log names none of them, and says at most a line about them all.
+    let lines = logs.lines();
+    let new = &lines[logged_before..];
+    for line in new {
+        assert!(
+            !paths
+                .iter()
+                .any(|p| line.contains(p.trim_start_matches('/'))),
+            "a path in the log: {line}"
+        );
+    }
+    assert!(
+        new.len() <= 2,
+        "{} lines for 1,000 refused calls: {new:?}",
+        new.len()
+    );
 }

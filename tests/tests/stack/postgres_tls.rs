@@ -38,7 +38,7 @@ async fn the_service_runs_on_a_database_that_takes_tls_connections_alone() {
     let (_, ready, item) = app
         .stored_item(
             "seller-tls-db",
-            &TestFile::random(MIB),
+            &TestFile::random_zip(MIB),
             ("pack.zip", "application/zip"),
             "Over TLS",
         )

@@ -113,6 +113,30 @@ fn the_template_is_a_valid_server_and_worker_configuration() {
 }
 
 #[test]
+fn the_template_s_order_service_acts_for_sellers_and_is_never_given_downloads() {
+    let server = ServerConfig::from_source(&filled_in(settings(false))).expect("server");
+    let orders = server
+        .auth
+        .delegations
+        .iter()
+        .find(|(name, _)| name == "orders")
+        .map(|(_, d)| d.clone())
+        .expect("the order service is delegated");
+    assert_eq!(orders.for_roles, [upload_domain::Role::Seller]);
+    assert!(
+        !orders.states_group,
+        "a seller's group is not the order service's to say"
+    );
+    // Wherever the template gives the order service scopes, downloads are not one.
+    for line in TEMPLATES.iter().flat_map(|t| t.lines()) {
+        if let Some(at) = line.find("orders=") {
+            let scopes = line[at..].split(';').next().unwrap_or_default();
+            assert!(!scopes.contains("downloads:read"), "{line}");
+        }
+    }
+}
+
+#[test]
 fn commented_values_are_the_defaults() {
     let set = filled_in(settings(false));
     let with_defaults = filled_in(settings(true));
@@ -207,7 +231,20 @@ fn media_runs_happen_in_a_sandbox_unit_of_their_own_user() {
     assert_eq!(values(&socket, "SocketGroup"), values(&worker, "Group"));
     assert_eq!(values(&socket, "SocketMode"), ["0660"]);
     assert_eq!(values(&socket, "Accept"), ["yes"]);
-    // Each connection: one run, as a user that is not the worker's, sandboxed.
+    // The server and the worker are different users, and only the worker's group
+    // reaches the sandbox.
+    let server = unit(include_str!(
+        "../../../deploy/production/upload-server.service"
+    ));
+    assert_ne!(values(&server, "User"), values(&worker, "User"));
+    assert_ne!(values(&socket, "SocketGroup"), values(&server, "Group"));
+    // Each connection: one run, as a user that is not the worker's, sandboxed,
+    // with no network but the store's addresses an operator allows in a drop-in.
+    assert_eq!(values(&media, "IPAddressDeny"), ["any"]);
+    assert!(
+        values(&media, "IPAddressAllow").is_empty(),
+        "the unit itself allows no address"
+    );
     assert_ne!(values(&media, "User"), values(&worker, "User"));
     assert_ne!(values(&media, "User"), ["root"]);
     assert!(values(&media, "ExecStart")[0].ends_with("upload-worker media-sandbox"));

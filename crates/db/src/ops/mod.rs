@@ -70,15 +70,17 @@ pub enum Refused {
         /// The job's status.
         status: String,
     },
-    /// The quarantine was confirmed before: the file is gone.
-    #[error("the quarantine of upload {id} was confirmed by {by}; its file is deleted")]
+    /// The quarantine was confirmed before: it cannot be released.
+    #[error(
+        "the quarantine of upload {id} was confirmed by {by}; it cannot be released, and its file goes when its days in quarantine end"
+    )]
     Confirmed {
         /// The upload.
         id: UploadId,
         /// Who confirmed it.
         by: String,
     },
-    /// The file is no longer in the quarantine bucket (its 4 days are over).
+    /// The file is no longer in the quarantine bucket (its days there are over).
     #[error("upload {id}'s file is no longer in quarantine (cleared after its days there)")]
     FileGone {
         /// The upload.

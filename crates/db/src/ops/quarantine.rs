@@ -1,22 +1,25 @@
 //! An operator's word on a quarantined upload: released (the scanner was wrong;
-//! the file goes on to processing and the seller is told) or confirmed (the file
-//! is deleted now instead of in 4 days). The objects are moved by the caller, in
-//! an order that a crash cannot turn into a lost or leaked file (see
-//! `upload_server::admin`); here the decision is recorded.
+//! the upload's verdict becomes a release naming the operator, the reason and the
+//! finding overridden, the file goes on to processing and the seller is told) or
+//! confirmed (the file goes when its days in quarantine end, and can no longer be
+//! released). The objects are moved by the caller, in an order that a crash cannot
+//! turn into a lost or leaked file (see `upload_server::admin`); here the decision
+//! is recorded.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, ChangeCause, NotificationKind, Stage, StageStatus, UploadEvent, UploadId, UploadState,
+    Actor, ChangeCause, NotificationKind, QUARANTINE_DAYS, ScanVerdict, Stage, StageStatus,
+    UploadEvent, UploadId, UploadState,
 };
 
 use super::{Abort, Done, Refused, enqueue_upload_jobs, lock_upload, settle};
 use crate::DbError;
 use crate::history::record_upload;
-use crate::jobs::{self, Queue};
+use crate::jobs::Queue;
 use crate::models::NewNotification;
 use crate::pipeline::PROCESSING_STAGES;
-use crate::schema::upload_events;
+use crate::schema::{upload_events, upload_scans};
 use crate::uploads::Transition;
 
 /// Locks upload `id`'s row and refuses unless it is quarantined and its
@@ -66,30 +69,19 @@ pub async fn check_quarantined(
     settle(checked).map(|done| done.map(drop))
 }
 
-/// True when notifications about upload `id` were queued for a webhook: the
-/// seller hears of a release the way they heard of the quarantine.
-async fn delivers_webhooks(conn: &mut AsyncPgConnection, id: UploadId) -> Result<bool, DbError> {
-    for n in crate::notifications::for_upload(conn, id).await? {
-        if jobs::attempts(conn, Queue::Notify, &n.id.to_string())
-            .await?
-            .next
-            > 1
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// Releases quarantined upload `id`, whose file the caller has copied back to the
-/// temp bucket: quarantined → processing, its metadata and preview run (again),
-/// the seller told (`upload.released`). Refused when it is not quarantined or its
-/// quarantine was confirmed.
+/// temp bucket: quarantined → processing, its verdict a release (the operator,
+/// `reason`, the finding overridden; the signature version stays the one that
+/// found it), its metadata and preview run (again), the seller told
+/// (`upload.released`). Refused when it is not quarantined or its quarantine was
+/// confirmed.
 pub async fn release(
     conn: &mut AsyncPgConnection,
     id: UploadId,
     by: &Actor,
+    reason: &str,
 ) -> Result<Done, DbError> {
+    let reason = reason.to_owned();
     settle(
         conn.transaction::<_, Abort, _>(async move |conn| {
             lock_undecided(conn, id).await?;
@@ -105,6 +97,25 @@ pub async fn release(
             let Ok(Transition::Applied(next)) = moved else {
                 return Err(DbError::Corrupt(format!("upload {id} moved under its lock")).into());
             };
+            let occasion = crate::history::latest_upload_event(conn, id).await?;
+            let overridden: Option<String> = diesel::update(upload_scans::table.find(id))
+                .set((
+                    upload_scans::verdict.eq(ScanVerdict::Released),
+                    upload_scans::released_by.eq(by.to_string()),
+                    upload_scans::release_reason.eq(&reason),
+                    upload_scans::released_signature.eq(upload_scans::signature),
+                ))
+                .returning(upload_scans::signature)
+                .get_result(conn)
+                .await
+                .optional()?
+                .flatten();
+            if overridden.is_none() {
+                return Err(DbError::Corrupt(format!(
+                    "quarantined upload {id} has no finding on record"
+                ))
+                .into());
+            }
             // Skipped when it was quarantined by its first scan, done when a
             // re-scan quarantined it once ready: either way both run now.
             for stage in PROCESSING_STAGES {
@@ -119,7 +130,7 @@ pub async fn release(
             let row = crate::uploads::find(conn, id)
                 .await?
                 .ok_or_else(|| DbError::Corrupt(format!("upload {id} vanished under its lock")))?;
-            let deliver = delivers_webhooks(conn, id).await?;
+            let deliver = crate::notifications::upload_told_by_webhook(conn, id).await?;
             let notification = NewNotification::about_upload(
                 &row,
                 NotificationKind::UploadReleased,
@@ -127,8 +138,13 @@ pub async fn release(
                     "{} was checked by our staff and found safe; it is being processed",
                     row.file_name
                 ),
-                serde_json::json!({ "file_name": row.file_name }),
-            );
+                serde_json::json!({
+                    "file_name": row.file_name,
+                    "overridden_signature": overridden,
+                    "reason": reason,
+                }),
+            )
+            .on_occasion(occasion);
             crate::notifications::record(conn, &notification, deliver).await?;
             Ok(format!(
                 "upload {id}: quarantined -> {next}; queued {}; the seller is told",
@@ -139,9 +155,10 @@ pub async fn release(
     )
 }
 
-/// Records that an operator confirmed quarantined upload `id`'s verdict; the
-/// caller deletes its file. Refused when it is not quarantined or was confirmed
-/// before.
+/// Records that an operator confirmed quarantined upload `id`'s verdict: it can no
+/// longer be released, and its file goes when its days in quarantine end (the
+/// caller removes any copy of it outside quarantine). Refused when it is not
+/// quarantined or was confirmed before.
 pub async fn confirm(
     conn: &mut AsyncPgConnection,
     id: UploadId,
@@ -150,7 +167,8 @@ pub async fn confirm(
     settle(
         conn.transaction::<_, Abort, _>(async move |conn| {
             lock_undecided(conn, id).await?;
-            let detail = "the file is deleted now";
+            let detail =
+                format!("the file is deleted when its {QUARANTINE_DAYS} days in quarantine end");
             record_upload(
                 conn,
                 id,
@@ -158,7 +176,7 @@ pub async fn confirm(
                 UploadState::Quarantined,
                 ChangeCause::QuarantineConfirmed,
                 by,
-                Some(detail),
+                Some(&detail),
             )
             .await?;
             Ok(format!("upload {id} (quarantined): confirmed; {detail}"))

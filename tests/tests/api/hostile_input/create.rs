@@ -250,6 +250,82 @@ async fn hostile_sizes_names_and_types_create_nothing() {
         );
     }
 
+    // Names that make the file a program or a script, or another type than declared.
+    const OCTET: &str = "application/octet-stream";
+    for (label, name, content_type, code, words) in [
+        (
+            "batch file",
+            "setup.bat",
+            OCTET,
+            Code::InvalidArgument,
+            &["program or a script", ".bat"][..],
+        ),
+        (
+            "PowerShell",
+            "run.ps1",
+            OCTET,
+            Code::InvalidArgument,
+            &["program or a script", ".ps1"],
+        ),
+        (
+            "a script behind a PDF's name",
+            "invoice.pdf.js",
+            "application/pdf",
+            Code::InvalidArgument,
+            &["program or a script", ".js"],
+        ),
+        (
+            "executable in capitals",
+            "SETUP.EXE",
+            OCTET,
+            Code::InvalidArgument,
+            &[".exe"],
+        ),
+        (
+            "shell script as text",
+            "install.sh",
+            "text/plain",
+            Code::InvalidArgument,
+            &[".sh"],
+        ),
+        (
+            "Java archive",
+            "tool.jar",
+            "application/zip",
+            Code::InvalidArgument,
+            &[".jar"],
+        ),
+        (
+            "a JPEG's name declared a PDF",
+            "photo.jpg",
+            "application/pdf",
+            Code::InvalidArgument,
+            &["named .jpg", "application/pdf"],
+        ),
+        (
+            "a PDF's name declared a video",
+            "manual.pdf",
+            "video/mp4",
+            Code::InvalidArgument,
+            &["named .pdf", "video/mp4"],
+        ),
+        (
+            "an executable type",
+            "tool",
+            "application/vnd.microsoft.portable-executable",
+            Code::InvalidArgument,
+            &["not accepted"],
+        ),
+    ] {
+        push(
+            format!("name {label}"),
+            &standard,
+            request(name, MIB, content_type, 0),
+            code,
+            words,
+        );
+    }
+
     // Part sizes the store cannot take.
     for (label, part) in [
         ("1 byte", 1),

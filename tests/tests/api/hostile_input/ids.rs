@@ -40,7 +40,7 @@ fn words(w: &[String]) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_that_are_malformed_random_or_another_sellers_reach_nothing() {
     let mut app = TestApp::spawn().await;
-    let small = || TestFile::random(MIB / 4);
+    let small = || TestFile::random_zip(MIB / 4);
     // Seller B: a stored item, a ready upload and an unfinished one.
     let (_, _, b_item) = app
         .stored_item(

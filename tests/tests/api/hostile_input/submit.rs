@@ -9,7 +9,7 @@ use super::{Case, case, refuse_all};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_submissions_queue_nothing() {
     let mut app = TestApp::spawn().await;
-    let small = || TestFile::random(MIB / 4);
+    let small = || TestFile::random_zip(MIB / 4);
     let (client, used, item) = app
         .stored_item("seller-a", &small(), ("used.zip", "application/zip"), "k1")
         .await;

@@ -103,6 +103,26 @@ async fn assert_unscannable(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bomb_of_copies_of_one_leaf_without_zip64_is_unscannable() {
+    // 16 × 16 × 1 GiB from about 13 kB, no ZIP64: clamd reads the first leaf and
+    // skips its copies as known clean, so only the scan's own walk sees 256 GiB.
+    let bomb = archives::copies_bomb();
+    assert!(bomb.len() < 64 * 1024, "{} bytes on the wire", bomb.len());
+    assert!(
+        !bomb.windows(4).any(|w| w == [0x50, 0x4b, 0x06, 0x06]),
+        "no ZIP64 record"
+    );
+    assert_unscannable(
+        bomb,
+        "assets.zip",
+        "application/zip",
+        (Uninspected::TooLarge, pb::Uninspected::TooLarge),
+        "expands too far",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zip64_bomb_of_4_gib_is_unscannable() {
     let bomb = archives::zip64_bomb();
     assert!(
@@ -224,6 +244,7 @@ async fn an_ordinary_zip_and_a_shallow_nest_are_still_clean() {
             "plain.zip",
         ),
         (archives::nested_zips(5, b"five deep"), "nested5.zip"),
+        (archives::nested_copies(), "textures.zip"),
     ] {
         let ready = upload_and_settle(&app, &bytes, name, "application/zip").await;
         assert_eq!(

@@ -1,0 +1,1 @@
+ALTER TABLE upload_metadata DROP COLUMN software;
