@@ -40,10 +40,11 @@ impl std::str::FromStr for Decided {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if let Ok(id) = text.parse() {
-            return Ok(Self::Upload(id));
+        // 32 hex digits are an MD5 (an upload id is written with its dashes).
+        if let Ok(md5) = text.parse() {
+            return Ok(Self::Content(md5));
         }
-        text.parse().map(Self::Content).map_err(|_| {
+        text.parse().map(Self::Upload).map_err(|_| {
             format!(
                 "{text:?} is neither an upload id (a UUID) nor a stored file's MD5 (32 hex digits)"
             )

@@ -210,12 +210,12 @@ pub fn classify(answer: &ScannerAnswer, allow_encrypted_archives: bool) -> Class
 }
 
 impl Classified {
-    /// The verdict once the scan's own walk of an archive is heard: a file that
-    /// crossed a limit there (`crossed`) cannot be vouched for, whatever clamd
-    /// said, unless clamd found malware in it.
+    /// The verdict once the scan's own walk of an archive is heard: a file clamd
+    /// called clean that crossed a limit there (`crossed`) cannot be vouched for.
+    /// clamd's own findings (malware, or a reason it could not look) stand.
     pub fn bounded_by(self, crossed: Option<Uninspected>) -> Self {
         match crossed {
-            Some(reason) if self.verdict != ScanVerdict::Infected => Self {
+            Some(reason) if self.verdict == ScanVerdict::Clean => Self {
                 verdict: ScanVerdict::Unscannable,
                 finding: Some(format!("{ARCHIVE_WALK}{}", reason.as_str())),
                 uninspected: Some(reason),
@@ -373,6 +373,13 @@ mod tests {
         );
         let malware = found("Win.Test.EICAR_HDB-1", false).bounded_by(Some(Uninspected::TooDeep));
         assert_eq!(malware.verdict, ScanVerdict::Infected);
+        let zip64 = found("Upload.Unscannable.Zip64-LocalSize.UNOFFICIAL", false)
+            .bounded_by(Some(Uninspected::TooLarge));
+        assert_eq!(
+            zip64.uninspected,
+            Some(Uninspected::UnreadableFormat),
+            "clamd's reason stands"
+        );
         let clean = classify(&ScannerAnswer::Nothing, false).bounded_by(None);
         assert_eq!(clean.verdict, ScanVerdict::Clean);
     }

@@ -366,8 +366,10 @@ async fn a_service_acts_only_as_its_delegation_says_and_no_one_else_sends_act_fo
     let over_standard = 600 * MIB;
 
     // A seller's or a buyer's token that sends the headers is refused.
-    for (role, sub) in [(Role::Seller, "seller-own"), (Role::Buyer, "buyer-1")] {
-        let token = app.role_token(role, sub, &[]);
+    for (role, token) in [
+        (Role::Seller, app.token("seller-own", SellerGroup::Standard)),
+        (Role::Buyer, app.role_token(Role::Buyer, "buyer-1", &[])),
+    ] {
         let sneaky = UploadClient::connect_acting_for(
             &app.endpoint,
             &token,

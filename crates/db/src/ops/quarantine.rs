@@ -104,6 +104,8 @@ pub async fn release(
                     upload_scans::released_by.eq(by.to_string()),
                     upload_scans::release_reason.eq(&reason),
                     upload_scans::released_signature.eq(upload_scans::signature),
+                    // Back in temp: no longer in quarantine.
+                    upload_scans::quarantine_key.eq(None::<String>),
                 ))
                 .returning(upload_scans::signature)
                 .get_result(conn)
