@@ -166,16 +166,10 @@ async fn held_at(
     conn: &mut AsyncPgConnection,
     md5: Md5Digest,
 ) -> anyhow::Result<Result<StorageKey<'static>, String>> {
-    let Some(object) = upload_db::holds::find(conn, md5).await? else {
-        return Ok(Err(upload_db::holds::NotHeld::Unknown(md5).to_string()));
+    let object = match upload_db::holds::held(md5, upload_db::holds::find(conn, md5).await?) {
+        Ok(object) => object,
+        Err(not_held) => return Ok(Err(not_held.to_string())),
     };
-    if object.standing != upload_domain::ObjectStanding::Held {
-        return Ok(Err(upload_db::holds::NotHeld::Standing {
-            md5,
-            standing: object.standing,
-        }
-        .to_string()));
-    }
     Ok(Ok(if object.is_at_held_key() {
         StorageKey::HeldContent { md5 }
     } else {

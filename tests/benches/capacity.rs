@@ -31,7 +31,6 @@
 //!     cargo bench -p upload-e2e --bench capacity
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,37 +39,12 @@ use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use upload_client::{SendOptions, UploadClient};
 use upload_domain::SellerGroup;
+use upload_e2e::bench::{ReleaseProcess, env_or, release_binary};
 use upload_e2e::procfs::{children_of, cpu, cpu_whole, pid_file, rss_mib, stat};
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, free_port, pb, scrape, test_tls, wait_item};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 const PART: u64 = 16 * MIB;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A release binary of ours as a child process, killed however the run ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn release_binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/release/{name}"));
-    assert!(
-        path.exists(),
-        "build it first: cargo build --release -p upload-server -p upload-worker"
-    );
-    path
-}
 
 /// The processes whose CPU time is read, by kind.
 struct Meter {
@@ -296,7 +270,7 @@ async fn main() {
         env.insert("RUST_LOG".into(), "warn".into());
         env.insert("UPLOAD_GRPC_ADDR".into(), format!("127.0.0.1:{grpc}"));
         env.insert("UPLOAD_METRICS_ADDR".into(), format!("127.0.0.1:{metrics}"));
-        Child(
+        ReleaseProcess(
             std::process::Command::new(release_binary(binary))
                 .env_clear()
                 .envs(&env)

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use upload_client::SendOptions;
 use upload_domain::SellerGroup;
+use upload_e2e::bench::env_or;
 use upload_e2e::{AppOptions, TestApp, TestFile};
 
 const MIB: u64 = 1024 * 1024;
@@ -51,13 +52,6 @@ async fn measured<F: std::future::Future<Output = Duration>>(f: F) -> (Duration,
     let took = f.await;
     let (b1, t1) = cpu_ticks();
     (took, 100.0 * (b1 - b0) as f64 / (t1 - t0).max(1) as f64)
-}
-
-fn env_or(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
 }
 
 async fn plain_upload(app: &TestApp, file: &TestFile, part: u64, concurrency: usize) -> Duration {
@@ -183,8 +177,8 @@ async fn client_upload(app: &TestApp, file: &TestFile, part: u64, concurrency: u
 async fn main() {
     let size = env_or("BENCH_FILE_MIB", 1024) * MIB;
     let part = env_or("BENCH_PART_MIB", 16) * MIB;
-    let concurrency = env_or("BENCH_CONCURRENCY", 4) as usize;
-    let rounds = env_or("BENCH_ROUNDS", 3);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 4);
+    let rounds: u64 = env_or("BENCH_ROUNDS", 3);
     let app = TestApp::spawn_with(AppOptions {
         worker: false,
         ..Default::default()

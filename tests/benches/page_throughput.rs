@@ -28,15 +28,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use upload_domain::SellerGroup;
+use upload_e2e::bench::env_or;
 use upload_e2e::procfs::{CpuSampler, cpu, cpu_whole, machine_cpu, pid_file};
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, run_page};
-
-fn env_or(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn cli_upload(app: &TestApp, cli: &Path, file: &TestFile, part: u64) -> Duration {
     let state = tempfile::tempdir().expect("state dir");
@@ -169,7 +163,7 @@ impl Cpu {
 async fn main() {
     let size = env_or("BENCH_FILE_MIB", 1024) * MIB;
     let part = env_or("BENCH_PART_MIB", 16) * MIB;
-    let rounds = env_or("BENCH_ROUNDS", 2);
+    let rounds: u64 = env_or("BENCH_ROUNDS", 2);
     let cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload");
     assert!(
         cli.exists(),

@@ -14,32 +14,15 @@
 //!     cargo build --release -p upload-server
 //!     cargo bench -p upload-e2e --bench watchers
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use upload_client::UploadClient;
 use upload_domain::SellerGroup;
+use upload_e2e::bench::{ReleaseProcess, env_or, release_binary};
 use upload_e2e::procfs::rss_mib;
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, free_port, scrape, test_tls};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The release server as a child process, killed however the run ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The store's ListParts calls the server has made so far.
 async fn list_parts_calls(metrics: &str) -> f64 {
@@ -90,11 +73,7 @@ async fn main() {
     })
     .await;
     let (grpc, metrics_port) = (free_port(), free_port());
-    let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload-server");
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --release -p upload-server"
-    );
+    let binary = release_binary("upload-server");
     let mut env = app.worker_env.clone();
     env.insert("RUST_LOG".into(), "warn".into());
     env.insert("UPLOAD_GRPC_ADDR".into(), format!("127.0.0.1:{grpc}"));
@@ -102,7 +81,7 @@ async fn main() {
         "UPLOAD_METRICS_ADDR".into(),
         format!("127.0.0.1:{metrics_port}"),
     );
-    let server = Child(
+    let server = ReleaseProcess(
         std::process::Command::new(&binary)
             .env_clear()
             .envs(&env)

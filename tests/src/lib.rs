@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 //!
-//! Where things live: `admin` the admin tool as tests run it; `archives` files built to defeat a scanner; `app` the test app (server, worker, database, buckets, the
+//! Where things live: `admin` the admin tool as tests run it; `bench` what the benchmarks share; `archives` files built to defeat a scanner; `app` the test app (server, worker, database, buckets, the
 //! unfinished-job check at its end); `stack` the stack's environment and database
 //! templates; `buckets` a test's own buckets; `faults` a fault-injecting store proxy; `fingerprint` everything
 //! the service keeps, to show a call changed nothing; `uploads` clients and uploads;
@@ -11,6 +11,7 @@
 mod admin;
 mod app;
 pub mod archives;
+pub mod bench;
 mod buckets;
 mod faults;
 mod files;

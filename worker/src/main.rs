@@ -2,11 +2,14 @@ use upload_config::WorkerConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut telemetry = upload_config::TelemetryConfig::from_source(&upload_config::Env)?;
+    if !args.is_empty() {
+        // The media sandbox exports nothing: it has no network but the store's.
+        telemetry.otlp_endpoint = None;
+    }
     // Held until main returns: dropping it sends the spans still buffered.
-    let _telemetry = upload_telemetry::init(
-        &upload_config::TelemetryConfig::from_source(&upload_config::Env)?,
-        "upload-worker",
-    )?;
+    let _telemetry = upload_telemetry::init(&telemetry, "upload-worker")?;
     // `upload-worker media-sandbox`: one media run over stdin/stdout, as the media
     // sandbox's socket-activated unit starts it; `upload-worker media-sandbox-server
     // SOCKET`: the sandbox as a container of its own, serving runs on SOCKET (see

@@ -221,18 +221,31 @@ pub async fn record_held_moved(
     Ok(())
 }
 
-/// The object at `md5`, locked for a decision.
-pub async fn lock(
+/// The held object at `md5`, locked for a decision, or why there is none.
+async fn lock_held(
     conn: &mut AsyncPgConnection,
     md5: Md5Digest,
-) -> Result<Option<ObjectScanRow>, DbError> {
-    Ok(stored_objects::table
+) -> Result<Result<ObjectScanRow, NotHeld>, DbError> {
+    let object: Option<ObjectScanRow> = stored_objects::table
         .find(md5)
         .for_update()
         .select(ObjectScanRow::as_select())
         .first(conn)
         .await
-        .optional()?)
+        .optional()?;
+    Ok(held(md5, object))
+}
+
+/// `object` (the row at `md5`) if it is held, or why it is not.
+pub fn held(md5: Md5Digest, object: Option<ObjectScanRow>) -> Result<ObjectScanRow, NotHeld> {
+    match object {
+        None => Err(NotHeld::Unknown(md5)),
+        Some(object) if object.standing != ObjectStanding::Held => Err(NotHeld::Standing {
+            md5,
+            standing: object.standing,
+        }),
+        Some(object) => Ok(object),
+    }
 }
 
 /// An object `md5` where it stands now, without a lock.
@@ -279,15 +292,10 @@ pub async fn release(
 ) -> Result<Result<usize, NotHeld>, DbError> {
     let (by, reason) = (by.clone(), reason.to_owned());
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(object) = lock(conn, md5).await? else {
-            return Ok(Err(NotHeld::Unknown(md5)));
+        let object = match lock_held(conn, md5).await? {
+            Ok(object) => object,
+            Err(not_held) => return Ok(Err(not_held)),
         };
-        if object.standing != ObjectStanding::Held {
-            return Ok(Err(NotHeld::Standing {
-                md5,
-                standing: object.standing,
-            }));
-        }
         let deliver_webhooks = told_by_webhook(conn, md5).await?;
         let overridden = object.signature.clone().unwrap_or_default();
         diesel::update(stored_objects::table.find(md5))
@@ -335,15 +343,10 @@ pub async fn confirm(
 ) -> Result<Result<usize, NotHeld>, DbError> {
     let by = by.clone();
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(object) = lock(conn, md5).await? else {
-            return Ok(Err(NotHeld::Unknown(md5)));
+        let object = match lock_held(conn, md5).await? {
+            Ok(object) => object,
+            Err(not_held) => return Ok(Err(not_held)),
         };
-        if object.standing != ObjectStanding::Held {
-            return Ok(Err(NotHeld::Standing {
-                md5,
-                standing: object.standing,
-            }));
-        }
         let deliver_webhooks = told_by_webhook(conn, md5).await?;
         let signature = object.signature.clone().unwrap_or_default();
         diesel::update(stored_objects::table.find(md5))

@@ -5,10 +5,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use upload_domain::{Caller, UploadId};
-use upload_proto::v1 as pb;
 
 use super::WatchStream;
 use crate::error::ApiError;
@@ -23,42 +20,29 @@ pub async fn handle_watch_progress(
     // Not the caller's: NOT_FOUND, and no feed, subscription or task for them.
     state.owned_facts(caller, id).await?;
     let feed = state.feeds.join(&state, id);
-    let mut snapshots = feed.subscribe();
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        // Held while this watcher watches: the feed stops when its last one goes.
-        let _feed = feed;
-        let mut last: Option<pb::WatchProgressResponse> = None;
+    let snapshots = feed.subscribe();
+    // No task or channel of its own: the stream reads the feed's latest snapshot
+    // when the client is ready for it (the feed sends only snapshots that differ),
+    // and holds the feed while it lasts, so the feed stops when its last one goes.
+    let stream = futures::stream::unfold(Some((snapshots, feed, true)), |state| async move {
+        let (mut snapshots, feed, first) = state?;
+        // The latest snapshot at once, then each one the feed sends after it.
+        if !first {
+            // The feed ended after its last snapshot, which was sent before.
+            snapshots.changed().await.ok()?;
+        }
         loop {
             let published = snapshots.borrow_and_update().clone();
             match published {
                 Some(Ok((snapshot, settled))) => {
-                    if last.as_ref() != Some(&snapshot) {
-                        if tx.send(Ok(snapshot.clone())).await.is_err() {
-                            return;
-                        }
-                        last = Some(snapshot);
-                    }
-                    if settled {
-                        return;
-                    }
+                    let next = (!settled).then_some((snapshots, feed, false));
+                    return Some((Ok(snapshot), next));
                 }
-                Some(Err(status)) => {
-                    let _ = tx.send(Err(status)).await;
-                    return;
-                }
-                None => {}
-            }
-            tokio::select! {
-                changed = snapshots.changed() => {
-                    // The feed ended after its last snapshot, which was read above.
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                () = tx.closed() => return,
+                Some(Err(status)) => return Some((Err(status), None)),
+                // Nothing read yet: wait for the feed's first snapshot.
+                None => snapshots.changed().await.ok()?,
             }
         }
     });
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Ok(Box::pin(stream))
 }

@@ -1,5 +1,6 @@
 //! The notify job: a webhook that fails is tried again later with the same
-//! notification id; one that keeps failing is given up without touching the upload.
+//! notification id; one that keeps failing is given up without touching the upload;
+//! one that redirects is not followed, and no error on record shows its URL.
 
 use crate::SECRET;
 use std::time::Duration;
@@ -102,22 +103,28 @@ async fn a_webhook_that_keeps_failing_is_given_up_without_touching_the_upload() 
     drop(hook);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_webhook_that_redirects_is_not_followed_and_no_url_reaches_the_record() {
-    // The receiver redirects to another that would take the call: it is not chased.
-    let mut elsewhere = HookListener::start().await;
-    let redirecting = HookListener::start_redirecting(&elsewhere.url).await;
-    let with_token = format!("{}?token=hook-token-in-url", redirecting.url);
-    let app = TestApp::spawn_with(AppOptions {
+/// An app posting notifications to `url`, giving up after two attempts a second
+/// apart.
+async fn app_giving_up_on(url: String) -> TestApp {
+    TestApp::spawn_with(AppOptions {
         worker_env: vec![
-            ("UPLOAD_WEBHOOK_URL".into(), with_token),
+            ("UPLOAD_WEBHOOK_URL".into(), url),
             ("UPLOAD_WEBHOOK_SECRET".into(), SECRET.into()),
             ("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()),
             ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "2".into()),
         ],
         ..Default::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_redirects_is_not_followed_and_no_url_reaches_the_record() {
+    // The receiver redirects to another that would take the call: it is not chased.
+    let mut elsewhere = HookListener::start().await;
+    let redirecting = HookListener::start_redirecting(&elsewhere.url).await;
+    let with_token = format!("{}?token=hook-token-in-url", redirecting.url);
+    let app = app_giving_up_on(with_token).await;
     let file = TestFile::from_bytes("eicar.txt", EICAR);
     app.upload_whole("seller-hook-moved", &file, "notes.txt", "text/plain")
         .await;
@@ -139,16 +146,7 @@ async fn a_webhook_that_redirects_is_not_followed_and_no_url_reaches_the_record(
         "http://127.0.0.1:{}/hooks?token=hook-token-in-url",
         upload_e2e::free_port()
     );
-    let app_closed = TestApp::spawn_with(AppOptions {
-        worker_env: vec![
-            ("UPLOAD_WEBHOOK_URL".into(), closed),
-            ("UPLOAD_WEBHOOK_SECRET".into(), SECRET.into()),
-            ("UPLOAD_JOB_RETRY_BASE_SECS".into(), "1".into()),
-            ("UPLOAD_JOB_MAX_ATTEMPTS".into(), "2".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let app_closed = app_giving_up_on(closed).await;
     app_closed
         .upload_whole("seller-hook-gone", &file, "notes.txt", "text/plain")
         .await;

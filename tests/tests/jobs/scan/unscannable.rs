@@ -1,5 +1,6 @@
 //! Files the scanner cannot fully inspect, built in the test: decompression bombs
-//! (a ZIP64 entry of 4 GiB, two ordinary entries of 2.25 GiB), archives nested 20
+//! (a ZIP64 entry of 4 GiB, two ordinary entries of 2.25 GiB, 16 zips of 16 zips of
+//! one 1 GiB leaf that clamd's cache of clean files would pass), archives nested 20
 //! deep, a password-protected zip holding EICAR and an encrypted PDF. Each ends
 //! `rejected` with code `unscannable` and a reason the seller can act on, is
 //! notified once, and never reaches `ready` or the regular bucket. Where the
