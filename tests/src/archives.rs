@@ -242,7 +242,7 @@ const SIXTEEN: [&[u8]; 16] = [
 ];
 
 /// The 42.zip kind of bomb, written without ZIP64: 16 zips of 16 zips of one
-/// 1 GiB leaf of zeros (the same leaf each time), about 13 kB for 256 GiB. A
+/// 1 GiB leaf of zeros (the same leaf each time), about 38 kB for 256 GiB. A
 /// scanner that remembers clean contents reads one leaf and passes the rest.
 pub fn copies_bomb() -> Vec<u8> {
     let (data, crc, size) = deflated(0, 16);
