@@ -17,8 +17,11 @@
 //!   (the copy at the MD5 key is not downloadable while the record says held);
 //!   after it, the sweeper deletes the held copy left.
 //! - confirm held content: copy it to the quarantine bucket (its days start now),
-//!   record (quarantined, every owner told), then delete the held copy (or the
-//!   sweeper does).
+//!   record (quarantined, every owner told), then delete the held copy and any
+//!   copy at the MD5 key a broken release left (or the sweeper does).
+//!
+//! Where held bytes are is asked of the store (held key first, then MD5 key), not
+//! of the record of the hold's move, which a crash can leave behind the bytes.
 
 use upload_db::AsyncPgConnection;
 use upload_db::ops::Refused;
@@ -86,7 +89,12 @@ pub async fn release(
 ) -> anyhow::Result<Outcome> {
     match what {
         Decided::Upload(id) => release_upload(conn, store, id, by, reason).await,
-        Decided::Content(md5) => release_content(conn, store, md5, by, reason).await,
+        Decided::Content(md5) => {
+            locked(conn, md5, async |conn| {
+                release_held(conn, store, md5, by, reason).await
+            })
+            .await
+        }
     }
 }
 
@@ -100,7 +108,12 @@ pub async fn confirm(
 ) -> anyhow::Result<Outcome> {
     match what {
         Decided::Upload(id) => confirm_upload(conn, store, id, by).await,
-        Decided::Content(md5) => confirm_content(conn, store, md5, by).await,
+        Decided::Content(md5) => {
+            locked(conn, md5, async |conn| {
+                confirm_held(conn, store, md5, by).await
+            })
+            .await
+        }
     }
 }
 
@@ -160,21 +173,28 @@ async fn confirm_upload(
     )
 }
 
-/// Held content `md5` where a decision starts: held, and its bytes at `from`
-/// (its held key, or its MD5 key if the hold has not moved it yet).
-async fn held_at(
+/// Held content `md5`'s bytes where a decision starts: at its held key, or at its
+/// MD5 key where the hold has not moved them yet. Asked of the store, not of the
+/// record of the move, which a move cut short between its delete and its record
+/// leaves behind the bytes.
+async fn held_bytes(
     conn: &mut AsyncPgConnection,
+    store: &Store,
     md5: Md5Digest,
 ) -> anyhow::Result<Result<StorageKey<'static>, String>> {
-    let object = match upload_db::holds::held(md5, upload_db::holds::find(conn, md5).await?) {
-        Ok(object) => object,
-        Err(not_held) => return Ok(Err(not_held.to_string())),
-    };
-    Ok(Ok(if object.is_at_held_key() {
-        StorageKey::HeldContent { md5 }
-    } else {
-        StorageKey::Content { md5 }
-    }))
+    if let Err(not_held) = upload_db::holds::held(md5, upload_db::holds::find(conn, md5).await?) {
+        return Ok(Err(not_held.to_string()));
+    }
+    for key in [StorageKey::HeldContent { md5 }, StorageKey::Content { md5 }] {
+        if store.object_size(&key).await?.is_some() {
+            return Ok(Ok(key));
+        }
+    }
+    Ok(Err(format!(
+        "stored file {md5} is held, but its bytes are at neither {} nor {}; nothing was changed",
+        StorageKey::HeldContent { md5 }.key(),
+        StorageKey::Content { md5 }.key()
+    )))
 }
 
 /// Runs `decide` on held content `md5` under the content's lock (no move job,
@@ -191,19 +211,6 @@ async fn locked(
     outcome
 }
 
-async fn release_content(
-    conn: &mut AsyncPgConnection,
-    store: &Store,
-    md5: Md5Digest,
-    by: &Actor,
-    reason: &str,
-) -> anyhow::Result<Outcome> {
-    locked(conn, md5, async |conn| {
-        release_held(conn, store, md5, by, reason).await
-    })
-    .await
-}
-
 async fn release_held(
     conn: &mut AsyncPgConnection,
     store: &Store,
@@ -211,19 +218,17 @@ async fn release_held(
     by: &Actor,
     reason: &str,
 ) -> anyhow::Result<Outcome> {
-    let from = match held_at(conn, md5).await? {
+    let from = match held_bytes(conn, store, md5).await? {
         Ok(from) => from,
         Err(refused) => return Ok(Outcome::Refused(refused)),
     };
-    let content = StorageKey::Content { md5 };
-    if from != content {
-        store.copy(&from, &content).await?;
+    let (held, content) = (StorageKey::HeldContent { md5 }, StorageKey::Content { md5 });
+    if from == held {
+        store.copy(&held, &content).await?;
     }
     match upload_db::holds::release(conn, md5, by, reason).await? {
         Ok(told) => {
-            if from != content {
-                store.delete(&from).await?;
-            }
+            store.delete(&held).await?;
             upload_db::holds::record_held_copy_gone(conn, md5).await?;
             Ok(Outcome::Done(format!(
                 "stored file {md5}: held -> downloadable (released; overrides its finding); {told} version owner(s) told\n"
@@ -233,25 +238,13 @@ async fn release_held(
     }
 }
 
-async fn confirm_content(
-    conn: &mut AsyncPgConnection,
-    store: &Store,
-    md5: Md5Digest,
-    by: &Actor,
-) -> anyhow::Result<Outcome> {
-    locked(conn, md5, async |conn| {
-        confirm_held(conn, store, md5, by).await
-    })
-    .await
-}
-
 async fn confirm_held(
     conn: &mut AsyncPgConnection,
     store: &Store,
     md5: Md5Digest,
     by: &Actor,
 ) -> anyhow::Result<Outcome> {
-    let from = match held_at(conn, md5).await? {
+    let from = match held_bytes(conn, store, md5).await? {
         Ok(from) => from,
         Err(refused) => return Ok(Outcome::Refused(refused)),
     };
@@ -259,7 +252,11 @@ async fn confirm_held(
     store.copy(&from, &quarantined).await?;
     match upload_db::holds::confirm(conn, md5, by, quarantined.key()).await? {
         Ok(told) => {
-            store.delete(&from).await?;
+            // Both keys: a release cut short before its record may have left a
+            // copy at the downloads' key, where nothing expires.
+            for key in [StorageKey::HeldContent { md5 }, StorageKey::Content { md5 }] {
+                store.delete(&key).await?;
+            }
             upload_db::holds::record_held_copy_gone(conn, md5).await?;
             Ok(Outcome::Done(format!(
                 "stored file {md5}: held -> quarantined (deleted when its {} days there end); {told} version owner(s) told\n",

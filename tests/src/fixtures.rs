@@ -75,10 +75,15 @@ pub fn decodes(path: &Path) -> bool {
 }
 
 /// A free loopback port (nothing listens on it once this returns), chosen at random
-/// below the kernel's ephemeral range. A port from that range can be taken, between
-/// this answer and the server's bind, as the local port of an outgoing connection
-/// (the suites open thousands, to the store and the database); test servers failed
-/// with "Address already in use" that way.
+/// below the kernel's ephemeral range and reserved for the rest of this process.
+///
+/// Below that range, because a port from it can be taken, between this answer and
+/// the server's bind, as the local port of an outgoing connection (the suites open
+/// thousands, to the store and the database). Reserved, because nextest runs each
+/// test in a process of its own and a port is bound a while after it is chosen (a
+/// clamd binds after loading its signatures, seconds later): two processes handed
+/// the same port failed with "Address already in use". The reservation is a lock on
+/// a file named for the port, held until the process exits.
 pub fn free_port() -> u16 {
     use rand::Rng;
     const LOWEST: u16 = 10_000;
@@ -90,15 +95,45 @@ pub fn free_port() -> u16 {
         let mut rng = rand::rng();
         for _ in 0..200 {
             let port = rng.random_range(LOWEST..ephemeral);
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            if reserve(port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
         }
     }
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if reserve(port) {
+            return port;
+        }
+    }
+}
+
+/// Takes `port` for this process unless another test process (or an earlier call
+/// of this one) holds it.
+fn reserve(port: u16) -> bool {
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("upload-e2e-ports");
+    let lock = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+    });
+    // Each open is a lock of its own, so a port this process already holds is
+    // refused too.
+    let file = lock.unwrap_or_else(|e| panic!("port reservations in {}: {e}", dir.display()));
+    match file.try_lock() {
+        Ok(()) => {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+            true
+        }
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(e)) => panic!("locking port {port}'s reservation: {e}"),
+    }
 }
 
 /// A clamd of the test's own on a loopback port, with the project's signatures
@@ -383,4 +418,15 @@ pub fn signature_valid(header: &str, body: &[u8], secret: &str) -> bool {
     mac.update(b".");
     mac.update(body);
     mac.verify_slice(&v1).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_port_handed_out_is_not_handed_out_again_while_its_process_lives() {
+        let port = super::free_port();
+        assert!(!super::reserve(port), "port {port} reserved twice");
+        let others: Vec<u16> = (0..50).map(|_| super::free_port()).collect();
+        assert!(!others.contains(&port), "{port} handed out again");
+    }
 }

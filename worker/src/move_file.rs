@@ -169,9 +169,11 @@ async fn place_content(
 ) -> Result<StoredObjectRow, JobError> {
     let md5 = facts.md5;
     let target = StorageKey::Content { md5 };
+    let known = versions::stored_object(conn, md5).await?;
     // Held or quarantined content is never copied back to where downloads read it,
     // whoever uploads the same bytes again.
-    if let Some(standing) = upload_db::holds::blocks_storing(conn, md5).await? {
+    let blocked = known.as_ref().map(|k| k.standing);
+    if let Some(standing) = blocked.filter(|s| !s.downloadable()) {
         tracing::warn!(upload = %row.id, %md5, %standing, "content held or quarantined after a malware finding; not stored");
         return Err(JobError::abort(
             FailureCode::ContentHeld,
@@ -185,7 +187,6 @@ async fn place_content(
             ),
         ));
     }
-    let known = versions::stored_object(conn, md5).await?;
     if known.as_ref().is_some_and(|k| k.sha256 != facts.sha256) {
         return Err(conflict_abort(md5));
     }
@@ -229,6 +230,7 @@ async fn place_content(
         size_bytes: facts.size_bytes,
         object_key: target.key(),
         created_at: chrono::Utc::now(),
+        standing: upload_domain::ObjectStanding::Stored,
     })
 }
 

@@ -217,19 +217,11 @@ async fn rescan_object(
         // Nothing to read: said loudly, and the run goes on with what it knew.
         tracing::error!(%md5, key = %key.key(), "a stored object is missing from the regular bucket; not re-scanned");
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
-        let outcome = match object.signature.clone() {
-            Some(signature) if !object.standing.downloadable() => {
-                StoredRescan::StillHeld { signature }
-            }
-            _ => StoredRescan::Stays {
-                verdict: object.verdict,
-            },
-        };
         holds::record_rescan(
             &mut conn,
             object,
             scanned(object.signature.clone()),
-            outcome,
+            upload_domain::rescan_unread(object.standing, object.verdict),
             false,
         )
         .await?;

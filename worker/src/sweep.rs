@@ -115,15 +115,16 @@ async fn clear_decided_holds(ctx: &JobContext) -> anyhow::Result<usize> {
         let _lock =
             upload_db::versions::ContentLock::acquire(&ctx.config.database.url, md5).await?;
         let mut conn = ctx.pool.get().await?;
-        let still = upload_db::holds::find(&mut conn, md5)
-            .await?
-            .is_some_and(|o| {
-                o.standing != upload_domain::ObjectStanding::Held && o.held_key.is_some()
-            });
-        if !still {
+        let still = upload_db::holds::find(&mut conn, md5).await?;
+        let Some(object) = still.filter(|o| o.has_held_leftover()) else {
             continue;
-        }
+        };
         ctx.store.delete(&StorageKey::HeldContent { md5 }).await?;
+        if object.standing == upload_domain::ObjectStanding::Quarantined {
+            // A release cut short before a confirm may have left a copy where
+            // downloads read, and nothing expires there.
+            ctx.store.delete(&StorageKey::Content { md5 }).await?;
+        }
         upload_db::holds::record_held_copy_gone(&mut conn, md5).await?;
         tracing::info!(%md5, "a decided hold's leftover copy deleted");
         cleared += 1;

@@ -39,6 +39,16 @@ async fn versions_of(
         .await?)
 }
 
+/// Whether owners' notices also go out by webhook.
+#[derive(Debug, Clone, Copy)]
+enum Webhooks {
+    /// As the worker's configuration says.
+    Deliver(bool),
+    /// The way the owners heard of the file before: an operator's decision is told
+    /// by webhook where any version's upload was.
+    AsBefore,
+}
+
 /// Tells the owner of every version of `md5` about `change` (the object event
 /// `occasion`): `sentence` makes each one's message from the file's name, version
 /// and item. Returns how many were told.
@@ -49,9 +59,22 @@ async fn tell_owners(
     occasion: i64,
     details: serde_json::Value,
     sentence: impl Fn(&str, i32, ItemId) -> String,
-    deliver_webhooks: bool,
+    webhooks: Webhooks,
 ) -> Result<usize, DbError> {
     let affected = versions_of(conn, md5).await?;
+    let deliver_webhooks = match webhooks {
+        Webhooks::Deliver(deliver) => deliver,
+        Webhooks::AsBefore => {
+            let mut told = false;
+            for (upload, ..) in &affected {
+                if crate::notifications::upload_told_by_webhook(conn, *upload).await? {
+                    told = true;
+                    break;
+                }
+            }
+            told
+        }
+    };
     for (upload, number, file_name, item, owner) in &affected {
         let mut details = details.clone();
         if let Some(fields) = details.as_object_mut() {
@@ -71,17 +94,6 @@ async fn tell_owners(
         crate::notifications::record(conn, &notification, deliver_webhooks).await?;
     }
     Ok(affected.len())
-}
-
-/// True when the owners of `md5`'s versions were told of it by webhook: they hear
-/// of an operator's decision the same way.
-async fn told_by_webhook(conn: &mut AsyncPgConnection, md5: Md5Digest) -> Result<bool, DbError> {
-    for (upload, ..) in versions_of(conn, md5).await? {
-        if crate::notifications::upload_told_by_webhook(conn, upload).await? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// What a re-scan found, to record.
@@ -141,12 +153,23 @@ pub async fn record_rescan(
                     .await?;
                 (0, false)
             }
-            StoredRescan::StillHeld { signature } => {
+            StoredRescan::StillHeld {
+                signature: Some(signature),
+            } => {
+                // Found again: whatever an earlier scan found clean no longer counts.
                 diesel::update(row)
-                    .set((provenance, stored_objects::signature.eq(signature)))
+                    .set((
+                        provenance,
+                        stored_objects::signature.eq(signature),
+                        stored_objects::clean_under_version.eq(None::<i64>),
+                    ))
                     .execute(conn)
                     .await?;
                 (0, true)
+            }
+            StoredRescan::StillHeld { signature: None } => {
+                diesel::update(row).set(provenance).execute(conn).await?;
+                (0, false)
             }
             StoredRescan::CleanWhileHeld => {
                 let found_clean = diesel::update(row.filter(
@@ -193,7 +216,7 @@ pub async fn record_rescan(
                             "{file_name} (version {number} of item {item}) was flagged by a malware scan with newer signatures ({signature}); it cannot be downloaded while our staff review it, and nothing has been deleted"
                         )
                     },
-                    deliver_webhooks,
+                    Webhooks::Deliver(deliver_webhooks),
                 )
                 .await?;
                 (told, true)
@@ -296,7 +319,6 @@ pub async fn release(
             Ok(object) => object,
             Err(not_held) => return Ok(Err(not_held)),
         };
-        let deliver_webhooks = told_by_webhook(conn, md5).await?;
         let overridden = object.signature.clone().unwrap_or_default();
         diesel::update(stored_objects::table.find(md5))
             .set((
@@ -323,7 +345,7 @@ pub async fn release(
                     "{file_name} (version {number} of item {item}) was reviewed by our staff and found safe; it can be downloaded again"
                 )
             },
-            deliver_webhooks,
+            Webhooks::AsBefore,
         )
         .await?;
         Ok(Ok(told))
@@ -347,7 +369,6 @@ pub async fn confirm(
             Ok(object) => object,
             Err(not_held) => return Ok(Err(not_held)),
         };
-        let deliver_webhooks = told_by_webhook(conn, md5).await?;
         let signature = object.signature.clone().unwrap_or_default();
         diesel::update(stored_objects::table.find(md5))
             .set((
@@ -372,7 +393,7 @@ pub async fn confirm(
                     "{file_name} (version {number} of item {item}): our staff confirmed the malware finding ({signature}); it will not be downloadable again and is deleted in {QUARANTINE_DAYS} days"
                 )
             },
-            deliver_webhooks,
+            Webhooks::AsBefore,
         )
         .await?;
         Ok(Ok(told))
@@ -381,7 +402,8 @@ pub async fn confirm(
 }
 
 /// Objects decided on (released or confirmed) whose held copy is still in the
-/// regular bucket: a decision that died before deleting it. At most `limit`.
+/// regular bucket: a decision that died before deleting it
+/// ([`ObjectScanRow::has_held_leftover`]). At most `limit`.
 pub async fn decided_with_held_copy(
     conn: &mut AsyncPgConnection,
     limit: i64,
@@ -412,20 +434,4 @@ pub async fn record_held_copy_gone(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Whether content `md5` may be placed at its MD5 key by a move: not while it is
-/// held or quarantined (a seller's new upload of the same bytes is not stored over
-/// a hold or a confirmed finding).
-pub async fn blocks_storing(
-    conn: &mut AsyncPgConnection,
-    md5: Md5Digest,
-) -> Result<Option<ObjectStanding>, DbError> {
-    let standing: Option<ObjectStanding> = stored_objects::table
-        .find(md5)
-        .select(stored_objects::standing)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(standing.filter(|s| !s.downloadable()))
 }

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use upload_domain::{
     Bucket, ContentHash, Failure, FailureCode, FileId, ItemId, ItemKind, Md5Digest, NotificationId,
-    NotificationKind, PartPlan, PreviewKind, ScanVerdict, SellerGroup, SellerId, Sha256Digest,
-    Stage, StageStatus, SubmissionId, SubmissionState, Uninspected, UploadId, UploadState,
+    NotificationKind, ObjectStanding, PartPlan, PreviewKind, ScanVerdict, SellerGroup, SellerId,
+    Sha256Digest, Stage, StageStatus, SubmissionId, SubmissionState, Uninspected, UploadId,
+    UploadState,
 };
 
 use crate::DbError;
@@ -459,6 +460,8 @@ pub struct StoredObjectRow {
     pub size_bytes: i64,
     pub object_key: String,
     pub created_at: DateTime<Utc>,
+    /// Held or quarantined content is never placed at its MD5 key again.
+    pub standing: ObjectStanding,
 }
 
 /// One stored version of a file.

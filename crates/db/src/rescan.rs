@@ -46,6 +46,11 @@ impl ObjectScanRow {
     pub fn is_at_held_key(&self) -> bool {
         self.standing == ObjectStanding::Held && self.held_moved_at.is_some()
     }
+
+    /// Decided on (released or confirmed) with its held copy not yet deleted.
+    pub fn has_held_leftover(&self) -> bool {
+        self.standing != ObjectStanding::Held && self.held_key.is_some()
+    }
 }
 
 /// One re-scan run: its progress, as ops read it.

@@ -58,10 +58,12 @@ pub enum StoredRescan {
         /// The malware's name.
         signature: String,
     },
-    /// Held, and the finding stands (this one).
+    /// Held, and the finding stands: `signature` is the newer signatures' name for
+    /// it, or `None` where they could not read the content (unscannable, or its
+    /// bytes missing), so the finding that held it stays on record.
     StillHeld {
-        /// The malware's name.
-        signature: String,
+        /// The malware's name under the newer signatures.
+        signature: Option<String>,
     },
     /// Held, and the newer signatures find it clean: listed for operators, still
     /// held until one decides.
@@ -78,14 +80,15 @@ pub fn rescan_stored(
 ) -> StoredRescan {
     let infected = classified.verdict == ScanVerdict::Infected;
     let finding = classified.finding.clone().unwrap_or_default();
-    let overridden = released.is_some_and(|r| r == finding);
     match (standing, infected) {
-        (ObjectStanding::Held, true) => StoredRescan::StillHeld { signature: finding },
+        (ObjectStanding::Held, true) => StoredRescan::StillHeld {
+            signature: Some(finding),
+        },
         (ObjectStanding::Held, false) if classified.verdict == ScanVerdict::Clean => {
             StoredRescan::CleanWhileHeld
         }
-        (ObjectStanding::Held, false) => StoredRescan::StillHeld { signature: finding },
-        (_, true) if overridden => StoredRescan::Stays {
+        (ObjectStanding::Held, false) => StoredRescan::StillHeld { signature: None },
+        (_, true) if overrides(released, classified) => StoredRescan::Stays {
             verdict: ScanVerdict::Released,
         },
         (_, true) => StoredRescan::Hold { signature: finding },
@@ -104,8 +107,23 @@ pub fn rescan_stored(
 /// release (if any) overrode `released`: only for malware, and not for the finding
 /// an operator overrode.
 pub fn rescan_quarantines_ready(released: Option<&str>, classified: &Classified) -> bool {
-    classified.verdict == ScanVerdict::Infected
-        && !(released.is_some() && released == classified.finding.as_deref())
+    classified.verdict == ScanVerdict::Infected && !overrides(released, classified)
+}
+
+/// What a stored object whose bytes could not be read is recorded as: as it was,
+/// and a held one still held for the finding that held it.
+pub fn rescan_unread(standing: ObjectStanding, current: ScanVerdict) -> StoredRescan {
+    match standing {
+        ObjectStanding::Held => StoredRescan::StillHeld { signature: None },
+        ObjectStanding::Stored | ObjectStanding::Quarantined => {
+            StoredRescan::Stays { verdict: current }
+        }
+    }
+}
+
+/// Whether an operator's release of `released` overrides `classified`'s finding.
+fn overrides(released: Option<&str>, classified: &Classified) -> bool {
+    released.is_some_and(|r| classified.finding.as_deref() == Some(r))
 }
 
 #[cfg(test)]
@@ -188,7 +206,7 @@ mod tests {
                 None,
                 found(fp),
                 StoredRescan::StillHeld {
-                    signature: fp.into(),
+                    signature: Some(fp.into()),
                 },
             ),
             (
@@ -197,7 +215,7 @@ mod tests {
                 None,
                 found(other),
                 StoredRescan::StillHeld {
-                    signature: other.into(),
+                    signature: Some(other.into()),
                 },
             ),
             (
@@ -206,6 +224,13 @@ mod tests {
                 None,
                 clean(),
                 StoredRescan::CleanWhileHeld,
+            ),
+            (
+                Held,
+                ScanVerdict::Infected,
+                None,
+                found(limit),
+                StoredRescan::StillHeld { signature: None },
             ),
         ];
         for (standing, current, released, classified, expected) in table {
@@ -224,6 +249,16 @@ mod tests {
         assert!(!rescan_quarantines_ready(Some(fp), &found(fp)));
         assert!(rescan_quarantines_ready(Some(fp), &found("Other.Malware")));
         assert!(!rescan_quarantines_ready(None, &clean()));
+        assert_eq!(
+            rescan_unread(ObjectStanding::Held, ScanVerdict::Infected),
+            StoredRescan::StillHeld { signature: None }
+        );
+        assert_eq!(
+            rescan_unread(ObjectStanding::Stored, ScanVerdict::Released),
+            StoredRescan::Stays {
+                verdict: ScanVerdict::Released
+            }
+        );
         assert!(ObjectStanding::Stored.downloadable());
         assert!(!ObjectStanding::Held.downloadable());
         assert!(!ObjectStanding::Quarantined.downloadable());

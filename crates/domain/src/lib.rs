@@ -46,6 +46,7 @@ pub use hash::{ContentHash, Md5Digest, Sha256Digest};
 pub use history::{Actor, ChangeCause};
 pub use hold::{
     ObjectChange, ObjectStanding, StoredRescan, rescan_quarantines_ready, rescan_stored,
+    rescan_unread,
 };
 pub use ids::{FileId, ItemId, NotificationId, SubmissionId, UploadId};
 pub use item::{
