@@ -36,7 +36,6 @@ impl WalkLimits {
 }
 
 const LOCAL: u32 = 0x0403_4b50;
-const DESCRIPTOR: u32 = 0x0807_4b50;
 const STORED: u16 = 0;
 const DEFLATED: u16 = 8;
 
@@ -49,6 +48,14 @@ struct Count {
 
 /// Why the walk stopped early: a limit crossed.
 type Crossed = Uninspected;
+
+impl Count {
+    /// Adds `bytes` unpacked; the limit crossed, if that crossed it.
+    fn unpacked_more(&mut self, bytes: u64) -> Option<Crossed> {
+        self.unpacked = self.unpacked.saturating_add(bytes);
+        (self.unpacked > self.limits.unpacked).then_some(Uninspected::TooLarge)
+    }
+}
 
 fn read_u16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -127,19 +134,37 @@ fn walk_if_zip(
 /// Walks the zip `r` at `depth`, counting into `count`. `Ok(None)` when it ended
 /// (or is not a zip) within the limits. Entries are told apart from their data by
 /// their bytes, not their names: a zip is walked whatever it is called.
+///
+/// Nothing the walk meets ends it early, since clamd reads a zip by its central
+/// directory and would find entries a walk that gave up left uncounted: an entry
+/// damaged inside counts as a leaf of the size it declares, and wherever a header
+/// is expected and not found (the central directory, a data descriptor, an entry
+/// whose end its header does not tell, bytes slipped between entries) the walk
+/// reads on to the next entry's header, counting the bytes it passed as unpacked.
 fn walk_zip(r: &mut dyn BufRead, depth: u32, count: &mut Count) -> io::Result<Option<Crossed>> {
     if depth > count.limits.depth {
         return Ok(Some(Uninspected::TooDeep));
     }
+    let mut first = true;
     loop {
         let mut header = [0u8; 30];
-        if !fill(r, &mut header[..4])? || read_u32(&header, 0) != LOCAL {
-            // The central directory, or not a zip at all: the entries are over.
+        if !fill(r, &mut header[..4])? {
             return Ok(None);
         }
-        if !fill(r, &mut header[4..])? {
-            return Ok(None);
+        if read_u32(&header, 0) != LOCAL {
+            if first {
+                return Ok(None);
+            }
+            let Some(passed) = read_to_header(r, &header[1..4])? else {
+                return Ok(None);
+            };
+            if let Some(crossed) = count.unpacked_more(passed) {
+                return Ok(Some(crossed));
+            }
+            header[..4].copy_from_slice(&LOCAL.to_le_bytes());
         }
+        first = false;
+        fill(r, &mut header[4..])?;
         let flags = read_u16(&header, 6);
         let method = read_u16(&header, 8);
         let (name_len, extra_len) = (
@@ -161,45 +186,35 @@ fn walk_zip(r: &mut dyn BufRead, depth: u32, count: &mut Count) -> io::Result<Op
         let readable = !encrypted && (method == STORED || method == DEFLATED);
         if flags & 8 != 0 {
             // Sizes come after the data: only a deflated stream says where it ends.
-            if !readable || method != DEFLATED {
-                return Ok(None);
-            }
-            let mut inflated = flate2::bufread::DeflateDecoder::new(&mut *r);
-            match walk_if_zip(&mut inflated, depth, count)? {
-                Some(Some(crossed)) => return Ok(Some(crossed)),
-                Some(None) => {}
-                None => {
-                    if let Some(crossed) = count_leaf(&mut inflated, count)? {
-                        return Ok(Some(crossed));
-                    }
+            // Past any other entry (and past the descriptor), the next header is
+            // found by reading on.
+            if readable && method == DEFLATED {
+                let mut inflated = flate2::bufread::DeflateDecoder::new(&mut *r);
+                if let Ok(Some(crossed)) = walk_streamed(&mut inflated, depth, count) {
+                    return Ok(Some(crossed));
                 }
             }
-            io::copy(&mut inflated, &mut io::sink())?;
-            drop(inflated);
-            skip_descriptor(r)?;
             continue;
         }
         let mut data = (&mut *r).take(compressed);
-        let nested = if readable {
-            if method == STORED {
-                walk_if_zip(&mut data, depth, count)?
-            } else {
-                walk_if_zip(
-                    &mut flate2::bufread::DeflateDecoder::new(&mut data),
-                    depth,
-                    count,
-                )?
-            }
+        let nested = if !readable {
+            Ok(None)
+        } else if method == STORED {
+            walk_if_zip(&mut data, depth, count)
         } else {
-            None
+            walk_if_zip(
+                &mut flate2::bufread::DeflateDecoder::new(&mut data),
+                depth,
+                count,
+            )
         };
         match nested {
-            Some(Some(crossed)) => return Ok(Some(crossed)),
-            Some(None) => {}
-            None => {
-                count.unpacked = count.unpacked.saturating_add(size.max(compressed));
-                if count.unpacked > count.limits.unpacked {
-                    return Ok(Some(Uninspected::TooLarge));
+            Ok(Some(Some(crossed))) => return Ok(Some(crossed)),
+            Ok(Some(None)) => {}
+            // A leaf, or an entry damaged inside: counted by what it declares.
+            Ok(None) | Err(_) => {
+                if let Some(crossed) = count.unpacked_more(size.max(compressed)) {
+                    return Ok(Some(crossed));
                 }
             }
         }
@@ -207,18 +222,57 @@ fn walk_zip(r: &mut dyn BufRead, depth: u32, count: &mut Count) -> io::Result<Op
     }
 }
 
-/// Reads past a data descriptor: its optional signature, the CRC and two sizes.
-fn skip_descriptor(r: &mut dyn BufRead) -> io::Result<()> {
-    let mut first = [0u8; 4];
-    fill(r, &mut first)?;
-    let rest = if read_u32(&first, 0) == DESCRIPTOR {
-        12
-    } else {
-        8
-    };
-    let mut skip = vec![0u8; rest];
-    fill(r, &mut skip)?;
-    Ok(())
+/// Walks a deflated entry of unknown size to its stream's end: as a zip if it is
+/// one, else as a leaf counted by its inflated bytes.
+fn walk_streamed(
+    inflated: &mut dyn Read,
+    depth: u32,
+    count: &mut Count,
+) -> io::Result<Option<Crossed>> {
+    match walk_if_zip(inflated, depth, count)? {
+        Some(Some(crossed)) => return Ok(Some(crossed)),
+        Some(None) => {}
+        None => {
+            if let Some(crossed) = count_leaf(inflated, count)? {
+                return Ok(Some(crossed));
+            }
+        }
+    }
+    io::copy(inflated, &mut io::sink())?;
+    Ok(None)
+}
+
+/// Reads up to and through the next local header's signature, the bytes just read
+/// (`before`, up to 3) taken as its possible start: how many bytes it passed, or
+/// `None` at the end. Bytes that merely look like a header are walked as one,
+/// which can only count more.
+fn read_to_header(r: &mut dyn BufRead, before: &[u8]) -> io::Result<Option<u64>> {
+    const SIGNATURE: [u8; 4] = LOCAL.to_le_bytes();
+    let mut tail = before.to_vec();
+    let mut passed = 0u64;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // The signature may begin in the bytes before this buffer.
+        let mut joined = tail.clone();
+        joined.extend_from_slice(&buf[..buf.len().min(3)]);
+        let found = joined
+            .windows(4)
+            .position(|w| w == SIGNATURE)
+            .map(|at| at + 4 - tail.len())
+            .or_else(|| buf.windows(4).position(|w| w == SIGNATURE).map(|at| at + 4));
+        if let Some(through) = found {
+            r.consume(through);
+            return Ok(Some(passed + through as u64));
+        }
+        let n = buf.len();
+        tail.extend_from_slice(&buf[n.saturating_sub(3)..]);
+        tail.drain(..tail.len().saturating_sub(3));
+        r.consume(n);
+        passed += n as u64;
+    }
 }
 
 /// Counts a leaf whose size only its inflated bytes tell.
@@ -229,9 +283,8 @@ fn count_leaf(r: &mut dyn Read, count: &mut Count) -> io::Result<Option<Crossed>
         if n == 0 {
             return Ok(None);
         }
-        count.unpacked = count.unpacked.saturating_add(n as u64);
-        if count.unpacked > count.limits.unpacked {
-            return Ok(Some(Uninspected::TooLarge));
+        if let Some(crossed) = count.unpacked_more(n as u64) {
+            return Ok(Some(crossed));
         }
     }
 }
@@ -364,12 +417,108 @@ mod tests {
         assert_eq!(walked(b"%PDF-1.7 plain", SMALL), None);
         let honest = zip_of(&[("a.txt", vec![7; 100]), ("b.txt", vec![8; 100])], deflate);
         assert_eq!(walked(&honest, SMALL), None);
-        let mut count = Count {
-            limits: SMALL,
-            unpacked: 0,
-            entries: 0,
+        assert_eq!(walked(&honest[..40], SMALL), None);
+    }
+
+    fn streamed_zip_of(entries: &[(&str, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new_stream(Vec::new());
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in entries {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    /// Where entry `n` (from 0) starts: its local header's offset.
+    fn entry_at(zip: &[u8], n: usize) -> usize {
+        zip.windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == LOCAL.to_le_bytes())
+            .nth(n)
+            .map(|(at, _)| at)
+            .unwrap()
+    }
+
+    #[test]
+    fn nothing_before_the_bomb_ends_the_walk_early() {
+        let deflate = zip::CompressionMethod::Deflated;
+        let leaf = zip_of(&[("zeros.bin", vec![0; 300])], deflate);
+        let copies = [
+            ("a.zip", leaf.clone()),
+            ("b.zip", leaf.clone()),
+            ("c.zip", leaf.clone()),
+            ("d.zip", leaf),
+        ];
+        // Entries whose sizes follow their data, stored or deflated.
+        for method in [zip::CompressionMethod::Stored, deflate] {
+            let streamed = streamed_zip_of(&copies, method);
+            assert_ne!(
+                read_u16(&streamed, 6) & 8,
+                0,
+                "{method:?}: a data descriptor"
+            );
+            assert_eq!(
+                walked(&streamed, SMALL),
+                Some(Uninspected::TooLarge),
+                "{method:?}"
+            );
+        }
+        // Bytes slipped in before the second entry, a false central directory
+        // among them, and a signature split by the slip.
+        let bomb = zip_of(
+            &[
+                ("readme.txt", b"hello".to_vec()),
+                ("m.zip", zip_of(&copies, deflate)),
+            ],
+            deflate,
+        );
+        let second = entry_at(&bomb, 1);
+        for slipped in [
+            &b"junk"[..],
+            b"PK\x01\x02 not the central directory",
+            b"xyzPK",
+        ] {
+            let mut tampered = bomb[..second].to_vec();
+            tampered.extend_from_slice(slipped);
+            tampered.extend_from_slice(&bomb[second..]);
+            assert_eq!(
+                walked(&tampered, SMALL),
+                Some(Uninspected::TooLarge),
+                "{slipped:?}"
+            );
+        }
+        // A first entry that begins like a zip and is not one.
+        let damaged = zip_of(
+            &[
+                ("fake.zip", b"PK\x03\x04 and nothing after".to_vec()),
+                ("m.zip", zip_of(&copies, deflate)),
+            ],
+            zip::CompressionMethod::Stored,
+        );
+        assert_eq!(walked(&damaged, SMALL), Some(Uninspected::TooLarge));
+    }
+
+    #[test]
+    fn the_walk_s_limits_are_the_ones_clamd_is_configured_with() {
+        let conf = include_str!("../../deploy/clamav/scan-limits.conf");
+        let setting = |name: &str| {
+            conf.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} in scan-limits.conf"))
+                .trim()
+                .to_owned()
         };
-        assert!(walk_zip(&mut io::Cursor::new(&honest[..40]), 0, &mut count).is_err());
+        let mib: u64 = setting("MaxScanSize")
+            .trim_end_matches('M')
+            .parse()
+            .unwrap();
+        assert_eq!(WalkLimits::SCANNER.unpacked, mib * 1024 * 1024);
+        assert_eq!(
+            WalkLimits::SCANNER.depth.to_string(),
+            setting("MaxRecursion")
+        );
+        assert_eq!(WalkLimits::SCANNER.entries.to_string(), setting("MaxFiles"));
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use upload_db::jobs::{Queue, RescanJob};
 use upload_db::rescan::{self, ObjectScanRow, Target};
 use upload_db::uploads::Transition;
 use upload_db::versions::ContentLock;
-use upload_domain::{Actor, ScannerVersion, StoredRescan, classify};
+use upload_domain::{Actor, ScannerVersion, StoredRescan};
 use upload_storage::StorageKey;
 
 use crate::JobContext;
@@ -230,8 +230,7 @@ async fn rescan_object(
     if facts.hash.md5 != md5 {
         tracing::error!(%md5, read = %facts.hash.md5, "a stored object's bytes no longer match its MD5");
     }
-    let classified =
-        classify(&answer, ctx.config.allow_encrypted_archives).bounded_by(facts.archive_crossed);
+    let classified = facts.classify(&answer, ctx.config.allow_encrypted_archives);
     let outcome = upload_domain::rescan_stored(
         object.standing,
         object.verdict,
@@ -279,8 +278,7 @@ async fn rescan_ready(
         rescan::record_ready(&mut conn, version, upload, scanner, None, false, by).await?;
         return Ok(());
     };
-    let classified =
-        classify(&answer, ctx.config.allow_encrypted_archives).bounded_by(facts.archive_crossed);
+    let classified = facts.classify(&answer, ctx.config.allow_encrypted_archives);
     let released = {
         let mut conn = ctx.pool.get().await.map_err(upload_db::DbError::from)?;
         upload_db::results::scan(&mut conn, upload.id)

@@ -63,6 +63,18 @@ pub struct FileFacts {
     pub archive_crossed: Option<upload_domain::Uninspected>,
 }
 
+impl FileFacts {
+    /// What clamd's `answer` on these bytes means, the archive walk's limits
+    /// counted too: how every scan and re-scan reads its verdict.
+    pub fn classify(
+        &self,
+        answer: &ScannerAnswer,
+        allow_encrypted_archives: bool,
+    ) -> upload_domain::Classified {
+        upload_domain::classify(answer, allow_encrypted_archives).bounded_by(self.archive_crossed)
+    }
+}
+
 /// Sniffs a MIME type from a file's first bytes.
 pub fn sniff(head: &[u8]) -> String {
     infer::get(head)
@@ -396,8 +408,7 @@ pub async fn run(ctx: &JobContext, job: UploadJob) -> Result<(), JobError> {
             .await;
         return Err(JobError::abort(FailureCode::PartMismatch, swapped));
     }
-    let classified = upload_domain::classify(&answer, ctx.config.allow_encrypted_archives)
-        .bounded_by(facts.archive_crossed);
+    let classified = facts.classify(&answer, ctx.config.allow_encrypted_archives);
     ctx.metrics
         .scanned(classified.verdict, facts.size, reading.elapsed());
     let size = i64::try_from(facts.size).unwrap_or(i64::MAX);

@@ -3,7 +3,7 @@
 //! agree with the others, and a program or a script (by name or by its bytes) is
 //! refused unless the marketplace sells software.
 
-use crate::policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE};
+use crate::policy::{TypePolicy, TypeRejection, UNKNOWN_TYPE, family};
 
 /// Everything a file says of its type, as the scan read it.
 #[derive(Debug, Clone, Copy)]
@@ -173,15 +173,27 @@ pub fn is_software_type(content_type: &str) -> bool {
     SOFTWARE_TYPES.contains(&content_type)
 }
 
-/// Why a file is software, when it is: its name or its bytes.
-fn software(evidence: &FileEvidence<'_>) -> Option<String> {
-    if is_software_type(evidence.sniffed) {
-        return Some(format!("its contents are {}", evidence.sniffed));
-    }
-    let ext = extension(evidence.file_name)?;
+/// Why a file of type `content_type` is software, when that type is a program's.
+fn software_by_type(content_type: &str) -> Option<String> {
+    is_software_type(content_type).then(|| format!("its contents are {content_type}"))
+}
+
+/// Why a file named `file_name` is software, when its extension is a program's.
+fn software_by_name(file_name: &str) -> Option<String> {
+    let ext = extension(file_name)?;
     SOFTWARE_EXTENSIONS
         .contains(&ext.as_str())
         .then(|| format!("it is named .{ext}"))
+}
+
+/// The extension of `file_name` when it names a format known by its bytes and
+/// `content_type` is not that format.
+fn name_disagrees(file_name: &str, content_type: &str) -> Option<String> {
+    let ext = extension(file_name)?;
+    let expected = expected_for(&ext)?;
+    let agrees = expected.contains(&content_type)
+        || family(content_type).is_some_and(|f| expected.iter().any(|t| family(t) == Some(f)));
+    (!agrees).then_some(ext)
 }
 
 /// The types `ext` may be, when its contents are recognised by their bytes.
@@ -196,13 +208,12 @@ impl TypePolicy {
     /// Judges a file by everything it says of its type, in this order (the most
     /// useful reason first):
     ///
-    /// 1. the declared type is allowed, and the bytes agree with it
-    ///    ([`TypePolicy::check`]); a declared type the sniffer knows by its bytes
-    ///    must be found in them;
+    /// 1. a declared type the sniffer knows by its bytes must be found in them;
     /// 2. a program or a script, by its bytes or its name, is refused unless
-    ///    `allow_software` (then it is accepted whatever the allow-list says of
-    ///    its type, and marked as software);
-    /// 3. an extension whose format has a signature must match the bytes: a
+    ///    `allow_software` (then it is marked as software);
+    /// 3. the declared type and the bytes' type are allowed (programs' types too
+    ///    where software is sold), and agree ([`TypePolicy::check`]);
+    /// 4. an extension whose format has a signature must match the bytes: a
     ///    `.pdf` holds a PDF, a `.zip` a zip archive.
     pub fn judge(
         &self,
@@ -210,45 +221,25 @@ impl TypePolicy {
         allow_software: bool,
     ) -> Result<Judged, TypeRejection> {
         let FileEvidence {
-            declared, sniffed, ..
+            file_name,
+            declared,
+            sniffed,
+            declared_has_signature,
         } = *evidence;
-        let software = software(evidence);
-        if declared != UNKNOWN_TYPE && sniffed == UNKNOWN_TYPE && evidence.declared_has_signature {
+        if declared != UNKNOWN_TYPE && sniffed == UNKNOWN_TYPE && declared_has_signature {
             return Err(TypeRejection::Mismatch {
                 declared: declared.to_owned(),
                 sniffed: sniffed.to_owned(),
             });
         }
-        match (&software, allow_software) {
-            (Some(why), false) => {
-                return Err(TypeRejection::Software { why: why.clone() });
-            }
-            (Some(_), true) => {
-                // The declared type still has to be one the seller may declare,
-                // and not another than the bytes show.
-                if !self.allows(declared) && !is_software_type(declared) {
-                    return Err(TypeRejection::NotAllowed {
-                        content_type: declared.to_owned(),
-                    });
-                }
-                if ![UNKNOWN_TYPE, sniffed].contains(&declared)
-                    && sniffed != UNKNOWN_TYPE
-                    && !is_software_type(declared)
-                {
-                    return Err(TypeRejection::Mismatch {
-                        declared: declared.to_owned(),
-                        sniffed: sniffed.to_owned(),
-                    });
-                }
-            }
-            (None, _) => self.check(declared, sniffed)?,
+        let software = software_by_type(sniffed).or_else(|| software_by_name(file_name));
+        if let (Some(why), false) = (&software, allow_software) {
+            return Err(TypeRejection::Software { why: why.clone() });
         }
-        if let Some(ext) = extension(evidence.file_name)
-            && let Some(expected) = expected_for(&ext)
-            && !agrees(expected, sniffed)
-        {
+        self.check_selling(declared, sniffed, allow_software)?;
+        if let Some(extension) = name_disagrees(file_name, sniffed) {
             return Err(TypeRejection::NameMismatch {
-                extension: ext,
+                extension,
                 sniffed: sniffed.to_owned(),
             });
         }
@@ -256,56 +247,34 @@ impl TypePolicy {
             software: software.is_some(),
         })
     }
-}
 
-impl TypePolicy {
     /// Whether a file may be created at all, from what is known before its bytes
     /// arrive: its name and its declared type. A program or a script by either is
-    /// refused unless `allow_software`; a declared type must be allowed (software
-    /// types where software is sold) and agree with a known extension.
+    /// refused unless `allow_software`; a declared type must be allowed (programs'
+    /// types too where software is sold) and agree with a known extension.
     pub fn admit(
         &self,
         file_name: &str,
         declared: &str,
         allow_software: bool,
     ) -> Result<(), TypeRejection> {
-        let software = is_software_type(declared);
-        if !(self.allows(declared) || software && allow_software) {
+        if !self.allows_selling(declared, allow_software) {
             return Err(TypeRejection::NotAllowed {
                 content_type: declared.to_owned(),
             });
         }
-        let evidence = FileEvidence {
-            file_name,
-            declared,
-            sniffed: declared,
-            declared_has_signature: false,
-        };
-        if let (Some(why), false) = (self::software(&evidence), allow_software) {
+        let software = software_by_type(declared).or_else(|| software_by_name(file_name));
+        if let (Some(why), false) = (software, allow_software) {
             return Err(TypeRejection::Software { why });
         }
-        if declared == UNKNOWN_TYPE || software {
-            return Ok(());
-        }
-        match extension(file_name) {
-            Some(ext) if expected_for(&ext).is_some_and(|expected| !agrees(expected, declared)) => {
-                Err(TypeRejection::NameVsDeclared {
-                    extension: ext,
-                    declared: declared.to_owned(),
-                })
-            }
+        match name_disagrees(file_name, declared) {
+            Some(extension) if declared != UNKNOWN_TYPE => Err(TypeRejection::NameVsDeclared {
+                extension,
+                declared: declared.to_owned(),
+            }),
             _ => Ok(()),
         }
     }
-}
-
-/// Whether `content_type` is one of `expected`, or of the same media family.
-fn agrees(expected: &[&str], content_type: &str) -> bool {
-    expected.contains(&content_type)
-        || (MediaKind::of(content_type) != MediaKind::Other
-            && expected
-                .iter()
-                .any(|t| MediaKind::of(t) == MediaKind::of(content_type)))
 }
 
 #[cfg(test)]
@@ -411,6 +380,23 @@ mod tests {
             ("tool.exe", OCTET, PE, false, true, Ok(true)),
             ("install", OCTET, SH, false, true, Ok(true)),
             ("tool.exe", "video/mp4", PE, true, true, Err(TypeMismatch)),
+            (
+                "setup.exe",
+                "application/x-msdownload",
+                PE,
+                false,
+                true,
+                Ok(true),
+            ),
+            // A program's name lets no type off the allow-list through.
+            (
+                "page.sh",
+                OCTET,
+                "text/html",
+                false,
+                true,
+                Err(TypeNotAllowed),
+            ),
             // A known extension must agree with the bytes.
             (
                 "report.pdf",

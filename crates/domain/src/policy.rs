@@ -168,7 +168,10 @@ impl fmt::Display for TypeRejection {
 /// The family a type belongs to where any member stands for another (a `.mov`
 /// declared `video/mp4` is still a video; the sniffer names fonts
 /// `application/font-sfnt` where sellers declare `font/ttf`).
-fn family(content_type: &str) -> Option<&'static str> {
+pub(crate) fn family(content_type: &str) -> Option<&'static str> {
+    if crate::file_type::is_software_type(content_type) {
+        return Some("software");
+    }
     match MediaKind::of(content_type) {
         MediaKind::Video => Some("video"),
         MediaKind::Image => Some("image"),
@@ -244,7 +247,24 @@ impl TypePolicy {
     /// - Unrecognised bytes cannot be audio, image or video: those formats are all
     ///   recognised by their first bytes, so such a declaration is wrong.
     pub fn check(&self, declared: &str, sniffed: &str) -> Result<(), TypeRejection> {
-        if !self.allows(declared) {
+        self.check_selling(declared, sniffed, false)
+    }
+
+    /// Whether `content_type` may be uploaded: on the allow-list, or a program's
+    /// type where the marketplace sells software.
+    pub(crate) fn allows_selling(&self, content_type: &str, software: bool) -> bool {
+        self.allows(content_type) || software && crate::file_type::is_software_type(content_type)
+    }
+
+    /// [`TypePolicy::check`], with programs' types allowed too where `software` is
+    /// sold.
+    pub(crate) fn check_selling(
+        &self,
+        declared: &str,
+        sniffed: &str,
+        software: bool,
+    ) -> Result<(), TypeRejection> {
+        if !self.allows_selling(declared, software) {
             return Err(TypeRejection::NotAllowed {
                 content_type: declared.to_owned(),
             });
@@ -259,7 +279,7 @@ impl TypePolicy {
                 _ => Err(mismatch()),
             };
         }
-        if !self.allows(sniffed) {
+        if !self.allows_selling(sniffed, software) {
             return Err(TypeRejection::NotAllowed {
                 content_type: sniffed.to_owned(),
             });
