@@ -33,9 +33,8 @@ impl UploadSnapshot {
         id: UploadId,
         with_history: bool,
     ) -> Result<Self, ApiError> {
-        let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-        match upload_db::snapshot::load(&mut conn, id, with_history).await? {
-            Some(rows) if caller.reaches(&rows.upload.owner_id) => Ok(Self { rows }),
+        match Self::read(state, id, with_history).await? {
+            Some(snapshot) if caller.reaches(&snapshot.rows.upload.owner_id) => Ok(snapshot),
             _ => Err(ApiError::UploadNotFound(id)),
         }
     }
@@ -43,11 +42,21 @@ impl UploadSnapshot {
     /// The snapshot of upload `id` for its watchers' feed, whose every watcher's
     /// ownership was checked before it joined; NOT_FOUND when it does not exist.
     pub async fn load_for_watchers(state: &AppState, id: UploadId) -> Result<Self, ApiError> {
+        Self::read(state, id, false)
+            .await?
+            .ok_or(ApiError::UploadNotFound(id))
+    }
+
+    /// Upload `id`'s rows, in the one query, whoever asks.
+    async fn read(
+        state: &AppState,
+        id: UploadId,
+        with_history: bool,
+    ) -> Result<Option<Self>, ApiError> {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;
-        match upload_db::snapshot::load(&mut conn, id, false).await? {
-            Some(rows) => Ok(Self { rows }),
-            None => Err(ApiError::UploadNotFound(id)),
-        }
+        Ok(upload_db::snapshot::load(&mut conn, id, with_history)
+            .await?
+            .map(|rows| Self { rows }))
     }
 
     /// The upload's state.

@@ -2,9 +2,11 @@
 //! many do, one task reads its snapshot at each change (heard from the progress
 //! hub) and, while the upload takes parts, asks the store how far it is every
 //! `UPLOAD_PROGRESS_REFRESH_MS`; every watcher of it receives that one task's
-//! snapshots. The feed stops when its last watcher goes, or when the upload
-//! settles (its last snapshot stays readable). Callers check ownership before they
-//! join a feed: a feed reads for whoever may watch it.
+//! snapshots, and reads again before the preview URLs it signed have lived half
+//! their time. The feed stops when its last watcher goes, or when the upload
+//! settles (its last snapshot stays readable by those who hold it; a new watcher
+//! starts a new feed). Callers check ownership before they join a feed: a feed
+//! reads for whoever may watch it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -66,9 +68,10 @@ impl UploadFeeds {
     /// checked that its caller may watch it.
     pub fn join(&self, state: &Arc<AppState>, id: UploadId) -> Arc<Feed> {
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-        // A feed that ended on an error is not joined: a new one reads again.
+        // A feed that has ended (settled, failed, or cut off from the hub) is not
+        // joined: its last snapshot may be old, and a new feed reads again.
         if let Some(feed) = feeds.get(&id).and_then(Weak::upgrade)
-            && !(feed.task.is_finished() && matches!(*feed.snapshots.borrow(), Some(Err(_))))
+            && !feed.task.is_finished()
         {
             return feed;
         }
@@ -84,21 +87,6 @@ impl UploadFeeds {
         });
         feeds.insert(id, Arc::downgrade(&feed));
         feed
-    }
-
-    /// How many uploads have a feed now.
-    pub fn len(&self) -> usize {
-        self.feeds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|f| f.strong_count() > 0)
-            .count()
-    }
-
-    /// True when no upload has a feed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -167,8 +155,12 @@ async fn run(state: Arc<AppState>, id: UploadId, tx: watch::Sender<Published>) {
     let mut events = state.hub.subscribe(id.as_uuid());
     let mut refresh = tokio::time::interval(state.policy.progress_refresh);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Preview URLs are signed at each read: read again before they have lived half
+    // their time, so that whoever joins (or is still watching) gets working ones.
+    let resign = state.policy.sign_expiry / 2;
     let mut last: Option<pb::WatchProgressResponse> = None;
     loop {
+        let read_at = tokio::time::Instant::now();
         match read(&state, id).await {
             Ok((snapshot, settled)) => {
                 if last.as_ref() != Some(&snapshot) {
@@ -198,6 +190,7 @@ async fn run(state: Arc<AppState>, id: UploadId, tx: watch::Sender<Published>) {
                         refresh_upload_progress(&state, id, shown).await;
                     }
                 }
+                () = tokio::time::sleep_until(read_at + resign) => break,
             }
         }
     }

@@ -3,18 +3,19 @@
 //!
 //! Where things live: `source` the variables' source and the reading helpers;
 //! `shared` the database and store settings; `server` and `worker` what each
-//! process reads on top; `queues` which queues a worker runs.
+//! process reads on top; `auth` who may call the server; `queues` which queues a
+//! worker runs.
 
+mod auth;
 mod queues;
 mod server;
 mod shared;
 mod source;
 mod worker;
 
+pub use auth::AuthConfig;
 pub use queues::QueueRun;
-pub use server::{
-    AuthConfig, CorsOrigins, FairUseConfig, ServerConfig, TlsConfig, UploadPolicyConfig,
-};
+pub use server::{CorsOrigins, FairUseConfig, ServerConfig, TlsConfig, UploadPolicyConfig};
 pub use shared::{DatabaseConfig, LogFormat, StoreConfig, TelemetryConfig};
 pub use source::{ConfigError, Env, PLACEHOLDER, Source};
 pub use upload_domain::TypePolicy;
@@ -268,6 +269,41 @@ mod tests {
             shown.contains("postgres://db.internal/upload?user=upload&password=<redacted>&sslmode=require&SSLPASSWORD=<redacted>"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn no_shape_of_database_url_shows_its_password() {
+        for (url, secret, shown) in [
+            (
+                "postgres://u:p?w@h/db",
+                "p?w",
+                "postgres://u:<redacted>@h/db",
+            ),
+            (
+                "postgres://u:s3cret@h:5432/db?sslmode=require",
+                "s3cret",
+                "postgres://u:<redacted>@h:5432/db?sslmode=require",
+            ),
+            (
+                "postgres://h?user=a@b&password=x-9",
+                "x-9",
+                "postgres://h?user=a@b&password=<redacted>",
+            ),
+            (
+                "postgres://u@h/db?sslpassword=k-8&sslmode=verify-full",
+                "k-8",
+                "postgres://u@h/db?sslpassword=<redacted>&sslmode=verify-full",
+            ),
+            (
+                "postgres:///db?host=/run/pg&password=y-7",
+                "y-7",
+                "postgres:///db?host=/run/pg&password=<redacted>",
+            ),
+        ] {
+            let got = crate::source::without_password(url);
+            assert!(!got.contains(secret), "{url}: {got}");
+            assert_eq!(got, shown, "{url}");
+        }
     }
 
     #[test]

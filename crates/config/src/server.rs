@@ -1,12 +1,13 @@
-//! What the gRPC server reads: the upload policy, token verification, the
-//! listen address.
+//! What the gRPC server reads: the upload policy, the listen address, TLS, fair
+//! use and browsers' origins (token verification is in `auth`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use upload_domain::TypePolicy;
 
-use crate::source::{MIB, at_most, parsed, positive, secret};
+use crate::auth::AuthConfig;
+use crate::source::{MIB, at_most, parsed, positive};
 use crate::{ConfigError, DatabaseConfig, Env, Source, StoreConfig};
 
 /// The rules an upload must follow.
@@ -94,192 +95,6 @@ impl UploadPolicyConfig {
     }
 }
 
-/// Token verification settings.
-#[derive(Clone)]
-pub struct AuthConfig {
-    /// `UPLOAD_JWKS`: the issuers' public keys, a JWKS file path or an `http(s)://`
-    /// URL; tokens are EdDSA, ES256 or RS256 and name their key by `kid`.
-    pub jwks: Option<String>,
-    /// `UPLOAD_JWKS_REFRESH_SECS`: how often the JWKS is read again (default 300).
-    pub jwks_refresh: Duration,
-    /// `UPLOAD_JWT_ISSUER`: the `iss` every token must carry (required with a JWKS).
-    pub issuer: Option<String>,
-    /// `UPLOAD_JWT_AUDIENCE`: the `aud` every token must carry (required with a JWKS).
-    pub audience: Option<String>,
-    /// `UPLOAD_JWT_SECRET`: an HS256 secret, accepted only where
-    /// `UPLOAD_JWT_ALLOW_HS256=true` (local development and tests).
-    pub jwt_secret: Option<String>,
-    /// `UPLOAD_SERVICE_ACT_FOR`: whom each service may act for, and whether it may
-    /// state a seller's group: `orders=seller;gateway=seller buyer group`. A
-    /// service not named acts for no one.
-    pub delegations: Vec<(String, upload_domain::Delegation)>,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("jwks", &self.jwks)
-            .field("jwks_refresh", &self.jwks_refresh)
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field(
-                "jwt_secret",
-                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("delegations", &self.delegations)
-            .finish()
-    }
-}
-
-impl AuthConfig {
-    /// Reads the auth settings: a JWKS with its issuer and audience, and/or an
-    /// HS256 secret of at least 32 bytes where development opts in.
-    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let set = |name: &'static str| src.get(name).filter(|v| !v.trim().is_empty());
-        let allow_hs256: bool = parsed(src, "UPLOAD_JWT_ALLOW_HS256", false)?;
-        let jwt_secret = match (allow_hs256, set("UPLOAD_JWT_SECRET")) {
-            (true, _) => {
-                let secret = secret(src, "UPLOAD_JWT_SECRET", "HS256 secret for bearer tokens")?;
-                if secret.len() < 32 {
-                    return Err(ConfigError::Invalid {
-                        name: "UPLOAD_JWT_SECRET",
-                        value: "<redacted>".into(),
-                        reason: "must be at least 32 bytes".into(),
-                    });
-                }
-                Some(secret)
-            }
-            (false, Some(_)) => {
-                return Err(ConfigError::Invalid {
-                    name: "UPLOAD_JWT_SECRET",
-                    value: "<redacted>".into(),
-                    reason: "HS256 tokens are for local development: set UPLOAD_JWT_ALLOW_HS256=true there, or remove the secret and verify tokens with UPLOAD_JWKS".into(),
-                });
-            }
-            (false, None) => None,
-        };
-        let jwks = set("UPLOAD_JWKS");
-        if let Some(url) = jwks.as_deref() {
-            check_jwks_url(url, parsed(src, "UPLOAD_JWKS_ALLOW_LOOPBACK_HTTP", false)?)?;
-        }
-        let delegations = match set("UPLOAD_SERVICE_ACT_FOR") {
-            None => Vec::new(),
-            Some(text) => parse_delegations(&text).map_err(|reason| ConfigError::Invalid {
-                name: "UPLOAD_SERVICE_ACT_FOR",
-                value: text.clone(),
-                reason,
-            })?,
-        };
-        let (issuer, audience) = (set("UPLOAD_JWT_ISSUER"), set("UPLOAD_JWT_AUDIENCE"));
-        if jwks.is_some() {
-            for (name, value) in [
-                ("UPLOAD_JWT_ISSUER", &issuer),
-                ("UPLOAD_JWT_AUDIENCE", &audience),
-            ] {
-                if value.is_none() {
-                    return Err(ConfigError::Missing {
-                        name,
-                        hint: "tokens verified with UPLOAD_JWKS must name their issuer and audience",
-                    });
-                }
-            }
-        } else if jwt_secret.is_none() {
-            return Err(ConfigError::Missing {
-                name: "UPLOAD_JWKS",
-                hint: "the issuers' JWKS (file or URL) that verifies bearer tokens",
-            });
-        }
-        Ok(Self {
-            jwks,
-            jwks_refresh: Duration::from_secs(positive(
-                "UPLOAD_JWKS_REFRESH_SECS",
-                parsed(src, "UPLOAD_JWKS_REFRESH_SECS", 300)?,
-            )?),
-            issuer,
-            audience,
-            jwt_secret,
-            delegations,
-        })
-    }
-}
-
-/// A JWKS location must be a file or an `https://` URL; plain `http://` only to
-/// a loopback address, where `allow_loopback_http` (a test's opt-in) says so.
-fn check_jwks_url(url: &str, allow_loopback_http: bool) -> Result<(), ConfigError> {
-    let refuse = |reason: &str| ConfigError::Invalid {
-        name: "UPLOAD_JWKS",
-        value: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let Some(rest) = url.strip_prefix("http://") else {
-        return if url.contains("://") && !url.starts_with("https://") {
-            Err(refuse("a JWKS is a file path or an https:// URL"))
-        } else {
-            Ok(())
-        };
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    };
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match (loopback, allow_loopback_http) {
-        (true, true) => Ok(()),
-        (true, false) => Err(refuse(
-            "keys fetched over plain http can be swapped on the way: use https:// (tests may opt in to loopback http with UPLOAD_JWKS_ALLOW_LOOPBACK_HTTP=true)",
-        )),
-        (false, _) => Err(refuse(
-            "keys fetched over plain http can be swapped on the way: use https://",
-        )),
-    }
-}
-
-/// `name=role role [group];name=...`: each service, the roles (`seller`,
-/// `buyer`) it may act for, and `group` when it may state a seller's group.
-fn parse_delegations(text: &str) -> Result<Vec<(String, upload_domain::Delegation)>, String> {
-    use upload_domain::Role;
-    let mut out: Vec<(String, upload_domain::Delegation)> = Vec::new();
-    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, words) = entry
-            .split_once('=')
-            .ok_or_else(|| format!("{entry:?} is not name=roles"))?;
-        let name = name.trim();
-        if name.is_empty() || out.iter().any(|(n, _)| n == name) {
-            return Err(format!("{entry:?}: each service is named once, by a name"));
-        }
-        let mut delegation = upload_domain::Delegation::default();
-        for word in words.split_whitespace() {
-            match word {
-                "group" => delegation.states_group = true,
-                _ => match word.parse::<Role>() {
-                    Ok(role @ (Role::Seller | Role::Buyer)) => {
-                        if !delegation.for_roles.contains(&role) {
-                            delegation.for_roles.push(role);
-                        }
-                    }
-                    _ => {
-                        return Err(format!(
-                            "{word:?} in {entry:?}: a service acts for seller or buyer, and may be given group"
-                        ));
-                    }
-                },
-            }
-        }
-        if delegation.for_roles.is_empty() {
-            return Err(format!(
-                "{entry:?} names no role (seller, buyer) to act for"
-            ));
-        }
-        out.push((name.to_owned(), delegation));
-    }
-    Ok(out)
-}
-
 /// Everything the gRPC server needs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -320,9 +135,10 @@ pub struct TlsConfig {
     /// this CA (PEM) issued, or the handshake fails (mTLS).
     pub client_ca: Option<std::path::PathBuf>,
     /// `UPLOAD_MTLS_SERVICES`: services that may call with their client
-    /// certificate instead of a token, by the certificate's common name, with
-    /// their scopes: `orders=access:grant downloads:read;catalogue=items:submit`.
-    pub mtls_services: Vec<(String, Vec<upload_domain::Scope>)>,
+    /// certificate instead of a token, by the name the certificate gives (a
+    /// service name: letters, digits, `-` and `_`), with their scopes:
+    /// `orders=access:grant downloads:read;catalogue=items:submit`.
+    pub mtls_services: Vec<(upload_domain::SellerId, Vec<upload_domain::Scope>)>,
 }
 
 impl TlsConfig {
@@ -347,11 +163,13 @@ impl TlsConfig {
         };
         let mtls_services = match set("UPLOAD_MTLS_SERVICES") {
             None => Vec::new(),
-            Some(text) => parse_mtls_services(&text).map_err(|reason| ConfigError::Invalid {
-                name: "UPLOAD_MTLS_SERVICES",
-                value: text.clone(),
-                reason,
-            })?,
+            Some(text) => {
+                crate::auth::parse_mtls_services(&text).map_err(|reason| ConfigError::Invalid {
+                    name: "UPLOAD_MTLS_SERVICES",
+                    value: text.clone(),
+                    reason,
+                })?
+            }
         };
         Ok(Some(Self {
             client_ca: set("UPLOAD_TLS_CLIENT_CA").map(Into::into),
@@ -364,27 +182,6 @@ impl TlsConfig {
             )?),
         }))
     }
-}
-
-/// `name=scope scope;name=scope`: each service's common name and its scopes.
-fn parse_mtls_services(text: &str) -> Result<Vec<(String, Vec<upload_domain::Scope>)>, String> {
-    text.split(';')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let (name, scopes) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("{entry:?} is not name=scopes"))?;
-            let scopes = scopes
-                .split_whitespace()
-                .map(|s| {
-                    s.parse()
-                        .map_err(|e: upload_domain::UnknownWord| e.to_string())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((name.trim().to_owned(), scopes))
-        })
-        .collect()
 }
 
 /// Fair use, per seller or buyer a call acts for.
@@ -539,67 +336,5 @@ mod tests {
             assert!(bad.parse::<CorsOrigins>().is_err(), "{bad} accepted");
         }
         assert!("".parse::<CorsOrigins>().unwrap().is_empty());
-    }
-
-    #[test]
-    fn delegations_name_roles_and_the_group_and_nothing_else() {
-        use upload_domain::{Delegation, Role};
-        assert_eq!(
-            parse_delegations("orders=seller; gateway=seller buyer group").unwrap(),
-            vec![
-                (
-                    "orders".to_owned(),
-                    Delegation {
-                        for_roles: vec![Role::Seller],
-                        states_group: false
-                    }
-                ),
-                (
-                    "gateway".to_owned(),
-                    Delegation {
-                        for_roles: vec![Role::Seller, Role::Buyer],
-                        states_group: true
-                    }
-                ),
-            ]
-        );
-        for bad in [
-            "orders",
-            "orders=",
-            "orders=group",
-            "orders=ops",
-            "orders=service",
-            "orders=seller;orders=buyer",
-            "=seller",
-        ] {
-            assert!(parse_delegations(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[test]
-    fn a_jwks_url_is_https_and_plain_http_only_to_loopback_when_opted_in() {
-        for ok in [
-            "/etc/upload/jwks.json",
-            "https://issuer.internal/.well-known/jwks.json",
-        ] {
-            assert!(check_jwks_url(ok, false).is_ok(), "{ok}");
-        }
-        for loopback in [
-            "http://127.0.0.1:8080/jwks",
-            "http://[::1]:9/jwks",
-            "http://localhost/jwks",
-        ] {
-            assert!(check_jwks_url(loopback, false).is_err(), "{loopback}");
-            assert!(check_jwks_url(loopback, true).is_ok(), "{loopback}");
-        }
-        for bad in [
-            "http://issuer.internal/jwks",
-            "http://127.0.0.1.evil.example/jwks",
-            "http://10.0.0.1/jwks",
-            "ftp://issuer/jwks",
-            "file:///etc/jwks",
-        ] {
-            assert!(check_jwks_url(bad, true).is_err(), "{bad}");
-        }
     }
 }

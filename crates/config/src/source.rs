@@ -74,40 +74,52 @@ pub(crate) fn secret(
 }
 
 /// `url` with the passwords it may carry replaced, for logs and `Debug`: the one
-/// in its user info and any `password=` or `sslpassword=` in its query string
-/// (libpq takes both).
+/// in its user info and any `password=` or `sslpassword=` parameter (libpq takes
+/// both).
+///
+/// The user info is read as libpq reads it, up to the first `@` before any `/`,
+/// so a password may hold a `?`. Parameters are redacted wherever a `?` or `&`
+/// starts one, not only after the first `?`: whatever the URL's shape, no
+/// password is shown.
 pub(crate) fn without_password(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
+    let Some(scheme) = url.find("://") else {
+        return without_password_parameters(url);
     };
-    let mut shown = match (base.find("://"), base.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &base[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    format!("{}{user}:<redacted>{}", &base[..scheme + 3], &base[at..])
-                }
-                None => base.to_owned(),
+    let (head, after) = url.split_at(scheme + 3);
+    let userinfo = after
+        .find(['@', '/'])
+        .filter(|&at| after.as_bytes()[at] == b'@')
+        .and_then(|at| Some((after[..at].split_once(':')?.0, &after[at..])));
+    match userinfo {
+        Some((user, rest)) => format!(
+            "{head}{user}:<redacted>{}",
+            without_password_parameters(rest)
+        ),
+        None => format!("{head}{}", without_password_parameters(after)),
+    }
+}
+
+/// `text` with the value of every `password=` or `sslpassword=` that follows a
+/// `?` or an `&` replaced.
+fn without_password_parameters(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for (n, segment) in text.split_inclusive(['?', '&']).enumerate() {
+        let (body, delimiter) = match segment.strip_suffix(['?', '&']) {
+            Some(body) => (body, &segment[body.len()..]),
+            None => (segment, ""),
+        };
+        match body.split_once('=') {
+            Some((key, _))
+                if n > 0
+                    && (key.eq_ignore_ascii_case("password")
+                        || key.eq_ignore_ascii_case("sslpassword")) =>
+            {
+                shown.push_str(key);
+                shown.push_str("=<redacted>");
             }
+            _ => shown.push_str(body),
         }
-        _ => base.to_owned(),
-    };
-    if let Some(query) = query {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _))
-                    if key.eq_ignore_ascii_case("password")
-                        || key.eq_ignore_ascii_case("sslpassword") =>
-                {
-                    format!("{key}=<redacted>")
-                }
-                _ => pair.to_owned(),
-            })
-            .collect();
-        shown.push('?');
-        shown.push_str(&pairs.join("&"));
+        shown.push_str(delimiter);
     }
     shown
 }

@@ -22,16 +22,22 @@ pub const ACT_FOR_GROUP_HEADER: &str = "x-upload-act-for-group";
 
 /// Whom each service may act for, by the service's name.
 #[derive(Debug, Clone, Default)]
-pub struct Delegations(Arc<HashMap<String, Delegation>>);
+pub struct Delegations(Arc<HashMap<SellerId, Delegation>>);
+
+/// A service's delegation where none is configured: it acts for no one.
+static NOBODY: Delegation = Delegation {
+    for_roles: Vec::new(),
+    states_group: false,
+};
 
 impl Delegations {
     /// From the configured `(service, delegation)` pairs.
-    pub fn new(configured: &[(String, Delegation)]) -> Self {
+    pub fn new(configured: &[(SellerId, Delegation)]) -> Self {
         Self(Arc::new(configured.iter().cloned().collect()))
     }
 
-    fn of(&self, service: &SellerId) -> Delegation {
-        self.0.get(service.as_str()).cloned().unwrap_or_default()
+    fn of(&self, service: &SellerId) -> &Delegation {
+        self.0.get(service).unwrap_or(&NOBODY)
     }
 }
 
@@ -161,7 +167,7 @@ mod tests {
         let verified = |role, scope| Verified::from_claims(claims(Some(role), scope)).unwrap();
         let mut headers = http::HeaderMap::new();
         let delegations = Delegations::new(&[(
-            "catalogue".to_owned(),
+            "catalogue".parse().unwrap(),
             Delegation {
                 for_roles: vec![Role::Seller],
                 states_group: true,

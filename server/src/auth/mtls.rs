@@ -18,11 +18,11 @@ const SESSION: Duration = Duration::from_secs(24 * 3600);
 
 /// The services known by their certificates, with their scopes.
 #[derive(Debug, Clone, Default)]
-pub struct MtlsServices(Arc<HashMap<String, Vec<Scope>>>);
+pub struct MtlsServices(Arc<HashMap<SellerId, Vec<Scope>>>);
 
 impl MtlsServices {
-    /// From the configured `(common name, scopes)` pairs.
-    pub fn new(services: &[(String, Vec<Scope>)]) -> Self {
+    /// From the configured `(service name, scopes)` pairs.
+    pub fn new(services: &[(SellerId, Vec<Scope>)]) -> Self {
         Self(Arc::new(services.iter().cloned().collect()))
     }
 
@@ -34,12 +34,14 @@ impl MtlsServices {
         }
         let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
         let certs = info.peer_certs()?;
-        let name = identity(certs.first()?.as_ref())?;
+        // A name that is no service name (a dotted DNS name, a URI) is no
+        // configured service's: the configuration takes service names alone.
+        let name: SellerId = identity(certs.first()?.as_ref())?.parse().ok()?;
         let scopes = self.0.get(&name)?.clone();
         Some(Verified {
             principal: Principal {
                 role: Role::Service,
-                subject: name.parse::<SellerId>().ok()?,
+                subject: name,
                 scopes,
             },
             group: SellerGroup::Standard,
@@ -52,7 +54,8 @@ impl MtlsServices {
 /// the subject's text, where an attribute's value may itself hold `,CN=`): the one
 /// common name of its subject; with none, its one DNS name or URI among the subject
 /// alternative names. Two common names, or several such alternative names and no
-/// common name, name no one.
+/// common name, name no one. Only a name that is a service name (a single DNS
+/// label such as `orders`) can be a configured service's.
 fn identity(der: &[u8]) -> Option<String> {
     use x509_cert::der::Decode;
     use x509_cert::der::oid::AssociatedOid;
@@ -150,6 +153,11 @@ mod tests {
             ..CertSubject::default()
         };
         assert_eq!(named(by_dns).as_deref(), Some("orders.internal"));
+        let by_label = CertSubject {
+            alt_names: &["orders"],
+            ..CertSubject::default()
+        };
+        assert_eq!(named(by_label).as_deref(), Some("orders"));
         let two = CertSubject {
             alt_names: &["a.internal", "b.internal"],
             ..CertSubject::default()

@@ -120,7 +120,7 @@ pub async fn handle_watch_item(
     id: ItemId,
 ) -> Result<ItemStream, ApiError> {
     // Access first: nothing is subscribed for a caller who may not see the item.
-    current(&state, &caller, id).await?;
+    item_for(&state, &caller, id, Need::Read).await?;
     // Then subscribed before the first read sent, so no change falls between.
     let mut events = state.hub.subscribe(id.as_uuid());
     let (first, settled) = current(&state, &caller, id).await?;

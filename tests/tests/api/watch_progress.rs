@@ -221,3 +221,48 @@ async fn watchers_of_one_upload_share_one_feed_and_strangers_start_none() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_signs_its_preview_urls_again_before_half_their_time() {
+    let app = TestApp::spawn_with(upload_e2e::AppOptions {
+        worker: false,
+        env: vec![("UPLOAD_SIGN_EXPIRY_SECS".into(), "2".into())],
+        ..Default::default()
+    })
+    .await;
+    let file = TestFile::random(12 * MIB);
+    let (client, upload) = app.upload_parts("seller-resign", &file, Some(&[1])).await;
+    // A preview beside an upload still taking parts, so its feed runs on.
+    app.execute(&format!(
+        "INSERT INTO upload_previews (upload_id, name, kind, content_type, object_key, width, height, size_bytes) \
+         VALUES ('{}', 'thumb.jpg', 'thumbnail', 'image/jpeg', 'previews/{}/thumb.jpg', 8, 8, 100)",
+        upload.upload_id, upload.upload_id
+    ))
+    .await;
+    let url = |update: pb::WatchProgressResponse| {
+        let upload = update.upload.unwrap();
+        assert_eq!(upload.state, pb::UploadState::Uploading as i32);
+        upload.previews[0].url.clone()
+    };
+    let mut stream = client.watch(&upload.upload_id).await.unwrap();
+    let first = url(stream.next().await.unwrap().unwrap());
+    // Nothing changes but the time: a later snapshot carries a newer signature
+    // (snapshots sent meanwhile for the parts' progress may carry the first one,
+    // signed within the same second).
+    let resigned = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let next = url(stream.next().await.unwrap().unwrap());
+            if next != first {
+                return next;
+            }
+        }
+    })
+    .await
+    .expect("the feed reads again within half the URLs' 2 s");
+    let object = |url: &str| url.split_once('?').map(|(path, _)| path.to_owned());
+    assert_eq!(
+        object(&resigned),
+        object(&first),
+        "the same preview, signed again"
+    );
+}

@@ -119,7 +119,7 @@ fn the_template_s_order_service_acts_for_sellers_and_is_never_given_downloads() 
         .auth
         .delegations
         .iter()
-        .find(|(name, _)| name == "orders")
+        .find(|(name, _)| name.as_str() == "orders")
         .map(|(_, d)| d.clone())
         .expect("the order service is delegated");
     assert_eq!(orders.for_roles, [upload_domain::Role::Seller]);
