@@ -117,6 +117,19 @@ impl Interceptor for Bearer {
     }
 }
 
+/// An HTTP client for the store keeping up to `idle` connections per host.
+fn store_client(idle: usize) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(idle)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(120))
+        .build()
+        .map_err(|e| ClientError::Part {
+            part: 0,
+            reason: e.to_string(),
+        })
+}
+
 /// The gRPC client with authentication.
 pub type Api = UploadServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -129,6 +142,10 @@ pub struct UploadClient {
     api: Api,
     items: Items,
     http: reqwest::Client,
+    /// Keeps no idle connection: for a PUT that follows a store's refusal, whose
+    /// connection the store may close right after answering (Garage does, without
+    /// reading the body), so that PUT never meets a connection already closed.
+    http_fresh: reqwest::Client,
     endpoint: String,
 }
 
@@ -212,16 +229,14 @@ impl UploadClient {
                 },
             ),
             endpoint: endpoint.to_owned(),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(32)
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .read_timeout(std::time::Duration::from_secs(120))
-                .build()
-                .map_err(|e| ClientError::Part {
-                    part: 0,
-                    reason: e.to_string(),
-                })?,
+            http: store_client(32)?,
+            http_fresh: store_client(0)?,
         })
+    }
+
+    /// The HTTP client for a PUT that must go on a new connection.
+    pub(crate) fn http_fresh(&self) -> &reqwest::Client {
+        &self.http_fresh
     }
 
     /// The server's address this client was connected to.

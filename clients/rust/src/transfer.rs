@@ -333,6 +333,10 @@ impl UploadClient {
         let number = part.number;
         let mut failures = 0u32;
         let mut resigns = 0u32;
+        // After the store refused this part, the connection that carried the refusal
+        // may be closing (Garage closes it without reading the body) while it still
+        // sits in the pool: the next PUT goes on a new connection.
+        let mut refused = false;
         loop {
             if part.expiring(options.resign_margin) {
                 part = self
@@ -341,7 +345,12 @@ impl UploadClient {
             }
             // The body goes in blocks of the part's memory; its length is stated, so
             // the store gets a plain length-delimited PUT, not a chunked one.
-            let mut req = self.http.put(&part.url).body(crate::buffers::body(&body));
+            let http = if refused {
+                self.http_fresh()
+            } else {
+                &self.http
+            };
+            let mut req = http.put(&part.url).body(crate::buffers::body(&body));
             let mut has_length = false;
             for (name, value) in &part.headers {
                 has_length |= name.eq_ignore_ascii_case("content-length");
@@ -361,6 +370,7 @@ impl UploadClient {
                     return Ok(());
                 }
                 Ok(res) if res.status().is_server_error() => {
+                    refused = true;
                     format!("the store answered {}", res.status())
                 }
                 Ok(res) => {
@@ -368,6 +378,7 @@ impl UploadClient {
                     let text = res.text().await.unwrap_or_default();
                     if expired(status, &text, part.expires_at) && resigns < 3 {
                         resigns += 1;
+                        refused = true;
                         part = self
                             .resign(upload_id, part, "expired", stats, observe)
                             .await?;
@@ -381,6 +392,7 @@ impl UploadClient {
                 // the clocks' difference), sign again: that is no failure.
                 Err(_) if part.expired_by(CLOCK_SLACK) && resigns < 3 => {
                     resigns += 1;
+                    refused = true;
                     part = self
                         .resign(upload_id, part, "expired", stats, observe)
                         .await?;
