@@ -14,14 +14,28 @@ const TEMPLATES: [&str; 4] = [
     include_str!("../../../deploy/production/server.secrets.env.example"),
     include_str!("../../../deploy/production/worker.secrets.env.example"),
 ];
-/// Every file of the configuration crate.
-const CONFIG_SOURCES: [&str; 5] = [
-    include_str!("../../../crates/config/src/lib.rs"),
-    include_str!("../../../crates/config/src/source.rs"),
-    include_str!("../../../crates/config/src/shared.rs"),
-    include_str!("../../../crates/config/src/server.rs"),
-    include_str!("../../../crates/config/src/worker.rs"),
-];
+/// The variables the configuration crate reads: every quoted `UPLOAD_*` name in
+/// every file of `crates/config/src` (read from the folder, so a new file is
+/// never left out).
+fn variables_read() -> BTreeSet<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/config/src");
+    let mut read = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let source = std::fs::read_to_string(&path).unwrap();
+            read.extend(
+                source
+                    .split('"')
+                    .skip(1)
+                    .step_by(2)
+                    .filter(|s| is_variable(s))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    read
+}
 
 fn is_variable(name: &str) -> bool {
     name.starts_with("UPLOAD_")
@@ -57,12 +71,7 @@ fn names_in(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_template_names_every_variable_the_services_read_and_no_other() {
-    let read: BTreeSet<String> = CONFIG_SOURCES
-        .iter()
-        .flat_map(|source| source.split('"').skip(1).step_by(2))
-        .filter(|s| is_variable(s))
-        .map(str::to_owned)
-        .collect();
+    let read = variables_read();
     assert!(read.len() > 30, "the variables were not found: {read:?}");
     let named = names_in(&TEMPLATES.concat());
     let missing: Vec<_> = read.difference(&named).collect();
@@ -268,12 +277,7 @@ const README: &str = include_str!("../../../README.md");
 
 #[test]
 fn the_readme_configuration_table_names_every_variable_the_services_read_and_no_other() {
-    let read: BTreeSet<String> = CONFIG_SOURCES
-        .iter()
-        .flat_map(|source| source.split('"').skip(1).step_by(2))
-        .filter(|s| is_variable(s))
-        .map(str::to_owned)
-        .collect();
+    let read = variables_read();
     let section = README
         .split("\n## Configuration\n")
         .nth(1)
