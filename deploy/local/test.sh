@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test against the real stack: formatting, clippy, the
 # supply chain (cargo deny), buf lint,
-# buf breaking against the committed baseline, the deployment files' checks,
+# buf breaking against the committed baseline, the web client (generated code,
+# npm test, bundle), the deployment files' checks,
 # then all unit and end-to-end tests with cargo-nextest. Starts the local stack if
 # it is not running, and stops it afterwards if this script started it.
 set -euo pipefail
@@ -29,6 +30,19 @@ echo "== buf lint"
 deploy/local/buf.sh lint
 echo "== buf breaking (against proto/baseline, and a scratch copy that must fail)"
 deploy/local/buf-breaking.sh
+echo "== web client (lockfile install, src/gen as buf generates it, npm test, bundle)"
+(
+  cd clients/web
+  npm ci --no-audit --no-fund --silent
+  npm run --silent generate
+  if [ -n "$(git status --porcelain -- src/gen)" ]; then
+    git status --short -- src/gen
+    echo "clients/web/src/gen differs from what buf generates from proto/: run npm run generate there and commit it" >&2
+    exit 1
+  fi
+  npm test --silent
+  npm run --silent bundle
+)
 echo "== deployment files (Kubernetes schemas; AWS policies and rules against the code)"
 deploy/local/deploy-check.sh
 echo "== tests"
