@@ -14,7 +14,7 @@ export function serve(port = 0) {
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
     const file = join(root, path === '/' ? 'index.html' : path);
-    if (!file.startsWith(root) || !(path === '/' || path === '/index.html' || path.startsWith('/src/'))) {
+    if (!file.startsWith(root) || !(path === '/' || path === '/index.html' || ['/src/', '/dist/browser/', '/test/browser/'].some((p) => path.startsWith(p)))) {
       res.writeHead(404).end();
       return;
     }

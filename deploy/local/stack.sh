@@ -46,9 +46,10 @@ install_missing() {
   pg_bin >/dev/null || debs+=(postgresql)
   { [ -x /usr/bin/ffmpeg ] && [ -x /usr/bin/ffprobe ]; } || debs+=(ffmpeg)
   [ -x /usr/sbin/clamd ] || debs+=(clamav-daemon)
-  # The browser page's test: Debian's Chromium, driven by playwright-core from npm
-  # (which downloads no browser of its own).
+  # The browser tests: Debian's Chromium and Firefox ESR, driven by playwright-core
+  # and puppeteer-core from npm (which download no browser of their own).
   [ -x /usr/bin/chromium ] || debs+=(chromium)
+  [ -x /usr/bin/firefox-esr ] || debs+=(firefox-esr)
   if [ ${#debs[@]} -gt 0 ]; then
     log "installing ${debs[*]} from Debian's packages"
     apt-get update -qq
@@ -67,9 +68,11 @@ install_missing() {
     log "installing cargo-deny (a few minutes, once)"
     cargo install cargo-deny --locked
   fi
-  if ! [ -d "$repo/clients/web/node_modules/playwright-core" ]; then
-    log "installing playwright-core for the browser page's test"
-    (cd "$repo/clients/web" && npm ci --silent --no-audit --no-fund >/dev/null)
+  # The web client's modules, as its lockfile says (again whenever it changes).
+  local web=$repo/clients/web
+  if ! cmp -s "$web/package-lock.json" "$web/node_modules/.installed-from-lock" 2>/dev/null; then
+    log "installing the web client's modules (clients/web/package-lock.json)"
+    (cd "$web" && npm ci --silent --no-audit --no-fund >/dev/null && cp package-lock.json node_modules/.installed-from-lock)
   fi
 }
 

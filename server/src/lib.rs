@@ -132,6 +132,9 @@ pub async fn serve(
         .expose_headers([
             http::HeaderName::from_static("grpc-status"),
             http::HeaderName::from_static("grpc-message"),
+            // The refusal's ErrorInfo, BadRequest and RetryInfo: a page reads the
+            // reason it branches on from it.
+            http::HeaderName::from_static("grpc-status-details-bin"),
         ]);
     // Scraped on a listener of its own, for as long as the API is served.
     let _metrics = match cfg.metrics_addr {

@@ -15,25 +15,63 @@ pub async fn run_page(
     token: &str,
     envs: &[(&str, &OsStr)],
 ) -> (serde_json::Value, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/test/e2e.mjs");
+    run_web_script(app, token, "e2e.mjs", envs).await
+}
+
+/// Runs the Node script `clients/web/test/<script>` against `app` (`WEB_API`,
+/// `WEB_TOKEN`, `WEB_CA` the test CA's PEM, `WEB_SERVER_CERT` the server's
+/// certificate, and `envs`), the package built first; the JSON of its last line
+/// and everything it printed. Panics when the script fails or takes more than
+/// five minutes.
+pub async fn run_web_script(
+    app: &TestApp,
+    token: &str,
+    script: &str,
+    envs: &[(&str, &OsStr)],
+) -> (serde_json::Value, String) {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web");
+    build_package(&web).await;
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new("node")
-            .arg(script)
+            .arg(web.join("test").join(script))
             .env("WEB_API", &app.endpoint)
             .env("WEB_SERVER_CERT", &crate::test_tls().cert_path)
+            .env("WEB_CA", &crate::test_tls().ca_path)
             .env("WEB_TOKEN", token)
             .envs(envs.iter().copied())
             .output(),
     )
     .await
-    .expect("the browser test finished in time")
-    .expect("node runs (deploy/local/stack.sh up installs Chromium and playwright-core)");
+    .expect("the script finished in time")
+    .expect("node runs (deploy/local/stack.sh up installs Chromium and the package's modules)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{report}");
     let result = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect(&report);
     (result, report)
+}
+
+/// Compiles the package (`npm run build`: TypeScript to `dist/`) once per test
+/// process, so its scripts run the code as it is now.
+async fn build_package(web: &Path) {
+    static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            let out = tokio::process::Command::new("npm")
+                .args(["run", "--silent", "build"])
+                .current_dir(web)
+                .output()
+                .await
+                .expect("npm runs");
+            assert!(
+                out.status.success(),
+                "npm run build in clients/web: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+        .await;
 }
 
 /// Where a screenshot goes (`target/web/NAME`), none there yet.

@@ -1,4 +1,6 @@
-// The upload service's web client. Where things live: `client` the gRPC clients
+// The upload service's web client. Where things live: `engine` the upload as one
+// use case (create or resume, send, complete, watch, submit); `parts` sending
+// parts (hash, sign in batches, PUT, retry, re-sign); `client` the gRPC clients
 // and the browser transport; `transport` what every call carries (token,
 // acting-for headers, retries); `retry` when a call is tried again; `errors`
 // failures with their ErrorInfo, BadRequest and RetryInfo; `gen/` the code
@@ -8,6 +10,20 @@ export { createBrowserTransport, createUploadClients } from "./client.js";
 export type { BrowserTransportOptions, UploadServiceClients } from "./client.js";
 export { REFUSAL_DOMAIN, UploadError } from "./errors.js";
 export type { FieldViolation } from "./errors.js";
+export {
+  OtherFileError,
+  SETTLED,
+  abortUpload,
+  missingParts,
+  submitItem,
+  uploadBlob,
+  watchItem,
+  watchUpload,
+} from "./engine.js";
+export type { Submission, UploadEvent, UploadOptions } from "./engine.js";
+export { WorkerHasher } from "./worker-hasher.js";
+export { PartError, SIGN_BATCH, partRange, sendParts } from "./parts.js";
+export type { PartHasher, SendEvent, SendOptions } from "./parts.js";
 export { retryDelay, retryInterceptor } from "./retry.js";
 export type { RetryOptions } from "./retry.js";
 export type { ActingFor, CallOptions, TokenSource } from "./transport.js";

@@ -12,4 +12,5 @@ mod postgres_tls;
 mod production_config;
 mod traces;
 mod upload_flow;
+mod web_client;
 mod web_page;

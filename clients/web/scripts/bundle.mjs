@@ -1,0 +1,16 @@
+// Bundles with esbuild: the library for pages that load one file
+// (dist/upload-web.min.js), the hashing worker a WorkerHasher starts
+// (dist/browser/hash-worker.js), and the browser test page's script
+// (dist/browser/engine-page.js).
+
+import { build } from "esbuild";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
+const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true, logLevel: "warning" };
+await Promise.all([
+  build({ ...common, entryPoints: [join(pkg, "src/index.ts")], outfile: join(pkg, "dist/upload-web.min.js"), minify: true }),
+  build({ ...common, entryPoints: [join(pkg, "src/hash-worker.ts")], outfile: join(pkg, "dist/browser/hash-worker.js") }),
+  build({ ...common, entryPoints: [join(pkg, "test/browser/engine-page.ts")], outfile: join(pkg, "dist/browser/engine-page.js") }),
+]);

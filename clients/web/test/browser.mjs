@@ -1,0 +1,83 @@
+// Drives the package's engine page (test/browser/engine.html) in a real browser
+// through puppeteer-core: WEB_BROWSER=chromium (Debian's, over CDP) or firefox
+// (Debian's firefox-esr, over WebDriver BiDi). The page uploads WEB_SIZE random
+// bytes, stops after WEB_STOP_AFTER parts, continues with the missing parts,
+// watches the upload to ready, submits it and watches the item to stored.
+// Screenshots: WEB_SCREENSHOT_MID (while parts are sent) and WEB_SCREENSHOT_DONE.
+// Also WEB_API, WEB_TOKEN, WEB_SERVER_CERT (the https:// API's certificate, which
+// Chromium trusts by its public key and Firefox takes as the test's).
+// Output: one JSON line on stdout with what happened; exit 1 on any failure.
+
+import { X509Certificate, createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import puppeteer from "puppeteer-core";
+import { serve } from "../serve.mjs";
+
+const env = (k) => {
+  if (!process.env[k]) throw new Error(`${k} is not set`);
+  return process.env[k];
+};
+const which = env("WEB_BROWSER");
+const server = await serve();
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+function launchOptions() {
+  if (which === "firefox") {
+    return {
+      browser: "firefox",
+      executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+      headless: true,
+      acceptInsecureCerts: true,
+      extraPrefsFirefox: { "network.proxy.type": 0, "app.update.enabled": false },
+    };
+  }
+  const cert = new X509Certificate(readFileSync(env("WEB_SERVER_CERT")));
+  const spki = createHash("sha256").update(cert.publicKey.export({ type: "spki", format: "der" })).digest("base64");
+  return {
+    browser: "chrome",
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--ignore-certificate-errors-spki-list=${spki}`,
+    ],
+  };
+}
+
+const browser = await puppeteer.launch(launchOptions());
+try {
+  const page = await browser.newPage();
+  const console_ = [];
+  page.on("console", (m) => console_.push(m.text()));
+  page.on("pageerror", (e) => console_.push(`page error: ${e.message}`));
+  await page.goto(`${origin}/test/browser/engine.html`, { waitUntil: "load" });
+  await page.evaluate(
+    (run) => {
+      window.enginePromise = window.runEngine(run).then(
+        (result) => ({ result }),
+        (e) => ({ error: String(e?.stack || e) }),
+      );
+      window.enginePromise.then(() => {
+        window.engineDone = true;
+      });
+    },
+    { api: env("WEB_API"), token: env("WEB_TOKEN"), size: Number(env("WEB_SIZE")), stopAfter: Number(env("WEB_STOP_AFTER")) },
+  );
+  await page.waitForFunction(() => window.engineDone || Number(document.getElementById("bar").value) > 0, {
+    timeout: 60_000,
+  });
+  if (process.env.WEB_SCREENSHOT_MID) await page.screenshot({ path: process.env.WEB_SCREENSHOT_MID });
+  const outcome = await page.evaluate(() => window.enginePromise);
+  if (process.env.WEB_SCREENSHOT_DONE) await page.screenshot({ path: process.env.WEB_SCREENSHOT_DONE });
+  if (outcome.error) throw new Error(`${outcome.error}\n${console_.join("\n")}`);
+  console.log(JSON.stringify({ browser: which, ...outcome.result }));
+} finally {
+  await browser.close();
+  server.close();
+}
