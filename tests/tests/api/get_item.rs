@@ -3,7 +3,7 @@
 //! is not found.
 
 use upload_domain::SellerGroup;
-use upload_e2e::{MIB, TestApp, TestFile, WAIT, code, pb, submit_new_item, wait_item};
+use upload_e2e::{AppOptions, MIB, TestApp, TestFile, WAIT, code, pb, submit_new_item, wait_item};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_shows_its_fields_files_and_latest_submission() {
@@ -76,4 +76,63 @@ async fn an_item_shows_its_fields_files_and_latest_submission() {
         })
         .await;
     assert_eq!(code(bad), tonic::Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_submitted_but_not_yet_saved_answers_with_its_queued_submission() {
+    // No worker runs item.persist: the submission stays queued, its job unfinished.
+    let app = TestApp::spawn_with(AppOptions {
+        worker_env: vec![(
+            "UPLOAD_WORKER_QUEUES".into(),
+            "scan,metadata,preview,notify".into(),
+        )],
+        ..Default::default()
+    })
+    .await;
+    app.expect_unfinished_jobs(1);
+    let file = TestFile::random(MIB);
+    let (client, up) = app
+        .ready_upload(
+            "seller-queued",
+            &file,
+            "fonts.bin",
+            "application/octet-stream",
+        )
+        .await;
+    let res = submit_new_item(
+        &client,
+        "queued",
+        pb::ItemKind::DigitalFile,
+        "Fonts",
+        &up.upload_id,
+    )
+    .await;
+    let item_id = res.item.unwrap().item_id;
+    let item = client
+        .items()
+        .get_item(pb::GetItemRequest {
+            item_id: item_id.clone(),
+        })
+        .await
+        .expect("GetItem answers an item whose submission is not saved yet")
+        .into_inner()
+        .item
+        .unwrap();
+    assert_eq!(
+        (item.state, item.submission_id.as_str()),
+        (
+            pb::SubmissionState::Queued as i32,
+            res.submission_id.as_str()
+        )
+    );
+    assert_eq!(item.files.len(), 1);
+    assert!(item.files[0].current.is_none(), "no version stored yet");
+    let mut watch = client
+        .items()
+        .watch_item(pb::WatchItemRequest { item_id })
+        .await
+        .expect("WatchItem answers it too")
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap().item.unwrap();
+    assert_eq!(first.state, pb::SubmissionState::Queued as i32);
 }
