@@ -8,10 +8,8 @@
 // Chromium trusts by its public key and Firefox takes as the test's).
 // Output: one JSON line on stdout with what happened; exit 1 on any failure.
 
-import { X509Certificate, createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import puppeteer from "puppeteer-core";
 import { serve } from "../serve.mjs";
+import { launch } from "./launch.mjs";
 
 const env = (k) => {
   if (!process.env[k]) throw new Error(`${k} is not set`);
@@ -21,36 +19,7 @@ const which = env("WEB_BROWSER");
 const server = await serve();
 const origin = `http://127.0.0.1:${server.address().port}`;
 
-function launchOptions() {
-  if (which === "firefox") {
-    return {
-      browser: "firefox",
-      executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
-      headless: true,
-      acceptInsecureCerts: true,
-      extraPrefsFirefox: { "network.proxy.type": 0, "app.update.enabled": false },
-    };
-  }
-  const cert = new X509Certificate(readFileSync(env("WEB_SERVER_CERT")));
-  const spki = createHash("sha256").update(cert.publicKey.export({ type: "spki", format: "der" })).digest("base64");
-  return {
-    browser: "chrome",
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      `--ignore-certificate-errors-spki-list=${spki}`,
-    ],
-  };
-}
-
-const browser = await puppeteer.launch(launchOptions());
+const browser = await launch(which, process.env.WEB_SERVER_CERT);
 try {
   const page = await browser.newPage();
   const console_ = [];
