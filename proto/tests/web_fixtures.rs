@@ -315,3 +315,34 @@ fn the_web_client_s_fixtures_are_what_the_server_encodes() {
         path.display()
     );
 }
+
+#[test]
+fn the_web_client_knows_every_refusal_code() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/src/refusals.ts");
+    let codes: String = Refusal::ALL
+        .iter()
+        .map(|r| format!("  \"{}\",\n", r.as_str()))
+        .collect();
+    let written = format!(
+        "// The stable codes a refusal's ErrorInfo carries (`reason`), as the server's\n\
+         // `Refusal` vocabulary lists them. Written by the Rust test\n\
+         // `the_web_client_knows_every_refusal_code` (UPLOAD_WEB_FIXTURES=write), which\n\
+         // fails while this file differs from the server's list.\n\n\
+         export const REFUSALS = [\n{codes}] as const;\n\n\
+         /** A refusal code the service may send. */\n\
+         export type Refusal = (typeof REFUSALS)[number];\n\n\
+         /** Whether `reason` is a code this client knows. */\n\
+         export function isRefusal(reason: string | undefined): reason is Refusal {{\n  \
+         return (REFUSALS as readonly string[]).includes(reason ?? \"\");\n}}\n"
+    );
+    if std::env::var("UPLOAD_WEB_FIXTURES").as_deref() == Ok("write") {
+        std::fs::write(&path, &written).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == written,
+        "{} lists other codes than the server: run UPLOAD_WEB_FIXTURES=write cargo nextest run -p upload-proto",
+        path.display()
+    );
+}

@@ -5,7 +5,20 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::TestApp;
+use crate::{AppOptions, MIB, TestApp};
+
+/// The app the browser tests talk to: 5 MiB parts, so that files of a few tens
+/// of MiB have parts enough to stop, reload or abort between.
+pub async fn small_parts_app() -> TestApp {
+    TestApp::spawn_with(AppOptions {
+        env: vec![(
+            "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
+            (5 * MIB).to_string(),
+        )],
+        ..Default::default()
+    })
+    .await
+}
 
 /// Runs `clients/web/test/e2e.mjs` against `app` with the caller's `token` and
 /// `envs` (`WEB_SCENARIO`, `WEB_FILE`, …); its JSON report and everything it

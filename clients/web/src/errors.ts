@@ -4,6 +4,7 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { type Refusal, isRefusal } from "./refusals.js";
 
 /** The domain the service's ErrorInfo details carry. */
 export const REFUSAL_DOMAIN = "upload.marketplace";
@@ -29,8 +30,13 @@ export interface RefusalDetails {
  * clients pass it through as it is), with the service's details read.
  */
 export class UploadError extends ConnectError {
-  /** ErrorInfo's reason, when the service gave one in its domain. */
-  readonly reason: string | undefined;
+  /**
+   * ErrorInfo's reason, when the service gave one in its domain and it is a code
+   * this client knows; a code it does not know reads as undefined (see rawReason).
+   */
+  readonly reason: Refusal | undefined;
+  /** ErrorInfo's reason as the service sent it, known or not. */
+  readonly rawReason: string | undefined;
   /** The fields BadRequest named. */
   readonly fieldViolations: readonly FieldViolation[];
   /** How long RetryInfo asks to wait, in milliseconds. */
@@ -38,7 +44,8 @@ export class UploadError extends ConnectError {
 
   constructor(message: string, code: Code, details: RefusalDetails = {}, cause?: unknown, metadata?: HeadersInit) {
     super(message, code, metadata, undefined, cause);
-    this.reason = details.reason;
+    this.rawReason = details.reason;
+    this.reason = isRefusal(details.reason) ? details.reason : undefined;
     this.fieldViolations = details.fieldViolations ?? [];
     this.retryDelayMs = details.retryDelayMs;
   }

@@ -24,6 +24,8 @@ export type { Submission, UploadEvent, UploadOptions } from "./engine.js";
 export { WorkerHasher } from "./worker-hasher.js";
 export { PartError, SIGN_BATCH, partRange, sendParts } from "./parts.js";
 export type { PartHasher, SendEvent, SendOptions } from "./parts.js";
+export { REFUSALS, isRefusal } from "./refusals.js";
+export type { Refusal } from "./refusals.js";
 export { retryDelay, retryInterceptor } from "./retry.js";
 export type { RetryOptions } from "./retry.js";
 export type { ActingFor, CallOptions, TokenSource } from "./transport.js";

@@ -149,21 +149,21 @@ export async function sendParts(
   const stopped = () => failed !== null || signal?.aborted === true;
 
   const signer = (async () => {
+    // Parts are hashed up to twice the hasher's width ahead of the one signed next.
     const ahead = hasher.size * 2;
-    const hashes: (Promise<Uint8Array> | undefined)[] = [];
-    const hashAt = (i: number) => {
-      if (i < parts.length && hashes[i] === undefined) {
-        const { offset, length } = partRange(upload, parts[i]);
-        hashes[i] = hasher.hash(blob, offset, length);
-      }
-    };
+    const hashes = new Map<number, Promise<Uint8Array>>();
+    let nextToHash = 0;
     let batch = 1;
     let pending: { number: number; md5: Uint8Array; length: number }[] = [];
     for (let i = 0; i < parts.length; i++) {
-      for (let j = i; j < i + ahead; j++) hashAt(j);
+      for (; nextToHash < Math.min(i + ahead, parts.length); nextToHash++) {
+        const { offset, length } = partRange(upload, parts[nextToHash]);
+        hashes.set(nextToHash, hasher.hash(blob, offset, length));
+      }
       const number = parts[i];
-      pending.push({ number, md5: await hashes[i]!, length: partRange(upload, number).length });
-      hashes[i] = Promise.resolve(new Uint8Array());
+      const md5 = await hashes.get(i)!;
+      hashes.delete(i);
+      pending.push({ number, md5, length: partRange(upload, number).length });
       if (pending.length >= batch || i === parts.length - 1) {
         ready.push(...(await sign(pending)));
         pending = [];

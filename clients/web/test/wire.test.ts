@@ -97,3 +97,11 @@ test("a refusal's grpc-status-details-bin gives its reason, fields and wait", ()
   assert.deepEqual(error.fieldViolations, [{ field: "file_name", description: "names no program" }]);
   assert.equal(error.retryDelayMs, 1500);
 });
+
+test("a reason this client does not know reads as none, and is kept as sent", () => {
+  const known = new UploadError("x", Code.NotFound, { reason: "UPLOAD_NOT_FOUND" });
+  assert.equal(known.reason, "UPLOAD_NOT_FOUND");
+  const unknown = new UploadError("x", Code.FailedPrecondition, { reason: "A_CODE_FROM_A_NEWER_SERVER" });
+  assert.equal(unknown.reason, undefined);
+  assert.equal(unknown.rawReason, "A_CODE_FROM_A_NEWER_SERVER");
+});

@@ -10,19 +10,7 @@
 
 use std::ffi::OsStr;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, MIB, TestApp, pb, run_web_script, screenshot_path};
-
-/// 5 MiB parts: a 30 MiB file has six, stopped after two.
-async fn app() -> TestApp {
-    TestApp::spawn_with(AppOptions {
-        env: vec![(
-            "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
-            (5 * MIB).to_string(),
-        )],
-        ..Default::default()
-    })
-    .await
-}
+use upload_e2e::{AppOptions, MIB, TestApp, pb, run_web_script, screenshot_path, small_parts_app};
 
 /// Runs `script` for `seller` with a 30 MiB file stopped after two parts, and
 /// checks what every run must show.
@@ -31,7 +19,7 @@ async fn engine_run(
     seller: &str,
     envs: &[(&str, &OsStr)],
 ) -> (serde_json::Value, String) {
-    let app = app().await;
+    let app = small_parts_app().await;
     let token = app.token(seller, SellerGroup::Standard);
     let size = (30 * MIB).to_string();
     let mut all = vec![
@@ -206,7 +194,7 @@ async fn in_firefox_the_sse_gateway_streams_stages_for_the_session_s_seller_unti
 
 /// The Uppy Dashboard with the package's plugin in `browser`, reloaded mid-upload.
 async fn through_uppy(browser: &str) {
-    let app = app().await;
+    let app = small_parts_app().await;
     let token = app.token(&format!("seller-uppy-{browser}"), SellerGroup::Standard);
     let mid = screenshot_path(&format!("uppy-{browser}-uploading.png"));
     let done = screenshot_path(&format!("uppy-{browser}-ready.png"));

@@ -7,24 +7,13 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 use upload_domain::SellerGroup;
-use upload_e2e::{AppOptions, EICAR, MIB, TestApp, TestFile, pb, run_page, screenshot_path};
-
-/// The app the page talks to: 5 MiB parts, so that files of a few tens of MiB
-/// have parts enough to reload or abort between.
-async fn page_app() -> TestApp {
-    TestApp::spawn_with(AppOptions {
-        env: vec![(
-            "UPLOAD_DEFAULT_PART_SIZE_BYTES".into(),
-            (5 * MIB).to_string(),
-        )],
-        ..Default::default()
-    })
-    .await
-}
+use upload_e2e::{
+    AppOptions, EICAR, MIB, TestApp, TestFile, pb, run_page, screenshot_path, small_parts_app,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
-    let app = page_app().await;
+    let app = small_parts_app().await;
     let seller = format!("seller-web-{}", uuid::Uuid::now_v7().simple());
     let token = app.token(&seller, SellerGroup::Standard);
     // 200 MiB: the page hashes it in its workers while a timer on its main thread
@@ -130,7 +119,7 @@ async fn the_page_uploads_resumes_after_a_reload_and_shows_every_stage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_files_at_once_one_quarantined_one_aborted_one_stored_and_downloaded() {
-    let app = page_app().await;
+    let app = small_parts_app().await;
     let seller = format!("seller-queue-{}", uuid::Uuid::now_v7().simple());
     let token = app.token(&seller, SellerGroup::Standard);
     let seed = rand::random::<u64>();
@@ -215,7 +204,7 @@ async fn three_files_at_once_one_quarantined_one_aborted_one_stored_and_download
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_tab_continues_from_the_kept_file_handle_without_asking_for_the_file() {
-    let app = page_app().await;
+    let app = small_parts_app().await;
     let seller = format!("seller-handle-{}", uuid::Uuid::now_v7().simple());
     let token = app.token(&seller, SellerGroup::Standard);
     let file = TestFile::random(60 * MIB + 7);
@@ -262,7 +251,7 @@ async fn a_closed_tab_continues_from_the_kept_file_handle_without_asking_for_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_hashes_200_mib_in_its_workers_while_its_main_thread_timer_keeps_ticking() {
-    let app = page_app().await;
+    let app = small_parts_app().await;
     let token = app.token("seller-hash", SellerGroup::Standard);
     let file = TestFile::random(200 * MIB);
     let (result, report) = run_page(
