@@ -30,9 +30,18 @@ async fn submit_stores_the_file_at_its_md5_and_a_changed_file_becomes_version_2(
         &up1.upload_id,
     )
     .await;
-    // Answered at once: queued, nothing stored yet.
+    // Answered at once, with the item as it is then: queued, or already being
+    // saved by a worker that took the job between the commit and the answer's
+    // read (seen once in CI).
     let queued = submitted.item.expect("item");
-    assert_eq!(queued.state, pb::SubmissionState::Queued as i32);
+    assert!(
+        [
+            pb::SubmissionState::Queued as i32,
+            pb::SubmissionState::Persisted as i32
+        ]
+        .contains(&queued.state),
+        "{queued:?}"
+    );
     let item_id = queued.item_id.clone();
 
     let item = wait_item(&client, &item_id, WAIT).await;
