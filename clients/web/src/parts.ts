@@ -78,13 +78,16 @@ export function expiresSoon(signedAtMs: number, expiresAtMs: number, nowMs: numb
   return expiresAtMs - nowMs < Math.min(RESIGN_MARGIN_MS, (expiresAtMs - signedAtMs) / 4);
 }
 
+/** Waits `ms`, or until `signal` aborts (the caller looks at the signal then). */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
       resolve();
-    });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
 
 interface Signed {
