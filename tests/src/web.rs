@@ -28,12 +28,13 @@ pub async fn run_page(
     token: &str,
     envs: &[(&str, &OsStr)],
 ) -> (serde_json::Value, String) {
-    run_web_script(app, token, "e2e.mjs", envs).await
+    run_node(app, token, "e2e.mjs", envs).await
 }
 
 /// Runs the Node script `clients/web/test/<script>` against `app` (`WEB_API`,
 /// `WEB_TOKEN`, `WEB_CA` the test CA's PEM, `WEB_SERVER_CERT` the server's
-/// certificate, and `envs`), the package built first; the JSON of its last line
+/// certificate, and `envs`), the package built first (the reference page's
+/// `e2e.mjs` needs no build: `run_page`); the JSON of its last line
 /// and everything it printed. Panics when the script fails or takes more than
 /// five minutes.
 pub async fn run_web_script(
@@ -42,8 +43,23 @@ pub async fn run_web_script(
     script: &str,
     envs: &[(&str, &OsStr)],
 ) -> (serde_json::Value, String) {
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web");
-    build_package(&web).await;
+    build_package(&web_dir()).await;
+    run_node(app, token, script, envs).await
+}
+
+/// `clients/web`.
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web")
+}
+
+/// Runs `clients/web/test/<script>` with the app's settings and `envs`.
+async fn run_node(
+    app: &TestApp,
+    token: &str,
+    script: &str,
+    envs: &[(&str, &OsStr)],
+) -> (serde_json::Value, String) {
+    let web = web_dir();
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new("node")
