@@ -2,29 +2,36 @@
 //! latest submission's state; an item that does not exist, or is someone else's,
 //! is not found.
 
+use upload_client::UploadClient;
 use upload_domain::SellerGroup;
 use upload_e2e::{AppOptions, MIB, TestApp, TestFile, WAIT, code, pb, submit_new_item, wait_item};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_item_shows_its_fields_files_and_latest_submission() {
-    let app = TestApp::spawn().await;
+/// A ready 1 MiB upload of `seller`'s, submitted under `key` as a new digital-file
+/// item "Fonts".
+async fn fonts_submitted(
+    app: &TestApp,
+    seller: &str,
+    key: &str,
+) -> (UploadClient, TestFile, pb::Upload, pb::SubmitItemResponse) {
     let file = TestFile::random(MIB);
     let (client, up) = app
-        .ready_upload(
-            "seller-item",
-            &file,
-            "fonts.bin",
-            "application/octet-stream",
-        )
+        .ready_upload(seller, &file, "fonts.bin", "application/octet-stream")
         .await;
     let res = submit_new_item(
         &client,
-        "get",
+        key,
         pb::ItemKind::DigitalFile,
         "Fonts",
         &up.upload_id,
     )
     .await;
+    (client, file, up, res)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_shows_its_fields_files_and_latest_submission() {
+    let app = TestApp::spawn().await;
+    let (client, file, up, res) = fonts_submitted(&app, "seller-item", "get").await;
     let item_id = res.item.unwrap().item_id;
     wait_item(&client, &item_id, WAIT).await;
 
@@ -90,23 +97,7 @@ async fn an_item_submitted_but_not_yet_saved_answers_with_its_queued_submission(
     })
     .await;
     app.expect_unfinished_jobs(1);
-    let file = TestFile::random(MIB);
-    let (client, up) = app
-        .ready_upload(
-            "seller-queued",
-            &file,
-            "fonts.bin",
-            "application/octet-stream",
-        )
-        .await;
-    let res = submit_new_item(
-        &client,
-        "queued",
-        pb::ItemKind::DigitalFile,
-        "Fonts",
-        &up.upload_id,
-    )
-    .await;
+    let (client, _, _, res) = fonts_submitted(&app, "seller-queued", "queued").await;
     let item_id = res.item.unwrap().item_id;
     let item = client
         .items()
