@@ -1,8 +1,10 @@
-//! The browser page's upload against the Rust CLI's, the same file to the same
-//! store in the same run, same part size and four parts at a time, runs
-//! alternating (CLI, page, CLI, page, …). Both are timed from the start to the
-//! answer of CompleteUpload: the page in headless Chromium (its Web Workers hash,
-//! `SignParts` batches, PUTs from the file), the CLI as its own release process.
+//! The reference page's upload in each browser against the Rust CLI's, the same
+//! file to the same store in the same run, same part size and four parts at a
+//! time, runs alternating (CLI, then each browser's page and floor, round after
+//! round). All are timed from the start to the answer of CompleteUpload: the page in
+//! headless Chromium and Firefox (its Web Workers hash, `SignParts` batches, PUTs
+//! from the file), the CLI as its own release process. `BENCH_BROWSERS` (default
+//! `chromium,firefox`).
 //!
 //! Needs the local stack and the release CLI:
 //!     cargo build --release -p upload-client
@@ -17,10 +19,11 @@
 //! the store share the cores, a client that costs more CPU per GiB sends fewer GiB
 //! per second. The page's figures include Chromium's start and the page's load.
 //!
-//! A third run each round, "floor": Chromium alone sends the file's parts (same
+//! A run beside each page's, "floor": the browser alone sends the file's parts (same
 //! size, four at a time) straight from the file to a local sink that discards them —
-//! no hashing, no signing, no store. What its client costs per GiB is what no page
-//! can go under in this browser, whatever its JavaScript does.
+//! no hashing, no signing, no store. What the browser costs per GiB there is what no
+//! page can go under in that browser, whatever its JavaScript does; the page's cost
+//! is said against it, Node's share (the driver) left out of both.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -54,10 +57,11 @@ async fn cli_upload(app: &TestApp, cli: &Path, file: &TestFile, part: u64) -> Du
     started.elapsed()
 }
 
-async fn page_upload(app: &TestApp, file: &TestFile) -> Duration {
+async fn page_upload(app: &TestApp, browser: &str, file: &TestFile) -> Duration {
     let token = app.token("bench-page", SellerGroup::Premium);
     let (result, report) = run_page(
         app,
+        browser,
         &token,
         &[
             ("WEB_SCENARIO", OsStr::new("bench")),
@@ -69,12 +73,13 @@ async fn page_upload(app: &TestApp, file: &TestFile) -> Duration {
     Duration::from_millis(result["uploadMs"].as_u64().expect("uploadMs"))
 }
 
-/// Chromium alone sending the file's parts to a sink that discards them.
-async fn chromium_floor(app: &TestApp, file: &TestFile, part: u64) -> Duration {
+/// The browser alone sending the file's parts to a sink that discards them.
+async fn browser_floor(app: &TestApp, browser: &str, file: &TestFile, part: u64) -> Duration {
     let token = app.token("bench-floor", SellerGroup::Premium);
     let part = part.to_string();
     let (result, report) = run_page(
         app,
+        browser,
         &token,
         &[
             ("WEB_SCENARIO", OsStr::new("floor")),
@@ -86,22 +91,39 @@ async fn chromium_floor(app: &TestApp, file: &TestFile, part: u64) -> Duration {
     Duration::from_millis(result["uploadMs"].as_u64().expect(&report))
 }
 
-/// The page's processes: Node running the page's script, and Chromium's by type.
+/// The page's processes: Node running the page's script, and each browser's by type
+/// (Chromium's renderer and network service; Firefox's content processes, its
+/// socket process where it has one, and the parent).
 fn page_process(cmdline: &str) -> Option<&'static str> {
     if cmdline.contains("e2e.mjs") {
-        Some("node")
-    } else if !cmdline.contains("chromium") {
-        None
-    } else if cmdline.contains("--type=renderer") {
-        Some("renderer")
-    } else if cmdline.contains("NetworkService") {
-        Some("network")
-    } else if cmdline.contains("--type=") {
-        Some("other")
+        Some(NODE)
+    } else if cmdline.contains("chromium") {
+        Some(if cmdline.contains("--type=renderer") {
+            "renderer"
+        } else if cmdline.contains("NetworkService") {
+            "network"
+        } else if cmdline.contains("--type=") {
+            "other"
+        } else {
+            "browser"
+        })
+    } else if cmdline.contains("firefox") {
+        Some(if !cmdline.contains("-contentproc") {
+            "browser"
+        } else if cmdline.trim_end().ends_with(" tab") {
+            "content"
+        } else if cmdline.trim_end().ends_with(" socket") {
+            "network"
+        } else {
+            "other"
+        })
     } else {
-        Some("browser")
+        None
     }
 }
+
+/// The class of the Node process that drives the browser: not the browser's cost.
+const NODE: &str = "node";
 
 /// CPU seconds: the client's (reaped children), Garage's, this process's, the
 /// machine's busy and idle; and those of sampled processes, by class.
@@ -142,13 +164,22 @@ impl Cpu {
         out
     }
 
+    /// The browser's own CPU seconds: every sampled process but Node's.
+    fn browser(&self) -> f64 {
+        self.1
+            .iter()
+            .filter(|(class, _)| **class != NODE)
+            .map(|(_, seconds)| seconds)
+            .sum()
+    }
+
     /// One row: seconds per GiB by kind, the rest, and the idle share.
     fn row(&self, label: &str, gib: f64) {
         let [client, garage, own, busy, idle] = self.0;
         let client = client + self.1.values().sum::<f64>();
         let rest = busy - client - garage - own;
         println!(
-            "{label:<6} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.0}%",
+            "{label:<16} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.0}%",
             client / gib,
             garage / gib,
             own / gib,
@@ -164,6 +195,11 @@ async fn main() {
     let size = env_or("BENCH_FILE_MIB", 1024) * MIB;
     let part = env_or("BENCH_PART_MIB", 16) * MIB;
     let rounds: u64 = env_or("BENCH_ROUNDS", 2);
+    let browsers: Vec<String> = std::env::var("BENCH_BROWSERS")
+        .unwrap_or_else(|_| "chromium,firefox".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
     let cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/upload");
     assert!(
         cli.exists(),
@@ -177,66 +213,100 @@ async fn main() {
     })
     .await;
     // Completed uploads queue scans no worker runs here.
-    app.expect_unfinished_jobs(i64::try_from(rounds * 2).unwrap_or(0));
+    let runs = rounds * (1 + browsers.len() as u64);
+    app.expect_unfinished_jobs(i64::try_from(runs).unwrap_or(0));
     let file = TestFile::random(size);
     let mb = size as f64 / 1e6;
     println!(
-        "{} MiB in {} MiB parts, 4 at a time; CLI and page alternating",
+        "{} MiB in {} MiB parts, 4 at a time; each round: the CLI, then in each browser the page and its floor",
         size / MIB,
         part / MIB
     );
     println!(
-        "{:<6} {:>8} {:>9} {:>8} {:>9} {:>10}",
-        "round", "CLI s", "CLI MB/s", "page s", "page MB/s", "floor MB/s"
+        "{:<6} {:<9} {:>8} {:>9} {:>10}",
+        "round", "client", "s", "MB/s", "floor MB/s"
     );
     let garage = pid_file(&upload_e2e::stack_dir().join("garage/pid"));
-    let (mut cli_cpu, mut page_cpu, mut floor_cpu) =
-        (Cpu::default(), Cpu::default(), Cpu::default());
-    let (mut cli_total, mut page_total) = (Duration::ZERO, Duration::ZERO);
+    let mut cli_cpu = Cpu::default();
+    let mut cli_total = Duration::ZERO;
+    let mut pages: Vec<(Cpu, Cpu, Duration)> = browsers
+        .iter()
+        .map(|_| (Cpu::default(), Cpu::default(), Duration::ZERO))
+        .collect();
     for round in 1..=rounds {
         let c = cli_cpu
             .add(garage, None, cli_upload(&app, &cli, &file, part))
             .await;
-        let p = page_cpu
-            .add(garage, Some(page_process), page_upload(&app, &file))
-            .await;
-        let f = floor_cpu
-            .add(
-                garage,
-                Some(page_process),
-                chromium_floor(&app, &file, part),
-            )
-            .await;
         cli_total += c;
-        page_total += p;
         println!(
-            "{round:<6} {:>8.2} {:>9.1} {:>8.2} {:>9.1} {:>10.1}",
+            "{round:<6} {:<9} {:>8.2} {:>9.1}",
+            "CLI",
             c.as_secs_f64(),
-            mb / c.as_secs_f64(),
-            p.as_secs_f64(),
-            mb / p.as_secs_f64(),
-            mb / f.as_secs_f64()
+            mb / c.as_secs_f64()
+        );
+        for (browser, (page_cpu, floor_cpu, total)) in browsers.iter().zip(pages.iter_mut()) {
+            let p = page_cpu
+                .add(
+                    garage,
+                    Some(page_process),
+                    page_upload(&app, browser, &file),
+                )
+                .await;
+            let f = floor_cpu
+                .add(
+                    garage,
+                    Some(page_process),
+                    browser_floor(&app, browser, &file, part),
+                )
+                .await;
+            *total += p;
+            println!(
+                "{round:<6} {browser:<9} {:>8.2} {:>9.1} {:>10.1}",
+                p.as_secs_f64(),
+                mb / p.as_secs_f64(),
+                mb / f.as_secs_f64()
+            );
+        }
+    }
+    let gib = (size * rounds) as f64 / (1024 * MIB) as f64;
+    println!(
+        "The browser's own CPU seconds per GiB sent (Node's share left out of both), all rounds:"
+    );
+    println!(
+        "{:<9} {:>8} {:>8} {:>11} {:>9} {:>14}",
+        "browser", "page", "floor", "page/floor", "target", "page/CLI MB/s"
+    );
+    for (browser, (page_cpu, floor_cpu, total)) in browsers.iter().zip(&pages) {
+        let (p, f) = (page_cpu.browser() / gib, floor_cpu.browser() / gib);
+        println!(
+            "{browser:<9} {p:>8.2} {f:>8.2} {:>11.2} {:>9} {:>14.3}",
+            p / f,
+            if browser == "chromium" {
+                "≤ 1.3"
+            } else {
+                "(said)"
+            },
+            cli_total.as_secs_f64() / total.as_secs_f64()
         );
     }
-    println!(
-        "page / CLI throughput: {:.3} (target ≥ 0.9)",
-        cli_total.as_secs_f64() / page_total.as_secs_f64()
-    );
     println!("CPU seconds per GiB sent, all rounds:");
     println!(
-        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "", "client", "Garage", "server", "rest", "all", "idle"
     );
-    let gib = (size * rounds) as f64 / (1024 * MIB) as f64;
     cli_cpu.row("CLI", gib);
-    page_cpu.row("page", gib);
-    floor_cpu.row("floor", gib);
-    for (label, cpu) in [("page", &page_cpu), ("floor", &floor_cpu)] {
-        let by_process: Vec<String> = cpu
-            .1
-            .iter()
-            .map(|(class, seconds)| format!("{class} {:.2}", seconds / gib))
-            .collect();
-        println!("{label}'s client by process: {}", by_process.join(", "));
+    for (browser, (page_cpu, floor_cpu, _)) in browsers.iter().zip(&pages) {
+        page_cpu.row(&format!("page {browser}"), gib);
+        floor_cpu.row(&format!("floor {browser}"), gib);
+    }
+    for (browser, (page_cpu, floor_cpu, _)) in browsers.iter().zip(&pages) {
+        for (label, cpu) in [("page", page_cpu), ("floor", floor_cpu)] {
+            let by_process: Vec<String> = cpu
+                .1
+                .iter()
+                .map(|(class, seconds)| format!("{class} {:.2}", seconds / gib))
+                .collect();
+            println!("{label} {browser} by process: {}", by_process.join(", "));
+        }
     }
 }

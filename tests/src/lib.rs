@@ -49,7 +49,7 @@ pub use proxy::{Proxy, ProxyRules, ProxyStats};
 pub use stack::{stack_dir, stack_env};
 pub use tls::{TestTls, test_tls};
 pub use upload_client::pb;
-pub use web::{run_page, run_web_script, screenshot_path, small_parts_app};
+pub use web::{BROWSERS, run_page, run_web_script, screenshot_path, small_parts_app};
 pub use worker_process::WorkerProcess;
 
 /// One mebibyte.

@@ -1,5 +1,6 @@
-//! The browser page (`clients/web`) driven in headless Chromium by
-//! `clients/web/test/e2e.mjs`, for its tests and its benchmark.
+//! The web client (`clients/web`) driven by its Node scripts: the reference page in
+//! headless Chromium or Firefox (`test/e2e.mjs`), the engine and Uppy pages, the
+//! gateway; for the tests and the page benchmark.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -20,21 +21,28 @@ pub async fn small_parts_app() -> TestApp {
     .await
 }
 
-/// Runs `clients/web/test/e2e.mjs` against `app` with the caller's `token` and
-/// `envs` (`WEB_SCENARIO`, `WEB_FILE`, …); its JSON report and everything it
-/// printed. Panics when the script fails or takes more than five minutes.
+/// The browsers every browser test runs in: Debian's `chromium` and `firefox-esr`,
+/// as the scripts' `WEB_BROWSER` names them.
+pub const BROWSERS: [&str; 2] = ["chromium", "firefox"];
+
+/// Runs `clients/web/test/e2e.mjs` (the reference page) in `browser` against `app`
+/// with the caller's `token` and `envs` (`WEB_SCENARIO`, `WEB_FILE`, …); its JSON
+/// report and everything it printed. Panics when the script fails or takes more
+/// than five minutes.
 pub async fn run_page(
     app: &TestApp,
+    browser: &str,
     token: &str,
     envs: &[(&str, &OsStr)],
 ) -> (serde_json::Value, String) {
-    run_node(app, token, "e2e.mjs", envs).await
+    let mut all = vec![("WEB_BROWSER", OsStr::new(browser))];
+    all.extend_from_slice(envs);
+    run_web_script(app, token, "e2e.mjs", &all).await
 }
 
 /// Runs the Node script `clients/web/test/<script>` against `app` (`WEB_API`,
 /// `WEB_TOKEN`, `WEB_CA` the test CA's PEM, `WEB_SERVER_CERT` the server's
-/// certificate, and `envs`), the package built first (the reference page's
-/// `e2e.mjs` needs no build: `run_page`); the JSON of its last line
+/// certificate, and `envs`), the package built first; the JSON of its last line
 /// and everything it printed. Panics when the script fails or takes more than
 /// five minutes.
 pub async fn run_web_script(

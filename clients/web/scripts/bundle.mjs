@@ -1,6 +1,7 @@
 // Bundles with esbuild: the library for pages that load one file
 // (dist/upload-web.min.js), the hashing worker a WorkerHasher starts
-// (dist/browser/hash-worker.js), and the browser test pages' scripts
+// (dist/browser/hash-worker.js), the reference page (dist/browser/page.js, which
+// index.html loads), and the browser test pages' scripts
 // (dist/browser/engine-page.js; uppy-page.js with its CSS).
 
 import { build } from "esbuild";
@@ -12,6 +13,7 @@ const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true,
 await Promise.all([
   build({ ...common, entryPoints: [join(pkg, "src/index.ts")], outfile: join(pkg, "dist/upload-web.min.js"), minify: true }),
   build({ ...common, entryPoints: [join(pkg, "src/hash-worker.ts")], outfile: join(pkg, "dist/browser/hash-worker.js") }),
+  build({ ...common, entryPoints: [join(pkg, "page/app.ts")], outfile: join(pkg, "dist/browser/page.js") }),
   build({ ...common, entryPoints: [join(pkg, "test/browser/engine-page.ts")], outfile: join(pkg, "dist/browser/engine-page.js") }),
   build({ ...common, entryPoints: [join(pkg, "test/browser/uppy-page.ts")], outfile: join(pkg, "dist/browser/uppy-page.js") }),
 ]);

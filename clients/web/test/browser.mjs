@@ -4,6 +4,8 @@
 // bytes, stops after WEB_STOP_AFTER parts, continues with the missing parts,
 // watches the upload to ready, submits it and watches the item to stored.
 // Screenshots: WEB_SCREENSHOT_MID (while parts are sent) and WEB_SCREENSHOT_DONE.
+// WEB_SCENARIO=hash: WEB_FILE chosen in the page and hashed in parts of
+// WEB_PART_BYTES by the package's WorkerHasher while a main-thread timer ticks.
 // Also WEB_API, WEB_TOKEN, WEB_SERVER_CERT (the https:// API's certificate, which
 // Chromium trusts by its public key and Firefox takes as the test's).
 // Output: one JSON line on stdout with what happened; exit 1 on any failure.
@@ -26,6 +28,21 @@ try {
   page.on("console", (m) => console_.push(m.text()));
   page.on("pageerror", (e) => console_.push(`page error: ${e.message}`));
   await page.goto(`${origin}/test/browser/engine.html`, { waitUntil: "load" });
+  if (process.env.WEB_SCENARIO === "hash") {
+    const input = await page.$("#file");
+    await input.uploadFile(env("WEB_FILE"));
+    const hashed = await page.evaluate((part) => window.hashChosenFile(part), Number(env("WEB_PART_BYTES")));
+    console.log(JSON.stringify({ browser: which, ...hashed, log: console_ }));
+  } else {
+    await engineFlow(page, console_);
+  }
+} finally {
+  await browser.close();
+  server.close();
+}
+
+/** The engine page's flow (see above), reported on stdout. */
+async function engineFlow(page, console_) {
   await page.evaluate(
     (run) => {
       window.enginePromise = window.runEngine(run).then(
@@ -46,7 +63,4 @@ try {
   if (process.env.WEB_SCREENSHOT_DONE) await page.screenshot({ path: process.env.WEB_SCREENSHOT_DONE });
   if (outcome.error) throw new Error(`${outcome.error}\n${console_.join("\n")}`);
   console.log(JSON.stringify({ browser: which, ...outcome.result }));
-} finally {
-  await browser.close();
-  server.close();
 }

@@ -25,7 +25,18 @@ interface Run {
 declare global {
   interface Window {
     runEngine(run: Run): Promise<Record<string, unknown>>;
+    hashChosenFile(partBytes: number): Promise<Record<string, unknown>>;
+    longTasks: { at: number; ms: number }[];
   }
+}
+
+// Every task that held the main thread 50 ms or more (the Long Tasks API, where the
+// browser has it: Chromium does, Firefox does not).
+window.longTasks = [];
+if (PerformanceObserver.supportedEntryTypes?.includes("longtask")) {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.longTasks.push({ at: Math.round(e.startTime), ms: Math.round(e.duration) });
+  }).observe({ type: "longtask", buffered: true });
 }
 
 const $ = (id: string) => document.getElementById(id)!;
@@ -72,6 +83,35 @@ window.runEngine = async ({ api, token, size, stopAfter }) => {
     say(`stored as version 1 of item ${result.itemId}`);
     return { userAgent: navigator.userAgent, ...result };
   } finally {
+    hasher.close();
+  }
+};
+
+/**
+ * The file chosen in #file hashed in parts of `partBytes` by a WorkerHasher while a
+ * 10 ms timer runs on the main thread: every part's MD5, the time, the timer's
+ * longest wait, and the long tasks that overlapped the hashing.
+ */
+window.hashChosenFile = async (partBytes) => {
+  const file = ($("file") as HTMLInputElement).files![0];
+  const hasher = new WorkerHasher(new URL("./hash-worker.js", import.meta.url));
+  let last = performance.now();
+  let gap = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 10);
+  const started = performance.now();
+  try {
+    const parts: Promise<Uint8Array>[] = [];
+    for (let at = 0; at < file.size; at += partBytes) parts.push(hasher.hash(file, at, Math.min(partBytes, file.size - at)));
+    const partMd5s = (await Promise.all(parts)).map(hex);
+    const hashMs = performance.now() - started;
+    const longTasksWhileHashing = window.longTasks.filter((t) => t.at + t.ms > started && t.at < started + hashMs);
+    return { partMd5s, hashMs, longestTimerGapMs: gap, workers: hasher.size, longTasksWhileHashing, userAgent: navigator.userAgent };
+  } finally {
+    clearInterval(timer);
     hasher.close();
   }
 };
