@@ -46,8 +46,8 @@ install_missing() {
   pg_bin >/dev/null || debs+=(postgresql)
   { [ -x /usr/bin/ffmpeg ] && [ -x /usr/bin/ffprobe ]; } || debs+=(ffmpeg)
   [ -x /usr/sbin/clamd ] || debs+=(clamav-daemon)
-  # The browser tests: Debian's Chromium and Firefox ESR, driven by playwright-core
-  # and puppeteer-core from npm (which download no browser of their own).
+  # The browser tests: Debian's Chromium and Firefox ESR, driven by puppeteer-core
+  # from npm (which downloads no browser of its own).
   [ -x /usr/bin/chromium ] || debs+=(chromium)
   [ -x /usr/bin/firefox-esr ] || debs+=(firefox-esr)
   if [ ${#debs[@]} -gt 0 ]; then
