@@ -32,6 +32,7 @@ fn upload() -> pb::Upload {
         state: pb::UploadState::Ready as i32,
         part_size_bytes: 16 << 20,
         part_count: 10_000,
+        part_checksum: pb::PartChecksum::Sha256 as i32,
         created_at: at(1_796_000_000),
         updated_at: at(1_796_000_060),
         expires_at: at(1_796_086_400),
@@ -204,6 +205,7 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>)> {
             "upload.v1.ListUploadedPartsResponse",
             pb::ListUploadedPartsResponse {
                 parts: vec![pb::UploadedPart {
+                    checksum_sha256: (0..32).collect(),
                     part_number: 1,
                     size_bytes: PAST_DOUBLE,
                     etag: "\"44d88612fea8a8f36de82e1278abb02f\"".into(),

@@ -5,7 +5,8 @@ use prost_types::Timestamp;
 use upload_db::history::Change;
 use upload_db::models::{MediaRow, MetadataRow, PreviewRow, ProgressRow, ScanRow, UploadRow};
 use upload_domain::{
-    ChangeCause, Failure, PreviewKind, ScanVerdict, Stage, StageStatus, Uninspected, UploadState,
+    ChangeCause, Failure, PartChecksum, PreviewKind, ScanVerdict, Stage, StageStatus, Uninspected,
+    UploadState,
 };
 use upload_proto::v1 as pb;
 
@@ -175,7 +176,31 @@ pub fn upload(row: &UploadRow) -> pb::Upload {
         updated_at: Some(timestamp(row.updated_at)),
         expires_at: Some(timestamp(row.expires_at)),
         failure: row.failure().map(failure),
+        part_checksum: part_checksum(row.part_checksum) as i32,
         ..Default::default()
+    }
+}
+
+/// How parts are pinned, in protobuf form.
+pub fn part_checksum(c: PartChecksum) -> pb::PartChecksum {
+    match c {
+        PartChecksum::Md5 => pb::PartChecksum::Md5,
+        PartChecksum::Sha256 => pb::PartChecksum::Sha256,
+    }
+}
+
+/// A request's part checksum: unspecified is MD5; a number this server does not
+/// know is refused.
+pub fn part_checksum_from(raw: i32) -> Result<PartChecksum, crate::error::ApiError> {
+    match pb::PartChecksum::try_from(raw) {
+        Ok(pb::PartChecksum::Unspecified | pb::PartChecksum::Md5) => Ok(PartChecksum::Md5),
+        Ok(pb::PartChecksum::Sha256) => Ok(PartChecksum::Sha256),
+        Err(_) => Err(crate::error::ApiError::invalid(
+            "part_checksum",
+            format!(
+                "part_checksum {raw} is unknown: use PART_CHECKSUM_MD5 or PART_CHECKSUM_SHA256"
+            ),
+        )),
     }
 }
 

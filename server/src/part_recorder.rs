@@ -114,7 +114,9 @@ mod tests {
         SignedPartRecord {
             upload_id: upload,
             part_number: part,
-            content_md5: upload_domain::Md5Digest::from_bytes(&[md5; 16]).unwrap(),
+            pin: upload_domain::PartPin::Md5(
+                upload_domain::Md5Digest::from_bytes(&[md5; 16]).unwrap(),
+            ),
             size_bytes: 5,
             signed_by: "seller:s-1".into(),
         }
@@ -138,6 +140,6 @@ mod tests {
         let mut out = latest_per_part(&batch);
         out.sort_by_key(|r| r.part_number);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[0].content_md5.as_bytes(), &[9; 16]);
+        assert_eq!(out[0].pin.md5().map(|d| *d.as_bytes()), Some([9; 16]));
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use upload_config::UploadPolicyConfig;
 use upload_db::DbPool;
 use upload_db::models::UploadRow;
-use upload_domain::{Caller, PartPlan, SellerGroup, SellerId, UploadId};
+use upload_domain::{Caller, PartChecksum, PartPlan, SellerGroup, SellerId, UploadId};
 use upload_storage::Store;
 
 use crate::error::ApiError;
@@ -27,6 +27,8 @@ pub struct UploadFacts {
     pub plan: PartPlan,
     /// The upload's deadline.
     pub expires_at: DateTime<Utc>,
+    /// What every part is signed with.
+    pub part_checksum: PartChecksum,
 }
 
 impl UploadFacts {
@@ -46,6 +48,7 @@ impl TryFrom<&UploadRow> for UploadFacts {
             store_upload_id: row.store_upload_id.clone(),
             plan: row.plan()?,
             expires_at: row.expires_at,
+            part_checksum: row.part_checksum,
         })
     }
 }

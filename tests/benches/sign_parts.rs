@@ -105,6 +105,7 @@ async fn run(
                 let to_sign: Vec<pb::PartToSign> = numbers
                     .iter()
                     .map(|&n| pb::PartToSign {
+                        checksum_sha256: Vec::new(),
                         part_number: n,
                         content_md5: md5.clone(),
                         content_length: PART,
@@ -200,6 +201,7 @@ async fn run_open(
         let first = ((call * u64::from(batch)) % u64::from(PARTS_PER_UPLOAD)) as u32;
         let parts: Vec<pb::PartToSign> = (0..batch)
             .map(|i| pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: (first + i) % PARTS_PER_UPLOAD + 1,
                 content_md5: md5.clone(),
                 content_length: PART,

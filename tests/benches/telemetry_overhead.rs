@@ -70,6 +70,7 @@ async fn arm(telemetry: bool, seconds: u64) -> (f64, f64) {
                     upload_id: upload.clone(),
                     parts: (0..BATCH)
                         .map(|i| pb::PartToSign {
+                            checksum_sha256: Vec::new(),
                             part_number: (next + i - 1) % PARTS + 1,
                             content_md5: md5.clone(),
                             content_length: PART,

@@ -1,14 +1,16 @@
 //! Where the store's ETags are not MD5s (SSE-KMS, SSE-C), completion checks only
 //! the parts' sizes; the scan then hashes each part's byte range as it reads the
 //! file and compares it with the MD5 signed for that part, so a part sent through
-//! an older URL (other bytes) still fails the upload (`part_mismatch`).
+//! an older URL (other bytes) still fails the upload (`part_mismatch`). Parts
+//! pinned by SHA-256 need no such pass: completion compared the SHA-256 the store
+//! verified for each part, whatever its ETags are.
 
 use bytes::Bytes;
 use md5::Digest;
 use tokio::sync::mpsc;
 use upload_db::models::UploadRow;
 use upload_db::uploads;
-use upload_domain::Md5Digest;
+use upload_domain::{Md5Digest, PartChecksum};
 
 use crate::JobContext;
 use crate::outcome::JobError;
@@ -46,12 +48,13 @@ pub(crate) fn spawn(
 
 /// Where the store's ETags are not MD5s (SSE-KMS), completion checked only the
 /// parts' sizes: each part's number, length and signed MD5, in order, for the
-/// scan to hash the parts and compare. `None` where completion compared them.
+/// scan to hash the parts and compare. `None` where completion compared them (ETags
+/// that are MD5s, or parts pinned by SHA-256).
 pub(crate) async fn signed_parts(
     ctx: &JobContext,
     row: &UploadRow,
 ) -> Result<Option<Vec<(u32, u64, Option<Md5Digest>)>>, JobError> {
-    if ctx.store.etag_is_md5() {
+    if ctx.store.etag_is_md5() || row.part_checksum == PartChecksum::Sha256 {
         return Ok(None);
     }
     let plan = row.plan()?;
@@ -61,7 +64,7 @@ pub(crate) async fn signed_parts(
     };
     let md5_of: std::collections::HashMap<i32, Md5Digest> = signed
         .iter()
-        .map(|p| (p.part_number, p.content_md5))
+        .filter_map(|p| Some((p.part_number, p.content_md5?)))
         .collect();
     Ok(Some(
         plan.parts()

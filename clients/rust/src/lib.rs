@@ -270,6 +270,7 @@ impl UploadClient {
         let res = self
             .api()
             .create_upload(pb::CreateUploadRequest {
+                part_checksum: 0,
                 file_name: file_name.to_owned(),
                 size_bytes: size,
                 content_type: content_type.to_owned(),

@@ -186,6 +186,7 @@ impl UploadClient {
             parts: parts
                 .iter()
                 .map(|(number, _, len, md5)| pb::PartToSign {
+                    checksum_sha256: Vec::new(),
                     part_number: *number,
                     content_md5: md5.clone(),
                     content_length: *len,

@@ -17,6 +17,7 @@ import {
   UploadError,
   UploadState,
   type UploadEvent,
+  Sha256Hasher,
   WorkerHasher,
   createBrowserTransport,
   createUploadClients,
@@ -24,6 +25,7 @@ import {
   uploadBlob,
   watchItem,
   watchUpload,
+  webCryptoAvailable,
 } from "../src/index.js";
 import * as handles from "./handles.js";
 import { type Phase, nameOf, outcome, phaseOf, rowFor, showStage, statusWord } from "./rows.js";
@@ -49,7 +51,9 @@ declare global {
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const clients = createUploadClients(createBrowserTransport({ baseUrl: await apiOrigin(), token: sessionToken() }));
-const hasher = new WorkerHasher(new URL("./hash-worker.js", import.meta.url));
+// Parts are pinned by SHA-256 from Web Crypto where the page has it (https, and
+// localhost): native, where MD5 runs in JavaScript; elsewhere by MD5 in Web Workers.
+const hasher = webCryptoAvailable() ? new Sha256Hasher(2) : new WorkerHasher(new URL("./hash-worker.js", import.meta.url));
 const entries: Entry[] = [];
 
 // An upload begun here is remembered by file name and size (its id only, never a
@@ -388,5 +392,7 @@ if (handles.supported()) {
     }
   });
 }
+// Which digest pins this page's parts, for a person reading the page's state (and the tests).
+document.body.dataset.partDigest = hasher.digest;
 document.body.dataset.ready = "1";
 void offerResume();

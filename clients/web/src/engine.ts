@@ -11,9 +11,15 @@ import {
   SubmissionState,
   type SubmitItemResponse,
 } from "./gen/upload/v1/item_pb.js";
-import { type Upload, UploadState, type WatchProgressResponse } from "./gen/upload/v1/upload_pb.js";
+import {
+  PartChecksum,
+  type Upload,
+  type UploadedPart,
+  UploadState,
+  type WatchProgressResponse,
+} from "./gen/upload/v1/upload_pb.js";
 import { hex } from "./md5.js";
-import { type SendEvent, type SendOptions, partRange, sendParts } from "./parts.js";
+import { type SendEvent, type SendOptions, digestOf, partRange, sendParts } from "./parts.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 /** What happened, beside the parts' events. */
@@ -62,9 +68,10 @@ export const SETTLED = new Set([
 
 /**
  * The parts upload `upload` still needs, after checking that every part the store
- * holds has `blob`'s bytes (a stored part's ETag is its MD5; a store whose ETags
- * are not MD5s is trusted on sizes alone). Throws OtherFileError before anything
- * is sent if the file differs.
+ * holds has `blob`'s bytes: by the SHA-256 the store verified, for an upload pinned
+ * by SHA-256; else by the ETag, a part's MD5 (a store whose ETags are not MD5s is
+ * trusted on sizes alone). Throws OtherFileError before anything is sent if the
+ * file differs.
  */
 export async function missingParts(
   clients: UploadServiceClients,
@@ -73,7 +80,20 @@ export async function missingParts(
   options: Pick<SendOptions, "hasher" | "signal">,
 ): Promise<number[]> {
   const listed = await clients.uploads.listUploadedParts({ uploadId: upload.uploadId }, { signal: options.signal });
-  const withMd5 = listed.parts.filter((p) => /^"?[0-9a-f]{32}"?$/i.test(p.etag));
+  const sha256 = upload.partChecksum === PartChecksum.SHA256;
+  if (sha256 !== (digestOf(options.hasher) === "sha256")) {
+    throw new Error(`this upload's parts are pinned by ${sha256 ? "SHA-256" : "MD5"}: continue it with a hasher that makes ${sha256 ? "SHA-256" : "MD5"}`);
+  }
+  // What each stored part's bytes must hash to, where the store says.
+  const expected = (p: UploadedPart): string | undefined =>
+    sha256
+      ? p.checksumSha256.length === 32
+        ? hex(p.checksumSha256)
+        : undefined
+      : /^"?[0-9a-f]{32}"?$/i.test(p.etag)
+        ? p.etag.replace(/"/g, "").toLowerCase()
+        : undefined;
+  const withMd5 = listed.parts.filter((p) => expected(p) !== undefined);
   const differ: number[] = [];
   await Promise.all(
     withMd5.map(async (p) => {
@@ -83,7 +103,7 @@ export async function missingParts(
         return;
       }
       const digest = hex(await options.hasher.hash(blob, offset, length));
-      if (digest !== p.etag.replace(/"/g, "").toLowerCase()) differ.push(p.partNumber);
+      if (digest !== expected(p)) differ.push(p.partNumber);
     }),
   );
   if (differ.length > 0) {
@@ -128,6 +148,7 @@ export async function uploadBlob(
         sizeBytes: BigInt(blob.size),
         contentType: options.contentType ?? (blob.type || "application/octet-stream"),
         idempotencyKey: options.idempotencyKey ?? "",
+        partChecksum: digestOf(options.hasher) === "sha256" ? PartChecksum.SHA256 : PartChecksum.MD5,
       },
       call,
     );

@@ -34,6 +34,7 @@ export function createNodeTransport(options: NodeTransportOptions): Transport {
 export function nodeHasher(size = 2): PartHasher {
   return {
     size,
+    digest: "md5",
     async hash(blob, offset, length) {
       const hash = createHash("md5");
       const reader = blob.slice(offset, offset + length).stream().getReader();

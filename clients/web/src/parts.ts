@@ -5,15 +5,23 @@
 
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { UploadServiceClients } from "./client.js";
-import type { SignedPart, Upload } from "./gen/upload/v1/upload_pb.js";
+import { PartChecksum, type SignedPart, type Upload } from "./gen/upload/v1/upload_pb.js";
+
+/** The digest that pins a part: MD5 (`Content-MD5`) or SHA-256 (`x-amz-checksum-sha256`). */
+export type PartDigest = "md5" | "sha256";
 
 /** Hashes parts of a Blob. */
 export interface PartHasher {
   /** How many parts it hashes at once. */
   readonly size: number;
-  /** The MD5 (16 bytes) of `length` bytes of `blob` from `offset`. */
+  /** Which digest it makes (default MD5); an upload's parts are all pinned by it. */
+  readonly digest?: PartDigest;
+  /** The digest (MD5: 16 bytes, SHA-256: 32) of `length` bytes of `blob` from `offset`. */
   hash(blob: Blob, offset: number, length: number): Promise<Uint8Array>;
 }
+
+/** The digest `hasher` makes. */
+export const digestOf = (hasher: PartHasher): PartDigest => hasher.digest ?? "md5";
 
 /** Something that happened while sending, for a progress display or a log. */
 export type SendEvent =
@@ -92,7 +100,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 interface Signed {
   number: number;
-  md5: Uint8Array;
+  digest: Uint8Array;
   length: number;
   signed: SignedPart;
   signedAt: number;
@@ -117,12 +125,20 @@ export async function sendParts(
   if (blob.size !== Number(upload.sizeBytes)) {
     throw new PartError(0, `the upload is for ${upload.sizeBytes} bytes but the file has ${blob.size}`);
   }
+  const sha256 = digestOf(hasher) === "sha256";
+  if (sha256 !== (upload.partChecksum === PartChecksum.SHA256)) {
+    throw new PartError(0, `the upload's parts are pinned by ${sha256 ? "MD5" : "SHA-256"}, but the hasher makes ${sha256 ? "SHA-256" : "MD5"}`);
+  }
 
-  const sign = async (batch: { number: number; md5: Uint8Array; length: number }[]): Promise<Signed[]> => {
+  const sign = async (batch: { number: number; digest: Uint8Array; length: number }[]): Promise<Signed[]> => {
     const { parts: signed } = await clients.uploads.signParts(
       {
         uploadId: upload.uploadId,
-        parts: batch.map((p) => ({ partNumber: p.number, contentMd5: p.md5, contentLength: BigInt(p.length) })),
+        parts: batch.map((p) =>
+          sha256
+            ? { partNumber: p.number, checksumSha256: p.digest, contentLength: BigInt(p.length) }
+            : { partNumber: p.number, contentMd5: p.digest, contentLength: BigInt(p.length) },
+        ),
       },
       { signal },
     );
@@ -157,16 +173,16 @@ export async function sendParts(
     const hashes = new Map<number, Promise<Uint8Array>>();
     let nextToHash = 0;
     let batch = 1;
-    let pending: { number: number; md5: Uint8Array; length: number }[] = [];
+    let pending: { number: number; digest: Uint8Array; length: number }[] = [];
     for (let i = 0; i < parts.length; i++) {
       for (; nextToHash < Math.min(i + ahead, parts.length); nextToHash++) {
         const { offset, length } = partRange(upload, parts[nextToHash]);
         hashes.set(nextToHash, hasher.hash(blob, offset, length));
       }
       const number = parts[i];
-      const md5 = await hashes.get(i)!;
+      const digest = await hashes.get(i)!;
       hashes.delete(i);
-      pending.push({ number, md5, length: partRange(upload, number).length });
+      pending.push({ number, digest, length: partRange(upload, number).length });
       if (pending.length >= batch || i === parts.length - 1) {
         ready.push(...(await sign(pending)));
         pending = [];
@@ -191,7 +207,7 @@ export async function sendParts(
     let resigns = 0;
     const signAgain = async (reason: "expired" | "expires soon") => {
       resigns += 1;
-      [{ signed, signedAt }] = await sign([{ number: part.number, md5: part.md5, length }]);
+      [{ signed, signedAt }] = await sign([{ number: part.number, digest: part.digest, length }]);
       emit({ kind: "resigned", part: part.number, reason });
     };
     const expiresAt = () => (signed.expiresAt ? timestampMs(signed.expiresAt) : undefined);

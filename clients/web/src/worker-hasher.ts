@@ -17,6 +17,7 @@ interface Task {
 /** Hashes parts in Web Workers started from `workerUrl`. */
 export class WorkerHasher implements PartHasher {
   readonly size: number;
+  readonly digest = "md5" as const;
   private idle: Worker[] = [];
   private made = 0;
   private waiting: Task[] = [];

@@ -69,6 +69,7 @@ async function openTab(browser) {
   await page.evaluateOnNewDocument(helpers);
   await page.goto(pageUrl, { waitUntil: "load" });
   await loaded(page);
+  result.partDigest = await page.evaluate(() => document.body.dataset.partDigest);
   return page;
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use upload_db::DbPool;
 use upload_db::models::{PartRow, UploadRow};
-use upload_domain::{PartPlan, Stage, StageStatus};
+use upload_domain::{PartPin, PartPlan, Stage, StageStatus};
 use upload_storage::{MultipartUpload, Store, StoreError, StoredPart};
 
 use crate::AssemblyError;
@@ -36,10 +36,11 @@ impl PartsReport {
 }
 
 /// Compares the store's parts with the signed ones, part by part over the plan.
-/// A stored part counts only when its size is the signed size and, where the
-/// store's ETags are MD5s (`etag_is_md5`), its ETag is the hex MD5 signed for it.
-/// Where they are not (SSE-KMS), the scan compares each part's bytes with its
-/// signed MD5 instead.
+/// A stored part counts only when its size is the signed size and its body is the
+/// signed one: a part pinned by SHA-256 by the SHA-256 the store verified and
+/// lists; a part pinned by MD5, where the store's ETags are MD5s (`etag_is_md5`),
+/// by its ETag. Where they are not (SSE-KMS), the scan compares each MD5-pinned
+/// part's bytes with its signed MD5 instead.
 pub fn compare_parts(
     plan: &PartPlan,
     signed: &[PartRow],
@@ -55,7 +56,11 @@ pub fn compare_parts(
         match (promised, stored.get(&n)) {
             (Some(promised), Some(held)) => {
                 let size_ok = i64::try_from(held.size).ok() == Some(promised.size_bytes);
-                let body_ok = !etag_is_md5 || promised.content_md5.to_hex() == held.etag;
+                let body_ok = match promised.pin() {
+                    Ok(PartPin::Md5(md5)) => !etag_is_md5 || md5.to_hex() == held.etag,
+                    Ok(PartPin::Sha256(sha256)) => held.checksum_sha256 == Some(sha256),
+                    Err(_) => false,
+                };
                 if size_ok && body_ok {
                     report.matched.push((*held).clone());
                 } else {
@@ -135,7 +140,7 @@ pub async fn record_upload_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use upload_domain::{Md5Digest, UploadId};
+    use upload_domain::{Md5Digest, Sha256Digest, UploadId};
 
     const MIB: u64 = 1024 * 1024;
 
@@ -143,9 +148,18 @@ mod tests {
         PartRow {
             upload_id: UploadId::new(),
             part_number: n,
-            content_md5: Md5Digest::from_bytes(&[md5; 16]).unwrap(),
+            content_md5: Some(Md5Digest::from_bytes(&[md5; 16]).unwrap()),
             size_bytes: i64::try_from(size).unwrap(),
             signed_at: chrono::Utc::now(),
+            checksum_sha256: None,
+        }
+    }
+
+    fn signed_sha256(n: i32, sha: u8, size: u64) -> PartRow {
+        PartRow {
+            content_md5: None,
+            checksum_sha256: Some(Sha256Digest::from_array([sha; 32])),
+            ..signed(n, 0, size)
         }
     }
 
@@ -154,6 +168,7 @@ mod tests {
             part_number: n,
             size,
             etag: Md5Digest::from_bytes(&[md5; 16]).unwrap().to_hex(),
+            checksum_sha256: None,
         }
     }
 
@@ -189,5 +204,28 @@ mod tests {
         assert_eq!(report.matched, vec![stored(1, 7, 5 * MIB)]);
         assert_eq!(report.mismatched, vec![2], "a size still has to match");
         assert_eq!(report.missing, vec![3, 4]);
+    }
+
+    #[test]
+    fn parts_pinned_by_sha256_match_by_the_checksum_the_store_lists() {
+        let plan = PartPlan::new(15 * MIB, Some(5 * MIB), 5 * MIB).unwrap();
+        let signed = vec![
+            signed_sha256(1, 1, 5 * MIB),
+            signed_sha256(2, 2, 5 * MIB),
+            signed_sha256(3, 3, 5 * MIB),
+        ];
+        let with = |n: u32, sha: Option<u8>| StoredPart {
+            checksum_sha256: sha.map(|b| Sha256Digest::from_array([b; 32])),
+            ..stored(n, 0, 5 * MIB)
+        };
+        // Part 2 holds another checksum, part 3 none at all (the store kept none):
+        // neither counts, whatever the ETags say and whether or not they are MD5s.
+        let held = vec![with(1, Some(1)), with(2, Some(9)), with(3, None)];
+        for etag_is_md5 in [true, false] {
+            let report = compare_parts(&plan, &signed, &held, etag_is_md5);
+            assert_eq!(report.matched, vec![with(1, Some(1))]);
+            assert_eq!(report.mismatched, vec![2, 3]);
+            assert!(report.missing.is_empty());
+        }
     }
 }

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use upload_domain::{
     Bucket, ContentHash, Failure, FailureCode, FileId, ItemId, ItemKind, Md5Digest, NotificationId,
-    NotificationKind, ObjectStanding, PartPlan, PreviewKind, ScanVerdict, SellerGroup, SellerId,
-    Sha256Digest, Stage, StageStatus, SubmissionId, SubmissionState, Uninspected, UploadId,
-    UploadState,
+    NotificationKind, ObjectStanding, PartChecksum, PartPin, PartPlan, PreviewKind, ScanVerdict,
+    SellerGroup, SellerId, Sha256Digest, Stage, StageStatus, SubmissionId, SubmissionState,
+    Uninspected, UploadId, UploadState,
 };
 
 use crate::DbError;
@@ -49,6 +49,8 @@ pub struct UploadRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// The key CreateUpload was called with, when the client sent one.
     pub idempotency_key: Option<String>,
+    /// What every part is signed with.
+    pub part_checksum: PartChecksum,
 }
 
 impl UploadRow {
@@ -92,6 +94,7 @@ pub struct NewUpload<'a> {
     pub state: UploadState,
     pub expires_at: DateTime<Utc>,
     pub idempotency_key: Option<&'a str>,
+    pub part_checksum: PartChecksum,
 }
 
 /// A part as signed.
@@ -101,9 +104,24 @@ pub struct NewUpload<'a> {
 pub struct PartRow {
     pub upload_id: UploadId,
     pub part_number: i32,
-    pub content_md5: Md5Digest,
+    /// The MD5 signed in, for an upload pinned by MD5.
+    pub content_md5: Option<Md5Digest>,
     pub size_bytes: i64,
     pub signed_at: DateTime<Utc>,
+    /// The SHA-256 signed in, for an upload pinned by SHA-256.
+    pub checksum_sha256: Option<Sha256Digest>,
+}
+
+impl PartRow {
+    /// What the part was signed with (the table holds exactly one digest a row).
+    pub fn pin(&self) -> Result<PartPin, DbError> {
+        PartPin::from_columns(self.content_md5, self.checksum_sha256).ok_or_else(|| {
+            DbError::Corrupt(format!(
+                "part {} of upload {} holds no single signed digest",
+                self.part_number, self.upload_id
+            ))
+        })
+    }
 }
 
 /// One stage's progress.

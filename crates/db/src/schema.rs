@@ -20,6 +20,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
         idempotency_key -> Nullable<Text>,
+        part_checksum -> Text,
     }
 }
 
@@ -27,9 +28,10 @@ diesel::table! {
     upload_parts (upload_id, part_number) {
         upload_id -> Uuid,
         part_number -> Int4,
-        content_md5 -> Bytea,
+        content_md5 -> Nullable<Bytea>,
         size_bytes -> Int8,
         signed_at -> Timestamptz,
+        checksum_sha256 -> Nullable<Bytea>,
     }
 }
 

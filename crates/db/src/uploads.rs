@@ -1,11 +1,11 @@
 //! Reads and guarded writes of uploads and their signed parts.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bytea, Int4, Int8, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, Bytea, Int4, Int8, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use upload_domain::{
-    Actor, ChangeCause, Failure, Md5Digest, SellerId, TransitionError, UploadEvent, UploadId,
-    UploadState,
+    Actor, ChangeCause, Failure, Md5Digest, PartPin, SellerId, Sha256Digest, TransitionError,
+    UploadEvent, UploadId, UploadState,
 };
 
 use crate::DbError;
@@ -143,8 +143,8 @@ pub struct SignedPartRecord {
     pub upload_id: UploadId,
     /// The part number.
     pub part_number: i32,
-    /// The MD5 the signature pins.
-    pub content_md5: Md5Digest,
+    /// The digest the signature pins.
+    pub pin: PartPin,
     /// The length the signature pins.
     pub size_bytes: i64,
     /// Who had it signed, by name (the first part's signer enters the upload's
@@ -164,7 +164,8 @@ pub async fn record_signed_parts(
         actors: parts.iter().map(|p| p.signed_by.to_string()).collect(),
         ids: parts.iter().map(|p| p.upload_id).collect(),
         numbers: parts.iter().map(|p| p.part_number).collect(),
-        md5s: parts.iter().map(|p| p.content_md5).collect(),
+        md5s: parts.iter().map(|p| p.pin.md5()).collect(),
+        sha256s: parts.iter().map(|p| p.pin.sha256()).collect(),
         sizes: parts.iter().map(|p| p.size_bytes).collect(),
     };
     Ok(query.load(conn).await?)
@@ -183,7 +184,8 @@ struct RecordSignedParts {
     actors: Vec<String>,
     ids: Vec<UploadId>,
     numbers: Vec<i32>,
-    md5s: Vec<Md5Digest>,
+    md5s: Vec<Option<Md5Digest>>,
+    sha256s: Vec<Option<Sha256Digest>>,
     sizes: Vec<i64>,
 }
 
@@ -206,13 +208,15 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
         out.push_sql(", ");
         out.push_bind_param::<Array<Int4>, _>(&self.numbers)?;
         out.push_sql(", ");
-        out.push_bind_param::<Array<Bytea>, _>(&self.md5s)?;
+        out.push_bind_param::<Array<Nullable<Bytea>>, _>(&self.md5s)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Bytea>>, _>(&self.sha256s)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Int8>, _>(&self.sizes)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.actors)?;
         out.push_sql(
-            ") AS t(upload_id, part_number, content_md5, size_bytes, actor)
+            ") AS t(upload_id, part_number, content_md5, checksum_sha256, size_bytes, actor)
              ), started AS (
                  UPDATE uploads SET state = ",
         );
@@ -237,8 +241,8 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
         out.push_sql(
             ", i.actor FROM started s JOIN incoming i ON i.upload_id = s.id
              )
-             INSERT INTO upload_parts (upload_id, part_number, content_md5, size_bytes)
-             SELECT i.upload_id, i.part_number, i.content_md5, i.size_bytes
+             INSERT INTO upload_parts (upload_id, part_number, content_md5, checksum_sha256, size_bytes)
+             SELECT i.upload_id, i.part_number, i.content_md5, i.checksum_sha256, i.size_bytes
              FROM incoming i JOIN uploads u ON u.id = i.upload_id
              WHERE u.state = ANY(",
         );
@@ -247,6 +251,7 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for RecordSignedParts 
             ")
              ON CONFLICT (upload_id, part_number) DO UPDATE
                  SET content_md5 = excluded.content_md5,
+                     checksum_sha256 = excluded.checksum_sha256,
                      size_bytes = excluded.size_bytes,
                      signed_at = now()
              RETURNING upload_id, part_number",

@@ -42,6 +42,12 @@ pub enum DomainError {
     /// An MD5 digest does not have 16 bytes.
     #[error("content MD5 must be exactly 16 bytes (the raw digest), got {0}")]
     InvalidMd5(usize),
+    /// A SHA-256 digest does not have 32 bytes.
+    #[error("checksum SHA-256 must be exactly 32 bytes (the raw digest), got {0}")]
+    InvalidSha256(usize),
+    /// A part came with a digest other than the one its upload's parts are signed with.
+    #[error("{}", wrong_part_checksum(*.0))]
+    WrongPartChecksum(crate::PartChecksum),
     /// The file is empty.
     #[error("file size must be greater than zero")]
     EmptyFile,
@@ -118,11 +124,28 @@ impl DomainError {
             Self::InvalidSubmissionId(_) => "submission_id",
             Self::InvalidNotificationId(_) => "notification_id",
             Self::InvalidDigestHex(..) => "digest",
-            Self::InvalidMd5(_) => "content_md5",
+            Self::InvalidMd5(_) | Self::WrongPartChecksum(crate::PartChecksum::Md5) => {
+                "content_md5"
+            }
+            Self::InvalidSha256(_) | Self::WrongPartChecksum(crate::PartChecksum::Sha256) => {
+                "checksum_sha256"
+            }
             Self::EmptyFile => "size_bytes",
             Self::PartSizeOutOfRange { .. } | Self::TooManyParts { .. } => "part_size_bytes",
             Self::PartNumberOutOfRange { .. } => "part_number",
             Self::PartLengthMismatch { .. } => "content_length",
+        }
+    }
+}
+
+/// What a part signed with the wrong digest is told.
+fn wrong_part_checksum(expected: crate::PartChecksum) -> &'static str {
+    match expected {
+        crate::PartChecksum::Md5 => {
+            "this upload's parts are pinned by MD5: give content_md5 (16 bytes) and no checksum_sha256"
+        }
+        crate::PartChecksum::Sha256 => {
+            "this upload's parts are pinned by SHA-256 (created with part_checksum SHA256): give checksum_sha256 (32 bytes) and no content_md5"
         }
     }
 }

@@ -89,12 +89,25 @@ impl fmt::Display for Md5Digest {
     derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
 )]
 #[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Text))]
+#[cfg_attr(feature = "diesel", diesel(sql_type = diesel::sql_types::Binary))]
 pub struct Sha256Digest([u8; 32]);
 
 impl Sha256Digest {
     /// Wraps raw digest bytes.
     pub fn from_array(bytes: [u8; 32]) -> Self {
         Self(bytes)
+    }
+
+    /// Wraps raw digest bytes of any slice (a part's signed SHA-256).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DomainError> {
+        <[u8; 32]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| DomainError::InvalidSha256(bytes.len()))
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Lower-case hex.
@@ -180,6 +193,19 @@ mod sql {
     impl FromSql<Text, Pg> for Sha256Digest {
         fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
             Ok(<String as FromSql<Text, Pg>>::from_sql(bytes)?.parse()?)
+        }
+    }
+
+    impl ToSql<Binary, Pg> for Sha256Digest {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+            out.write_all(&self.0)?;
+            Ok(serialize::IsNull::No)
+        }
+    }
+
+    impl FromSql<Binary, Pg> for Sha256Digest {
+        fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+            Ok(Sha256Digest::from_bytes(bytes.as_bytes())?)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Where things live: `words` declares the vocabulary enums; `access` the roles,
 //! scopes, RPCs and the authorization table; `state` and `item`
 //! hold the two state machines; `history` why and by whom they changed; `failure`, `scan`, `hold` (what a later finding does to passed content), `notification` and `bucket`
-//! the words the pipeline records; `hash` the content digests; `ids`, `seller`
+//! the words the pipeline records; `hash` the content digests; `part_pin` how a part is pinned in its signed URL (MD5 or SHA-256); `ids`, `seller`
 //! and `file` the values a request carries; `plan` the part plan; `policy` the
 //! type allow-list; `file_type` what a file is by its declaration, bytes and name; `queue` the job queues; `submission` the rules of SubmitItem.
 
@@ -19,6 +19,7 @@ mod hold;
 mod ids;
 mod item;
 mod notification;
+mod part_pin;
 mod plan;
 mod policy;
 mod queue;
@@ -54,6 +55,7 @@ pub use item::{
     SubmissionTransitionError,
 };
 pub use notification::NotificationKind;
+pub use part_pin::{PartChecksum, PartPin};
 pub use plan::{MAX_PART_COUNT, MAX_PART_SIZE, MIN_PART_SIZE, PartNumber, PartPlan};
 pub use policy::{MediaKind, TypePolicy, TypeRejection, UNKNOWN_TYPE, demuxers};
 pub use queue::Queue;

@@ -138,6 +138,7 @@ mod tests {
     #[test]
     fn every_vocabulary_round_trips_and_refuses_unknown_words() {
         round_trips(UploadState::ALL);
+        round_trips(crate::PartChecksum::ALL);
         round_trips(SubmissionState::ALL);
         round_trips(Stage::ALL);
         round_trips(StageStatus::ALL);

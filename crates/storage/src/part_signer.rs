@@ -45,9 +45,28 @@ pub(crate) struct PartToSign<'a> {
     pub key: &'a str,
     pub store_upload_id: &'a str,
     pub part_number: u32,
-    /// Base64 of the part's MD5, as the `Content-MD5` header carries it.
-    pub content_md5: &'a str,
+    /// The digest signed in, as its header carries it.
+    pub checksum: PinHeader<'a>,
     pub length: u64,
+}
+
+/// The header that pins a part's body, with the digest in base64.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PinHeader<'a> {
+    /// `Content-MD5`.
+    Md5(&'a str),
+    /// `x-amz-checksum-sha256` (the multipart upload was created for SHA-256).
+    Sha256(&'a str),
+}
+
+impl PinHeader<'_> {
+    /// The header's name and value.
+    fn header(&self) -> (&'static str, &str) {
+        match self {
+            Self::Md5(v) => ("content-md5", v),
+            Self::Sha256(v) => ("x-amz-checksum-sha256", v),
+        }
+    }
 }
 
 /// A signed URL and the headers it was signed with.
@@ -90,10 +109,7 @@ impl PartSigner {
             utf8_percent_encode(part.store_upload_id, UNRESERVED)
         );
         let length = part.length.to_string();
-        let headers = [
-            ("content-length", length.as_str()),
-            ("content-md5", part.content_md5),
-        ];
+        let headers = [("content-length", length.as_str()), part.checksum.header()];
 
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
@@ -180,6 +196,10 @@ mod tests {
 
     /// The SDK's presigned UploadPart for the same inputs.
     async fn sdk_url(cfg: &StoreConfig, part: &PartToSign<'_>, now: SystemTime) -> SignedPart {
+        let (md5, sha256) = match part.checksum {
+            PinHeader::Md5(v) => (Some(v.to_owned()), None),
+            PinHeader::Sha256(v) => (None, Some(v.to_owned())),
+        };
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
@@ -196,7 +216,8 @@ mod tests {
             .key(part.key)
             .upload_id(part.store_upload_id)
             .part_number(i32::try_from(part.part_number).expect("part number"))
-            .content_md5(part.content_md5)
+            .set_content_md5(md5)
+            .set_checksum_sha256(sha256)
             .content_length(i64::try_from(part.length).expect("length"))
             .presigned(
                 PresigningConfig::builder()
@@ -221,14 +242,11 @@ mod tests {
     #[tokio::test]
     async fn same_url_as_the_sdk() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        let part = PartToSign {
-            key: "uploads/seller-1 (é)+x/0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
-            store_upload_id: "a1b2/c3+d4=e5~f6",
-            part_number: 42,
-            content_md5: "1B2M2Y8AsgTpgAmY7PhCfg==",
-            length: 5 * 1024 * 1024,
-        };
-        for (endpoint, region, path_style) in [
+        let pins = [
+            PinHeader::Md5("1B2M2Y8AsgTpgAmY7PhCfg=="),
+            PinHeader::Sha256("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+        ];
+        for ((endpoint, region, path_style), checksum) in [
             (Some("http://127.0.0.1:3900"), "garage", true),
             (
                 Some("https://store.example.internal/"),
@@ -239,7 +257,17 @@ mod tests {
             (None, "eu-central-1", true),
             (None, "us-east-1", false),
             (None, "us-east-1", true),
-        ] {
+        ]
+        .into_iter()
+        .flat_map(|place| pins.map(|pin| (place, pin)))
+        {
+            let part = PartToSign {
+                key: "uploads/seller-1 (é)+x/0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+                store_upload_id: "a1b2/c3+d4=e5~f6",
+                part_number: 42,
+                checksum,
+                length: 5 * 1024 * 1024,
+            };
             let cfg = config(endpoint, region, path_style);
             let ours = PartSigner::new(&cfg, &cfg.temp_bucket)
                 .sign(&part, now, Duration::from_secs(900))
@@ -247,7 +275,7 @@ mod tests {
             let sdk = sdk_url(&cfg, &part, now).await;
             assert_eq!(
                 ours.url, sdk.url,
-                "endpoint {endpoint:?}, path style {path_style}"
+                "endpoint {endpoint:?}, path style {path_style}, {checksum:?}"
             );
             let mut headers = ours.headers.clone();
             headers.sort();

@@ -7,14 +7,14 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use upload_config::StoreConfig;
-use upload_domain::{Md5Digest, PartNumber};
+use upload_domain::{PartChecksum, PartNumber, PartPin, Sha256Digest};
 
 use crate::credentials::credentials;
-use crate::part_signer::{PartSigner, PartToSign};
+use crate::part_signer::{PartSigner, PartToSign, PinHeader};
 use crate::{Bucket, MultipartUpload, StorageKey, StoreError};
 
 /// A streaming object body, as the SDK gives it.
@@ -55,6 +55,8 @@ pub struct StoredPart {
     pub size: u64,
     /// Its ETag without quotes (the hex MD5 of its body).
     pub etag: String,
+    /// The SHA-256 the store verified and kept, for an upload created for SHA-256.
+    pub checksum_sha256: Option<Sha256Digest>,
 }
 
 /// The object store, with the service's three buckets.
@@ -161,10 +163,13 @@ impl Store {
     }
 
     /// Starts a multipart upload; returns the store's upload id.
+    /// Parts pinned by SHA-256 need an upload created for that algorithm (the
+    /// store then refuses a part without the checksum, and lists each part's).
     pub async fn create_multipart(
         &self,
         key: &StorageKey<'_>,
         content_type: &str,
+        checksum: PartChecksum,
     ) -> Result<String, StoreError> {
         let out = self
             .client
@@ -172,6 +177,10 @@ impl Store {
             .bucket(self.bucket_name(key.bucket()))
             .key(key.key())
             .content_type(content_type)
+            .set_checksum_algorithm(match checksum {
+                PartChecksum::Md5 => None,
+                PartChecksum::Sha256 => Some(ChecksumAlgorithm::Sha256),
+            })
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("CreateMultipartUpload", e))?;
@@ -180,14 +189,14 @@ impl Store {
         })
     }
 
-    /// Presigns the PUT of each part (number, MD5, length) of `upload` with its
-    /// MD5 and length signed in: a body that differs from the MD5 is refused by the
-    /// store, and a URL works for no other part number, upload or key. Signed for
-    /// the public address, in memory.
+    /// Presigns the PUT of each part (number, pin, length) of `upload` with its
+    /// digest (MD5 or SHA-256) and length signed in: a body that differs from the
+    /// digest is refused by the store, and a URL works for no other part number,
+    /// upload or key. Signed for the public address, in memory.
     pub fn presign_parts(
         &self,
         upload: &MultipartUpload<'_>,
-        parts: &[(PartNumber, Md5Digest, u64)],
+        parts: &[(PartNumber, PartPin, u64)],
         expires_in: Duration,
     ) -> Result<Vec<SignedRequest>, StoreError> {
         let now = signing_time();
@@ -195,14 +204,21 @@ impl Store {
         let expires_at = DateTime::<Utc>::from(now + expires_in);
         parts
             .iter()
-            .map(|(part, md5, length)| {
-                let md5 = base64::engine::general_purpose::STANDARD.encode(md5.as_bytes());
+            .map(|(part, pin, length)| {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let digest = match pin {
+                    PartPin::Md5(d) => b64.encode(d.as_bytes()),
+                    PartPin::Sha256(d) => b64.encode(d.as_bytes()),
+                };
                 let signed = self.part_signer.sign(
                     &PartToSign {
                         key: &key,
                         store_upload_id: upload.store_upload_id,
                         part_number: part.get(),
-                        content_md5: &md5,
+                        checksum: match pin {
+                            PartPin::Md5(_) => PinHeader::Md5(&digest),
+                            PartPin::Sha256(_) => PinHeader::Sha256(&digest),
+                        },
                         length: *length,
                     },
                     now,
@@ -245,6 +261,7 @@ impl Store {
                         .unwrap_or(0),
                     size: p.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     etag: p.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                    checksum_sha256: p.checksum_sha256().and_then(decode_sha256),
                 });
             }
             match (out.is_truncated(), out.next_part_number_marker()) {
@@ -270,6 +287,9 @@ impl Store {
                         CompletedPart::builder()
                             .part_number(i32::try_from(p.part_number).unwrap_or(i32::MAX))
                             .e_tag(format!("\"{}\"", p.etag))
+                            .set_checksum_sha256(p.checksum_sha256.map(|d| {
+                                base64::engine::general_purpose::STANDARD.encode(d.as_bytes())
+                            }))
                             .build()
                     })
                     .collect(),
@@ -472,4 +492,11 @@ mod tests {
         assert!(at <= before + Duration::from_secs(1));
         assert!(before.duration_since(at).unwrap_or_default() < Duration::from_secs(1));
     }
+}
+
+/// A part's SHA-256 as ListParts gives it (base64 of the 32 bytes); anything else
+/// reads as none, so the part matches no signed SHA-256.
+fn decode_sha256(b64: &str) -> Option<Sha256Digest> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    Sha256Digest::from_bytes(&bytes).ok()
 }

@@ -82,6 +82,7 @@ pub async fn handle_create_upload(
         requested,
         state.policy.default_part_size_bytes,
     )?;
+    let part_checksum = crate::convert::part_checksum_from(req.part_checksum)?;
     let idempotency_key = if req.idempotency_key.is_empty() {
         None
     } else {
@@ -92,6 +93,7 @@ pub async fn handle_create_upload(
             && row.declared_content_type == content_type.as_str()
             && u64::try_from(row.declared_size).ok() == Some(plan.size())
             && u64::try_from(row.part_size).ok() == Some(plan.part_size())
+            && row.part_checksum == part_checksum
     };
     // A retry: the upload this key made, as it is now.
     if let Some(key) = &idempotency_key
@@ -120,7 +122,7 @@ pub async fn handle_create_upload(
     let temp_key = key.key();
     let store_upload_id = state
         .store
-        .create_multipart(&key, content_type.as_str())
+        .create_multipart(&key, content_type.as_str(), part_checksum)
         .await?;
 
     let expires_at = Utc::now()
@@ -143,6 +145,7 @@ pub async fn handle_create_upload(
         state: UploadState::Created,
         expires_at,
         idempotency_key: idempotency_key.as_ref().map(IdempotencyKey::as_str),
+        part_checksum,
     };
     let recorded = async {
         let mut conn = state.pool.get().await.map_err(upload_db::DbError::from)?;

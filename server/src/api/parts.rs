@@ -20,6 +20,10 @@ pub async fn handle_list_uploaded_parts(
         part_number: p.part_number,
         size_bytes: p.size,
         etag: p.etag.clone(),
+        checksum_sha256: p
+            .checksum_sha256
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default(),
     };
     if !row.state.accepts_parts() {
         return match row.state {
@@ -35,6 +39,7 @@ pub async fn handle_list_uploaded_parts(
                         part_number: n.get(),
                         size_bytes: plan.part_len(n),
                         etag: String::new(),
+                        checksum_sha256: Vec::new(),
                     })
                     .collect(),
                 missing_part_numbers: Vec::new(),

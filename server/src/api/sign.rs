@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use upload_db::uploads::SignedPartRecord;
-use upload_domain::{Actor, Caller, Md5Digest, PartNumber};
+use upload_domain::{Actor, Caller, PartNumber, PartPin};
 use upload_proto::v1 as pb;
 
 use crate::convert;
@@ -57,17 +57,21 @@ pub async fn handle_sign_parts(
                 format!("part {} appears twice in one call", number.get()),
             ));
         }
-        let md5 = Md5Digest::from_bytes(&part.content_md5)?;
-        checked.push((number, md5, part.content_length));
+        let pin = PartPin::from_request(
+            facts.part_checksum,
+            &part.content_md5,
+            &part.checksum_sha256,
+        )?;
+        checked.push((number, pin, part.content_length));
     }
 
     let signed_by: std::sync::Arc<str> = Actor::caller(caller).to_string().into();
     let records: Vec<SignedPartRecord> = checked
         .iter()
-        .map(|(number, md5, length)| SignedPartRecord {
+        .map(|(number, pin, length)| SignedPartRecord {
             upload_id: id,
             part_number: i32::try_from(number.get()).unwrap_or(i32::MAX),
-            content_md5: *md5,
+            pin: *pin,
             size_bytes: i64::try_from(*length).unwrap_or(i64::MAX),
             signed_by: signed_by.clone(),
         })
@@ -96,7 +100,7 @@ pub async fn handle_sign_parts(
 fn presign_parts(
     state: &AppState,
     facts: &UploadFacts,
-    checked: &[(PartNumber, Md5Digest, u64)],
+    checked: &[(PartNumber, PartPin, u64)],
     expires_in: Duration,
 ) -> Result<Vec<pb::SignedPart>, ApiError> {
     let signed = state

@@ -52,6 +52,7 @@ pub async fn measure_signing(client: &UploadClient, meter: &Meter) -> Sign {
                     for first in (1..=SIGN_PARTS).step_by(batch as usize) {
                         let parts: Vec<pb::PartToSign> = (first..first + batch)
                             .map(|n| pb::PartToSign {
+                                checksum_sha256: Vec::new(),
                                 part_number: n,
                                 content_md5: md5.clone(),
                                 content_length: SIGN_PART,

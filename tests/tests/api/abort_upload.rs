@@ -33,6 +33,7 @@ async fn abort_stops_signing_and_completion_and_is_idempotent() {
     .expect("abort is idempotent");
 
     let part = pb::PartToSign {
+        checksum_sha256: Vec::new(),
         part_number: 2,
         content_md5: vec![0; 16],
         content_length: 5 * MIB,

@@ -13,6 +13,7 @@ async fn raw(app: &TestApp) -> UploadServiceClient<tonic::transport::Channel> {
 
 fn create() -> pb::CreateUploadRequest {
     pb::CreateUploadRequest {
+        part_checksum: 0,
         file_name: "a.mp4".into(),
         size_bytes: 10 * MIB,
         content_type: "video/mp4".into(),
@@ -97,6 +98,7 @@ async fn another_seller_cannot_sign_list_complete_abort_get_or_watch() {
     let other = app.client("intruder", SellerGroup::Premium).await;
     let mut api = other.api();
     let part = pb::PartToSign {
+        checksum_sha256: Vec::new(),
         part_number: 1,
         content_md5: vec![0; 16],
         content_length: 10 * MIB,

@@ -49,6 +49,7 @@ async fn call(client: &UploadClient, rpc: Rpc, on: &Resources, tag: &str) -> Cod
     let (mut api, mut items) = (client.api(), client.items());
     // Part 2 of the open upload (6 MiB in 5 MiB parts) is the 1 MiB one not sent.
     let part = || pb::PartToSign {
+        checksum_sha256: Vec::new(),
         part_number: 2,
         content_md5: vec![7; 16],
         content_length: MIB,

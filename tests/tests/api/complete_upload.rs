@@ -200,6 +200,7 @@ async fn a_part_whose_resend_broke_off_must_be_sent_again_before_completing() {
         .sign_parts(pb::SignPartsRequest {
             upload_id: upload.upload_id.clone(),
             parts: vec![pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: 2,
                 content_md5: md5::Md5::digest(&body).to_vec(),
                 content_length: body.len() as u64,
@@ -288,4 +289,72 @@ async fn an_upload_past_its_deadline_cannot_be_completed() {
     );
     assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 0);
     assert_eq!(app.first_upload_parts().await.expect("parts").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_pinned_by_sha256_completes_against_the_store_s_checksums_to_ready() {
+    use sha2::Digest as _;
+    let app = TestApp::spawn().await;
+    let seller = "seller-sha256";
+    let client = app
+        .client(seller, upload_domain::SellerGroup::Standard)
+        .await;
+    let file = TestFile::random(12 * MIB + 3);
+    let bytes = std::fs::read(&file.path).unwrap();
+    let upload = client
+        .api()
+        .create_upload(pb::CreateUploadRequest {
+            file_name: "product.bin".into(),
+            size_bytes: file.size,
+            content_type: "application/octet-stream".into(),
+            part_size_bytes: 5 * MIB,
+            idempotency_key: String::new(),
+            part_checksum: pb::PartChecksum::Sha256 as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .upload
+        .unwrap();
+    let parts: Vec<pb::PartToSign> = bytes
+        .chunks((5 * MIB) as usize)
+        .enumerate()
+        .map(|(i, body)| pb::PartToSign {
+            part_number: u32::try_from(i + 1).unwrap(),
+            content_md5: Vec::new(),
+            content_length: body.len() as u64,
+            checksum_sha256: sha2::Sha256::digest(body).to_vec(),
+        })
+        .collect();
+    let signed = client
+        .api()
+        .sign_parts(pb::SignPartsRequest {
+            upload_id: upload.upload_id.clone(),
+            parts,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .parts;
+    let http = reqwest::Client::new();
+    for (part, body) in signed.iter().zip(bytes.chunks((5 * MIB) as usize)) {
+        let mut req = http.put(&part.url).body(body.to_vec());
+        for h in &part.headers {
+            req = req.header(h.name.as_str(), h.value.as_str());
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    }
+    let done = client.complete(&upload.upload_id).await.unwrap();
+    assert_eq!(done.state, pb::UploadState::Uploaded as i32);
+    let settled = app
+        .wait_settled(&client, &upload.upload_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(settled.state, pb::UploadState::Ready as i32, "{settled:?}");
+    // The content's own MD5, which names the stored file, is the scan's.
+    let meta = settled.metadata.unwrap();
+    assert_eq!(
+        (meta.md5_hex, meta.sha256_hex),
+        (file.md5_hex, file.sha256_hex)
+    );
 }

@@ -7,6 +7,7 @@ use upload_e2e::{AppOptions, MIB, TestApp, code, pb};
 
 fn request(size: u64) -> pb::CreateUploadRequest {
     pb::CreateUploadRequest {
+        part_checksum: 0,
         file_name: "movie.mp4".into(),
         size_bytes: size,
         content_type: "video/mp4".into(),
@@ -68,6 +69,7 @@ async fn create_refuses_bad_input_with_invalid_argument_and_changes_nothing() {
         (
             "empty name",
             pb::CreateUploadRequest {
+                part_checksum: 0,
                 file_name: String::new(),
                 ..request(MIB)
             },
@@ -75,6 +77,7 @@ async fn create_refuses_bad_input_with_invalid_argument_and_changes_nothing() {
         (
             "path in name",
             pb::CreateUploadRequest {
+                part_checksum: 0,
                 file_name: "../etc/passwd".into(),
                 ..request(MIB)
             },
@@ -82,6 +85,7 @@ async fn create_refuses_bad_input_with_invalid_argument_and_changes_nothing() {
         (
             "bad type",
             pb::CreateUploadRequest {
+                part_checksum: 0,
                 content_type: "video".into(),
                 ..request(MIB)
             },
@@ -90,6 +94,7 @@ async fn create_refuses_bad_input_with_invalid_argument_and_changes_nothing() {
         (
             "tiny parts",
             pb::CreateUploadRequest {
+                part_checksum: 0,
                 part_size_bytes: MIB,
                 ..request(100 * MIB)
             },
@@ -97,6 +102,7 @@ async fn create_refuses_bad_input_with_invalid_argument_and_changes_nothing() {
         (
             "huge parts",
             pb::CreateUploadRequest {
+                part_checksum: 0,
                 part_size_bytes: 6 * 1024 * MIB,
                 ..request(100 * MIB)
             },
@@ -210,6 +216,7 @@ async fn create_keyed(
     size: u64,
 ) -> Result<pb::Upload, tonic::Status> {
     let req = pb::CreateUploadRequest {
+        part_checksum: 0,
         idempotency_key: key.into(),
         ..request(size)
     };

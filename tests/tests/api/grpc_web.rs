@@ -68,6 +68,7 @@ async fn grpc_web_calls_work_over_http1_with_cors() {
     );
 
     let request = pb::CreateUploadRequest {
+        part_checksum: 0,
         file_name: "from-browser.mp4".into(),
         size_bytes: 20 * 1024 * 1024,
         content_type: "video/mp4".into(),

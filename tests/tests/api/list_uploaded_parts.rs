@@ -112,6 +112,7 @@ async fn a_part_resent_with_other_content_counts_as_missing_until_sent_as_signed
         .sign_parts(pb::SignPartsRequest {
             upload_id: upload.upload_id.clone(),
             parts: vec![pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: 2,
                 content_md5: vec![7; 16],
                 content_length: 5 * MIB,

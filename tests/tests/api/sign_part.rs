@@ -6,6 +6,7 @@ use upload_e2e::{MIB, TestApp, code, pb};
 
 fn part(n: u32, body: &[u8]) -> pb::PartToSign {
     pb::PartToSign {
+        checksum_sha256: Vec::new(),
         part_number: n,
         content_md5: md5::Md5::digest(body).to_vec(),
         content_length: body.len() as u64,
@@ -148,6 +149,7 @@ async fn parts_outside_the_plan_are_invalid_and_record_nothing() {
         (
             "md5 of 15 bytes",
             pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: 1,
                 content_md5: vec![0; 15],
                 content_length: 5 * MIB,
@@ -253,4 +255,125 @@ async fn signed_urls_expire_after_the_configured_time() {
     let held = app.first_upload_parts().await.expect("ListParts");
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].etag, hex::encode(md5::Md5::digest(&body)));
+}
+
+/// An upload created with `PART_CHECKSUM_SHA256` for seller-sign, in 5 MiB parts.
+async fn new_sha256_upload(app: &TestApp, size: u64) -> pb::Upload {
+    app.client("seller-sign", SellerGroup::Standard)
+        .await
+        .api()
+        .create_upload(pb::CreateUploadRequest {
+            file_name: "clip.mp4".into(),
+            size_bytes: size,
+            content_type: "video/mp4".into(),
+            part_size_bytes: 5 * MIB,
+            idempotency_key: String::new(),
+            part_checksum: pb::PartChecksum::Sha256 as i32,
+        })
+        .await
+        .expect("CreateUpload")
+        .into_inner()
+        .upload
+        .expect("upload")
+}
+
+fn sha256_part(n: u32, body: &[u8]) -> pb::PartToSign {
+    use sha2::Digest as _;
+    pb::PartToSign {
+        part_number: n,
+        content_md5: Vec::new(),
+        content_length: body.len() as u64,
+        checksum_sha256: sha2::Sha256::digest(body).to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sha256_upload_pins_each_part_by_its_sha256_and_the_store_refuses_another_body() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let upload = new_sha256_upload(&app, 10 * MIB).await;
+    assert_eq!(upload.part_checksum, pb::PartChecksum::Sha256 as i32);
+    let body = vec![3u8; (5 * MIB) as usize];
+    let signed = sign(&app, &upload.upload_id, sha256_part(1, &body))
+        .await
+        .unwrap();
+    let signed_headers = signed
+        .url
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
+        .expect("signed headers in the URL");
+    assert!(
+        signed_headers.contains("x-amz-checksum-sha256") && !signed_headers.contains("content-md5"),
+        "{signed_headers}"
+    );
+    // A swapped body is refused by the store, the genuine one taken.
+    let mut swapped = body.clone();
+    swapped[777] ^= 0x01;
+    let status = put(&signed, &signed.url, swapped).await;
+    assert!(
+        refused(status),
+        "a swapped body must be refused, got {status:?}"
+    );
+    // Without the signed checksum header the URL does not work either.
+    let bare = reqwest::Client::new()
+        .put(&signed.url)
+        .body(body.clone())
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status());
+    assert!(refused(bare), "a PUT without the checksum header: {bare:?}");
+    assert!(
+        put(&signed, &signed.url, body.clone())
+            .await
+            .is_some_and(|s| s.is_success())
+    );
+    // What the store holds is listed with the SHA-256 it verified.
+    let client = app.client("seller-sign", SellerGroup::Standard).await;
+    let listed = client
+        .api()
+        .list_uploaded_parts(pb::ListUploadedPartsRequest {
+            upload_id: upload.upload_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.missing_part_numbers, vec![2]);
+    assert_eq!(listed.parts.len(), 1);
+    assert_eq!(
+        listed.parts[0].checksum_sha256,
+        sha256_part(1, &body).checksum_sha256
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_with_the_other_digest_than_its_upload_s_is_refused_and_nothing_recorded() {
+    let app = TestApp::spawn_with(no_worker()).await;
+    let body = vec![4u8; (5 * MIB) as usize];
+    let cases = [
+        // A SHA-256 upload given an MD5, and an MD5 upload given a SHA-256.
+        (
+            new_sha256_upload(&app, 10 * MIB).await,
+            part(1, &body),
+            "checksum_sha256",
+        ),
+        (
+            new_upload(&app, 10 * MIB).await,
+            sha256_part(1, &body),
+            "content_md5",
+        ),
+    ];
+    for (upload, wrong, field) in cases {
+        let status = sign(&app, &upload.upload_id, wrong).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(field), "{}", status.message());
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM upload_parts WHERE upload_id = '{}'",
+                upload.upload_id
+            ))
+            .await,
+            0,
+            "nothing recorded"
+        );
+    }
 }

@@ -63,6 +63,7 @@ async fn one_trace_follows_an_upload_from_create_upload_through_every_job_to_its
             pb::SignPartsRequest {
                 upload_id: id.clone(),
                 parts: vec![pb::PartToSign {
+                    checksum_sha256: Vec::new(),
                     part_number: 1,
                     content_md5: md5::Md5::digest(&body).to_vec(),
                     content_length: file.size,

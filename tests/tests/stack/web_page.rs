@@ -107,9 +107,13 @@ async fn uploads_and_resumes_after_a_reload(browser: &str) {
         "{report}"
     );
 
+    // On 127.0.0.1 the page has Web Crypto: its parts were pinned by SHA-256 (the
+    // engine's and the Uppy plugin's tests pin theirs by MD5).
+    assert_eq!(result["partDigest"], "sha256", "{report}");
     let client = app.client(&seller, SellerGroup::Standard).await;
     let upload = client.get(&upload_id).await.unwrap().upload.unwrap();
     assert_eq!(upload.state, pb::UploadState::Ready as i32);
+    assert_eq!(upload.part_checksum, pb::PartChecksum::Sha256 as i32);
     let meta = upload.metadata.unwrap();
     assert_eq!(
         (meta.md5_hex, meta.sha256_hex),

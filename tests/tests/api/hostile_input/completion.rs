@@ -27,6 +27,7 @@ async fn completing_early_late_or_after_a_swap_changes_nothing() {
         .sign_part(pb::SignPartRequest {
             upload_id: resigned.upload_id.clone(),
             part: Some(pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: 2,
                 content_md5: md5::Md5::digest(b"other").to_vec(),
                 content_length: 5 * MIB,

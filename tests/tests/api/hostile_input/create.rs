@@ -9,6 +9,7 @@ use super::{Case, case, refuse_all};
 
 fn request(name: &str, size: u64, content_type: &str, part_size: u64) -> pb::CreateUploadRequest {
     pb::CreateUploadRequest {
+        part_checksum: 0,
         file_name: name.to_owned(),
         size_bytes: size,
         content_type: content_type.to_owned(),

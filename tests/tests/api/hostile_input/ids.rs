@@ -74,6 +74,7 @@ async fn ids_that_are_malformed_random_or_another_sellers_reach_nothing() {
 
     let mut cases: Vec<Case> = Vec::new();
     let part = || pb::PartToSign {
+        checksum_sha256: Vec::new(),
         part_number: 1,
         content_md5: vec![0; 16],
         content_length: 5 * MIB,

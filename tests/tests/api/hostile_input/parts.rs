@@ -10,6 +10,7 @@ use super::{Case, case, refuse_all};
 
 fn part(number: u32, md5_len: usize, length: u64) -> pb::PartToSign {
     pb::PartToSign {
+        checksum_sha256: Vec::new(),
         part_number: number,
         content_md5: vec![7; md5_len],
         content_length: length,
@@ -159,6 +160,7 @@ async fn hostile_parts_and_batches_sign_and_record_nothing() {
         "MD5 as base64 text",
         &open,
         Some(pb::PartToSign {
+            checksum_sha256: Vec::new(),
             part_number: 1,
             content_md5: b"1B2M2Y8AsgTpgAmY7PhCfg==".to_vec(),
             content_length: five,

@@ -156,6 +156,7 @@ async fn sign(
         .sign_part(pb::SignPartRequest {
             upload_id: upload.upload_id.clone(),
             part: Some(pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: number,
                 content_md5: md5::Md5::digest(body).to_vec(),
                 content_length: body.len() as u64,

@@ -62,6 +62,7 @@ fn hs256() -> Value {
 
 fn create() -> pb::CreateUploadRequest {
     pb::CreateUploadRequest {
+        part_checksum: 0,
         file_name: "a.mp4".into(),
         size_bytes: 10 * MIB,
         content_type: "video/mp4".into(),

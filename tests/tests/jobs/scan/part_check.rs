@@ -26,6 +26,7 @@ async fn without_md5_etags_the_scan_finds_a_part_other_than_signed() {
         .sign_part(pb::SignPartRequest {
             upload_id: swapped.upload_id.clone(),
             part: Some(pb::PartToSign {
+                checksum_sha256: Vec::new(),
                 part_number: 2,
                 content_md5: md5::Md5::digest(b"other").to_vec(),
                 content_length: 5 * MIB,
