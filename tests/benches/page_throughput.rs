@@ -57,7 +57,8 @@ async fn cli_upload(app: &TestApp, cli: &Path, file: &TestFile, part: u64) -> Du
     started.elapsed()
 }
 
-async fn page_upload(app: &TestApp, browser: &str, file: &TestFile) -> Duration {
+/// The page's upload with its parts pinned by `digest` (`sha256` or `md5`).
+async fn page_upload(app: &TestApp, browser: &str, digest: &str, file: &TestFile) -> Duration {
     let token = app.token("bench-page", SellerGroup::Premium);
     let (result, report) = run_page(
         app,
@@ -66,10 +67,12 @@ async fn page_upload(app: &TestApp, browser: &str, file: &TestFile) -> Duration 
         &[
             ("WEB_SCENARIO", OsStr::new("bench")),
             ("WEB_FILE", file.path.as_os_str()),
+            ("WEB_PART_DIGEST", OsStr::new(digest)),
         ],
     )
     .await;
     assert_eq!(result["phase"], "processing", "{report}");
+    assert_eq!(result["partDigest"], digest, "{report}");
     Duration::from_millis(result["uploadMs"].as_u64().expect("uploadMs"))
 }
 
@@ -124,6 +127,16 @@ fn page_process(cmdline: &str) -> Option<&'static str> {
 
 /// The class of the Node process that drives the browser: not the browser's cost.
 const NODE: &str = "node";
+
+/// One browser's runs: the page with parts pinned by SHA-256 and by MD5, the floor.
+#[derive(Default)]
+struct Browser {
+    sha256: Cpu,
+    md5: Cpu,
+    floor: Cpu,
+    sha256_time: Duration,
+    md5_time: Duration,
+}
 
 /// CPU seconds: the client's (reaped children), Garage's, this process's, the
 /// machine's busy and idle; and those of sampled processes, by class.
@@ -213,81 +226,84 @@ async fn main() {
     })
     .await;
     // Completed uploads queue scans no worker runs here.
-    let runs = rounds * (1 + browsers.len() as u64);
+    let runs = rounds * (1 + 2 * browsers.len() as u64);
     app.expect_unfinished_jobs(i64::try_from(runs).unwrap_or(0));
     let file = TestFile::random(size);
     let mb = size as f64 / 1e6;
     println!(
-        "{} MiB in {} MiB parts, 4 at a time; each round: the CLI, then in each browser the page and its floor",
+        "{} MiB in {} MiB parts, 4 at a time; each round: the CLI, then in each browser the page (parts pinned by SHA-256, then by MD5) and its floor",
         size / MIB,
         part / MIB
     );
-    println!(
-        "{:<6} {:<9} {:>8} {:>9} {:>10}",
-        "round", "client", "s", "MB/s", "floor MB/s"
-    );
+    println!("{:<6} {:<16} {:>8} {:>9}", "round", "client", "s", "MB/s");
     let garage = pid_file(&upload_e2e::stack_dir().join("garage/pid"));
     let mut cli_cpu = Cpu::default();
     let mut cli_total = Duration::ZERO;
-    let mut pages: Vec<(Cpu, Cpu, Duration)> = browsers
-        .iter()
-        .map(|_| (Cpu::default(), Cpu::default(), Duration::ZERO))
-        .collect();
+    // Per browser: the page by SHA-256, by MD5, the floor; and the pages' times.
+    let mut pages: Vec<Browser> = browsers.iter().map(|_| Browser::default()).collect();
+    let show = |round: u64, label: &str, took: Duration| {
+        println!(
+            "{round:<6} {label:<16} {:>8.2} {:>9.1}",
+            took.as_secs_f64(),
+            mb / took.as_secs_f64()
+        );
+    };
     for round in 1..=rounds {
         let c = cli_cpu
             .add(garage, None, cli_upload(&app, &cli, &file, part))
             .await;
         cli_total += c;
-        println!(
-            "{round:<6} {:<9} {:>8.2} {:>9.1}",
-            "CLI",
-            c.as_secs_f64(),
-            mb / c.as_secs_f64()
-        );
-        for (browser, (page_cpu, floor_cpu, total)) in browsers.iter().zip(pages.iter_mut()) {
-            let p = page_cpu
-                .add(
-                    garage,
-                    Some(page_process),
-                    page_upload(&app, browser, &file),
-                )
-                .await;
-            let f = floor_cpu
+        show(round, "CLI", c);
+        for (browser, b) in browsers.iter().zip(pages.iter_mut()) {
+            for (digest, cpu, total) in [
+                ("sha256", &mut b.sha256, &mut b.sha256_time),
+                ("md5", &mut b.md5, &mut b.md5_time),
+            ] {
+                let p = cpu
+                    .add(
+                        garage,
+                        Some(page_process),
+                        page_upload(&app, browser, digest, &file),
+                    )
+                    .await;
+                *total += p;
+                show(round, &format!("{browser} {digest}"), p);
+            }
+            let f = b
+                .floor
                 .add(
                     garage,
                     Some(page_process),
                     browser_floor(&app, browser, &file, part),
                 )
                 .await;
-            *total += p;
-            println!(
-                "{round:<6} {browser:<9} {:>8.2} {:>9.1} {:>10.1}",
-                p.as_secs_f64(),
-                mb / p.as_secs_f64(),
-                mb / f.as_secs_f64()
-            );
+            show(round, &format!("{browser} floor"), f);
         }
     }
     let gib = (size * rounds) as f64 / (1024 * MIB) as f64;
+    println!("The browser's own CPU seconds per GiB sent (Node's share left out), all rounds:");
     println!(
-        "The browser's own CPU seconds per GiB sent (Node's share left out of both), all rounds:"
+        "{:<16} {:>8} {:>8} {:>11} {:>9} {:>14}",
+        "page", "page", "floor", "page/floor", "target", "page/CLI MB/s"
     );
-    println!(
-        "{:<9} {:>8} {:>8} {:>11} {:>9} {:>14}",
-        "browser", "page", "floor", "page/floor", "target", "page/CLI MB/s"
-    );
-    for (browser, (page_cpu, floor_cpu, total)) in browsers.iter().zip(&pages) {
-        let (p, f) = (page_cpu.browser() / gib, floor_cpu.browser() / gib);
-        println!(
-            "{browser:<9} {p:>8.2} {f:>8.2} {:>11.2} {:>9} {:>14.3}",
-            p / f,
-            if browser == "chromium" {
-                "≤ 1.3"
-            } else {
-                "(said)"
-            },
-            cli_total.as_secs_f64() / total.as_secs_f64()
-        );
+    for (browser, b) in browsers.iter().zip(&pages) {
+        let floor = b.floor.browser() / gib;
+        for (digest, cpu, total) in [
+            ("sha256", &b.sha256, b.sha256_time),
+            ("md5", &b.md5, b.md5_time),
+        ] {
+            let p = cpu.browser() / gib;
+            println!(
+                "{:<16} {p:>8.2} {floor:>8.2} {:>11.2} {:>9} {:>14.3}",
+                format!("{browser} {digest}"),
+                p / floor,
+                match (browser.as_str(), digest) {
+                    ("chromium", "sha256") => "≤ 1.3",
+                    _ => "(said)",
+                },
+                cli_total.as_secs_f64() / total.as_secs_f64()
+            );
+        }
     }
     println!("CPU seconds per GiB sent, all rounds:");
     println!(
@@ -295,18 +311,19 @@ async fn main() {
         "", "client", "Garage", "server", "rest", "all", "idle"
     );
     cli_cpu.row("CLI", gib);
-    for (browser, (page_cpu, floor_cpu, _)) in browsers.iter().zip(&pages) {
-        page_cpu.row(&format!("page {browser}"), gib);
-        floor_cpu.row(&format!("floor {browser}"), gib);
+    for (browser, b) in browsers.iter().zip(&pages) {
+        b.sha256.row(&format!("{browser} sha256"), gib);
+        b.md5.row(&format!("{browser} md5"), gib);
+        b.floor.row(&format!("{browser} floor"), gib);
     }
-    for (browser, (page_cpu, floor_cpu, _)) in browsers.iter().zip(&pages) {
-        for (label, cpu) in [("page", page_cpu), ("floor", floor_cpu)] {
+    for (browser, b) in browsers.iter().zip(&pages) {
+        for (label, cpu) in [("sha256", &b.sha256), ("md5", &b.md5), ("floor", &b.floor)] {
             let by_process: Vec<String> = cpu
                 .1
                 .iter()
                 .map(|(class, seconds)| format!("{class} {:.2}", seconds / gib))
                 .collect();
-            println!("{label} {browser} by process: {}", by_process.join(", "));
+            println!("{browser} {label} by process: {}", by_process.join(", "));
         }
     }
 }

@@ -29,7 +29,7 @@ import {
 } from "../src/index.js";
 import * as handles from "./handles.js";
 import { type Phase, nameOf, outcome, phaseOf, rowFor, showStage, statusWord } from "./rows.js";
-import { apiOrigin, sessionToken } from "./session.js";
+import { pageConfig, sessionToken } from "./session.js";
 
 interface Entry {
   file: File;
@@ -50,10 +50,15 @@ declare global {
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
-const clients = createUploadClients(createBrowserTransport({ baseUrl: await apiOrigin(), token: sessionToken() }));
+const config = await pageConfig();
+const clients = createUploadClients(createBrowserTransport({ baseUrl: config.api, token: sessionToken() }));
 // Parts are pinned by SHA-256 from Web Crypto where the page has it (https, and
-// localhost): native, where MD5 runs in JavaScript; elsewhere by MD5 in Web Workers.
-const hasher = webCryptoAvailable() ? new Sha256Hasher(2) : new WorkerHasher(new URL("./hash-worker.js", import.meta.url));
+// localhost): native, where MD5 runs in JavaScript; by MD5 in Web Workers elsewhere,
+// or where the configuration says the store verifies no SHA-256.
+const hasher =
+  config.partDigest === "sha256" && webCryptoAvailable()
+    ? new Sha256Hasher(2)
+    : new WorkerHasher(new URL("./hash-worker.js", import.meta.url));
 const entries: Entry[] = [];
 
 // An upload begun here is remembered by file name and size (its id only, never a

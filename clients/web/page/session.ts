@@ -1,12 +1,16 @@
 // Where the page's API and token come from: the origin that served the page, never
 // its URL. `config.json` beside the page may name the API's origin (default: the
-// page's own, for a gateway that serves both); the token is fetched from the
+// page's own, for a gateway that serves both) and the part digest; the token is fetched from the
 // origin's `session` endpoint with the seller's cookie, kept in memory only and
 // fetched again shortly before it runs out.
 
-/** What the serving origin says about where the API is. */
-interface PageConfig {
-  api?: string;
+/** What the serving origin says: where the API is, and how parts are pinned. */
+export interface PageConfig {
+  /** The API's origin (default: the page's own). */
+  api: string;
+  /** `md5` where the deployment's store does not verify SHA-256 part checksums;
+   * default `sha256` (where the page has Web Crypto). */
+  partDigest: "md5" | "sha256";
 }
 
 /** A token as the session endpoint hands it out. */
@@ -21,12 +25,14 @@ export class SignedOutError extends Error {
   override readonly name = "SignedOutError";
 }
 
-/** The API origin: `config.json`'s `api`, or the page's own origin. */
-export async function apiOrigin(): Promise<string> {
+/** The page's configuration from `config.json` beside it (none: the defaults). */
+export async function pageConfig(): Promise<PageConfig> {
   const res = await fetch(new URL("config.json", location.href), { credentials: "same-origin" });
-  if (!res.ok) return location.origin;
-  const config = (await res.json()) as PageConfig;
-  return config.api ? new URL(config.api).origin : location.origin;
+  const given = (res.ok ? await res.json() : {}) as Partial<PageConfig>;
+  return {
+    api: given.api ? new URL(given.api).origin : location.origin,
+    partDigest: given.partDigest === "md5" ? "md5" : "sha256",
+  };
 }
 
 /** A token source for the transport: the session's token, fetched when needed. */

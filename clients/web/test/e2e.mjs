@@ -17,7 +17,8 @@
 // WEB_SCENARIO=flaky: WEB_FILE with one PUT cut and one held past its URL's life.
 // WEB_TRACE=1 (Chromium): the report names every main-thread task of 50 ms or more:
 // its wall time, the CPU time the thread had in it, and what took longest inside it.
-// Also: WEB_API, WEB_TOKEN, WEB_SERVER_CERT (the https:// API's certificate).
+// Also: WEB_API, WEB_TOKEN, WEB_SERVER_CERT (the https:// API's certificate), and
+// WEB_PART_DIGEST=md5 to have the page pin parts by MD5 (default: SHA-256).
 // Output: one JSON line on stdout with what happened; exit 1 on any failure.
 
 import { createHash } from "node:crypto";
@@ -30,7 +31,7 @@ const env = (k) => {
   return process.env[k];
 };
 const which = env("WEB_BROWSER");
-const server = await serve({ api: env("WEB_API"), token: env("WEB_TOKEN") });
+const server = await serve({ api: env("WEB_API"), token: env("WEB_TOKEN"), partDigest: process.env.WEB_PART_DIGEST });
 const pageUrl = `http://127.0.0.1:${server.address().port}/`;
 // In the page, before its own script: the last queue row of a file name, the phases
 // that end a file, and a count of every way the page could ask for a file (the

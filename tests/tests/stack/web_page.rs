@@ -374,7 +374,9 @@ async fn the_page_s_md5_is_md5_at_every_padding_boundary_and_on_unaligned_bytes(
 }
 
 /// The first PUT cut and the next held past its URL's life (2 s): the cut one is
-/// tried again after a wait, the held one signed again; the store's object is the file.
+/// tried again after a wait, the held one signed again; the store's object is the
+/// file. Served with `partDigest: md5` in its configuration (a store that verifies no
+/// SHA-256), the page pins its parts by MD5 in its workers.
 async fn retries_and_signs_again(browser: &str) {
     let app = TestApp::spawn_with(AppOptions {
         env: vec![
@@ -397,9 +399,11 @@ async fn retries_and_signs_again(browser: &str) {
         &[
             ("WEB_SCENARIO", OsStr::new("flaky")),
             ("WEB_FILE", file.path.as_os_str()),
+            ("WEB_PART_DIGEST", OsStr::new("md5")),
         ],
     )
     .await;
+    assert_eq!(result["partDigest"], "md5", "{report}");
     assert_eq!(
         (result["cut"].as_u64(), result["held"].as_u64()),
         (Some(1), Some(1)),
@@ -434,6 +438,7 @@ async fn retries_and_signs_again(browser: &str) {
         .wait_settled(&client, &upload_id, Duration::from_secs(60))
         .await;
     assert_eq!(settled.state, pb::UploadState::Ready as i32, "{report}");
+    assert_eq!(settled.part_checksum, pb::PartChecksum::Md5 as i32);
     assert_eq!(settled.metadata.unwrap().md5_hex, file.md5_hex);
 }
 
