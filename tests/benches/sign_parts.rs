@@ -288,7 +288,11 @@ async fn main() {
                     .and_then(|p| p.part_number(i % PARTS_PER_UPLOAD + 1))
                     .expect("part");
             app.store
-                .presign_parts(&multipart, &[(part, md5, PART)], Duration::from_secs(900))
+                .presign_parts(
+                    &multipart,
+                    &[(part, upload_domain::PartPin::Md5(md5), PART)],
+                    Duration::from_secs(900),
+                )
                 .expect("presign");
         }
         t.elapsed() / n

@@ -87,16 +87,19 @@ impl PartPin {
 mod tests {
     use super::*;
 
+    /// The upload's checksum, the MD5 and SHA-256 given, and what the pin is.
+    type Case<'a> = (
+        PartChecksum,
+        &'a [u8],
+        &'a [u8],
+        Result<PartChecksum, DomainError>,
+    );
+
     #[test]
     fn a_part_is_pinned_by_the_upload_s_checksum_and_by_it_alone() {
         let md5 = [1u8; 16];
         let sha = [2u8; 32];
-        let cases: &[(
-            PartChecksum,
-            &[u8],
-            &[u8],
-            Result<PartChecksum, DomainError>,
-        )] = &[
+        let cases: &[Case<'_>] = &[
             (PartChecksum::Md5, &md5, &[], Ok(PartChecksum::Md5)),
             (PartChecksum::Sha256, &[], &sha, Ok(PartChecksum::Sha256)),
             // The other digest, or both: refused, naming the one to give.

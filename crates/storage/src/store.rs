@@ -479,6 +479,13 @@ pub(crate) fn signing_time() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
 }
 
+/// A part's SHA-256 as ListParts gives it (base64 of the 32 bytes); anything else
+/// reads as none, so the part matches no signed SHA-256.
+fn decode_sha256(b64: &str) -> Option<Sha256Digest> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    Sha256Digest::from_bytes(&bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,11 +499,4 @@ mod tests {
         assert!(at <= before + Duration::from_secs(1));
         assert!(before.duration_since(at).unwrap_or_default() < Duration::from_secs(1));
     }
-}
-
-/// A part's SHA-256 as ListParts gives it (base64 of the 32 bytes); anything else
-/// reads as none, so the part matches no signed SHA-256.
-fn decode_sha256(b64: &str) -> Option<Sha256Digest> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    Sha256Digest::from_bytes(&bytes).ok()
 }
