@@ -47,7 +47,7 @@ pub async fn record_completion(
         for stage in [Stage::Scan, Stage::Hash] {
             crate::progress::set(conn, id, stage, StageStatus::Pending, 0, size, "queued").await?;
         }
-        for stage in PROCESSING_STAGES {
+        for stage in Stage::PROCESSING {
             crate::progress::set(
                 conn,
                 id,
@@ -161,7 +161,7 @@ pub async fn record_scan(
                 }
             }
             ScanOutcome::Infected { notification } | ScanOutcome::Rejected { notification, .. } => {
-                for stage in PROCESSING_STAGES {
+                for stage in Stage::PROCESSING {
                     crate::progress::set(
                         conn,
                         id,
@@ -180,11 +180,6 @@ pub async fn record_scan(
     })
     .await
 }
-
-/// The stages that run after a clean scan; the last to settle makes the upload ready.
-pub const PROCESSING_STAGES: [Stage; 2] = [Stage::Metadata, Stage::Preview];
-/// The statuses of a stage that will not run again.
-pub const SETTLED_STATUSES: [StageStatus; 2] = [StageStatus::Done, StageStatus::Skipped];
 
 /// Records that `stage` (metadata or preview) of a processing upload finished
 /// with `status`, and makes the upload ready once every processing stage has.
@@ -217,14 +212,13 @@ pub async fn finish_stage(
             return Ok(Some(state));
         }
         crate::progress::set(conn, id, stage, status, 1, 1, &detail).await?;
-        let unsettled: i64 = upload_progress::table
+        let statuses: Vec<(Stage, StageStatus)> = upload_progress::table
             .filter(upload_progress::upload_id.eq(id))
-            .filter(upload_progress::stage.eq_any(PROCESSING_STAGES))
-            .filter(upload_progress::status.ne_all(SETTLED_STATUSES))
-            .count()
-            .get_result(conn)
+            .filter(upload_progress::stage.eq_any(Stage::PROCESSING))
+            .select((upload_progress::stage, upload_progress::status))
+            .load(conn)
             .await?;
-        if unsettled > 0 {
+        if !upload_domain::processing_settled(&statuses) {
             return Ok(Some(state));
         }
         match uploads::transition(

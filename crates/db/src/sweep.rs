@@ -6,12 +6,11 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Double, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use upload_domain::{Stage, SubmissionId, SubmissionState, UploadId, UploadState};
+use upload_domain::{StageStatus, SubmissionId, SubmissionState, UploadId, UploadState};
 
 use crate::DbError;
 use crate::jobs::{LIVE_JOB_STATUSES, Queue};
 use crate::models::UploadRow;
-use crate::pipeline::SETTLED_STATUSES;
 use crate::schema::uploads;
 
 /// Unfinished uploads (`created`, `uploading`) past their deadline, oldest first.
@@ -55,18 +54,6 @@ pub struct Stalled {
     pub attempts: u32,
 }
 
-/// Which uploads a queue is responsible for: those in `states` and, for a queue
-/// that runs one processing stage, whose `stage` has not settled. Notifications
-/// never hold an upload up; submissions have their own query.
-fn waiting_on(queue: Queue) -> Option<(&'static [UploadState], Option<Stage>)> {
-    match queue {
-        Queue::Scan => Some((&[UploadState::Uploaded, UploadState::Scanning], None)),
-        Queue::Metadata => Some((&[UploadState::Processing], Some(Stage::Metadata))),
-        Queue::Preview => Some((&[UploadState::Processing], Some(Stage::Preview))),
-        Queue::Notify | Queue::Persist | Queue::Move | Queue::Rescan => None,
-    }
-}
-
 /// Uploads waiting on `queue` (scan: `uploaded`/`scanning`; metadata and preview:
 /// `processing` with that stage unfinished) unchanged for `stuck_after`, with no
 /// pending, queued or running job on `queue`.
@@ -85,7 +72,7 @@ pub async fn stalled(
         #[diesel(sql_type = BigInt)]
         attempts: i64,
     }
-    let Some((states, stage)) = waiting_on(queue) else {
+    let Some((states, stage)) = queue.uploads_waiting() else {
         return Ok(Vec::new());
     };
     let rows: Vec<Row> = diesel::sql_query(
@@ -110,7 +97,7 @@ pub async fn stalled(
     .bind::<BigInt, _>(limit)
     .bind::<Array<Text>, _>(states)
     .bind::<Nullable<Text>, _>(stage)
-    .bind::<Array<Text>, _>(&SETTLED_STATUSES[..])
+    .bind::<Array<Text>, _>(&StageStatus::SETTLED[..])
     .bind::<Array<Text>, _>(&LIVE_JOB_STATUSES[..])
     .load(conn)
     .await?;
@@ -189,37 +176,4 @@ pub async fn stalled_submissions(
             })
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_processing_state_is_some_queues_responsibility() {
-        // An upload between completion and ready waits on some queue, or the
-        // sweeper could never pick it up when its job is lost.
-        for state in [
-            UploadState::Uploaded,
-            UploadState::Scanning,
-            UploadState::Processing,
-        ] {
-            assert!(
-                Queue::ALL
-                    .iter()
-                    .filter_map(|q| waiting_on(*q))
-                    .any(|(states, _)| states.contains(&state)),
-                "{state}"
-            );
-        }
-        assert_eq!(
-            Queue::of_submission(SubmissionState::Queued),
-            Some(Queue::Persist)
-        );
-        assert_eq!(
-            Queue::of_submission(SubmissionState::Persisted),
-            Some(Queue::Move)
-        );
-        assert_eq!(Queue::of_submission(SubmissionState::Stored), None);
-    }
 }

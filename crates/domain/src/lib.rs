@@ -65,7 +65,7 @@ pub use scan::{
     uninspected_by,
 };
 pub use seller::{Caller, SellerGroup, SellerId};
-pub use stage::{Stage, StageStatus};
+pub use stage::{Stage, StageStatus, processing_settled};
 pub use state::{TransitionError, UploadEvent, UploadState};
 pub use submission::{
     ItemOnRecord, SubmissionPlan, SubmitRefusal, UploadOnRecord, plan_submission,

@@ -15,7 +15,6 @@ use upload_domain::{
 use crate::DbError;
 use crate::history::{record_submission, record_upload};
 use crate::jobs::{self, NotifyJob, Queue, SubmissionJob, UploadJob};
-use crate::pipeline::{PROCESSING_STAGES, SETTLED_STATUSES};
 use crate::schema::{item_submissions, notifications, upload_progress, uploads};
 use crate::uploads::Transition;
 
@@ -169,20 +168,18 @@ async fn upload_queues(
     id: UploadId,
     state: UploadState,
 ) -> Result<Vec<Queue>, DbError> {
-    Ok(match state {
-        UploadState::Uploaded | UploadState::Scanning => vec![Queue::Scan],
-        UploadState::Processing => {
-            let unsettled: Vec<Stage> = upload_progress::table
-                .filter(upload_progress::upload_id.eq(id))
-                .filter(upload_progress::stage.eq_any(PROCESSING_STAGES))
-                .filter(upload_progress::status.ne_all(SETTLED_STATUSES))
-                .select(upload_progress::stage)
-                .load(conn)
-                .await?;
-            unsettled.into_iter().map(Queue::of_stage).collect()
-        }
-        _ => Vec::new(),
-    })
+    let unsettled: Vec<Stage> = if state == UploadState::Processing {
+        upload_progress::table
+            .filter(upload_progress::upload_id.eq(id))
+            .filter(upload_progress::stage.eq_any(Stage::PROCESSING))
+            .filter(upload_progress::status.ne_all(StageStatus::SETTLED))
+            .select(upload_progress::stage)
+            .load(conn)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(Queue::of_upload(state, &unsettled))
 }
 
 /// Queues the next attempt of `id`'s jobs on `queues`; the queues' names.
@@ -243,7 +240,7 @@ pub async fn retry_upload(
             };
             let stages: &[Stage] = match event {
                 UploadEvent::RetriedScan => &[Stage::Scan, Stage::Hash],
-                _ => &PROCESSING_STAGES,
+                _ => &Stage::PROCESSING,
             };
             for &stage in stages {
                 let settled: Option<StageStatus> = upload_progress::table
@@ -252,7 +249,7 @@ pub async fn retry_upload(
                     .first(conn)
                     .await
                     .optional()?;
-                if !settled.is_some_and(|s| SETTLED_STATUSES.contains(&s)) {
+                if !settled.is_some_and(|s| s.is_settled()) {
                     crate::progress::set(conn, id, stage, StageStatus::Pending, 0, 0, "retried")
                         .await?;
                 }

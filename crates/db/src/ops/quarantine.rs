@@ -18,7 +18,6 @@ use crate::DbError;
 use crate::history::record_upload;
 use crate::jobs::Queue;
 use crate::models::NewNotification;
-use crate::pipeline::PROCESSING_STAGES;
 use crate::schema::{upload_events, upload_scans};
 use crate::uploads::Transition;
 
@@ -120,11 +119,11 @@ pub async fn release(
             }
             // Skipped when it was quarantined by its first scan, done when a
             // re-scan quarantined it once ready: either way both run now.
-            for stage in PROCESSING_STAGES {
+            for stage in Stage::PROCESSING {
                 crate::progress::set(conn, id, stage, StageStatus::Pending, 0, 0, "released")
                     .await?;
             }
-            let queues: Vec<Queue> = PROCESSING_STAGES
+            let queues: Vec<Queue> = Stage::PROCESSING
                 .iter()
                 .map(|&s: &Stage| Queue::of_stage(s))
                 .collect();
