@@ -3,12 +3,13 @@
 //! Where things live: `words` declares the vocabulary enums; `access` the roles,
 //! scopes, RPCs and the authorization table; `state` and `item`
 //! hold the two state machines; `history` why and by whom they changed; `failure`, `scan`, `hold` (what a later finding does to passed content), `notification` and `bucket`
-//! the words the pipeline records; `hash` the content digests; `part_pin` how a part is pinned in its signed URL (MD5 or SHA-256); `ids`, `seller`
+//! the words the pipeline records; `hash` the content digests; `download` when a version may be downloaded; `part_pin` how a part is pinned in its signed URL (MD5 or SHA-256); `ids`, `seller`
 //! and `file` the values a request carries; `plan` the part plan; `policy` the
 //! type allow-list; `file_type` what a file is by its declaration, bytes and name; `queue` the job queues; `submission` the rules of SubmitItem.
 
 mod access;
 mod bucket;
+mod download;
 mod error;
 mod failure;
 mod file;
@@ -39,6 +40,7 @@ pub use access::{
     UPLOAD_SERVICE, rule,
 };
 pub use bucket::{Bucket, PreviewKind, QUARANTINE_DAYS};
+pub use download::{DownloadRefusal, VersionStanding};
 pub use error::DomainError;
 pub use failure::{Failure, FailureCode, FailureSubject};
 pub use file::{ContentType, FileName};

@@ -1,7 +1,7 @@
 //! ListVersions, SetCurrentVersion and GetDownloadUrl. The caller's access to the
 //! item is checked before these run.
 
-use upload_domain::{FileId, ItemId, UploadState};
+use upload_domain::{DownloadRefusal, FileId, ItemId, VersionStanding};
 use upload_proto::v1 as pb;
 use upload_storage::StorageKey;
 
@@ -88,30 +88,41 @@ pub async fn handle_download(
         return Err(not_found(&mut conn, item, file, wanted).await?);
     };
     let row = &entry.row;
-    if let Some(quarantine) = &entry.quarantine {
-        return Err(ApiError::VersionQuarantined {
-            file,
-            version: row.version,
-            signature: quarantine.signature.clone(),
-            held: quarantine.held,
-        });
-    }
-    // A version exists only for a clean, stored file; check anyway, so that no
-    // path can ever hand out a link to anything else.
+    // A version exists only for a clean, stored file; the upload and its scan are
+    // read anyway, so that no path can ever hand out a link to anything else.
     let upload = row.upload_id;
-    let stored = upload_db::uploads::find(&mut conn, upload)
+    let upload_state = upload_db::uploads::find(&mut conn, upload)
         .await?
-        .is_some_and(|u| u.state == UploadState::Stored);
-    let clean = upload_db::results::scan(&mut conn, upload)
+        .map(|u| u.state);
+    let verdict = upload_db::results::scan(&mut conn, upload)
         .await?
-        .is_some_and(|s| s.verdict.lets_through());
+        .map(|s| s.verdict);
     drop(conn);
-    if !(stored && clean) {
-        tracing::error!(%upload, stored, clean, "a version whose file is not stored clean");
-        return Err(ApiError::NotDownloadable {
-            file,
-            version: row.version,
-        });
+    let standing = VersionStanding {
+        quarantine: entry
+            .quarantine
+            .as_ref()
+            .map(|q| (q.signature.as_str(), q.held)),
+        upload: upload_state,
+        verdict,
+    };
+    match standing.may_download() {
+        Ok(()) => {}
+        Err(DownloadRefusal::Quarantined { signature, held }) => {
+            return Err(ApiError::VersionQuarantined {
+                file,
+                version: row.version,
+                signature,
+                held,
+            });
+        }
+        Err(DownloadRefusal::NotStoredClean { stored, clean }) => {
+            tracing::error!(%upload, stored, clean, "a version whose file is not stored clean");
+            return Err(ApiError::NotDownloadable {
+                file,
+                version: row.version,
+            });
+        }
     }
     let (url, expires_at) = state
         .store
