@@ -27,6 +27,26 @@ fn refused(answer: Option<reqwest::StatusCode>) -> bool {
     answer.is_none_or(|s| s.is_client_error())
 }
 
+/// The headers a signed URL names as signed (`X-Amz-SignedHeaders`).
+fn signed_headers(signed: &pb::SignedPart) -> &str {
+    signed
+        .url
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
+        .expect("signed headers in the URL")
+}
+
+/// PUTs `body` with one byte flipped at `at` through `signed`: the store must refuse it.
+async fn assert_swapped_body_refused(signed: &pb::SignedPart, body: &[u8], at: usize) {
+    let mut swapped = body.to_vec();
+    swapped[at] ^= 0xff;
+    let status = put(signed, &signed.url, swapped).await;
+    assert!(
+        refused(status),
+        "a swapped body must be refused, got {status:?}"
+    );
+}
+
 async fn sign(
     app: &TestApp,
     upload_id: &str,
@@ -64,11 +84,7 @@ async fn signature_pins_content_md5_and_length() {
     let upload = new_upload(&app, 10 * MIB).await;
     let body = vec![1u8; (5 * MIB) as usize];
     let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
-    let signed_headers = signed
-        .url
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
-        .expect("signed headers in the URL");
+    let signed_headers = signed_headers(&signed);
     assert!(signed_headers.contains("content-md5"), "{signed_headers}");
     assert!(
         signed_headers.contains("content-length"),
@@ -90,13 +106,7 @@ async fn store_rejects_a_body_that_differs_from_the_signed_md5() {
     let upload = new_upload(&app, 10 * MIB).await;
     let body = vec![1u8; (5 * MIB) as usize];
     let signed = sign(&app, &upload.upload_id, part(1, &body)).await.unwrap();
-    let mut swapped = body.clone();
-    swapped[12345] ^= 0xff;
-    let status = put(&signed, &signed.url, swapped).await;
-    assert!(
-        refused(status),
-        "a swapped body must be refused, got {status:?}"
-    );
+    assert_swapped_body_refused(&signed, &body, 12345).await;
     // The genuine body still goes through.
     assert!(
         put(&signed, &signed.url, body)
@@ -296,23 +306,13 @@ async fn a_sha256_upload_pins_each_part_by_its_sha256_and_the_store_refuses_anot
     let signed = sign(&app, &upload.upload_id, sha256_part(1, &body))
         .await
         .unwrap();
-    let signed_headers = signed
-        .url
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("X-Amz-SignedHeaders="))
-        .expect("signed headers in the URL");
+    let signed_headers = signed_headers(&signed);
     assert!(
         signed_headers.contains("x-amz-checksum-sha256") && !signed_headers.contains("content-md5"),
         "{signed_headers}"
     );
     // A swapped body is refused by the store, the genuine one taken.
-    let mut swapped = body.clone();
-    swapped[777] ^= 0x01;
-    let status = put(&signed, &signed.url, swapped).await;
-    assert!(
-        refused(status),
-        "a swapped body must be refused, got {status:?}"
-    );
+    assert_swapped_body_refused(&signed, &body, 777).await;
     // Without the signed checksum header the URL does not work either.
     let bare = reqwest::Client::new()
         .put(&signed.url)
