@@ -92,15 +92,16 @@ async fn run_node(
 /// Compiles the package (`npm run build`: TypeScript to `dist/`, then the bundles)
 /// when its sources are newer than the last build, so its scripts run the code as
 /// it is now. Every test runs in a process of its own and several run at once: the
-/// check and the build hold a lock (`flock` on `dist/.build-lock`), and a build
-/// stamps `dist/.built`, so one test builds and the others find it done, and no
-/// build rewrites `dist/` under a script another test is running.
+/// check and the build hold a lock (`flock` on `dist/.build-lock`), and the build
+/// stamps `dist/.built` (its last step, `scripts/bundle.mjs --stamp`), so one test builds
+/// and the others find it done (as do all after the test command's `npm test`),
+/// and no build rewrites `dist/` under a script another test is running.
 async fn build_package(web: &Path) {
     static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
             std::fs::create_dir_all(web.join("dist")).expect("clients/web/dist");
-            let script = "if [ ! -e dist/.built ] || [ -n \"$(find src page test scripts index.html package.json tsconfig.json -newer dist/.built -print -quit)\" ]; then npm run --silent build && touch dist/.built; fi";
+            let script = "if [ ! -e dist/.built ] || [ -n \"$(find src page test scripts index.html package.json tsconfig.json -newer dist/.built -print -quit)\" ]; then npm run --silent build; fi";
             let out = tokio::process::Command::new("flock")
                 .args(["dist/.build-lock", "sh", "-c", script])
                 .current_dir(web)

@@ -19,7 +19,15 @@ import {
   type WatchProgressResponse,
 } from "./gen/upload/v1/upload_pb.js";
 import { hex } from "./md5.js";
-import { type SendEvent, type SendOptions, digestOf, partRange, sendParts } from "./parts.js";
+import {
+  type SendEvent,
+  type SendOptions,
+  checkHasher,
+  digestOf,
+  partRange,
+  sendParts,
+  uploadDigest,
+} from "./parts.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 /** What happened, beside the parts' events. */
@@ -79,11 +87,9 @@ export async function missingParts(
   blob: Blob,
   options: Pick<SendOptions, "hasher" | "signal">,
 ): Promise<number[]> {
+  checkHasher(upload, options.hasher);
+  const sha256 = uploadDigest(upload) === "sha256";
   const listed = await clients.uploads.listUploadedParts({ uploadId: upload.uploadId }, { signal: options.signal });
-  const sha256 = upload.partChecksum === PartChecksum.SHA256;
-  if (sha256 !== (digestOf(options.hasher) === "sha256")) {
-    throw new Error(`this upload's parts are pinned by ${sha256 ? "SHA-256" : "MD5"}: continue it with a hasher that makes ${sha256 ? "SHA-256" : "MD5"}`);
-  }
   // What each stored part's bytes must hash to, where the store says.
   const expected = (p: UploadedPart): string | undefined =>
     sha256
@@ -93,10 +99,10 @@ export async function missingParts(
       : /^"?[0-9a-f]{32}"?$/i.test(p.etag)
         ? p.etag.replace(/"/g, "").toLowerCase()
         : undefined;
-  const withMd5 = listed.parts.filter((p) => expected(p) !== undefined);
+  const checkable = listed.parts.filter((p) => expected(p) !== undefined);
   const differ: number[] = [];
   await Promise.all(
-    withMd5.map(async (p) => {
+    checkable.map(async (p) => {
       const { offset, length } = partRange(upload, p.partNumber);
       if (Number(p.sizeBytes) !== length) {
         differ.push(p.partNumber);
@@ -111,7 +117,7 @@ export async function missingParts(
     throw new OtherFileError(
       differ[0],
       `this is not the file the upload began with: part ${differ[0]} holds other bytes ` +
-        `(${differ.length} of ${withMd5.length} stored parts differ). Nothing was sent; choose the original file.`,
+        `(${differ.length} of ${checkable.length} stored parts differ). Nothing was sent; choose the original file.`,
     );
   }
   return listed.missingPartNumbers;

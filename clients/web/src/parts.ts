@@ -23,6 +23,23 @@ export interface PartHasher {
 /** The digest `hasher` makes. */
 export const digestOf = (hasher: PartHasher): PartDigest => hasher.digest ?? "md5";
 
+/** The digest that pins `upload`'s parts. */
+export const uploadDigest = (upload: Upload): PartDigest =>
+  upload.partChecksum === PartChecksum.SHA256 ? "sha256" : "md5";
+
+const DIGEST_NAME: Record<PartDigest, string> = { md5: "MD5", sha256: "SHA-256" };
+
+/** Refuses a hasher whose digest is not the one `upload`'s parts are pinned by. */
+export function checkHasher(upload: Upload, hasher: PartHasher): void {
+  const wanted = uploadDigest(upload);
+  if (digestOf(hasher) !== wanted) {
+    throw new PartError(
+      0,
+      `this upload's parts are pinned by ${DIGEST_NAME[wanted]}, but the hasher makes ${DIGEST_NAME[digestOf(hasher)]}: continue it with a hasher that makes ${DIGEST_NAME[wanted]}`,
+    );
+  }
+}
+
 /** Something that happened while sending, for a progress display or a log. */
 export type SendEvent =
   | { kind: "part-sent"; part: number; bytes: number }
@@ -125,10 +142,8 @@ export async function sendParts(
   if (blob.size !== Number(upload.sizeBytes)) {
     throw new PartError(0, `the upload is for ${upload.sizeBytes} bytes but the file has ${blob.size}`);
   }
-  const sha256 = digestOf(hasher) === "sha256";
-  if (sha256 !== (upload.partChecksum === PartChecksum.SHA256)) {
-    throw new PartError(0, `the upload's parts are pinned by ${sha256 ? "MD5" : "SHA-256"}, but the hasher makes ${sha256 ? "SHA-256" : "MD5"}`);
-  }
+  checkHasher(upload, hasher);
+  const sha256 = uploadDigest(upload) === "sha256";
 
   const sign = async (batch: { number: number; digest: Uint8Array; length: number }[]): Promise<Signed[]> => {
     const { parts: signed } = await clients.uploads.signParts(
