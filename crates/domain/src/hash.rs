@@ -154,60 +154,39 @@ mod sql {
 
     use super::{Md5Digest, Sha256Digest};
 
-    fn write_hex(hex: &str, out: &mut Output<'_, '_, Pg>) -> serialize::Result {
-        out.write_all(hex.as_bytes())?;
-        Ok(serialize::IsNull::No)
+    /// A digest's two columns: text as lower-case hex, binary as its raw bytes;
+    /// reading checks the form and the length.
+    macro_rules! digest_columns {
+        ($($digest:ident),+) => {$(
+            impl ToSql<Text, Pg> for $digest {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                    out.write_all(self.to_hex().as_bytes())?;
+                    Ok(serialize::IsNull::No)
+                }
+            }
+
+            impl FromSql<Text, Pg> for $digest {
+                fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                    Ok(<String as FromSql<Text, Pg>>::from_sql(bytes)?.parse()?)
+                }
+            }
+
+            impl ToSql<Binary, Pg> for $digest {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                    out.write_all(&self.0)?;
+                    Ok(serialize::IsNull::No)
+                }
+            }
+
+            impl FromSql<Binary, Pg> for $digest {
+                fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                    Ok($digest::from_bytes(bytes.as_bytes())?)
+                }
+            }
+        )+};
     }
 
-    impl ToSql<Text, Pg> for Md5Digest {
-        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-            write_hex(&self.to_hex(), out)
-        }
-    }
-
-    impl FromSql<Text, Pg> for Md5Digest {
-        fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-            Ok(<String as FromSql<Text, Pg>>::from_sql(bytes)?.parse()?)
-        }
-    }
-
-    impl ToSql<Binary, Pg> for Md5Digest {
-        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-            out.write_all(&self.0)?;
-            Ok(serialize::IsNull::No)
-        }
-    }
-
-    impl FromSql<Binary, Pg> for Md5Digest {
-        fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-            Ok(Md5Digest::from_bytes(bytes.as_bytes())?)
-        }
-    }
-
-    impl ToSql<Text, Pg> for Sha256Digest {
-        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-            write_hex(&self.to_hex(), out)
-        }
-    }
-
-    impl FromSql<Text, Pg> for Sha256Digest {
-        fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-            Ok(<String as FromSql<Text, Pg>>::from_sql(bytes)?.parse()?)
-        }
-    }
-
-    impl ToSql<Binary, Pg> for Sha256Digest {
-        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-            out.write_all(&self.0)?;
-            Ok(serialize::IsNull::No)
-        }
-    }
-
-    impl FromSql<Binary, Pg> for Sha256Digest {
-        fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
-            Ok(Sha256Digest::from_bytes(bytes.as_bytes())?)
-        }
-    }
+    digest_columns!(Md5Digest, Sha256Digest);
 }
 
 #[cfg(test)]
