@@ -206,12 +206,24 @@ start_garage_cluster() {
   done
   local g="garage -c $c/n1/garage.toml"
   for _ in $(seq 1 100); do $g status >/dev/null 2>&1 && break; sleep 0.1; done
-  for i in 2 3; do
-    $g node connect "$(garage -c "$c/n$i/garage.toml" node id -q 2>/dev/null)" >/dev/null
+  # A node just started answers `node id` once it is up: asked before, it says
+  # nothing, and `node connect ""` fails the whole start-up.
+  local ids=()
+  for i in 1 2 3; do
+    local id=""
+    for _ in $(seq 1 100); do
+      id=$(garage -c "$c/n$i/garage.toml" node id -q 2>/dev/null) && [ -n "$id" ] && break
+      sleep 0.1
+    done
+    [ -n "$id" ] || { log "garage cluster node $i did not start: see $c/n$i/garage.log"; exit 1; }
+    ids+=("$id")
+  done
+  for i in 1 2; do
+    $g node connect "${ids[$i]}" >/dev/null
   done
   if ! $g layout show 2>/dev/null | grep -q "Current cluster layout version: [1-9]"; then
-    for i in 1 2 3; do
-      $g layout assign -z dc1 -c 10G "$(garage -c "$c/n$i/garage.toml" node id -q 2>/dev/null | cut -c1-16)" >/dev/null
+    for i in 0 1 2; do
+      $g layout assign -z dc1 -c 10G "$(echo "${ids[$i]}" | cut -c1-16)" >/dev/null
     done
     $g layout apply --version 1 >/dev/null
   fi
