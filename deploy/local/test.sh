@@ -15,10 +15,11 @@ if [ -f "$(deploy/local/stack.sh env)" ] && [ -f target/stack/garage/pid ] \
    && kill -0 "$(cat target/stack/garage/pid)" 2>/dev/null; then
   was_running=yes
 fi
-deploy/local/stack.sh up
+# Set before `up`, so that a start-up that fails half-way stops what it started.
 if [ "$was_running" = no ]; then
   trap 'deploy/local/stack.sh down' EXIT
 fi
+deploy/local/stack.sh up
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
